@@ -1,0 +1,121 @@
+"""Write clips: frames and a waveform into a real container (mp4, mkv, webm, avi) or an audio file.
+
+Used by the benchmark generator and by tests, so that everything downstream exercises the same
+decoding path as real data. Codec choices per container are ones this machine's PyAV can write.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+__all__ = ["write_clip", "write_audio", "CONTAINER_CODECS"]
+
+# container suffix -> (video codec, pixel format, audio codec, audio sample format)
+CONTAINER_CODECS: dict[str, tuple[str, str, str, str]] = {
+    ".mp4": ("libx264", "yuv420p", "aac", "fltp"),
+    ".mkv": ("libx264", "yuv420p", "flac", "s16"),
+    ".webm": ("libvpx-vp9", "yuv420p", "libopus", "flt"),
+    ".avi": ("mpeg4", "yuv420p", "pcm_s16le", "s16"),
+    ".mov": ("libx264", "yuv420p", "pcm_s16le", "s16"),
+}
+_AUDIO_CODECS = {".wav": ("pcm_s16le", "s16"), ".flac": ("flac", "s16"), ".mp3": ("libmp3lame", "fltp"),
+                 ".m4a": ("aac", "fltp"), ".ogg": ("libopus", "flt")}
+
+
+def _as_channels(waveform: np.ndarray) -> np.ndarray:
+    wav = np.asarray(waveform, dtype=np.float32)
+    if wav.ndim == 1:
+        wav = wav[None]
+    if wav.ndim != 2:
+        raise ValueError(f"waveform must be (samples,) or (channels, samples), got shape {wav.shape}")
+    return np.clip(wav, -1.0, 1.0)
+
+
+def _encode_audio(container: av.container.OutputContainer, stream: av.AudioStream, wav: np.ndarray,
+                  sample_format: str, sample_rate_hz: int) -> None:
+    layout = "mono" if wav.shape[0] == 1 else "stereo"
+    chunk = stream.codec_context.frame_size or 1024
+    pts = 0
+    for start in range(0, wav.shape[1], chunk):
+        piece = wav[:, start:start + chunk]
+        if sample_format == "s16":
+            data = (piece * 32767).astype(np.int16)
+        else:
+            data = piece
+        if sample_format in ("s16", "flt"):  # packed: (1, samples*channels) interleaved
+            data = np.ascontiguousarray(data.T).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=sample_format, layout=layout)
+        frame.sample_rate = sample_rate_hz
+        frame.pts = pts
+        pts += piece.shape[1]
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
+def write_clip(path: str | os.PathLike, frames: np.ndarray, fps: float, waveform: np.ndarray | None = None,
+               sample_rate_hz: int = 16000, crf: int = 23) -> Path:
+    """Write ``frames`` (T, H, W, 3) uint8 and an optional waveform (float in [-1, 1]) to ``path``.
+
+    The container follows the suffix (see ``CONTAINER_CODECS``). H and W must be even (yuv420p).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in CONTAINER_CODECS:
+        raise ValueError(f"{path}: unsupported container {suffix!r}; use one of {sorted(CONTAINER_CODECS)}")
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    num_frames, height, width, _ = frames.shape
+    if height % 2 or width % 2:
+        raise ValueError(f"frame size must be even for yuv420p, got {width}x{height}")
+    video_codec, pix_fmt, audio_codec, sample_format = CONTAINER_CODECS[suffix]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), mode="w") as container:
+        vstream = container.add_stream(video_codec, rate=rate)
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
+        if video_codec == "libx264":
+            vstream.options = {"crf": str(crf), "preset": "veryfast"}
+        elif video_codec == "libvpx-vp9":
+            vstream.options = {"crf": str(crf + 10), "b:v": "0", "deadline": "realtime", "cpu-used": "8"}
+        astream = None
+        wav = None
+        if waveform is not None:
+            wav = _as_channels(waveform)
+            astream = container.add_stream(audio_codec, rate=sample_rate_hz)
+            astream.layout = "mono" if wav.shape[0] == 1 else "stereo"
+        for index in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(frames[index], format="rgb24")
+            frame.pts = index
+            frame.time_base = 1 / rate
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+        for packet in vstream.encode(None):
+            container.mux(packet)
+        if astream is not None and wav is not None:
+            _encode_audio(container, astream, wav, sample_format, sample_rate_hz)
+    return path
+
+
+def write_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate_hz: int = 16000) -> Path:
+    """Write a waveform (float in [-1, 1]) to wav / flac / mp3 / m4a / ogg by suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _AUDIO_CODECS:
+        raise ValueError(f"{path}: unsupported audio format {suffix!r}; use one of {sorted(_AUDIO_CODECS)}")
+    codec, sample_format = _AUDIO_CODECS[suffix]
+    wav = _as_channels(waveform)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = "ogg" if suffix == ".ogg" else None
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=sample_rate_hz)
+        stream.layout = "mono" if wav.shape[0] == 1 else "stereo"
+        _encode_audio(container, stream, wav, sample_format, sample_rate_hz)
+    return path

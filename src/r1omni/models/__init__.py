@@ -1,0 +1,81 @@
+"""Model families behind one policy interface (see :mod:`r1omni.models.policy`).
+
+* ``humanomni``: HumanOmni / R1-Omni checkpoint-compatible (SigLIP + Whisper + BERT gate + Qwen2).
+* ``qwen_omni``: the Qwen2.5-Omni and Qwen3-Omni thinkers that transformers ships.
+
+:func:`load_policy` reads any saved model folder (the family comes from its ``config.json``);
+:func:`init_preset` builds a named configuration with random weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from r1omni.models.policy import ClipInput, Completions, Policy, PreparedBatch, SamplingConfig
+
+__all__ = ["ClipInput", "Completions", "Policy", "PreparedBatch", "SamplingConfig", "load_policy",
+           "init_preset", "list_presets", "family_of"]
+
+# config.json "model_type" -> family module (imported lazily: each pulls a different part of transformers)
+_FAMILY_BY_MODEL_TYPE = {
+    "HumanOmni_qwen2": "humanomni",
+    "humanomni_qwen2": "humanomni",
+    "qwen2_5_omni_thinker": "qwen_omni",
+    "qwen3_omni_moe_thinker": "qwen_omni",
+}
+
+
+def family_of(directory: str | os.PathLike) -> str:
+    """The family module name for a saved model folder, from its ``config.json``."""
+    config_path = Path(directory) / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path}: no config.json; is {directory} a saved model folder?")
+    try:
+        model_type = json.loads(config_path.read_text())["model_type"]
+    except (json.JSONDecodeError, KeyError) as err:
+        raise ValueError(f"{config_path}: cannot read 'model_type' ({err})") from None
+    try:
+        return _FAMILY_BY_MODEL_TYPE[model_type]
+    except KeyError:
+        raise ValueError(f"{config_path}: model_type {model_type!r} is not supported; "
+                         f"supported: {sorted(set(_FAMILY_BY_MODEL_TYPE))}") from None
+
+
+def _family_module(family: str):
+    if family == "humanomni":
+        from r1omni.models import humanomni as module
+    elif family == "qwen_omni":
+        from r1omni.models import qwen_omni as module
+    else:
+        raise ValueError(f"unknown model family {family!r}")
+    return module
+
+
+def load_policy(directory: str | os.PathLike, **kwargs) -> Policy:
+    """Load any saved model folder as a :class:`Policy` (random-init presets and released checkpoints)."""
+    return _family_module(family_of(directory)).load_policy(directory, **kwargs)
+
+
+def _all_presets() -> dict[str, tuple[str, Callable[..., Policy]]]:
+    presets = {}
+    for family in ("humanomni", "qwen_omni"):
+        for name, builder in _family_module(family).PRESETS.items():
+            presets[name] = (family, builder)
+    return presets
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> one-line description (the builder's docstring)."""
+    return {name: (builder.__doc__ or family).strip().splitlines()[0]
+            for name, (family, builder) in _all_presets().items()}
+
+
+def init_preset(name: str, seed: int = 0) -> Policy:
+    """A randomly initialised policy of a named preset."""
+    presets = _all_presets()
+    if name not in presets:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(sorted(presets))}")
+    return presets[name][1](seed=seed)

@@ -1,0 +1,151 @@
+"""The policy interface: what training, evaluation, explanation and serving need from a model.
+
+Every model family (HumanOmni / R1-Omni, the Qwen-Omni thinkers) implements :class:`Policy`, so
+code above ``r1omni.models`` never cares which model it drives. The contract:
+
+* :meth:`Policy.prepare` turns clips (decoded media + question text) into a :class:`PreparedBatch`:
+  the prompt tokenised with the model's own chat template and the media as model tensors, built
+  **once per clip**.
+* :meth:`Policy.generate` samples ``num_return_sequences`` completions per clip; rows of clip ``b``
+  are contiguous (``clip_index`` says which clip each row belongs to). Media is encoded once per
+  clip, not once per completion.
+* :meth:`Policy.token_logprobs` scores given completion tokens (rollouts in GRPO, targets in SFT)
+  with ONE call of ``policy.module(...)``, so that a trainer may replace ``policy.module`` with its
+  accelerate / DDP / DeepSpeed-wrapped version and still get gradient synchronisation. Media is
+  encoded once per clip inside that call and shared by the clip's rows.
+* :meth:`Policy.save` writes a folder that :func:`r1omni.models.load_policy` reads back.
+
+A modality is absent from a clip when its field in :class:`ClipInput` is None: the policy then
+leaves that modality's placeholder out of the prompt (how the official code runs video-only).
+
+Letters in shape comments: B clips, G completions per clip, N = rows (B*G), P prompt length,
+C completion length, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+__all__ = ["ClipInput", "SamplingConfig", "PreparedBatch", "Completions", "Policy", "MODEL_PARTS"]
+
+# Names of the parts a training config can freeze or train (not every family has every part).
+MODEL_PARTS = ("llm", "vision_tower", "audio_tower", "vision_projector", "audio_projector", "gate_text_encoder",
+               "gate")
+
+
+@dataclass
+class ClipInput:
+    """One clip as a policy receives it: decoded media plus the user's question.
+
+    ``frames`` are the sampled RGB frames (T, H, W, 3) uint8 (``r1omni.media.sample_frames``);
+    ``waveform`` is 16 kHz mono float32. None means the modality is absent.
+    """
+
+    question: str
+    frames: np.ndarray | None = None
+    waveform: np.ndarray | None = None
+    sample_rate_hz: int = 16000
+
+    def __post_init__(self) -> None:
+        if self.frames is not None:
+            if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
+                raise ValueError(f"frames must be uint8 (T, H, W, 3), got {self.frames.dtype} {self.frames.shape}")
+        if self.waveform is not None and self.waveform.ndim != 1:
+            raise ValueError(f"waveform must be mono (S,), got shape {self.waveform.shape}")
+        if self.sample_rate_hz != 16000 and self.waveform is not None:
+            raise ValueError(f"waveform must be 16 kHz (got {self.sample_rate_hz} Hz); resample when decoding")
+
+
+@dataclass
+class SamplingConfig:
+    """Decoding settings. Greedy by default (evaluation); GRPO rollouts set ``do_sample=True``."""
+
+    max_new_tokens: int = 512
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 50          # 0 disables top-k
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.do_sample and self.temperature <= 0:
+            raise ValueError("sampling needs temperature > 0; for greedy decoding set do_sample=False")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class PreparedBatch:
+    """Tokenised prompts (left-padded) and the media tensors of B clips, ready for the model."""
+
+    input_ids: torch.Tensor          # (B, P)
+    attention_mask: torch.Tensor     # (B, P)
+    media: dict[str, Any] = field(default_factory=dict)   # family-specific model inputs for the B clips
+    prompts: list[str] = field(default_factory=list)      # the rendered prompt text per clip (for logs)
+
+    @property
+    def num_clips(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def to(self, device: torch.device | str) -> "PreparedBatch":
+        def move(value: Any) -> Any:
+            if isinstance(value, torch.Tensor):
+                return value.to(device)
+            if isinstance(value, dict):
+                return {k: move(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return type(value)(move(v) for v in value)
+            return value
+
+        return PreparedBatch(self.input_ids.to(device), self.attention_mask.to(device), move(self.media),
+                             list(self.prompts))
+
+
+@dataclass
+class Completions:
+    """Generated completions, G per clip, rows of one clip contiguous."""
+
+    ids: torch.Tensor         # (N, C) right-padded; includes the end-of-turn token when produced
+    mask: torch.Tensor        # (N, C) 1 up to and including the first end-of-turn token
+    texts: list[str]          # (N,) decoded without special tokens
+    clip_index: torch.Tensor  # (N,) which clip of the batch each row belongs to
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.mask.sum(dim=1)  # (N,)
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What every model family implements. See the module docstring for the contract."""
+
+    family: str                 # "humanomni", "qwen2_5_omni", "qwen3_omni"
+    module: torch.nn.Module     # the trainable module; a trainer may replace it with a wrapped one
+    tokenizer: Any
+
+    def prepare(self, clips: list[ClipInput]) -> PreparedBatch: ...
+
+    def generate(self, batch: PreparedBatch, num_return_sequences: int = 1,
+                 sampling: SamplingConfig | None = None) -> Completions: ...
+
+    def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target texts -> (ids (N, C), mask (N, C)), the end-of-turn token appended (SFT targets)."""
+        ...
+
+    def token_logprobs(self, batch: PreparedBatch, completion_ids: torch.Tensor,
+                       clip_index: torch.Tensor) -> torch.Tensor:
+        """Log-probability of each completion token, (N, C), through one ``self.module`` call."""
+        ...
+
+    def parts(self) -> dict[str, list[torch.nn.Module]]:
+        """Modules by part name (keys from ``MODEL_PARTS``) for freezing / training choices."""
+        ...
+
+    def save(self, directory: str | os.PathLike) -> None: ...

@@ -49,11 +49,14 @@ PROMPTS: dict[str, str] = {
     ),
     # The label-only SFT baseline's question (MAFW-DFEW-SFT answers with a bare word).
     "label": QUESTION,
+    # r1omni's perception pre-training of tiny models (the target is a cue description).
+    "describe": "Describe the person's face and voice in the clip.",
 }
 
 
 def get_prompt(name_or_text: str) -> str:
-    """A named prompt (``inference``, ``train``, ``eval``, ``label``) or, if not a name, the text itself."""
+    """A named prompt (``inference``, ``train``, ``eval``, ``label``, ``describe``) or, if not a name,
+    the text itself."""
     return PROMPTS.get(name_or_text, name_or_text)
 
 
@@ -81,11 +84,23 @@ _NO_TAG = r"(?:(?!</?(?:think|answer)>).)"
 _STRICT_FORMAT_RE = re.compile(
     rf"<think>(?P<think>{_NO_TAG}*?)</think>\s*<answer>(?P<answer>{_NO_TAG}*?)</answer>", re.DOTALL
 )
-# The released accuracy reward reads the first answer block without DOTALL.
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>")
-_THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 # Beyond this length a completion is junk; parse a prefix so a 100 kB string costs microseconds.
 _MAX_PARSE_CHARS = 20_000
+
+
+def _first_block(text: str, open_tag: str, close_tag: str, allow_newlines: bool) -> str | None:
+    """Content of the first ``open_tag … close_tag`` pair, like a non-greedy regex search, but in
+    linear time (a regex search is quadratic on junk with many opening tags)."""
+    start = text.find(open_tag)
+    while start != -1:
+        content_start = start + len(open_tag)
+        end = text.find(close_tag, content_start)
+        if end == -1:
+            return None
+        if allow_newlines or text.find("\n", content_start, end) == -1:
+            return text[content_start:end]
+        start = text.find(open_tag, start + 1)
+    return None
 
 
 @dataclass(frozen=True)
@@ -116,14 +131,15 @@ def parse_completion(text: str, labels: tuple[str, ...] | LabelSet | None = None
     if not isinstance(text, str):
         raise TypeError(f"parse_completion expects str, got {type(text).__name__}")
     head = text[:_MAX_PARSE_CHARS]
-    think_match = _THINK_RE.search(head)
-    answer_match = _ANSWER_RE.search(head)
-    answer = (answer_match.group(1) if answer_match else head).strip()
+    think = _first_block(head, "<think>", "</think>", allow_newlines=True)
+    # The released accuracy reward reads the first answer block without DOTALL (one line).
+    answer_block = _first_block(head, "<answer>", "</answer>", allow_newlines=False)
+    answer = (answer_block if answer_block is not None else head).strip()
     strict = _STRICT_FORMAT_RE.fullmatch(text) if len(text) <= _MAX_PARSE_CHARS else None
     format_ok = bool(strict and strict.group("think").strip() and strict.group("answer").strip())
     paper_ok = len(text) <= _MAX_PARSE_CHARS and PAPER_FORMAT_RE.fullmatch(text) is not None
     return Parsed(
-        think=think_match.group(1).strip() if think_match else None,
+        think=think.strip() if think is not None else None,
         answer=answer,
         label=normalize_label(answer, labels),
         format_ok=format_ok,

@@ -73,9 +73,10 @@ def list_presets() -> dict[str, str]:
             for name, (family, builder) in _all_presets().items()}
 
 
-def init_preset(name: str, seed: int = 0) -> Policy:
-    """A randomly initialised policy of a named preset."""
+def init_preset(name: str, seed: int = 0, **options) -> Policy:
+    """A randomly initialised policy of a named preset; ``options`` go to the preset's builder
+    (e.g. ``corpus=`` for the tiny tokenizer, dimension overrides)."""
     presets = _all_presets()
     if name not in presets:
         raise KeyError(f"unknown preset {name!r}; known: {', '.join(sorted(presets))}")
-    return presets[name][1](seed=seed)
+    return presets[name][1](seed=seed, **options)

@@ -130,6 +130,11 @@ class Policy(Protocol):
     module: torch.nn.Module     # the trainable module; a trainer may replace it with a wrapped one
     tokenizer: Any
 
+    @property
+    def num_frames(self) -> int:
+        """How many frames per clip the model reads (``r1omni.media.sample_frames`` count)."""
+        ...
+
     def prepare(self, clips: list[ClipInput]) -> PreparedBatch: ...
 
     def generate(self, batch: PreparedBatch, num_return_sequences: int = 1,

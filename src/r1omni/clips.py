@@ -1,0 +1,77 @@
+"""From a :class:`~r1omni.schema.Sample` to what a policy reads: decoded media plus the question.
+
+One place decides how a clip becomes model input for training, evaluation, explanation and
+serving: which frames (the policy's frame count, official segment midpoints), which soundtrack
+(the sample's audio file, else the video's own audio stream), which modalities are kept, and what
+happens when a video has no audio stream (``missing_audio``): "omit" leaves the audio out of the
+prompt (the model sees video only) and is counted by the caller; "error" raises. It never
+substitutes silence unasked.
+
+Decoded media can be cached in memory: small benchmarks are decoded once, not once per epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from r1omni.media import MediaError, load_audio, sample_frames
+from r1omni.models.policy import ClipInput
+from r1omni.schema import Sample
+from r1omni.template import get_prompt, with_subtitle
+
+__all__ = ["ClipLoader", "MODALITIES"]
+
+MODALITIES = ("video_audio", "video", "audio")
+
+
+@dataclass
+class ClipLoader:
+    """Decodes samples into :class:`ClipInput`.
+
+    ``prompt`` is a named prompt of ``r1omni.template.PROMPTS`` or literal text.
+    """
+
+    num_frames: int
+    prompt: str = "inference"
+    modalities: str = "video_audio"
+    use_subtitle: bool = True
+    missing_audio: str = "omit"
+    cache: bool = False
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.modalities not in MODALITIES:
+            raise ValueError(f"modalities must be one of {MODALITIES}, got {self.modalities!r}")
+        if self.missing_audio not in ("omit", "error"):
+            raise ValueError(f"missing_audio must be 'omit' or 'error', got {self.missing_audio!r}")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+
+    def question(self, sample: Sample) -> str:
+        text = get_prompt(self.prompt)
+        return with_subtitle(text, sample.subtitle) if self.use_subtitle else text
+
+    def _decode(self, sample: Sample):
+        key = (sample.video, sample.audio)
+        if key in self._cache:
+            return self._cache[key]
+        frames = None
+        if sample.video is not None and self.modalities != "audio":
+            frames = sample_frames(sample.video, self.num_frames).frames
+        waveform = None
+        if self.modalities != "video":
+            audio = load_audio(sample.audio if sample.audio is not None else sample.video)
+            if audio.has_audio:
+                waveform = audio.waveform
+            elif self.missing_audio == "error":
+                raise MediaError(sample.media_path, "no audio stream (missing_audio='error')")
+        if frames is None and waveform is None:
+            raise MediaError(sample.media_path, f"nothing to feed the model with modalities={self.modalities!r}")
+        if self.cache:
+            self._cache[key] = (frames, waveform)
+        return frames, waveform
+
+    def load(self, sample: Sample) -> ClipInput:
+        """Decode one sample; raises :class:`~r1omni.media.MediaError` naming the file on failure."""
+        frames, waveform = self._decode(sample)
+        return ClipInput(question=self.question(sample), frames=frames, waveform=waveform)

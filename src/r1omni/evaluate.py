@@ -1,0 +1,224 @@
+"""Evaluation: policy × labelled clips → ``predictions.jsonl`` → ``metrics.json``, plots, report.
+
+Greedy decoding with the paper's inference prompt by default. Two scoring tracks, reported
+separately and named (``shared/notes/data-eval-peers.md`` §2.4):
+
+* ``strict`` (R1-Omni-compatible): the ``<answer>`` content (whole text when untagged),
+  lower-cased and stripped, must equal one of the dataset's label words;
+* ``normalized``: the same answer through the synonym / morphology map to the dataset's classes.
+
+WAR, UAR, per-class recall, confusion matrix (also as PNG), unparseable count and format rate per
+track; per fold and the mean over folds when the clips carry several folds; reasoning quality
+(``r1omni.explain.reasoning``) beside them. Evaluation is resumable: predictions are appended per
+batch and clips already in ``predictions.jsonl`` are not generated again. A clip whose media
+cannot be decoded is recorded with its error, left out of the metrics and counted as skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from r1omni.atomic import atomic_write_text
+from r1omni.clips import ClipLoader
+from r1omni.explain.reasoning import reasoning_quality
+from r1omni.labels import LabelSet, get_label_set, normalize_label, strict_label
+from r1omni.media import MediaError
+from r1omni.metrics import classification_report, mean_over_folds
+from r1omni.models import Policy, SamplingConfig
+from r1omni.schema import Sample
+from r1omni.template import parse_completion
+
+__all__ = ["EvalOptions", "evaluate", "score_predictions", "TRACKS", "label_set_for", "write_confusion_png"]
+
+logger = logging.getLogger(__name__)
+
+TRACKS = ("strict", "normalized")
+PREDICTIONS = "predictions.jsonl"
+METRICS = "metrics.json"
+
+
+@dataclass
+class EvalOptions:
+    """How clips are turned into answers."""
+
+    prompt: str = "inference"
+    """Named prompt or literal text (the paper's inference prompt by default)."""
+    batch_size: int = 16
+    max_new_tokens: int = 512
+    modalities: str = "video_audio"
+    use_subtitle: bool = True
+    cache_media: bool = False
+
+
+def label_set_for(samples: list[Sample], name: str | None = None) -> LabelSet:
+    """The label set to score against: named, or the corpus's own when all clips share one."""
+    if name is not None:
+        return get_label_set(name)
+    corpora = {s.corpus for s in samples}
+    if len(corpora) == 1:
+        try:
+            return get_label_set(corpora.pop())
+        except KeyError:
+            pass
+    labels = tuple(sorted({s.label for s in samples if s.label}))
+    return LabelSet("data", labels, labels)
+
+
+def _read_existing(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    rows = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a line cut by an interruption: everything after it is generated again
+            rows[row["id"]] = row
+    return rows
+
+
+def _prediction_row(sample: Sample, text: str, labels: LabelSet) -> dict:
+    parsed = parse_completion(text)
+    return {"id": sample.id, "label": sample.label, "output": text, "answer": parsed.answer,
+            "pred": normalize_label(parsed.answer, labels), "pred_strict": strict_label(parsed.answer, labels),
+            "format_ok": parsed.format_ok, "think": parsed.think, "fold": sample.fold, "error": None}
+
+
+def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labels: LabelSet | None = None,
+             options: EvalOptions | None = None,
+             progress: Callable[[int, int], None] | None = None) -> dict:
+    """Generate (or reuse) predictions for ``samples`` and write predictions, metrics, plots, report."""
+    options = options or EvalOptions()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    labels = labels or label_set_for(samples)
+    unlabelled = [s.id for s in samples if not s.label]
+    if unlabelled:
+        raise ValueError(f"{len(unlabelled)} clip(s) have no label (e.g. {unlabelled[0]!r}); evaluation needs labels")
+    outside = sorted({s.label for s in samples} - set(labels.labels))
+    if outside:
+        raise ValueError(f"labels {outside} are not in the {labels.name} label set {list(labels.labels)}")
+    predictions_path = output_dir / PREDICTIONS
+    done = _read_existing(predictions_path)
+    if done:
+        # Rewrite without any half-written tail so appends continue a valid file.
+        atomic_write_text(predictions_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done.values()))
+    todo = [s for s in samples if s.id not in done]
+    logger.info("evaluating %d clips (%d already predicted)", len(todo), len(done))
+    loader = ClipLoader(num_frames=policy.num_frames, prompt=options.prompt, modalities=options.modalities,
+                        use_subtitle=options.use_subtitle, cache=options.cache_media)
+    sampling = SamplingConfig(max_new_tokens=options.max_new_tokens)
+    started = time.perf_counter()
+    with open(predictions_path, "a", encoding="utf-8") as handle:
+        for start in range(0, len(todo), options.batch_size):
+            chunk = todo[start:start + options.batch_size]
+            clips, ok, rows = [], [], []
+            for sample in chunk:
+                try:
+                    clips.append(loader.load(sample))
+                    ok.append(sample)
+                except MediaError as err:
+                    rows.append({"id": sample.id, "label": sample.label, "output": None, "answer": None,
+                                 "pred": None, "pred_strict": None, "format_ok": False, "think": None,
+                                 "fold": sample.fold, "error": str(err)})
+            if clips:
+                completions = policy.generate(policy.prepare(clips), sampling=sampling)
+                rows += [_prediction_row(s, t, labels) for s, t in zip(ok, completions.texts)]
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                done[row["id"]] = row
+            handle.flush()
+            if progress is not None:
+                progress(min(start + options.batch_size, len(todo)), len(todo))
+    generate_seconds = time.perf_counter() - started
+    rows = [done[s.id] for s in samples]
+    metrics = score_predictions(rows, labels, samples)
+    metrics["seconds"] = generate_seconds
+    metrics["clips_per_second"] = len(todo) / generate_seconds if todo and generate_seconds > 0 else None
+    atomic_write_text(output_dir / METRICS, json.dumps(metrics, indent=2))
+    for track in TRACKS:
+        write_confusion_png(metrics[track], output_dir / f"confusion_{track}.png", f"{track} track")
+    atomic_write_text(output_dir / "report.md", render_report(metrics))
+    return metrics
+
+
+def score_predictions(rows: list[dict], labels: LabelSet, samples: list[Sample] | None = None) -> dict:
+    """Metrics of both tracks from prediction rows (errors excluded and counted)."""
+    scored = [r for r in rows if r.get("error") is None]
+    metrics: dict = {"labels": list(labels.labels), "label_set": labels.name, "n": len(scored),
+                     "skipped": len(rows) - len(scored),
+                     "skipped_reasons": [r["error"] for r in rows if r.get("error")][:20]}
+    format_rate = sum(bool(r["format_ok"]) for r in scored) / len(scored) if scored else 0.0
+    for track, key in (("strict", "pred_strict"), ("normalized", "pred")):
+        report = classification_report([r["label"] for r in scored], [r[key] for r in scored], labels.labels)
+        metrics[track] = {**report.to_dict(), "format_rate": format_rate}
+        folds = sorted({r.get("fold") for r in scored if r.get("fold") is not None})
+        if len(folds) > 1:
+            per_fold = {}
+            for fold in folds:
+                in_fold = [r for r in scored if r.get("fold") == fold]
+                per_fold[str(fold)] = classification_report([r["label"] for r in in_fold],
+                                                            [r[key] for r in in_fold], labels.labels)
+            metrics[track]["folds"] = {k: {"war": v.war, "uar": v.uar, "n": v.n} for k, v in per_fold.items()}
+            metrics[track]["mean_over_folds"] = mean_over_folds(list(per_fold.values()))
+    by_id = {s.id: s for s in samples or []}
+    metrics["reasoning"] = reasoning_quality(scored, by_id)
+    return metrics
+
+
+def write_confusion_png(track_metrics: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = track_metrics["labels"]
+    matrix = np.array(track_metrics["confusion"], dtype=float)                 # (L, L+1)
+    rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(labels), 0.8 + 0.5 * len(labels)))
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels) + 1), labels + ["(none)"], rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(rows.shape[0]):
+        for j in range(rows.shape[1]):
+            if matrix[i, j]:
+                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if rows[i, j] > 0.5 else "black")
+    ax.set_title(f"{title}: WAR {track_metrics['war']:.3f}  UAR {track_metrics['uar']:.3f}")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def render_report(metrics: dict) -> str:
+    lines = [f"# Evaluation ({metrics['n']} clips, label set {metrics['label_set']}, "
+             f"{metrics['skipped']} skipped)", "", "| track | WAR | UAR | format rate | unparseable |",
+             "|---|---|---|---|---|"]
+    for track in TRACKS:
+        m = metrics[track]
+        lines.append(f"| {track} | {m['war']:.4f} | {m['uar']:.4f} | {m['format_rate']:.3f} | {m['unparseable']} |")
+    for track in TRACKS:
+        if "mean_over_folds" in metrics[track]:
+            mean = metrics[track]["mean_over_folds"]
+            lines.append(f"\n{track}, mean over {mean['folds']} folds: WAR {mean['war']:.4f} ± {mean['war_std']:.4f}, "
+                         f"UAR {mean['uar']:.4f} ± {mean['uar_std']:.4f}")
+    lines += ["", "Per-class recall (normalized track):", ""]
+    for label, recall in metrics["normalized"]["per_class_recall"].items():
+        lines.append(f"- {label}: {'n/a' if recall is None else f'{recall:.3f}'}")
+    reasoning = metrics.get("reasoning") or {}
+    if reasoning:
+        lines += ["", "Reasoning quality:", ""]
+        lines += [f"- {key}: {value if not isinstance(value, float) else round(value, 4)}"
+                  for key, value in reasoning.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,9 @@
+"""Explanations: how much each modality drives an answer, and whether the reasoning is faithful.
+
+* :mod:`r1omni.explain.attribution`: counterfactual runs without the audio, the frames, the
+  subtitle (and both media), measuring the change in the log-probability of the model's own
+  answer and whether the answer flips.
+* :mod:`r1omni.explain.reasoning`: format rate, whether the reasoning cites visual and audio
+  evidence, whether the emotion it argues for is the answer, and (where true cues are known, as in
+  the generated benchmark) the hallucination rate of its cue claims.
+"""

@@ -1,0 +1,189 @@
+"""Modality attribution by counterfactuals: what happens to the model's answer without each input?
+
+For every clip the model first answers greedily with everything (the *factual* run). Then, for
+each condition — audio removed, frames removed, subtitle removed, both media removed — it
+
+* scores its own factual completion under the counterfactual input (teacher forcing) and reports
+  ``contribution = log p(answer | all) - log p(answer | without X)`` over the tokens of the
+  answer (and the same over the whole completion): positive means X supported the answer;
+* answers again greedily and records whether the label flips.
+
+The decisive modality of a clip is the one whose removal alone flips the answer ("video",
+"audio"); "both" when each alone does, or when only removing both media does; "neither" when no
+removal flips it. Removal is ``blank`` by default (grey frames, silence: the prompt keeps its
+shape, only the information goes) or ``omit`` (the modality's placeholder leaves the prompt, as
+video-only inference does).
+
+On the generated benchmark, where each clip stores which modality carries its label
+(``meta["label_modality"]``: face, voice or both), :func:`summarize` reports how often the
+attribution names it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+
+from r1omni.clips import ClipLoader
+from r1omni.media import MediaError
+from r1omni.models import ClipInput, Policy, SamplingConfig
+from r1omni.schema import Sample
+from r1omni.template import parse_completion
+
+__all__ = ["CONDITIONS", "ClipAttribution", "remove_modalities", "attribute", "summarize", "EXPECTED_MODALITY"]
+
+CONDITIONS = ("no_audio", "no_video", "no_subtitle", "no_media")
+# The generated benchmark's carrier -> the modality attribution should name.
+EXPECTED_MODALITY = {"face": "video", "voice": "audio", "both": "both"}
+_BLANK_GREY = 127
+
+
+@dataclass
+class ClipAttribution:
+    id: str
+    label: str | None
+    pred: str | None
+    output: str
+    conditions: dict[str, dict] = field(default_factory=dict)
+    decisive: str = "neither"
+    expected: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def remove_modalities(clip: ClipInput, video: bool, audio: bool, method: str = "blank") -> ClipInput:
+    """A copy of ``clip`` without its frames and/or its audio (blanked or omitted)."""
+    if method not in ("blank", "omit"):
+        raise ValueError(f"method must be 'blank' or 'omit', got {method!r}")
+    frames, waveform = clip.frames, clip.waveform
+    if video and frames is not None:
+        frames = None if method == "omit" else np.full_like(frames, _BLANK_GREY)
+    if audio and waveform is not None:
+        waveform = None if method == "omit" else np.zeros_like(waveform)
+    return replace(clip, frames=frames, waveform=waveform)
+
+
+def _answer_span(policy: Policy, text: str, length: int) -> slice:
+    """Token positions of the answer inside a completion of ``length`` tokens (approximate at token
+    boundaries: the prefix up to ``<answer>`` is tokenised on its own)."""
+    start_char = text.find("<answer>")
+    if start_char == -1:
+        return slice(0, length)
+    end_char = text.find("</answer>", start_char)
+    prefix = len(policy.tokenizer(text[:start_char + len("<answer>")], add_special_tokens=False)["input_ids"])
+    stop = (len(policy.tokenizer(text[:end_char], add_special_tokens=False)["input_ids"])
+            if end_char != -1 else length)
+    return slice(min(prefix, length - 1), max(min(stop, length), min(prefix, length - 1) + 1))
+
+
+def _scores(policy: Policy, clips: list[ClipInput], ids: torch.Tensor, mask: torch.Tensor,
+            spans: list[slice]) -> tuple[list[float], list[float]]:
+    """(answer log-prob, completion log-prob) of each clip's factual completion under ``clips``."""
+    batch = policy.prepare(clips)
+    with torch.no_grad():
+        logp = policy.token_logprobs(batch, ids, torch.arange(len(clips))) * mask      # (B, C)
+    answer = [float(logp[i, span].sum()) for i, span in enumerate(spans)]
+    return answer, [float(v) for v in logp.sum(dim=1)]
+
+
+def _decisive(flips: dict[str, bool]) -> str:
+    video, audio = flips.get("no_video", False), flips.get("no_audio", False)
+    if video and audio:
+        return "both"
+    if video:
+        return "video"
+    if audio:
+        return "audio"
+    return "both" if flips.get("no_media", False) else "neither"
+
+
+def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, method: str = "blank",
+              batch_size: int = 16, max_new_tokens: int = 512, progress=None) -> tuple[list[ClipAttribution], int]:
+    """Attribution for every clip; returns (results, number of clips skipped for media errors)."""
+    no_subtitle_loader = replace(loader, use_subtitle=False, _cache=loader._cache)
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens)
+    results: list[ClipAttribution] = []
+    skipped = 0
+    policy.module.eval()
+    for start in range(0, len(samples), batch_size):
+        chunk, clips, bare = [], [], []
+        for sample in samples[start:start + batch_size]:
+            try:
+                clips.append(loader.load(sample))
+                bare.append(no_subtitle_loader.load(sample))
+                chunk.append(sample)
+            except MediaError:
+                skipped += 1
+        if not chunk:
+            continue
+        with torch.no_grad():
+            factual = policy.generate(policy.prepare(clips), sampling=sampling)
+        spans = [_answer_span(policy, text, int(length)) for text, length in zip(factual.texts, factual.lengths)]
+        base_answer, base_total = _scores(policy, clips, factual.ids, factual.mask, spans)
+        variants = {
+            "no_audio": [remove_modalities(c, video=False, audio=True, method=method) for c in clips],
+            "no_video": [remove_modalities(c, video=True, audio=False, method=method) for c in clips],
+            "no_subtitle": bare,
+            "no_media": [remove_modalities(c, video=True, audio=True, method=method) for c in clips],
+        }
+        per_clip = [ClipAttribution(id=s.id, label=s.label, pred=parse_completion(t).label, output=t,
+                                    expected=EXPECTED_MODALITY.get(s.meta.get("label_modality")))
+                    for s, t in zip(chunk, factual.texts)]
+        for condition, counterfactual in variants.items():
+            answer, total = _scores(policy, counterfactual, factual.ids, factual.mask, spans)
+            with torch.no_grad():
+                regenerated = policy.generate(policy.prepare(counterfactual), sampling=sampling)
+            for i, clip in enumerate(per_clip):
+                new_label = parse_completion(regenerated.texts[i]).label
+                clip.conditions[condition] = {
+                    "answer_contribution": base_answer[i] - answer[i],
+                    "completion_contribution": base_total[i] - total[i],
+                    "pred": new_label,
+                    "flipped": new_label != clip.pred,
+                }
+        for clip in per_clip:
+            clip.decisive = _decisive({c: v["flipped"] for c, v in clip.conditions.items()})
+        results.extend(per_clip)
+        if progress is not None:
+            progress(min(start + batch_size, len(samples)), len(samples))
+    return results, skipped
+
+
+def summarize(results: list[ClipAttribution]) -> dict:
+    """Per-dataset figures: how often each modality is decisive, mean contributions, flip rates, and
+    (where the true carrier is known) how often the attribution names it."""
+    n = len(results)
+    if not n:
+        return {"n": 0}
+    summary: dict = {"n": n, "decisive": {k: v / n for k, v in Counter(r.decisive for r in results).items()}}
+    for condition in CONDITIONS:
+        values = [r.conditions[condition] for r in results if condition in r.conditions]
+        summary[condition] = {
+            "flip_rate": sum(v["flipped"] for v in values) / len(values),
+            "mean_answer_contribution": float(np.mean([v["answer_contribution"] for v in values])),
+            "mean_completion_contribution": float(np.mean([v["completion_contribution"] for v in values])),
+        }
+    known = [r for r in results if r.expected is not None]
+    if known:
+        # Named correctly: the decisive modality, or (when nothing flips) the larger contribution.
+        def named(r: ClipAttribution) -> str:
+            if r.decisive != "neither":
+                return r.decisive
+            video = r.conditions["no_video"]["answer_contribution"]
+            audio = r.conditions["no_audio"]["answer_contribution"]
+            return "video" if video >= audio else "audio"
+
+        hits = [named(r) == r.expected for r in known]
+        by_carrier: dict[str, dict] = {}
+        for expected in sorted({r.expected for r in known}):
+            group = [r for r in known if r.expected == expected]
+            by_carrier[expected] = {"n": len(group),
+                                    "named_correctly": sum(named(r) == expected for r in group) / len(group),
+                                    "attributed": dict(Counter(named(r) for r in group))}
+        summary["attribution_accuracy"] = sum(hits) / len(hits)
+        summary["by_true_modality"] = by_carrier
+    return summary

@@ -1,0 +1,107 @@
+"""Is the reasoning faithful? Measurable checks on ``<think>`` text, no model needed.
+
+* evidence: does the reasoning cite visual evidence (face, mouth, brows, eyes …) and audio
+  evidence (voice, pitch, tone, speech …)?
+* agreement: the emotion the reasoning argues for — the last emotion word it names, which is
+  where conclusions stand — against the answer's label;
+* hallucination (clips with known true cues, i.e. the generated benchmark): the share of cue
+  claims that contradict the clip's true cue levels, using the benchmark's own phrase bank
+  (``r1omni.synth.text.claim_errors``), e.g. "the pitch is high" for a low-pitched voice.
+
+Word-list checks are deliberately simple and transparent; they are an upper bound on
+faithfulness problems they can see, not a judge of free prose.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from r1omni.labels import SYNONYMS
+from r1omni.schema import Sample
+
+__all__ = ["mentions_visual", "mentions_audio", "reasoning_label", "hallucination", "reasoning_quality",
+           "VISUAL_WORDS", "AUDIO_WORDS"]
+
+VISUAL_WORDS = ("face", "facial", "mouth", "lip", "lips", "brow", "brows", "eyebrow", "eyebrows", "eye", "eyes",
+                "nose", "jaw", "smile", "smiles", "smiling", "frown", "frowns", "frowning", "expression", "video",
+                "gaze", "forehead", "cheek", "cheeks", "grimace", "squint", "squints")
+AUDIO_WORDS = ("voice", "vocal", "pitch", "tone", "speech", "speaks", "speaking", "speaker", "audio", "loud",
+               "loudly", "quiet", "quietly", "soft", "sound", "sounds", "intonation", "tempo", "pauses", "pause",
+               "volume", "trembles", "shaky", "breathy", "monotone")
+_WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def mentions_visual(think: str) -> bool:
+    """>>> mentions_visual("The brows are lowered.")
+    True
+    """
+    return any(word in VISUAL_WORDS for word in _words(think))
+
+
+def mentions_audio(think: str) -> bool:
+    """>>> mentions_audio("The pitch is high."), mentions_audio("She smiles.")
+    (True, False)
+    """
+    return any(word in AUDIO_WORDS for word in _words(think))
+
+
+def reasoning_label(think: str) -> str | None:
+    """The emotion the reasoning concludes with: the last emotion word it names.
+
+    >>> reasoning_label("The voice hints at sadness, but the face points to happiness. So: happy.")
+    'happy'
+    """
+    found = [SYNONYMS[word] for word in _words(think) if word in SYNONYMS]
+    return found[-1] if found else None
+
+
+def hallucination(think: str, cues: dict[str, Any]) -> tuple[int, int]:
+    """(claims, contradicted claims) of a reasoning against a clip's true cues."""
+    from r1omni.synth.text import claim_errors, extract_claims
+
+    return len(extract_claims(think)), len(claim_errors(think, cues))
+
+
+def reasoning_quality(rows: list[dict], samples_by_id: dict[str, Sample] | None = None) -> dict[str, float | int]:
+    """Summary of prediction rows (``think``, ``pred``, ``format_ok``; see ``r1omni.evaluate``)."""
+    samples_by_id = samples_by_id or {}
+    n = len(rows)
+    with_think = [r for r in rows if r.get("think")]
+    summary: dict[str, float | int] = {
+        "n": n,
+        "format_rate": sum(bool(r.get("format_ok")) for r in rows) / n if n else 0.0,
+        "with_reasoning": len(with_think),
+    }
+    if not with_think:
+        return summary
+    visual = [mentions_visual(r["think"]) for r in with_think]
+    audio = [mentions_audio(r["think"]) for r in with_think]
+    summary["mentions_visual_rate"] = sum(visual) / len(with_think)
+    summary["mentions_audio_rate"] = sum(audio) / len(with_think)
+    summary["mentions_both_rate"] = sum(v and a for v, a in zip(visual, audio)) / len(with_think)
+    concluded = [(reasoning_label(r["think"]), r.get("pred")) for r in with_think]
+    judged = [(argued, pred) for argued, pred in concluded if argued is not None and pred is not None]
+    summary["reasoning_concludes_rate"] = sum(a is not None for a, _ in concluded) / len(with_think)
+    summary["reasoning_answer_agreement"] = (sum(a == p for a, p in judged) / len(judged)) if judged else 0.0
+    claims = contradicted = clips_with_error = clips_judged = 0
+    for row in with_think:
+        sample = samples_by_id.get(row["id"])
+        cues = sample.meta.get("cues") if sample is not None else None
+        if not cues:
+            continue
+        n_claims, n_wrong = hallucination(row["think"], cues)
+        clips_judged += 1
+        claims += n_claims
+        contradicted += n_wrong
+        clips_with_error += n_wrong > 0
+    if clips_judged:
+        summary["cue_claims"] = claims
+        summary["cue_claims_per_clip"] = claims / clips_judged
+        summary["hallucination_rate"] = contradicted / claims if claims else 0.0
+        summary["clips_with_hallucination_rate"] = clips_with_error / clips_judged
+    return summary

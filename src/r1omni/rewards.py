@@ -1,0 +1,93 @@
+"""Verifiable rewards: pure batch functions ``(completions, **columns) -> list[float]``.
+
+R = R_acc + R_format, as in R1-Omni. Both are built on :func:`r1omni.template.parse_completion`,
+the same parser the metrics use, so "correct" means the same thing in training and evaluation.
+
+Which variant reproduces the paper:
+
+* ``format_reward(..., paper_regex=True)`` is the released check (``re.fullmatch`` of
+  ``<think>.*?</think>\\s*<answer>.*?</answer>``); it also accepts repeated or nested tags and
+  empty fields. The default (``paper_regex=False``) is r1omni's strict check: exactly one
+  non-empty think block and one non-empty answer block, no tags inside either.
+* ``accuracy_reward(..., normalize=False)`` is the released exact match of the stripped
+  ``<answer>`` content (whole text when there is no tag) to the label word: ``Sad`` or
+  ``sadness`` earn 0. ``normalize=True`` maps synonyms and case to canonical labels first.
+
+No I/O, no environment variables, no prints. Columns other than those named are ignored, so a
+trainer may pass every dataset column to every reward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from r1omni.template import parse_completion
+
+__all__ = ["format_reward", "accuracy_reward", "total_reward", "REWARD_FUNCTIONS", "RewardFunction"]
+
+RewardFunction = Callable[..., list[float]]
+
+
+def _text(completion) -> str:
+    """Completions may be plain strings or chat messages ``[{"role": "assistant", "content": str}]``."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        content = completion[-1].get("content", "")
+        return content if isinstance(content, str) else ""
+    return ""
+
+
+def format_reward(completions: Sequence, paper_regex: bool = False, **columns) -> list[float]:
+    """1.0 when the whole completion is ``<think>…</think>`` then ``<answer>…</answer>``, else 0.0.
+
+    >>> format_reward(["<think>smile</think> <answer>happy</answer>", "happy"])
+    [1.0, 0.0]
+    >>> format_reward(["<think></think><answer>happy</answer>"]), format_reward(["<think></think><answer>happy</answer>"], paper_regex=True)
+    ([0.0], [1.0])
+    """
+    rewards = []
+    for completion in completions:
+        parsed = parse_completion(_text(completion))
+        rewards.append(1.0 if (parsed.paper_format_ok if paper_regex else parsed.format_ok) else 0.0)
+    return rewards
+
+
+def accuracy_reward(completions: Sequence, label: Sequence[str | None], normalize: bool = False,
+                    **columns) -> list[float]:
+    """1.0 when the answer names the label, else 0.0 (also 0.0 for unlabelled rows).
+
+    >>> accuracy_reward(["<think>x</think><answer> sad </answer>", "<answer>Sadness</answer>"], ["sad", "sad"])
+    [1.0, 0.0]
+    >>> accuracy_reward(["<answer>Sadness</answer>"], ["sad"], normalize=True)
+    [1.0]
+    """
+    if len(label) != len(completions):
+        raise ValueError(f"accuracy_reward: {len(completions)} completions but {len(label)} labels")
+    rewards = []
+    for completion, gold in zip(completions, label):
+        if gold is None:
+            rewards.append(0.0)
+            continue
+        parsed = parse_completion(_text(completion))
+        if normalize:
+            hit = parsed.label is not None and parsed.label == parse_completion(gold).label
+        else:
+            hit = parsed.answer == gold.strip()
+        rewards.append(1.0 if hit else 0.0)
+    return rewards
+
+
+def total_reward(completions: Sequence, label: Sequence[str | None], normalize: bool = False,
+                 paper_regex: bool = False, **columns) -> list[float]:
+    """R = R_acc + R_format, in {0, 1, 2}."""
+    acc = accuracy_reward(completions, label, normalize=normalize)
+    fmt = format_reward(completions, paper_regex=paper_regex)
+    return [a + f for a, f in zip(acc, fmt)]
+
+
+# Name -> function, for training configs (``rewards: {accuracy: 1.0, format: 1.0}``).
+REWARD_FUNCTIONS: dict[str, RewardFunction] = {
+    "accuracy": accuracy_reward,
+    "format": format_reward,
+}

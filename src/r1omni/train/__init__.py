@@ -1,0 +1,1 @@
+"""Training: losses, rollouts, SFT and GRPO recipes, checkpoints (on accelerate)."""

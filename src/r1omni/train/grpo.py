@@ -1,0 +1,329 @@
+"""GRPO with verifiable rewards (RLVR), as R1-Omni trains its policy, top to bottom.
+
+Per optimiser step, for each micro-batch of clips:
+  1. rollout: G completions per clip (temperature, top-k/top-p), media encoded once per clip;
+  2. rewards: R = Σ weight · reward_fn(completions, label=...) (default accuracy + format);
+  3. advantages normalised within each clip's group: (r − mean_G) / (std_G + 1e-4);
+  4. the frozen reference's log-probs, for the k3 KL term (β);
+then the loss (``r1omni.train.losses.policy_loss``) and one optimiser update (or μ updates with
+PPO clipping when ``loss.num_iterations`` > 1).
+
+The defaults are the paper's (TRL 0.14 GRPO as R1-Omni ran it): per-sequence mean, one update
+per rollout, β = 0.04, G = 8, lr 1e-6 with linear decay, T = 1.0, top-k 50, 512 new tokens. One
+deliberate difference: the format reward is r1omni's strict check (one non-empty think block and
+one non-empty answer block) unless ``format_paper_regex`` is set; the released regex also pays
+for an empty ``<think></think>``, which lets RL shrink the reasoning to nothing.
+
+Each process samples and scores its own clips, so a group never spans processes; gradients are
+averaged by accelerate (DDP or DeepSpeed).
+
+Shapes: B clips per micro-batch, G completions per clip, N = B·G rows, C completion tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from r1omni.atomic import atomic_dir
+from r1omni.clips import ClipLoader
+from r1omni.media import MediaError
+from r1omni.models import SamplingConfig
+from r1omni.rewards import REWARD_FUNCTIONS
+from r1omni.schema import read_samples
+from r1omni.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from r1omni.train.data import StepOrder
+from r1omni.train.losses import ADVANTAGE_SCALES, AGGREGATIONS, group_advantages, policy_loss
+from r1omni.train.rollout import ENGINES
+from r1omni.train.setup import (clip_gradients, PAPER_TRAINABLE_PARTS, OptimConfig, build_optimizer, frozen_reference,
+                                make_accelerator, open_policy, seed_everything, set_trainable_parts,
+                                unwrapped)
+from r1omni.train.sft import TrainResult
+from r1omni.train.tracking import RunTracker, check_finite
+from r1omni.yamlconfig import config_to_dict
+
+__all__ = ["GRPOConfig", "LossConfig", "train_grpo", "PAPER_GRPO_PARTS"]
+
+logger = logging.getLogger(__name__)
+
+# In R1-Omni's GRPO stage nothing re-freezes the gate's BERT encoder, so it trains too.
+PAPER_GRPO_PARTS = PAPER_TRAINABLE_PARTS + ("gate_text_encoder",)
+
+
+def _paper_sampling() -> SamplingConfig:
+    return SamplingConfig(max_new_tokens=512, do_sample=True, temperature=1.0, top_k=50, top_p=1.0)
+
+
+def _paper_optim() -> OptimConfig:
+    return OptimConfig(lr=1e-6, schedule="linear", warmup_ratio=0.0, max_grad_norm=1.0)
+
+
+@dataclass
+class LossConfig:
+    """How completions' advantages become a loss (see ``r1omni.train.losses``)."""
+
+    aggregation: str = "grpo"
+    """grpo (per-sequence mean, paper), dapo (token-level mean) or dr_grpo (constant normaliser)."""
+    advantage_scale: str = "group"
+    """group (paper), batch, or none (Dr. GRPO)."""
+    num_iterations: int = 1
+    """Updates per rollout (μ); > 1 turns on PPO-style clipping against the rollout policy."""
+    epsilon_low: float = 0.2
+    epsilon_high: float | None = None
+    """Upper clip (DAPO's clip-higher uses 0.28); None = epsilon_low."""
+    importance_cap: float = 3.0
+    """Cap of the per-token importance weight when an external sampler supplies log-probs."""
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"loss.aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if self.advantage_scale not in ADVANTAGE_SCALES:
+            raise ValueError(f"loss.advantage_scale must be one of {ADVANTAGE_SCALES}, got {self.advantage_scale!r}")
+        if self.num_iterations < 1:
+            raise ValueError("loss.num_iterations must be >= 1")
+
+
+@dataclass
+class GRPOConfig:
+    """Settings of one GRPO run; defaults reproduce the paper's recipe."""
+
+    model: str
+    """Initial policy (the cold-start model): a saved folder or ``preset:NAME``."""
+    data: str
+    """Manifest JSONL of labelled clips (reasoning not needed)."""
+    output_dir: str
+    reference: str | None = None
+    """Reference model for the KL term; None = the initial policy."""
+    prompt: str = "train"
+    use_subtitle: bool = True
+    trainable: list[str] | None = None
+    """Parts that train; None = the paper's GRPO choice (LLM, projectors, gate and its text encoder)."""
+    num_generations: int = 8
+    """G, completions per clip."""
+    clips_per_step: int = 1
+    """Clips per process per micro-batch."""
+    gradient_accumulation_steps: int = 2
+    epochs: float = 2.0
+    max_steps: int | None = None
+    sampling: SamplingConfig = field(default_factory=_paper_sampling)
+    rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0})
+    """Reward name -> weight; names from ``r1omni.rewards.REWARD_FUNCTIONS``."""
+    accuracy_normalize: bool = False
+    """Accuracy by synonym-normalised label instead of the paper's exact word match."""
+    format_paper_regex: bool = False
+    """Use the released format regex instead of r1omni's strict check (see module docstring)."""
+    beta: float = 0.04
+    """KL weight; 0 drops the reference model entirely."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=_paper_optim)
+    rollout_engine: str = "hf"
+    mixed_precision: str = "no"
+    seed: int = 42
+    cache_media: bool = True
+    log_every: int = 1
+    sample_every: int = 0
+    """Every N steps log the completions of one group with their rewards (0 = never)."""
+    save_every: int = 0
+    resume: bool = False
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError("num_generations must be >= 2: GRPO compares completions within a group")
+        if not self.sampling.do_sample:
+            raise ValueError("GRPO rollouts must sample: set sampling.do_sample=true (greedy gives G identical "
+                             "completions and zero advantages)")
+        unknown = sorted(set(self.rewards) - set(REWARD_FUNCTIONS))
+        if unknown:
+            raise ValueError(f"unknown reward(s) {unknown}; available: {sorted(REWARD_FUNCTIONS)}")
+        if not self.rewards:
+            raise ValueError("rewards must name at least one reward function")
+        if self.rollout_engine not in ENGINES:
+            raise ValueError(f"rollout_engine must be one of {sorted(ENGINES)}, got {self.rollout_engine!r}")
+        if self.beta < 0:
+            raise ValueError("beta must be >= 0")
+        if self.loss.aggregation == "dr_grpo" and self.loss.advantage_scale != "none":
+            logger.warning("dr_grpo is usually run with loss.advantage_scale=none (unscaled advantages)")
+
+
+@dataclass
+class _Rollout:
+    """One micro-batch's rollout, kept until the update."""
+
+    batch: object
+    ids: torch.Tensor            # (N, C)
+    mask: torch.Tensor           # (N, C)
+    clip_index: torch.Tensor     # (N,)
+    advantages: torch.Tensor     # (N,)
+    ref_logp: torch.Tensor | None
+    old_logp: torch.Tensor | None
+    token_weights: torch.Tensor | None
+
+
+def train_grpo(config: GRPOConfig) -> TrainResult:
+    started = time.perf_counter()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    output_dir = Path(config.output_dir)
+    accelerator = make_accelerator(config.mixed_precision, log_dir=str(output_dir))
+    seed_everything(config.seed + accelerator.process_index)
+    G, accum, mu = config.num_generations, config.gradient_accumulation_steps, config.loss.num_iterations
+
+    # -- setup -------------------------------------------------------------------------------
+    policy = open_policy(config.model, seed=config.seed)
+    trainable = config.trainable
+    if trainable is None:
+        trainable = [p for p in PAPER_GRPO_PARTS if p in policy.parts()]
+    set_trainable_parts(policy, trainable)
+    policy.module.to(accelerator.device)
+    reference = None
+    if config.beta > 0:
+        reference = frozen_reference(policy, config.reference or config.model, seed=config.seed)
+        reference.module.to(accelerator.device)
+    samples = [s for s in read_samples(config.data)]
+    unlabelled = [s.id for s in samples if not s.label]
+    if unlabelled:
+        raise ValueError(f"{config.data}: {len(unlabelled)} sample(s) have no label (e.g. {unlabelled[0]!r}); "
+                         "GRPO's accuracy reward needs labels")
+    loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt, use_subtitle=config.use_subtitle,
+                        cache=config.cache_media)
+    order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
+    total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch / accum))
+    optimizer, scheduler = build_optimizer(policy, config.optim, total_steps * mu)
+    policy.module, optimizer, scheduler = accelerator.prepare(policy.module, optimizer, scheduler)
+    engine = ENGINES[config.rollout_engine](accelerator)
+    reward_options = {"accuracy": {"normalize": config.accuracy_normalize},
+                      "format": {"paper_regex": config.format_paper_regex}}
+
+    start_step, skipped = 0, 0
+    if config.resume and (checkpoint := latest_checkpoint(output_dir)) is not None:
+        state = load_checkpoint(accelerator, checkpoint)
+        start_step, skipped = state["step"], state.get("skipped_clips", 0)
+        logger.info("resumed from %s at step %d", checkpoint, start_step)
+    tracker = RunTracker(output_dir, total_steps, start_step, enabled=accelerator.is_main_process,
+                         description="grpo", postfix_keys=("reward", "accuracy", "format", "kl"))
+    device = accelerator.device
+
+    # -- loop --------------------------------------------------------------------------------
+    for step in range(start_step + 1, total_steps + 1):
+        timings = {"rollout": 0.0, "reference": 0.0, "policy": 0.0, "optimizer": 0.0}
+        stats: dict[str, list[float]] = {"reward": [], "reward_std": [], "groups_with_signal": [],
+                                         "completion_length": []}
+        stats.update({name: [] for name in config.rewards})
+        rollouts: list[_Rollout] = []
+        sample_rows = []
+        for micro in range(accum):
+            indices = order.indices((step - 1) * accum + micro, accelerator.process_index)
+            clips, labels = [], []
+            for index in indices:
+                try:
+                    clips.append(loader.load(samples[index]))
+                    labels.append(samples[index].label)
+                except MediaError as err:
+                    skipped += 1
+                    logger.warning("step %d: skipping clip: %s", step, err)
+            if not clips:
+                continue
+            # 1. rollout
+            tick = time.perf_counter()
+            batch = policy.prepare(clips).to(device)
+            rollout = engine.generate(policy, batch, G, config.sampling)
+            completions = rollout.completions
+            ids, mask, clip_index = (completions.ids.to(device), completions.mask.to(device),
+                                     completions.clip_index.to(device))
+            timings["rollout"] += time.perf_counter() - tick
+            # 2. rewards
+            row_labels = [labels[i] for i in clip_index.tolist()]
+            total = torch.zeros(len(completions.texts))
+            for name, weight in config.rewards.items():
+                values = torch.tensor(REWARD_FUNCTIONS[name](completions.texts, label=row_labels,
+                                                             **reward_options.get(name, {})), dtype=torch.float32)
+                total += weight * values
+                stats[name].append(values.mean().item())
+            check_finite(step, reward=total.sum().item())
+            # 3. group-normalised advantages
+            advantages = group_advantages(total, G, config.loss.advantage_scale).to(device)
+            group_std = total.view(-1, G).std(dim=1)                              # (B,)
+            stats["reward"].append(total.mean().item())
+            stats["reward_std"].append(group_std.mean().item())
+            stats["groups_with_signal"].append((group_std > 0).float().mean().item())
+            stats["completion_length"].append(mask.sum(dim=1).float().mean().item())
+            # 4. reference (and rollout-policy) log-probs
+            tick = time.perf_counter()
+            with torch.no_grad(), accelerator.autocast():
+                ref_logp = (reference.token_logprobs(batch, ids, clip_index)
+                            if reference is not None else None)                   # (N, C)
+                old_logp = (policy.token_logprobs(batch, ids, clip_index)
+                            if mu > 1 or rollout.sampler_logprobs is not None else None)
+            token_weights = None
+            if rollout.sampler_logprobs is not None:
+                sampler = rollout.sampler_logprobs.to(device)
+                token_weights = torch.exp(old_logp - sampler).clamp(max=config.loss.importance_cap)
+                old_logp = old_logp if mu > 1 else None
+            timings["reference"] += time.perf_counter() - tick
+            rollouts.append(_Rollout(batch, ids, mask, clip_index, advantages, ref_logp, old_logp, token_weights))
+            if config.sample_every and step % config.sample_every == 0 and not sample_rows:
+                sample_rows = [{"label": row_labels[i], "reward": float(total[i]), "output": completions.texts[i]}
+                               for i in range(G)]
+
+        # 5. update(s)
+        kl, clip_fraction, losses = [], [], []
+        for _ in range(mu):
+            tick = time.perf_counter()
+            for position, r in enumerate(rollouts):
+                sync = position == len(rollouts) - 1
+                with contextlib.nullcontext() if sync else accelerator.no_sync(policy.module):
+                    with accelerator.autocast():
+                        logp = policy.token_logprobs(r.batch, r.ids, r.clip_index)   # (N, C)
+                    out = policy_loss(logp, r.advantages, r.mask, old_logp=r.old_logp, ref_logp=r.ref_logp,
+                                      beta=config.beta, epsilon_low=config.loss.epsilon_low,
+                                      epsilon_high=config.loss.epsilon_high, aggregation=config.loss.aggregation,
+                                      max_completion_length=config.sampling.max_new_tokens,
+                                      token_weights=r.token_weights)
+                    check_finite(step, loss=out.loss.item())
+                    accelerator.backward(out.loss / len(rollouts))
+                kl.append(out.kl)
+                clip_fraction.append(out.clip_fraction)
+                losses.append(out.loss.item())
+            timings["policy"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            grad_norm = clip_gradients(accelerator, policy.module, config.optim.max_grad_norm)
+            if grad_norm is not None:
+                check_finite(step, grad_norm=grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            timings["optimizer"] += time.perf_counter() - tick
+
+        def mean(values: list[float]) -> float:
+            return sum(values) / len(values) if values else 0.0
+
+        completion_tokens = sum(float(r.mask.sum()) for r in rollouts)
+        metrics = {key: mean(values) for key, values in stats.items()}
+        metrics.update({"kl": mean(kl), "clip_fraction": mean(clip_fraction), "loss": mean(losses),
+                        "grad_norm": grad_norm or 0.0, "lr": scheduler.get_last_lr()[0], "skipped_clips": skipped,
+                        "tokens_per_second": completion_tokens / max(timings["rollout"], 1e-9)})
+        metrics.update({f"time/{name}": seconds for name, seconds in timings.items()})
+        if step % config.log_every == 0 or step == total_steps:
+            tracker.log(step, metrics)
+        if sample_rows:
+            tracker.samples(step, sample_rows)
+        if config.save_every and step % config.save_every == 0 and step < total_steps:
+            save_checkpoint(accelerator, policy, output_dir, step,
+                            {"skipped_clips": skipped, "config": config_to_dict(config)})
+    tracker.close()
+
+    # -- save --------------------------------------------------------------------------------
+    final = output_dir / "final"
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        with unwrapped(policy, accelerator), atomic_dir(final) as tmp:
+            policy.save(tmp)
+    accelerator.wait_for_everyone()
+    clip_views = total_steps * order.global_batch * accum
+    return TrainResult(output_dir, final, total_steps, clip_views, time.perf_counter() - started, skipped)

@@ -1,0 +1,114 @@
+"""GRPO advantages and policy losses, each variant a few lines, each unit-tested by hand.
+
+The paper-faithful setting (R1-Omni = TRL 0.14 GRPO) is the default: group-normalised advantages
+``(r - mean_G) / (std_G + 1e-4)`` with the unbiased std, one update per rollout (the ratio is
+``exp(logp - logp.detach())`` = 1 with the policy gradient), the k3 KL to the reference with
+β = 0.04, and the per-sequence mean ("grpo" aggregation). Also offered:
+
+* PPO-style clipping with several updates per rollout (``old_logp`` from the rollout policy,
+  ``epsilon_low`` / ``epsilon_high``; DAPO's clip-higher sets ``epsilon_high`` > ``epsilon_low``);
+* "dapo": token-level mean over every completion token of the batch;
+* "dr_grpo": the sum divided by a constant (rows × max completion length), with unscaled
+  advantages (``scale="none"``), per Dr. GRPO;
+* β = 0: no reference model and no KL term.
+
+Shapes: N rows (B clips × G completions, rows of a clip contiguous), C completion tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["group_advantages", "k3_kl", "policy_loss", "LossOutput", "AGGREGATIONS", "ADVANTAGE_SCALES"]
+
+AGGREGATIONS = ("grpo", "dapo", "dr_grpo")
+ADVANTAGE_SCALES = ("group", "batch", "none")
+
+
+def group_advantages(rewards: torch.Tensor, num_generations: int, scale: str = "group",
+                     eps: float = 1e-4) -> torch.Tensor:
+    """Advantages of N = B*G rewards, groups of G contiguous rows.
+
+    ``scale="group"`` (paper): (r - mean_G) / (std_G + eps); ``"batch"``: divide by the batch std;
+    ``"none"`` (Dr. GRPO): r - mean_G. std is the unbiased estimate, as in TRL 0.14.
+    """
+    if scale not in ADVANTAGE_SCALES:
+        raise ValueError(f"scale must be one of {ADVANTAGE_SCALES}, got {scale!r}")
+    if rewards.ndim != 1 or rewards.numel() % num_generations:
+        raise ValueError(f"rewards must be (B*G,) with G={num_generations}, got shape {tuple(rewards.shape)}")
+    if num_generations < 2:
+        raise ValueError("GRPO needs num_generations >= 2 (a group of one has no relative advantage)")
+    grouped = rewards.view(-1, num_generations)                              # (B, G)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)                    # (B, G)
+    if scale == "group":
+        centred = centred / (grouped.std(dim=1, keepdim=True) + eps)         # (B, G)
+    elif scale == "batch":
+        centred = centred / (rewards.std() + eps)
+    return centred.reshape(-1)                                               # (N,)
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimator of KL(π || π_ref): exp(ref - logp) - (ref - logp) - 1 >= 0."""
+    delta = ref_logp - logp                                                  # (N, C)
+    return torch.exp(delta) - delta - 1                                      # (N, C)
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor            # scalar, to backpropagate
+    kl: float                     # mean per-token KL over completion tokens (0 when β = 0)
+    clip_fraction: float          # share of completion tokens whose ratio lies outside the clip range
+    policy_term: float            # the loss without the KL part
+
+
+def policy_loss(logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+                old_logp: torch.Tensor | None = None, ref_logp: torch.Tensor | None = None,
+                beta: float = 0.04, epsilon_low: float = 0.2, epsilon_high: float | None = None,
+                aggregation: str = "grpo", max_completion_length: int | None = None,
+                token_weights: torch.Tensor | None = None) -> LossOutput:
+    """The GRPO objective (to minimise) for one batch of completions.
+
+    ``old_logp`` None means one update per rollout: the ratio is exp(logp - logp.detach()), whose
+    value is 1 and whose gradient is the policy gradient, so clipping never fires (paper setting).
+    ``token_weights`` (N, C) multiply the policy term per token: the truncated importance weights
+    that correct for a sampler (e.g. vLLM) whose probabilities differ from the trainer's.
+    """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    if beta > 0 and ref_logp is None:
+        raise ValueError("beta > 0 needs ref_logp (the reference model's log-probs); set beta=0 to drop the KL")
+    mask = mask.to(logp.dtype)                                               # (N, C)
+    old = logp.detach() if old_logp is None else old_logp                    # (N, C)
+    ratio = torch.exp(logp - old)                                            # (N, C)
+    high = epsilon_low if epsilon_high is None else epsilon_high
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + high)                  # (N, C)
+    adv = advantages[:, None]                                                # (N, 1)
+    policy_per_token = -torch.min(ratio * adv, clipped * adv)                # (N, C)
+    if token_weights is not None:
+        policy_per_token = policy_per_token * token_weights                  # (N, C)
+    per_token = policy_per_token
+    kl_per_token = torch.zeros_like(logp)
+    if beta > 0:
+        kl_per_token = k3_kl(logp, ref_logp)                                 # (N, C)
+        per_token = per_token + beta * kl_per_token
+
+    def aggregate(values: torch.Tensor) -> torch.Tensor:
+        if aggregation == "grpo":   # mean over each sequence, then over sequences
+            return ((values * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
+        if aggregation == "dapo":   # mean over every completion token of the batch
+            return (values * mask).sum() / mask.sum().clamp(min=1)
+        if max_completion_length is None:
+            raise ValueError("aggregation 'dr_grpo' needs max_completion_length (the constant normaliser)")
+        return (values * mask).sum() / (values.shape[0] * max_completion_length)
+
+    loss = aggregate(per_token)
+    token_count = mask.sum().clamp(min=1)
+    was_clipped = ((ratio - clipped).abs() > 0).to(mask.dtype) * mask
+    return LossOutput(
+        loss=loss,
+        kl=float((kl_per_token.detach() * mask).sum() / token_count),
+        clip_fraction=float(was_clipped.sum() / token_count),
+        policy_term=float(aggregate(policy_per_token.detach())),
+    )

@@ -1,0 +1,188 @@
+"""What every recipe does before its loop: the accelerator, the policy, which parts train, the
+optimiser and its schedule, and a frozen reference that shares memory with the policy.
+
+Scaling goes through accelerate (``accelerate launch``: data-parallel processes, mixed precision,
+gradient accumulation, DeepSpeed ZeRO through accelerate's plugin); r1omni adds no distributed
+layer of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
+
+from r1omni.models import Policy, init_preset, load_policy
+from r1omni.models.policy import MODEL_PARTS
+
+__all__ = ["OptimConfig", "PAPER_TRAINABLE_PARTS", "make_accelerator", "open_policy", "set_trainable_parts",
+           "build_optimizer", "frozen_reference", "seed_everything", "PRESET_PREFIX", "unwrapped",
+           "clip_gradients"]
+
+logger = logging.getLogger(__name__)
+
+# The paper's SFT choice (mm_tunable_parts "mm_mlp_adapter,audio_projector,mm_language_model"):
+# the LLM, both projectors and the gate train; towers and the gate's text encoder stay frozen.
+PAPER_TRAINABLE_PARTS = ("llm", "vision_projector", "audio_projector", "gate")
+PRESET_PREFIX = "preset:"
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and schedule (AdamW)."""
+
+    lr: float = 2e-5
+    """Peak learning rate."""
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    """"cosine", "linear" (decay to 0) or "constant", each after the warm-up."""
+    warmup_ratio: float = 0.03
+    """Share of the optimiser steps spent warming up linearly from 0."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm; 0 disables it."""
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in ("cosine", "linear", "constant"):
+            raise ValueError(f"schedule must be cosine, linear or constant, got {self.schedule!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_accelerator(mixed_precision: str = "no", gradient_accumulation_steps: int = 1,
+                     log_dir: str | None = None) -> Accelerator:
+    """One Accelerator per run; ``accelerate launch`` decides processes, devices and DeepSpeed.
+
+    DDP is told that some parameters may go unused in a step (a clip without audio leaves the
+    audio projector out of the graph), which it otherwise treats as an error.
+    """
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps,
+                       project_dir=log_dir, kwargs_handlers=[ddp])
+
+
+def open_policy(model: str, seed: int = 0) -> Policy:
+    """A saved model folder, or ``preset:NAME`` for a randomly initialised preset."""
+    if model.startswith(PRESET_PREFIX):
+        return init_preset(model[len(PRESET_PREFIX):], seed=seed)
+    return load_policy(model)
+
+
+def set_trainable_parts(policy: Policy, trainable: list[str] | tuple[str, ...] | None) -> dict[str, int]:
+    """Freeze everything, then unfreeze the named parts. Returns trainable parameter counts per part.
+
+    ``None`` means the paper's choice (:data:`PAPER_TRAINABLE_PARTS`) restricted to the parts this
+    family has. A part named explicitly that the family lacks is an error, not silently skipped.
+    """
+    parts = policy.parts()
+    if trainable is None:
+        names = [name for name in PAPER_TRAINABLE_PARTS if name in parts]
+    else:
+        unknown = sorted(set(trainable) - set(MODEL_PARTS))
+        if unknown:
+            raise ValueError(f"unknown model part(s) {unknown}; parts are {list(MODEL_PARTS)}")
+        missing = sorted(set(trainable) - set(parts))
+        if missing:
+            raise ValueError(f"the {policy.family} model has no part(s) {missing}; it has {sorted(parts)}")
+        names = list(trainable)
+    policy.module.requires_grad_(False)
+    counts = {}
+    for name in names:
+        params = [p for module in parts[name] for p in module.parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        counts[name] = sum(p.numel() for p in params)
+    if not any(p.requires_grad for p in policy.module.parameters()):
+        raise ValueError(f"no parameter is trainable with parts {names}")
+    return counts
+
+
+def build_optimizer(policy: Policy, config: OptimConfig, total_steps: int):
+    params = [p for p in policy.module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = int(round(config.warmup_ratio * total_steps))
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        if config.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if config.schedule == "linear":
+            return max(0.0, 1 - progress)
+        return 1.0
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return optimizer, scheduler
+
+
+def frozen_reference(policy: Policy, model: str, seed: int = 0, share_frozen: bool = True) -> Policy:
+    """The reference policy for the KL term: the initial weights, frozen, in eval mode.
+
+    With ``share_frozen`` every parameter the policy does not train is *shared* with the policy
+    (same storage), so frozen towers and encoders are held once, not twice. Under DeepSpeed ZeRO-3
+    the policy's parameters are partitioned, so call this before ``accelerator.prepare`` or with
+    ``share_frozen=False``.
+    """
+    reference = open_policy(model, seed=seed)
+    reference.module.requires_grad_(False).eval()
+    if share_frozen:
+        policy_params = dict(policy.module.named_parameters())
+        shared = 0
+        for name, param in reference.module.named_parameters():
+            source = policy_params.get(name)
+            if source is not None and not source.requires_grad and source.shape == param.shape:
+                param.data = source.data
+                shared += param.numel()
+        logger.info("reference shares %.2fM frozen parameters with the policy", shared / 1e6)
+    return reference
+
+
+class unwrapped:
+    """Context manager: inside it ``policy.module`` is the bare model (for generate and save), then
+    the accelerate-wrapped one again. Under DeepSpeed ZeRO-3 the partitioned parameters are
+    gathered for the duration, so generation sees whole weights."""
+
+    def __init__(self, policy: Policy, accelerator: Accelerator) -> None:
+        self.policy, self.accelerator = policy, accelerator
+        self._wrapped = None
+        self._gather = None
+
+    def __enter__(self) -> Policy:
+        self._wrapped = self.policy.module
+        bare = self.accelerator.unwrap_model(self._wrapped)
+        plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
+        if plugin is not None and plugin.zero_stage == 3:
+            import deepspeed  # only present on GPU set-ups that use DeepSpeed
+
+            self._gather = deepspeed.zero.GatheredParameters(list(bare.parameters()))
+            self._gather.__enter__()
+        self.policy.module = bare
+        return self.policy
+
+    def __exit__(self, *exc) -> None:
+        if self._gather is not None:
+            self._gather.__exit__(*exc)
+        self.policy.module = self._wrapped
+
+
+def clip_gradients(accelerator: Accelerator, module: torch.nn.Module, max_norm: float) -> float | None:
+    """Clip by global norm and return the norm before clipping; None when clipping is off or done
+    inside the engine (DeepSpeed clips with its own ``gradient_clipping`` setting)."""
+    if max_norm <= 0:
+        return None
+    norm = accelerator.clip_grad_norm_(module.parameters(), max_norm)
+    return None if norm is None else float(norm)

@@ -1,0 +1,16 @@
+"""Run the examples in the docstrings of the contract modules."""
+
+import doctest
+
+import pytest
+
+import r1omni.labels
+import r1omni.metrics
+import r1omni.rewards
+import r1omni.template
+
+
+@pytest.mark.parametrize("module", [r1omni.labels, r1omni.template, r1omni.rewards, r1omni.metrics])
+def test_docstring_examples(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0

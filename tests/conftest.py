@@ -45,7 +45,7 @@ def av_clip(tmp_path_factory) -> Path:
     from r1omni.media import write_clip
 
     rng = np.random.default_rng(0)
-    t = np.arange(48)[None, :, None]
+    t = np.arange(64)[None, :, None]
     frames = np.stack([((np.sin((t + 3 * i) / 5.0) + 1) * 120 + rng.integers(0, 10, (48, 64, 3)))
                        .astype(np.uint8) for i in range(48)])
     waveform = (0.3 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000)).astype(np.float32)

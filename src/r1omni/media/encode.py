@@ -1,7 +1,10 @@
-"""Write clips: frames and a waveform into a real container (mp4, mkv, webm, avi) or an audio file.
+"""Write clips: frames and a waveform into a real container (mp4, mov, mkv, webm, avi) or an audio file.
 
-Used by the benchmark generator and by tests, so that everything downstream exercises the same
-decoding path as real data. Codec choices per container are ones this machine's PyAV can write.
+Used by the benchmark generator, the synthetic benchmark and tests, so that everything downstream
+exercises the same decoding path as real data. Codec choices per container are ones PyAV's bundled
+FFmpeg can write (H.264 / VP9 / MPEG-4 video; AAC / FLAC / Opus / PCM / MP3 audio). Not a general
+transcoder: no resizing, no colour management beyond yuv420p, no variable frame rate. Bad
+arguments raise ``ValueError`` naming the path; nothing is written for zero frames.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ def _as_channels(waveform: np.ndarray) -> np.ndarray:
     wav = np.asarray(waveform, dtype=np.float32)
     if wav.ndim == 1:
         wav = wav[None]
-    if wav.ndim != 2:
-        raise ValueError(f"waveform must be (samples,) or (channels, samples), got shape {wav.shape}")
+    if wav.ndim != 2 or wav.shape[0] not in (1, 2):
+        raise ValueError(f"waveform must be (samples,) or (channels, samples) with 1 or 2 channels, "
+                         f"got shape {wav.shape}")
     return np.clip(wav, -1.0, 1.0)
 
 
@@ -43,8 +47,8 @@ def _encode_audio(container: av.container.OutputContainer, stream: av.AudioStrea
     pts = 0
     for start in range(0, wav.shape[1], chunk):
         piece = wav[:, start:start + chunk]
-        if sample_format == "s16":
-            data = (piece * 32767).astype(np.int16)
+        if sample_format == "s16":  # the decoder divides by 32768: round, do not truncate
+            data = np.clip(np.round(piece * 32768), -32768, 32767).astype(np.int16)
         else:
             data = piece
         if sample_format in ("s16", "flt"):  # packed: (1, samples*channels) interleaved
@@ -60,10 +64,15 @@ def _encode_audio(container: av.container.OutputContainer, stream: av.AudioStrea
 
 
 def write_clip(path: str | os.PathLike, frames: np.ndarray, fps: float, waveform: np.ndarray | None = None,
-               sample_rate_hz: int = 16000, crf: int = 23) -> Path:
+               sample_rate_hz: int = 16000, crf: int = 23, keyframe_interval: int | None = None,
+               faststart: bool = False) -> Path:
     """Write ``frames`` (T, H, W, 3) uint8 and an optional waveform (float in [-1, 1]) to ``path``.
 
     The container follows the suffix (see ``CONTAINER_CODECS``). H and W must be even (yuv420p).
+    ``waveform`` is (S,) mono or (C, S) with C = 2 for stereo. ``keyframe_interval`` fixes the GOP
+    length in frames (x264 scene-cut keyframes are then disabled too); None keeps the encoder's
+    default. ``faststart`` (mp4 / mov only) puts the sample index before the media data, as
+    streaming sites do, so that a file cut short still opens.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -73,16 +82,25 @@ def write_clip(path: str | os.PathLike, frames: np.ndarray, fps: float, waveform
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
     num_frames, height, width, _ = frames.shape
+    if num_frames == 0:
+        raise ValueError(f"{path}: need at least one frame (a container without packets is never written)")
     if height % 2 or width % 2:
         raise ValueError(f"frame size must be even for yuv420p, got {width}x{height}")
     video_codec, pix_fmt, audio_codec, sample_format = CONTAINER_CODECS[suffix]
     path.parent.mkdir(parents=True, exist_ok=True)
+    if faststart and suffix not in (".mp4", ".mov"):
+        raise ValueError(f"{path}: faststart applies to mp4 / mov only, not {suffix!r}")
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), mode="w", options=options) as container:
         vstream = container.add_stream(video_codec, rate=rate)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
+        if keyframe_interval is not None:
+            vstream.codec_context.gop_size = keyframe_interval
         if video_codec == "libx264":
             vstream.options = {"crf": str(crf), "preset": "veryfast"}
+            if keyframe_interval is not None:
+                vstream.options = {**vstream.options, "x264-params": f"keyint={keyframe_interval}:scenecut=0"}
         elif video_codec == "libvpx-vp9":
             vstream.options = {"crf": str(crf + 10), "b:v": "0", "deadline": "realtime", "cpu-used": "8"}
         astream = None

@@ -1,0 +1,250 @@
+"""HumanOmni / R1-Omni behind the :class:`~r1omni.models.policy.Policy` interface.
+
+:class:`HumanOmniPolicy` pairs a :class:`HumanOmniForCausalLM` with its :class:`HumanOmniProcessor`:
+
+* ``prepare`` renders and tokenises the prompts, pre-processes frames / audio / gate text once per clip;
+* ``generate`` builds the merged ``inputs_embeds`` of the B clips once (media encoded once per clip) and
+  lets transformers' ``generate`` expand them ``num_return_sequences`` times; rows stop at ``<|im_end|>``
+  (and the checkpoint's other eos ids); the completion mask runs up to and including the first stop token;
+* ``token_logprobs`` scores completions with ONE call of ``self.module(...)`` (media encoded once per clip
+  inside it, shared by that clip's rows through ``clip_index``), so a DDP / accelerate wrapper placed in
+  ``self.module`` sees the whole computation;
+* ``save`` writes the released folder layout that :func:`load_policy` (and, for the parts it reads, the
+  official loader) read back.
+
+Sampling settings are exactly those of the :class:`SamplingConfig` passed in; the checkpoint's
+``generation_config.json`` (which for the released R1-Omni reportedly adds repetition_penalty 1.1) only
+supplies the eos ids. Train / eval mode is the caller's: the released BERT config has dropout 0.1.
+
+On construction the towers are frozen (as the official loader does) and the modules no forward reads
+(``unused_modules``) are frozen for good; a trainer chooses the rest through ``parts()``.
+
+Letters in shape comments: B clips, G completions per clip, N rows (B*G), P prompt length,
+C completion length, X vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from transformers import GenerationConfig
+
+from r1omni.atomic import atomic_dir, atomic_write_text
+from r1omni.models.humanomni.modeling import CheckpointFolders, HumanOmniForCausalLM
+from r1omni.models.humanomni.processing import HumanOmniProcessor
+from r1omni.models.policy import ClipInput, Completions, PreparedBatch, SamplingConfig
+
+__all__ = ["HumanOmniPolicy", "load_policy", "VISION_SUBDIR", "AUDIO_SUBDIR", "BERT_SUBDIR"]
+
+# Sub-folders of a saved checkpoint; config.json names the towers by these RELATIVE paths.
+VISION_SUBDIR, AUDIO_SUBDIR, BERT_SUBDIR = "siglip", "whisper", "bert"
+END_OF_TURN = "<|im_end|>"
+
+
+def _unwrap(module: torch.nn.Module) -> HumanOmniForCausalLM:
+    """The HumanOmni model inside DDP / accelerate / DeepSpeed (``.module``) or torch.compile (``._orig_mod``)."""
+    while not isinstance(module, HumanOmniForCausalLM):
+        inner = getattr(module, "module", None) or getattr(module, "_orig_mod", None)
+        if inner is None:
+            raise TypeError(f"policy.module is a {type(module).__name__} that does not wrap a HumanOmniForCausalLM")
+        module = inner
+    return module
+
+
+class HumanOmniPolicy:
+    """The HumanOmni family's :class:`~r1omni.models.policy.Policy`."""
+
+    family = "humanomni"
+
+    def __init__(self, model: HumanOmniForCausalLM, processor: HumanOmniProcessor, freeze_towers: bool = True) -> None:
+        self.module: torch.nn.Module = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        for module in model.unused_modules():
+            module.requires_grad_(False)
+        if freeze_towers:
+            model.model.vision_tower.requires_grad_(False)
+            model.model.audio_tower.requires_grad_(False)
+        self.stop_token_ids = self._stop_token_ids(model)
+
+    def _stop_token_ids(self, model: HumanOmniForCausalLM) -> list[int]:
+        end_of_turn = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
+        if end_of_turn is None or end_of_turn == self.tokenizer.unk_token_id:
+            raise ValueError(f"the tokenizer has no {END_OF_TURN} token; HumanOmni uses Qwen's ChatML")
+        configured = model.generation_config.eos_token_id
+        configured = configured if isinstance(configured, list) else [configured] if configured is not None else []
+        return list(dict.fromkeys([end_of_turn, *configured]))
+
+    @property
+    def model(self) -> HumanOmniForCausalLM:
+        """The bare model (unwrapped from any trainer wrapper placed in ``self.module``)."""
+        return _unwrap(self.module)
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip the checkpoint was trained with (``config.num_frames``)."""
+        return int(self.model.config.num_frames)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.model.embed_tokens.weight.device
+
+    # -- the protocol --------------------------------------------------------------------------------
+
+    def prepare(self, clips: list[ClipInput]) -> PreparedBatch:
+        return self.processor(clips).to(self.device)
+
+    def generate(self, batch: PreparedBatch, num_return_sequences: int = 1,
+                 sampling: SamplingConfig | None = None) -> Completions:
+        sampling = sampling or SamplingConfig()
+        if num_return_sequences < 1:
+            raise ValueError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
+        model = self.model
+        batch = batch.to(self.device)
+        # transformers refuses greedy decoding with several return sequences; greedy rows are identical anyway.
+        expand_after = num_return_sequences if not sampling.do_sample else 1
+        settings = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
+                        repetition_penalty=sampling.repetition_penalty,
+                        num_return_sequences=num_return_sequences // expand_after,
+                        eos_token_id=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
+        if sampling.do_sample:
+            settings.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
+        with torch.no_grad():
+            merged = model.prepare_multimodal_inputs(batch.input_ids, batch.attention_mask, **batch.media)
+            new_ids = model.generate(inputs_embeds=merged.inputs_embeds, attention_mask=merged.attention_mask,
+                                     generation_config=GenerationConfig(**settings))           # (N, C')
+        new_ids = new_ids.repeat_interleave(expand_after, dim=0)                                # (N, C')
+        ids, mask = self._cut_at_stop(new_ids)                                                  # (N, C)
+        texts = [self.tokenizer.decode(row[:int(length)], skip_special_tokens=True)
+                 for row, length in zip(ids.tolist(), mask.sum(1).tolist())]
+        clip_index = torch.arange(batch.num_clips, device=ids.device).repeat_interleave(num_return_sequences)
+        return Completions(ids, mask, texts, clip_index)
+
+    def _cut_at_stop(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask up to and including the first stop token; pad after it; drop all-pad columns."""
+        is_stop = torch.isin(ids, torch.tensor(self.stop_token_ids, device=ids.device))      # (N, C')
+        after_stop = (is_stop.long().cumsum(1) - is_stop.long()) > 0                          # (N, C')
+        mask = (~after_stop).long()                                                          # (N, C')
+        ids = ids.masked_fill(after_stop, self.tokenizer.pad_token_id)
+        width = max(int(mask.sum(1).max()), 1)
+        return ids[:, :width], mask[:, :width]                                               # (N, C)
+
+    def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        end_of_turn = self.stop_token_ids[0]
+        rows = [self.tokenizer(text, add_special_tokens=False)["input_ids"] + [end_of_turn] for text in texts]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)           # (N, C)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=self.device)  # (N, C)
+        return ids, mask
+
+    def token_logprobs(self, batch: PreparedBatch, completion_ids: torch.Tensor,
+                       clip_index: torch.Tensor) -> torch.Tensor:
+        if completion_ids.ndim != 2 or clip_index.shape != completion_ids.shape[:1]:
+            raise ValueError(f"completion_ids (N, C) and clip_index (N,) expected, got "
+                             f"{tuple(completion_ids.shape)} and {tuple(clip_index.shape)}")
+        if (completion_ids < 0).any():
+            raise ValueError("completion_ids must be token ids: pad with the pad token, not -100")
+        clip_index = clip_index.to(batch.input_ids.device)
+        completion_ids = completion_ids.to(batch.input_ids.device)
+        num_completion = completion_ids.shape[1]
+        input_ids = torch.cat([batch.input_ids[clip_index], completion_ids], dim=1)                  # (N, P+C)
+        # Padding after a row's stop token is attended to by nothing earlier, so it needs no mask.
+        attention_mask = torch.cat([batch.attention_mask[clip_index], torch.ones_like(completion_ids)], dim=1)
+        out = self.module(input_ids=input_ids, attention_mask=attention_mask, clip_index=clip_index,
+                          logits_to_keep=num_completion + 1, use_cache=False, **batch.media)
+        logits = out.logits[:, :-1]                                                                  # (N, C, X)
+        return _selected_logprobs(logits, completion_ids)                                            # (N, C)
+
+    def parts(self) -> dict[str, list[torch.nn.Module]]:
+        model = self.model
+        inner = model.model
+        llm = [inner.embed_tokens, inner.layers, inner.norm]
+        if not model.config.tie_word_embeddings:
+            llm.append(model.lm_head)
+        bert = inner.bert_model
+        return {
+            "llm": llm,
+            "vision_tower": inner.vision_tower.used_modules(),
+            "audio_tower": [inner.audio_tower],
+            "vision_projector": [inner.mm_projector],
+            "audio_projector": [inner.audio_projector],
+            "gate_text_encoder": [bert.embeddings, bert.encoder],
+            "gate": [inner.bert_gate],
+        }
+
+    def save(self, directory: str | os.PathLike, official_compatible: bool = False) -> None:
+        """Write the released layout: config.json (towers named by relative sub-folders), model.safetensors
+        (every module incl. the towers, tied lm_head omitted), tokenizer + chat template, generation config,
+        ``siglip/`` ``whisper/`` ``bert/`` with configs, preprocessor configs and the BERT tokenizer.
+
+        ``official_compatible=True`` also writes the tower and BERT weights into the sub-folders, which the
+        official loader re-reads from there (it ignores the copies in model.safetensors).
+        """
+        model = self.model
+        config = model.config
+        with atomic_dir(directory) as folder:
+            released = config.to_released_dict(torch_dtype=model.dtype)
+            released.update(mm_vision_tower=VISION_SUBDIR, mm_audio_tower=AUDIO_SUBDIR)
+            _write_json(folder / "config.json", released)
+            state = {key: tensor.contiguous() for key, tensor in model.state_dict().items()
+                     if not (config.tie_word_embeddings and key == "lm_head.weight")}
+            save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+            model.generation_config.save_pretrained(folder)
+            self.processor.save_pretrained(folder, VISION_SUBDIR, AUDIO_SUBDIR, BERT_SUBDIR)
+            for subdir, sub_config, architecture in (
+                    (VISION_SUBDIR, config.vision_config, "SiglipVisionModel"),
+                    (AUDIO_SUBDIR, config.audio_config, "WhisperForAudioClassification"),
+                    (BERT_SUBDIR, config.bert_config, "BertModel")):
+                data = sub_config.to_dict()
+                data.update(architectures=[architecture], torch_dtype=str(model.dtype).removeprefix("torch."))
+                data.pop("dtype", None)
+                _write_json(folder / subdir / "config.json", data)
+            if official_compatible:
+                inner = model.model
+                # Key names as the stand-alone models of transformers 4.x write them.
+                for subdir, module in ((VISION_SUBDIR, inner.vision_tower.vision_tower),   # vision_model.*
+                                       (AUDIO_SUBDIR, inner.audio_tower.audio_tower),      # encoder.*
+                                       (BERT_SUBDIR, inner.bert_model)):                   # embeddings.* ...
+                    tower = {key: tensor.contiguous() for key, tensor in module.state_dict().items()}
+                    save_file(tower, folder / subdir / "model.safetensors", metadata={"format": "pt"})
+
+
+def _write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _selected_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[ids] row by row in float32, never materialising (N, C, X) log-probabilities."""
+    rows = []
+    for row_logits, row_ids in zip(logits, ids):
+        row_logits = row_logits.float()                                                      # (C, X)
+        picked = row_logits.gather(-1, row_ids[:, None]).squeeze(-1)                         # (C,)
+        rows.append(picked - row_logits.logsumexp(-1))                                       # (C,)
+    return torch.stack(rows)                                                                 # (N, C)
+
+
+def load_policy(directory: str | os.PathLike, vision_tower: str | os.PathLike | None = None,
+                audio_tower: str | os.PathLike | None = None, bert_tokenizer: str | os.PathLike | None = None,
+                torch_dtype: torch.dtype = torch.float32, frame_mode: str = "stretch",
+                device: str | torch.device | None = None, freeze_towers: bool = True) -> HumanOmniPolicy:
+    """Load a released HumanOmni / R1-Omni folder (or one written by :meth:`HumanOmniPolicy.save`).
+
+    ``frame_mode``: ``"stretch"`` (official inference, default) or ``"pad"`` (official training).
+    Nothing is downloaded; see :meth:`HumanOmniForCausalLM.from_pretrained` for where each part is read.
+    """
+    folders = CheckpointFolders.resolve(directory, vision_tower, audio_tower, bert_tokenizer)
+    model = HumanOmniForCausalLM.from_pretrained(directory, torch_dtype=torch_dtype, vision_tower=folders.vision,
+                                                 audio_tower=folders.audio, bert_tokenizer=folders.bert)
+    config = model.config
+    processor = HumanOmniProcessor.from_pretrained(
+        folders.checkpoint, folders.vision, folders.audio, folders.bert, frame_mode=frame_mode,
+        use_x_start_end=config.mm_use_x_start_end, bert_max_positions=config.bert_config.max_position_embeddings,
+        vision_image_size=config.vision_config.image_size, num_mel_bins=config.audio_config.num_mel_bins)
+    if device is not None:
+        model.to(device)
+    return HumanOmniPolicy(model, processor, freeze_towers=freeze_towers)

@@ -1,0 +1,77 @@
+"""write_clip / write_audio: argument checks, keyframe spacing, faststart layout, channel layout."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from media_fakes import KEYFRAME_INTERVAL, smooth_frames, tone
+from r1omni.media import write_audio, write_clip
+
+FRAMES = smooth_frames(4)
+
+
+@pytest.mark.parametrize(("frames", "suffix", "message"), [
+    (FRAMES, ".gif", "unsupported container"),
+    (FRAMES.astype(np.float32), ".mp4", "uint8"),
+    (FRAMES[..., :2], ".mp4", "uint8"),
+    (FRAMES[:, :47], ".mp4", "even"),
+    (FRAMES[:0], ".mp4", "at least one frame"),
+])
+def test_write_clip_rejects_bad_arguments(tmp_path, frames, suffix, message):
+    with pytest.raises(ValueError, match=message):
+        write_clip(tmp_path / f"clip{suffix}", frames, 25)
+
+
+def test_write_clip_rejects_bad_waveform_and_options(tmp_path):
+    with pytest.raises(ValueError, match="1 or 2 channels"):
+        write_clip(tmp_path / "clip.mp4", FRAMES, 25, np.zeros((3, 1600), np.float32))
+    with pytest.raises(ValueError, match="faststart"):
+        write_clip(tmp_path / "clip.mkv", FRAMES, 25, faststart=True)
+
+
+def test_write_audio_rejects_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match="unsupported audio format"):
+        write_audio(tmp_path / "tone.aiff", tone(0.1))
+
+
+def _video_packets(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.size]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])
+def test_keyframe_interval_is_exact_for_x264(long_gop_clips, suffix):
+    packets = sorted(_video_packets(long_gop_clips[suffix]))
+    keyframes = [index for index, (_, key) in enumerate(packets) if key]
+    assert keyframes == list(range(0, 75, KEYFRAME_INTERVAL))  # 7 GOPs, no scene-cut extras
+
+
+@pytest.mark.parametrize("suffix", [".webm", ".avi"])
+def test_keyframe_interval_bounds_gops(long_gop_clips, suffix):
+    packets = sorted(_video_packets(long_gop_clips[suffix]))
+    keyframes = [index for index, (_, key) in enumerate(packets) if key]
+    assert len(keyframes) >= 6
+    assert max(np.diff(keyframes + [75])) <= KEYFRAME_INTERVAL
+
+
+def test_faststart_puts_the_index_first(tmp_path):
+    normal = write_clip(tmp_path / "normal.mp4", FRAMES, 25).read_bytes()
+    fast = write_clip(tmp_path / "fast.mp4", FRAMES, 25, faststart=True).read_bytes()
+    assert normal.index(b"moov") > normal.index(b"mdat")
+    assert fast.index(b"moov") < fast.index(b"mdat")
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".mp3", ".m4a", ".ogg"])
+def test_write_audio_keeps_channels(tmp_path, suffix):
+    path = write_audio(tmp_path / f"stereo{suffix}", np.stack([tone(0.2), tone(0.2, 880.0)]))
+    with av.open(str(path)) as container:
+        assert container.streams.audio[0].codec_context.channels == 2
+
+
+def test_write_clip_without_audio_has_no_audio_stream(tmp_path):
+    path = write_clip(tmp_path / "mute.webm", FRAMES, 25)
+    with av.open(str(path)) as container:
+        assert len(container.streams.video) == 1 and not container.streams.audio

@@ -127,6 +127,135 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- evaluation, comparison, explanation ---------------------------------------------------------
+
+def _eval_samples(args: argparse.Namespace):
+    """Samples from --data MANIFEST or --corpus NAME ROOT (test split of --fold when given)."""
+    from r1omni.schema import read_samples
+
+    if args.data:
+        return read_samples(args.data), None
+    from r1omni.data import import_corpus
+
+    name, root = args.corpus
+    split = args.split or ("test" if args.fold is not None else None)
+    result = import_corpus(name, root, fold=args.fold, split=split)
+    print(result.summary())
+    return result.samples, name
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from r1omni.evaluate import EvalOptions, TRACKS, evaluate, label_set_for
+    from r1omni.models import load_policy
+
+    _threads(args)
+    samples, corpus = _eval_samples(args)
+    if args.limit:
+        samples = samples[:args.limit]
+    labels = label_set_for(samples, args.labels or corpus)
+    policy = load_policy(args.model)
+    policy.module.eval()
+    options = EvalOptions(prompt=args.prompt, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                          modalities=args.modal, use_subtitle=not args.no_subtitle)
+    bar = tqdm(total=len(samples), desc="eval", unit="clip")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    metrics = evaluate(policy, samples, args.output, labels, options, progress=progress)
+    bar.close()
+    for track in TRACKS:
+        m = metrics[track]
+        line = (f"{track:10s} WAR {m['war']:.4f}  UAR {m['uar']:.4f}  format rate {m['format_rate']:.3f}  "
+                f"unparseable {m['unparseable']}/{m['n']}")
+        if "mean_over_folds" in m:
+            line += f"  (mean over folds: WAR {m['mean_over_folds']['war']:.4f} UAR {m['mean_over_folds']['uar']:.4f})"
+        print(line)
+    if metrics["skipped"]:
+        print(f"skipped {metrics['skipped']} clip(s) whose media could not be decoded (see predictions.jsonl)")
+    print(f"wrote {args.output}/predictions.jsonl, metrics.json, report.md, confusion_*.png")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from r1omni.compare import compare_runs
+
+    result = compare_runs(args.runs, track=args.track, paper=args.paper, fold_mean=args.fold_mean)
+    print(result.markdown)
+    if args.out:
+        result.write_png(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from r1omni.atomic import atomic_write_text
+    from r1omni.clips import ClipLoader
+    from r1omni.explain.attribution import attribute, summarize
+    from r1omni.models import load_policy
+
+    _threads(args)
+    samples, _ = _eval_samples(args)
+    if args.limit:
+        samples = samples[:args.limit]
+    policy = load_policy(args.model)
+    loader = ClipLoader(num_frames=policy.num_frames, prompt=args.prompt)
+    bar = tqdm(total=len(samples), desc="explain", unit="clip")
+    results, skipped = attribute(policy, samples, loader, method=args.method, batch_size=args.batch_size,
+                                 max_new_tokens=args.max_new_tokens,
+                                 progress=lambda done, total: bar.update(done - bar.n))
+    bar.close()
+    summary = summarize(results)
+    summary["skipped"] = skipped
+    from pathlib import Path
+
+    out = Path(args.output)
+    atomic_write_text(out / "attribution.jsonl", "".join(json.dumps(r.to_dict()) + "\n" for r in results))
+    atomic_write_text(out / "attribution_summary.json", json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {out}/attribution.jsonl and attribution_summary.json")
+    return 0
+
+
+# -- serve --------------------------------------------------------------------------------------
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from r1omni.serve import run
+    from r1omni.serve.config import MIB
+
+    _threads(args)
+    limits = {"max_upload_bytes": int(args.max_upload_mb * MIB), "max_duration_seconds": args.max_duration_seconds,
+              "request_timeout_seconds": args.request_timeout_seconds, "max_queue": args.max_queue,
+              "max_batch_size": args.max_batch_size, "batch_window_seconds": args.batch_window_seconds,
+              "max_new_tokens": args.max_new_tokens, "modalities": args.modalities, "label_set": args.label_set}
+    if args.model_name:
+        limits["model_name"] = args.model_name
+    if args.upload_dir:
+        limits["upload_dir"] = args.upload_dir
+    print(f"serving {args.model} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    run(args.model, host=args.host, port=args.port, media_root=args.media_root, **limits)
+    return 0
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from r1omni.demo import DemoConfig, run_demo
+
+    config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
+    if args.output_dir:
+        config.output_dir = args.output_dir
+    if args.threads:
+        config.threads = args.threads
+    run_demo(config, say=lambda line: print(line, flush=True))
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +306,65 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-new-tokens", type=int, default=512)
     predict.add_argument("--threads", type=int, default=None)
 
+    def add_data_source(command) -> None:
+        source = command.add_mutually_exclusive_group(required=True)
+        source.add_argument("--data", help="a manifest JSONL (e.g. written by `r1omni data import` or `synth`)")
+        source.add_argument("--corpus", nargs=2, metavar=("NAME", "ROOT"), help="a corpus as distributed")
+        command.add_argument("--fold", type=int, default=None, help="with --corpus: the fold's test split")
+        command.add_argument("--split", default=None)
+        command.add_argument("--limit", type=int, default=None, help="only the first N clips")
+        command.add_argument("--prompt", default="inference", help="a named prompt or literal text")
+        command.add_argument("--batch-size", type=int, default=16)
+        command.add_argument("--max-new-tokens", type=int, default=512)
+        command.add_argument("--threads", type=int, default=None)
+        command.add_argument("-o", "--output", required=True, help="output folder")
+
+    evaluation = add(commands, "eval", _cmd_eval, "evaluate a model: predictions, WAR/UAR per track, plots")
+    evaluation.add_argument("--model", required=True)
+    add_data_source(evaluation)
+    evaluation.add_argument("--labels", default=None, help="label set to score against (default: the corpus's)")
+    evaluation.add_argument("--modal", default="video_audio", choices=["video_audio", "video", "audio"])
+    evaluation.add_argument("--no-subtitle", action="store_true", help="leave subtitles out of the prompt")
+
+    comparison = add(commands, "compare", _cmd_compare, "the paper's Table 1 from several eval outputs")
+    comparison.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                            help="RUN_DIR or NAME=RUN_DIR; each holds one eval folder per dataset")
+    comparison.add_argument("--track", default="normalized", choices=["normalized", "strict"])
+    comparison.add_argument("--paper", action="store_true", help="show the paper's own numbers beside")
+    comparison.add_argument("--fold-mean", action="store_true", help="use the mean over folds where present")
+    comparison.add_argument("--out", default=None, help="also write the table as a PNG")
+
+    explanation = add(commands, "explain", _cmd_explain,
+                      "modality attribution: counterfactual runs without audio, frames, subtitle")
+    explanation.add_argument("--model", required=True)
+    add_data_source(explanation)
+    explanation.add_argument("--method", default="blank", choices=["blank", "omit"],
+                             help="blank: grey frames / silence; omit: leave the modality out of the prompt")
+
+    serve = add(commands, "serve", _cmd_serve, "HTTP API and web page for a model")
+    serve.add_argument("--model", required=True, help="a saved model folder")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--media-root", default=None, help="allow {\"path\": ...} requests below this folder")
+    serve.add_argument("--label-set", default="r1omni", help="label vocabulary the answers map to")
+    serve.add_argument("--model-name", default=None)
+    serve.add_argument("--max-upload-mb", type=float, default=200)
+    serve.add_argument("--max-duration-seconds", type=float, default=600)
+    serve.add_argument("--request-timeout-seconds", type=float, default=300)
+    serve.add_argument("--max-queue", type=int, default=32)
+    serve.add_argument("--max-batch-size", type=int, default=8)
+    serve.add_argument("--batch-window-seconds", type=float, default=0.02)
+    serve.add_argument("--max-new-tokens", type=int, default=512)
+    serve.add_argument("--modalities", default="video_audio", choices=["video_audio", "video", "audio"])
+    serve.add_argument("--upload-dir", default=None, help="where uploads are spooled (default: system temp)")
+    serve.add_argument("--threads", type=int, default=None)
+
+    demo = add(commands, "demo", _cmd_demo, "the whole paper pipeline on the generated benchmark (CPU, minutes)")
+    demo.add_argument("--quick", action="store_true", help="the ~3-minute variant (smaller benchmark and budgets)")
+    demo.add_argument("-o", "--output-dir", default=None, help="report folder (default demo_out, demo_out_quick)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2)")
+
     train = commands.add_parser("train", help="SFT and GRPO recipes (run under `accelerate launch` to scale)")
     train_sub = train.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
     for recipe, text in (("sft", "supervised fine-tuning (cold start, label SFT, perception pre-training)"),
@@ -189,10 +377,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Everything loads from local paths: a hub lookup must fail at once, never hang on the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-file weight-loading bars drown r1omni's own progress
     try:
         return args.handler(args)
     except (FileNotFoundError, ValueError, KeyError) as err:

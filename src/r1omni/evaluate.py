@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,9 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     unlabelled = [s.id for s in samples if not s.label]
     if unlabelled:
         raise ValueError(f"{len(unlabelled)} clip(s) have no label (e.g. {unlabelled[0]!r}); evaluation needs labels")
+    repeated = sorted(clip_id for clip_id, count in Counter(s.id for s in samples).items() if count > 1)
+    if repeated:
+        raise ValueError(f"clip ids must be unique (predictions are keyed by id); repeated: {repeated[:5]}")
     outside = sorted({s.label for s in samples} - set(labels.labels))
     if outside:
         raise ValueError(f"labels {outside} are not in the {labels.name} label set {list(labels.labels)}")
@@ -118,19 +122,20 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     with open(predictions_path, "a", encoding="utf-8") as handle:
         for start in range(0, len(todo), options.batch_size):
             chunk = todo[start:start + options.batch_size]
-            clips, ok, rows = [], [], []
+            clips, ok, by_id = [], [], {}
             for sample in chunk:
                 try:
                     clips.append(loader.load(sample))
                     ok.append(sample)
                 except MediaError as err:
-                    rows.append({"id": sample.id, "label": sample.label, "output": None, "answer": None,
-                                 "pred": None, "pred_strict": None, "format_ok": False, "think": None,
-                                 "fold": sample.fold, "error": str(err)})
+                    by_id[sample.id] = {"id": sample.id, "label": sample.label, "output": None, "answer": None,
+                                        "pred": None, "pred_strict": None, "format_ok": False, "think": None,
+                                        "fold": sample.fold, "error": str(err)}
             if clips:
                 completions = policy.generate(policy.prepare(clips), sampling=sampling)
-                rows += [_prediction_row(s, t, labels) for s, t in zip(ok, completions.texts)]
-            for row in rows:
+                by_id.update((s.id, _prediction_row(s, t, labels)) for s, t in zip(ok, completions.texts))
+            for sample in chunk:  # in manifest order, failed clips in place
+                row = by_id[sample.id]
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
                 done[row["id"]] = row
             handle.flush()

@@ -104,7 +104,7 @@ def _decisive(flips: dict[str, bool]) -> str:
 def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, method: str = "blank",
               batch_size: int = 16, max_new_tokens: int = 512, progress=None) -> tuple[list[ClipAttribution], int]:
     """Attribution for every clip; returns (results, number of clips skipped for media errors)."""
-    no_subtitle_loader = replace(loader, use_subtitle=False, _cache=loader._cache)
+    no_subtitle_loader = replace(loader, use_subtitle=False)  # only asked for questions: media is decoded once
     sampling = SamplingConfig(max_new_tokens=max_new_tokens)
     results: list[ClipAttribution] = []
     skipped = 0
@@ -113,11 +113,13 @@ def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, method:
         chunk, clips, bare = [], [], []
         for sample in samples[start:start + batch_size]:
             try:
-                clips.append(loader.load(sample))
-                bare.append(no_subtitle_loader.load(sample))
-                chunk.append(sample)
+                clip = loader.load(sample)
             except MediaError:
                 skipped += 1
+                continue
+            clips.append(clip)
+            bare.append(replace(clip, question=no_subtitle_loader.question(sample)))
+            chunk.append(sample)
         if not chunk:
             continue
         with torch.no_grad():

@@ -37,14 +37,18 @@ def _words(text: str) -> list[str]:
 
 
 def mentions_visual(think: str) -> bool:
-    """>>> mentions_visual("The brows are lowered.")
+    """Whether the reasoning cites visual evidence (a word of :data:`VISUAL_WORDS`).
+
+    >>> mentions_visual("The brows are lowered.")
     True
     """
     return any(word in VISUAL_WORDS for word in _words(think))
 
 
 def mentions_audio(think: str) -> bool:
-    """>>> mentions_audio("The pitch is high."), mentions_audio("She smiles.")
+    """Whether the reasoning cites audio evidence (a word of :data:`AUDIO_WORDS`).
+
+    >>> mentions_audio("The pitch is high."), mentions_audio("She smiles.")
     (True, False)
     """
     return any(word in AUDIO_WORDS for word in _words(think))

@@ -183,7 +183,7 @@ PRESET_DIMS: dict[str, ThinkerDims] = {
     "qwen3-omni-tiny": ThinkerDims(family="qwen3_omni", text_head_dim=16, frame_size=64),
     # ~1M parameters: the embedded benchmark's default (faces at 56x56, 4 frames, ~1 s audio).
     "qwen2.5-omni-demo": ThinkerDims(
-        vocab_size=800, text_hidden_size=128, text_layers=4, text_heads=4, text_kv_heads=2,
+        vocab_size=1200, text_hidden_size=128, text_layers=4, text_heads=4, text_kv_heads=2,
         text_intermediate_size=256, vision_hidden_size=64, vision_depth=2, vision_heads=4,
         vision_intermediate_size=128, vision_window_size=112, audio_d_model=64, audio_layers=2, audio_heads=4,
         audio_ffn_dim=128),

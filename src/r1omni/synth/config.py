@@ -1,0 +1,197 @@
+"""Typed settings of the embedded benchmark: :class:`StyleConfig` (how clips look and sound and which
+file format they use), :class:`SynthConfig` (split sizes, modality mix, cue strengths) and ``PRESETS``.
+
+A config says *what* to generate; it knows nothing about drawing, synthesis or files. Every field is
+plain data so that a config serialises to JSON (the generator fingerprints it to decide whether an
+existing split is still valid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from r1omni.labels import DFEW
+
+__all__ = ["StyleConfig", "SynthConfig", "PRESETS", "SPLITS", "CARRIERS", "get_preset"]
+
+# The splits, in generation order, mirroring the paper's stages (see r1omni.synth.generate).
+SPLITS = ("pretrain", "cold_start", "train", "test_id", "test_ood")
+# Which modality carries the label in a clip.
+CARRIERS = ("both", "face", "voice", "conflict")
+_CONTAINERS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+
+
+@dataclass
+class StyleConfig:
+    """How the clips of one style look, sound and are stored. "id" is the training style, "ood" the
+    shifted one that plays RAVDESS's role; the emotion -> cue mapping is the same in both."""
+
+    name: str = "id"
+    """Style name stored in every sample's ``meta["style"]``."""
+    container: str = ".mp4"
+    """File suffix; chooses container and codecs (r1omni.media.encode.CONTAINER_CODECS)."""
+    frame_size_px: int = 64
+    """Width and height of the (square) frames in pixels; must be even for yuv420p."""
+    num_frames: int = 8
+    """Frames per clip; the clip lasts ``num_frames / fps`` seconds, sound included."""
+    fps: float = 8.0
+    """Frame rate of the video stream."""
+    sample_rate_hz: int = 16000
+    """Sample rate the voice is synthesised at and stored with."""
+    face_style: str = "soft"
+    """Drawing style, a key of ``r1omni.synth.face.FACE_STYLES``."""
+    voice_style: str = "buzz"
+    """Voice timbre and background noise, a key of ``r1omni.synth.voice.VOICE_STYLES``."""
+
+    def __post_init__(self) -> None:
+        if self.container not in _CONTAINERS:
+            raise ValueError(f"StyleConfig.container={self.container!r}; use one of {_CONTAINERS}")
+        if self.frame_size_px < 32 or self.frame_size_px % 2:
+            raise ValueError(f"StyleConfig.frame_size_px={self.frame_size_px}; use an even size >= 32")
+        if self.num_frames < 2:
+            raise ValueError(f"StyleConfig.num_frames={self.num_frames}; a clip needs at least 2 frames")
+        if not 1 <= self.fps <= 60:
+            raise ValueError(f"StyleConfig.fps={self.fps}; use 1..60")
+        if self.sample_rate_hz not in (8000, 16000, 24000, 48000):
+            raise ValueError(f"StyleConfig.sample_rate_hz={self.sample_rate_hz}; use 8000, 16000, 24000 or "
+                             "48000 (rates every container here can store)")
+        # Imported here: the style tables live with the renderers, which import this module.
+        from r1omni.synth.face import FACE_STYLES
+        from r1omni.synth.voice import VOICE_STYLES
+
+        if self.face_style not in FACE_STYLES:
+            raise ValueError(f"StyleConfig.face_style={self.face_style!r}; known: {sorted(FACE_STYLES)}")
+        if self.voice_style not in VOICE_STYLES:
+            raise ValueError(f"StyleConfig.voice_style={self.voice_style!r}; known: {sorted(VOICE_STYLES)}")
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.num_frames / self.fps
+
+
+def _default_sizes() -> dict[str, int]:
+    return {"pretrain": 1050, "cold_start": 580, "train": 2100, "test_id": 350, "test_ood": 350}
+
+
+def _default_carriers() -> dict[str, float]:
+    return {"both": 0.45, "face": 0.2, "voice": 0.2, "conflict": 0.15}
+
+
+def _ood_style() -> StyleConfig:
+    return StyleConfig(name="ood", container=".webm", frame_size_px=80, num_frames=10, fps=10.0,
+                       sample_rate_hz=24000, face_style="flat", voice_style="reed")
+
+
+@dataclass
+class SynthConfig:
+    """Everything that decides the content of a generated benchmark (together with the seed)."""
+
+    split_sizes: dict[str, int] = field(default_factory=_default_sizes)
+    """Clips per split; keys from ``SPLITS``. Labels are balanced within every block of 7 clips."""
+    id_style: StyleConfig = field(default_factory=StyleConfig)
+    """Style of every split except ``test_ood``."""
+    ood_style: StyleConfig = field(default_factory=_ood_style)
+    """Style of ``test_ood``: other faces, voices, noise and file format, same cue mapping."""
+    carrier_weights: dict[str, float] = field(default_factory=_default_carriers)
+    """Share of clips per carrier (normalised): "both" modalities show the label; only the "face" or
+    only the "voice" does (the other stays at rest); "conflict": one shows it strongly, the other
+    weakly shows another emotion. Neutral clips are always "both" (nothing to carry)."""
+    carrier_intensity: tuple[float, float] = (0.75, 1.0)
+    """Range of the expression strength (0 rest .. 1 prototype) of a label-carrying modality."""
+    distractor_intensity: tuple[float, float] = (0.3, 0.45)
+    """Range of the strength of the other emotion shown by the weak modality of a conflict clip."""
+    cue_noise: float = 0.06
+    """Standard deviation of per-clip noise added to every cue value (cue units, ranges 1 or 2)."""
+    subtitle_fraction: float = 1.0
+    """Share of clips that have a subtitle."""
+    label_hint_fraction: float = 0.15
+    """Share of subtitled non-neutral clips whose sentence hints at the label (others are ordinary)."""
+    apex_fraction: float = 0.4
+    """Share of the clip after which the expression reaches its apex (onset starts near rest)."""
+    reasoning_cues_per_modality: int | None = 2
+    """Cold-start reasoning names at most this many cues per modality (the strongest); None = all.
+    Short reasoning keeps generation cheap for tiny models; descriptions always name every cue."""
+    num_identities: int = 32
+    """Face identities and speakers per style (a pool; each clip draws one of each)."""
+    test_identity_fraction: float = 0.25
+    """Share of the ID pool kept for test_id only (subject-independent test); 0 shares the pool."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.id_style, dict):
+            self.id_style = StyleConfig(**self.id_style)
+        if isinstance(self.ood_style, dict):
+            self.ood_style = StyleConfig(**self.ood_style)
+        self.carrier_intensity = tuple(self.carrier_intensity)  # type: ignore[assignment]
+        self.distractor_intensity = tuple(self.distractor_intensity)  # type: ignore[assignment]
+        unknown = sorted(set(self.split_sizes) - set(SPLITS))
+        if unknown:
+            raise ValueError(f"SynthConfig.split_sizes has unknown split(s) {unknown}; use {SPLITS}")
+        bad = {k: v for k, v in self.split_sizes.items() if not isinstance(v, int) or v < 0}
+        if bad:
+            raise ValueError(f"SynthConfig.split_sizes must be non-negative integers, got {bad}")
+        unknown = sorted(set(self.carrier_weights) - set(CARRIERS))
+        if unknown:
+            raise ValueError(f"SynthConfig.carrier_weights has unknown carrier(s) {unknown}; use {CARRIERS}")
+        if any(w < 0 for w in self.carrier_weights.values()) or sum(self.carrier_weights.values()) <= 0:
+            raise ValueError(f"SynthConfig.carrier_weights must be >= 0 with a positive sum, got "
+                             f"{self.carrier_weights}")
+        for name in ("carrier_intensity", "distractor_intensity"):
+            low, high = getattr(self, name)
+            if not 0 <= low <= high <= 1:
+                raise ValueError(f"SynthConfig.{name}=({low}, {high}); need 0 <= low <= high <= 1")
+        if self.distractor_intensity[1] >= self.carrier_intensity[0]:
+            raise ValueError("SynthConfig.distractor_intensity must lie below carrier_intensity, or a "
+                             "conflict clip has no stronger modality; lower the distractor range")
+        for name in ("subtitle_fraction", "label_hint_fraction", "test_identity_fraction"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"SynthConfig.{name}={value}; use a fraction in [0, 1]")
+        if not 0 < self.apex_fraction <= 1:
+            raise ValueError(f"SynthConfig.apex_fraction={self.apex_fraction}; use (0, 1]")
+        if not 0 <= self.cue_noise <= 0.3:
+            raise ValueError(f"SynthConfig.cue_noise={self.cue_noise}; above 0.3 noise drowns the cues")
+        if self.reasoning_cues_per_modality is not None and self.reasoning_cues_per_modality < 1:
+            raise ValueError(f"SynthConfig.reasoning_cues_per_modality={self.reasoning_cues_per_modality}; "
+                             "use 1 or more, or None for every cue")
+        if self.num_identities < 2:
+            raise ValueError(f"SynthConfig.num_identities={self.num_identities}; need at least 2")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The seven DFEW labels every split is balanced over."""
+        return DFEW.labels
+
+    def style_for(self, split: str) -> StyleConfig:
+        return self.ood_style if split == "test_ood" else self.id_style
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SynthConfig":
+        return cls(**data)
+
+
+def _sized(**sizes: int) -> SynthConfig:
+    return SynthConfig(split_sizes=dict(sizes))
+
+
+PRESETS: dict[str, SynthConfig] = {
+    # The demo: generation in a minute or two on 2 CPU cores, training in ~15 minutes.
+    "default": SynthConfig(),
+    # `r1omni demo --quick` and integration tests: seconds to generate.
+    "quick": _sized(pretrain=70, cold_start=70, train=140, test_id=70, test_ood=70),
+    # Unit tests of other modules: 2 clips per class and split.
+    "tiny": _sized(pretrain=14, cold_start=14, train=14, test_id=14, test_ood=14),
+}
+
+
+def get_preset(name: str) -> SynthConfig:
+    """A fresh copy of a preset (safe to modify); a clear error lists the known names."""
+    try:
+        preset = PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown synth preset {name!r}; known: {', '.join(PRESETS)}") from None
+    return replace(preset, split_sizes=dict(preset.split_sizes), carrier_weights=dict(preset.carrier_weights),
+                   id_style=replace(preset.id_style), ood_style=replace(preset.ood_style))

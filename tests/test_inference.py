@@ -1,0 +1,110 @@
+"""``predict_files``: one record per file, in order; a file that cannot be read gets an error naming it
+while the rest of its batch is answered; audio-only files work with ``modalities="audio"``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from r1omni.inference import Prediction, predict_files, sample_for_path
+from r1omni.media import write_audio
+from r1omni.models import Completions, PreparedBatch, SamplingConfig
+
+FIELDS = {"path", "think", "answer", "label", "format_ok", "output", "error", "timings"}
+STAGES = {"decode_seconds", "preprocess_seconds", "generate_seconds"}
+SHORT = SamplingConfig(max_new_tokens=5)
+
+
+@pytest.fixture(scope="module")
+def tiny_policy():
+    from r1omni.models import init_preset
+
+    return init_preset("qwen2.5-omni-tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def corrupt_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bad") / "broken.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 64)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wav_file(tmp_path_factory):
+    waveform = (0.3 * np.sin(2 * np.pi * 180 * np.arange(16000) / 16000)).astype(np.float32)
+    return write_audio(tmp_path_factory.mktemp("audio") / "voice.wav", waveform)
+
+
+def check_answered(record: Prediction, path) -> None:
+    assert record.path == str(path) and record.error is None
+    assert isinstance(record.output, str) and isinstance(record.answer, str)
+    assert isinstance(record.format_ok, bool)
+    assert record.think is None or isinstance(record.think, str)
+    assert set(record.timings) == STAGES and all(v >= 0 for v in record.timings.values())
+
+
+def test_a_corrupt_file_does_not_stop_its_batch(tiny_policy, av_clip, silent_clip, corrupt_file):
+    paths = [av_clip, corrupt_file, silent_clip]
+    records = list(predict_files(tiny_policy, paths, batch_size=3, sampling=SHORT))
+    assert [r.path for r in records] == [str(p) for p in paths]
+    check_answered(records[0], av_clip)
+    check_answered(records[2], silent_clip)  # no audio stream: answered from the frames
+    broken = records[1]
+    assert broken.error is not None and "broken.mp4" in broken.error
+    assert broken.output is None and broken.answer is None and broken.label is None and not broken.format_ok
+    assert set(broken.timings) == {"decode_seconds"}
+    assert set(broken.to_dict()) == FIELDS
+
+
+class EchoPolicy:
+    """Says what it was given: "happy" for a clip with audio, "sad" for one without, and the frame count."""
+
+    family = "stub"
+
+    def __init__(self) -> None:
+        self.module = torch.nn.Identity()
+        self.batch_sizes: list[int] = []
+
+    @property
+    def num_frames(self) -> int:
+        return 3
+
+    def prepare(self, clips):
+        texts = [f"<think>{0 if c.frames is None else len(c.frames)} frames</think>\n"
+                 f"<answer>{'happy' if c.waveform is not None else 'sad'}</answer>" for c in clips]
+        return PreparedBatch(torch.zeros(len(clips), 1, dtype=torch.long), torch.ones(len(clips), 1, dtype=torch.long),
+                             media={"texts": texts})
+
+    def generate(self, batch, num_return_sequences=1, sampling=None):
+        self.batch_sizes.append(batch.num_clips)
+        n = batch.num_clips
+        return Completions(ids=torch.zeros(n, 1, dtype=torch.long), mask=torch.ones(n, 1, dtype=torch.long),
+                           texts=batch.media["texts"], clip_index=torch.arange(n))
+
+
+def test_each_record_gets_its_own_clips_answer(av_clip, silent_clip, corrupt_file):
+    policy = EchoPolicy()
+    paths = [silent_clip, corrupt_file, av_clip, corrupt_file, av_clip]
+    records = list(predict_files(policy, paths, batch_size=3))
+    assert policy.batch_sizes == [2, 1]  # failed files are not sent to the model
+    assert [r.label for r in records] == ["sad", None, "happy", None, "happy"]
+    assert records[0].think == "3 frames" and records[0].answer == "sad" and records[0].format_ok is True
+    assert records[2].output == "<think>3 frames</think>\n<answer>happy</answer>"
+    assert [r.error is None for r in records] == [True, False, True, False, True]
+
+
+def test_audio_only_file(tiny_policy, wav_file, av_clip):
+    [record] = predict_files(tiny_policy, [wav_file], modalities="audio", sampling=SHORT)
+    check_answered(record, wav_file)
+    # A video file under modalities="audio" is read for its soundtrack only.
+    [from_video] = predict_files(tiny_policy, [av_clip], modalities="audio", sampling=SHORT)
+    check_answered(from_video, av_clip)
+    # The same wav with video expected has no frames to read: an error naming the file, not a crash.
+    [as_video] = predict_files(tiny_policy, [wav_file], modalities="video", sampling=SHORT)
+    assert as_video.error is not None and "voice.wav" in as_video.error
+
+
+def test_sample_for_path():
+    assert sample_for_path("a/b.WAV").audio == "a/b.WAV" and sample_for_path("a/b.WAV").video is None
+    assert sample_for_path("a/b.mp4").video == "a/b.mp4"

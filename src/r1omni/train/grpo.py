@@ -210,6 +210,9 @@ def train_grpo(config: GRPOConfig) -> TrainResult:
     device = accelerator.device
 
     # -- loop --------------------------------------------------------------------------------
+    # Train mode for the loss forward, as in SFT (a folder loaded with from_pretrained starts in
+    # eval mode, a preset in train mode); the rollout engine switches to eval while sampling.
+    policy.module.train()
     for step in range(start_step + 1, total_steps + 1):
         timings = {"rollout": 0.0, "reference": 0.0, "policy": 0.0, "optimizer": 0.0}
         stats: dict[str, list[float]] = {"reward": [], "reward_std": [], "groups_with_signal": [],
@@ -273,6 +276,7 @@ def train_grpo(config: GRPOConfig) -> TrainResult:
 
         # 5. update(s)
         kl, clip_fraction, losses = [], [], []
+        lr = scheduler.get_last_lr()[0]   # the rate this step's (first) update uses, logged below
         for _ in range(mu):
             tick = time.perf_counter()
             for position, r in enumerate(rollouts):
@@ -306,7 +310,7 @@ def train_grpo(config: GRPOConfig) -> TrainResult:
         completion_tokens = sum(float(r.mask.sum()) for r in rollouts)
         metrics = {key: mean(values) for key, values in stats.items()}
         metrics.update({"kl": mean(kl), "clip_fraction": mean(clip_fraction), "loss": mean(losses),
-                        "grad_norm": grad_norm or 0.0, "lr": scheduler.get_last_lr()[0], "skipped_clips": skipped,
+                        "grad_norm": grad_norm or 0.0, "lr": lr, "skipped_clips": skipped,
                         "tokens_per_second": completion_tokens / max(timings["rollout"], 1e-9)})
         metrics.update({f"time/{name}": seconds for name, seconds in timings.items()})
         if step % config.log_every == 0 or step == total_steps:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 from dataclasses import dataclass
 
@@ -68,10 +69,25 @@ def make_accelerator(mixed_precision: str = "no", gradient_accumulation_steps: i
 
     DDP is told that some parameters may go unused in a step (a clip without audio leaves the
     audio projector out of the graph), which it otherwise treats as an error.
+
+    The schedule is stepped once per optimiser step (``step_scheduler_with_optimizer=False``):
+    r1omni counts its total steps over the global batch already, whereas accelerate's default
+    steps a prepared scheduler once per process per step (it assumes per-process dataloader
+    lengths), which would decay the learning rate N times too fast with N processes.
+
+    On a machine without GPUs, two processes started by the torchrun-based launcher
+    (``accelerate launch --multi_gpu``) only form a gloo group when ``ACCELERATE_USE_CPU=true``;
+    otherwise each believes it is alone and all would write the same files, which is refused here.
     """
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps,
-                       project_dir=log_dir, kwargs_handlers=[ddp])
+    accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps,
+                              project_dir=log_dir, kwargs_handlers=[ddp], step_scheduler_with_optimizer=False)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and accelerator.num_processes == 1:
+        raise RuntimeError(f"launched as {world_size} processes (WORLD_SIZE) but accelerate set up a single-process "
+                           "run, so each process would train alone; without GPUs launch with ACCELERATE_USE_CPU=true "
+                           "(e.g. ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N ...)")
+    return accelerator
 
 
 def open_policy(model: str, seed: int = 0) -> Policy:

@@ -183,13 +183,14 @@ def train_sft(config: SFTConfig) -> TrainResult:
         grad_norm = clip_gradients(accelerator, policy.module, config.optim.max_grad_norm)
         if grad_norm is not None:
             check_finite(step, grad_norm=grad_norm)
+        lr = scheduler.get_last_lr()[0]   # the rate this update uses, logged below
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
 
         seconds = time.perf_counter() - step_started
         if step % config.log_every == 0 or step == total_steps:
-            tracker.log(step, {"loss": loss_sum / max(token_count, 1), "lr": scheduler.get_last_lr()[0],
+            tracker.log(step, {"loss": loss_sum / max(token_count, 1), "lr": lr,
                                "grad_norm": grad_norm or 0.0, "tokens_per_second": token_count / seconds,
                                "skipped_clips": skipped})
         if config.sample_every and step % config.sample_every == 0 and accelerator.is_main_process and clips:

@@ -1,0 +1,422 @@
+"""GRPO step throughput: r1omni's loop (``r1omni.train.grpo.train_grpo``) against TRL's ``GRPOTrainer``.
+
+Part 1, like for like. Both train the same tiny TEXT-ONLY Qwen2 (random weights, hidden 64, 2
+layers, the offline BPE of ``r1omni.models.tokenizer``), saved once and loaded by both, on the same
+16 prompts with the same reward and the same settings: G completions per prompt, P prompts per
+step, one optimiser step per rollout (μ = 1), max_completion_length, temperature 1 / top-k 50,
+AdamW lr with linear decay, β = 0.04 with a reference model, the per-sequence mean ("grpo") loss,
+group-scaled advantages, fp32 on CPU (TRL: ``bf16=False``, ``use_cpu=True``, no vLLM, no
+activation checkpointing). They run one after the other in this process, ``--rounds`` times
+alternately; the best round of each (by CPU time) is reported: steps/s and completion tokens/s of
+the median step after ``--warmup``, by wall-clock and by process CPU time (one torch thread, so CPU
+time is what a step costs even when other jobs share the machine), and r1omni / TRL.
+
+r1omni drives models through its Policy protocol, which a plain causal LM does not implement, so
+this file carries a minimal text-only adapter (:class:`TextPolicy`: prepare = chat template +
+left-padded tokens, generate = HF ``generate``, token_logprobs = one forward of prompt +
+completion, parts, save) and a :class:`TextLoader` that hands ``train_grpo`` the question of each
+manifest row instead of decoding media. Both are patched into ``r1omni.train.grpo`` /
+``r1omni.train.setup`` for part 1 only. The differences that remain are the loops' own: how each
+builds its batches, scores, logs and steps.
+
+Part 2, r1omni's time split (``time/rollout``, ``time/reference``, ``time/policy``,
+``time/optimizer`` of metrics.jsonl) on a tiny omni preset with generated clips (4 frames of
+56x56 + 1 s of audio per clip).
+
+The reward is a toy verifiable one (the share of "e" characters in a completion): random weights
+never produce the ``<think>/<answer>`` format, and the figures here are about speed only.
+
+    python benchmarks/grpo_step.py [--steps 30] [--warmup 3] [--rounds 3] [--omni-preset qwen2.5-omni-tiny]
+
+Run with one torch thread (set here); on a shared machine, compare figures from the same run only.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
+
+from r1omni.atomic import atomic_dir  # noqa: E402
+from r1omni.media import write_clip  # noqa: E402
+from r1omni.models import ClipInput, Completions, PreparedBatch, SamplingConfig  # noqa: E402
+from r1omni.models.tokenizer import build_bpe_tokenizer  # noqa: E402
+from r1omni.rewards import REWARD_FUNCTIONS  # noqa: E402
+from r1omni.schema import Sample, write_samples  # noqa: E402
+from r1omni.train import grpo as r1omni_grpo  # noqa: E402
+from r1omni.train import setup as r1omni_setup  # noqa: E402
+from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo  # noqa: E402
+from r1omni.train.setup import OptimConfig  # noqa: E402
+from r1omni.train.tracking import RunTracker  # noqa: E402
+
+torch.set_num_threads(1)
+
+LABELS = ("happy", "sad", "angry", "neutral")
+REWARD_NAME = "letter_e"
+
+
+def letter_e(completions, **columns) -> list[float]:
+    """Share of "e" characters; completions as plain text (r1omni) or chat messages (TRL)."""
+    texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+    return [text.count("e") / max(len(text), 1) for text in texts]
+
+
+# -- a text-only Qwen2 behind r1omni's Policy protocol ------------------------------------------------
+class TextScorer(nn.Module):
+    """``policy.module`` of :class:`TextPolicy`: log-probabilities of completion tokens (N, C) from
+    one forward of each row's prompt + completion (what TRL computes too)."""
+
+    def __init__(self, model: Qwen2ForCausalLM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
+                clip_index: torch.Tensor) -> torch.Tensor:
+        ids = torch.cat([prompt_ids[clip_index], completion_ids], dim=1)                    # (N, P+C)
+        mask = torch.cat([prompt_mask[clip_index], torch.ones_like(completion_ids)], dim=1)   # (N, P+C)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)                                     # (N, P+C)
+        completion_len = completion_ids.shape[1]
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                            logits_to_keep=completion_len + 1).logits[:, :-1].float()        # (N, C, V)
+        return logits.gather(-1, completion_ids[..., None])[..., 0] - logits.logsumexp(dim=-1)   # (N, C)
+
+
+class TextPolicy:
+    """The minimal Policy a text-only causal LM needs for ``train_grpo`` (questions only, no media)."""
+
+    family = "qwen2_text"
+
+    def __init__(self, model: Qwen2ForCausalLM, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.module: nn.Module = TextScorer(model)
+        self._scorer = self.module            # generation uses the bare model, whatever wraps module
+        self.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.pad_token_id = tokenizer.pad_token_id
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "TextPolicy":
+        return cls(Qwen2ForCausalLM.from_pretrained(directory), AutoTokenizer.from_pretrained(directory))
+
+    @property
+    def num_frames(self) -> int:
+        return 1
+
+    @property
+    def device(self) -> torch.device:
+        return next(self._scorer.parameters()).device
+
+    def prepare(self, clips: list[ClipInput]) -> PreparedBatch:
+        prompts = [self.tokenizer.apply_chat_template([{"role": "user", "content": clip.question}], tokenize=False,
+                                                      add_generation_prompt=True) for clip in clips]
+        tokens = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return PreparedBatch(tokens["input_ids"], tokens["attention_mask"], {}, prompts)
+
+    @torch.no_grad()
+    def generate(self, batch: PreparedBatch, num_return_sequences: int = 1,
+                 sampling: SamplingConfig | None = None) -> Completions:
+        sampling = sampling or SamplingConfig()
+        batch = batch.to(self.device)
+        config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
+                                  temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
+                                  eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
+        sequences = self._scorer.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                                generation_config=config,
+                                                num_return_sequences=num_return_sequences)        # (N, P+C)
+        ids = sequences[:, batch.input_ids.shape[1]:]                                             # (N, C)
+        is_eos = ids == self.eos_token_id
+        first_eos = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1),
+                                torch.full_like(ids[:, 0], ids.shape[1]))                        # (N,)
+        mask = (torch.arange(ids.shape[1], device=ids.device)[None] <= first_eos[:, None]).long()  # (N, C)
+        ids = ids.masked_fill(mask == 0, self.pad_token_id)
+        texts = self.tokenizer.batch_decode([row[:int(n)] for row, n in zip(ids.tolist(), mask.sum(1).tolist())],
+                                            skip_special_tokens=True)
+        clip_index = torch.arange(batch.num_clips, device=ids.device).repeat_interleave(num_return_sequences)
+        return Completions(ids=ids, mask=mask, texts=texts, clip_index=clip_index)
+
+    def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] + [self.eos_token_id] for t in texts]
+        length = max(len(r) for r in rows)
+        ids = torch.tensor([r + [self.pad_token_id] * (length - len(r)) for r in rows])
+        return ids, (ids != self.pad_token_id).long()
+
+    def token_logprobs(self, batch: PreparedBatch, completion_ids: torch.Tensor,
+                       clip_index: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device)
+        return self.module(batch.input_ids, batch.attention_mask, completion_ids.to(self.device),
+                           clip_index.to(self.device))                                           # (N, C)
+
+    def parts(self) -> dict[str, list[nn.Module]]:
+        return {"llm": [self._scorer.model]}
+
+    def save(self, directory: str | os.PathLike) -> None:
+        with atomic_dir(directory) as tmp:
+            self._scorer.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+
+
+@dataclass
+class TextLoader:
+    """Stands in for ``r1omni.clips.ClipLoader``: the manifest row's question, no media."""
+
+    num_frames: int
+    prompt: str = ""
+    use_subtitle: bool = False
+    cache: bool = False
+
+    def load(self, sample: Sample) -> ClipInput:
+        return ClipInput(question=sample.meta["question"])
+
+
+# -- shared set-up --------------------------------------------------------------------------------
+@dataclass
+class Setting:
+    steps: int
+    warmup: int
+    generations: int = 4
+    prompts_per_step: int = 4
+    max_completion_length: int = 16
+    lr: float = 1e-4
+    beta: float = 0.04
+    seed: int = 0
+
+
+class StepClock:
+    """Wall-clock and process CPU time at the end of every step, and each step's completion tokens.
+
+    CPU time (one torch thread) barely moves when other jobs share the machine; wall time does."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.tokens: list[float] = []
+
+    def tick(self) -> None:
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+
+
+@dataclass
+class Figures:
+    """Rates of the median step after the warm-up, by wall-clock and by CPU time."""
+
+    wall_steps_per_second: float
+    wall_tokens_per_second: float
+    cpu_steps_per_second: float
+    cpu_tokens_per_second: float
+
+    @classmethod
+    def of(cls, clock: StepClock, warmup: int) -> "Figures":
+        def rates(ends: list[float]) -> tuple[float, float]:
+            durations = [end - start for start, end in zip(ends[warmup - 1:-1], ends[warmup:])]
+            tokens = clock.tokens[warmup:len(ends)]
+            return (1 / statistics.median(durations),
+                    statistics.median(count / seconds for count, seconds in zip(tokens, durations)))
+
+        return cls(*rates(clock.wall), *rates(clock.cpu))
+
+    def __str__(self) -> str:
+        return (f"wall {self.wall_steps_per_second:6.2f} steps/s {self.wall_tokens_per_second:7.0f} tok/s | "
+                f"cpu {self.cpu_steps_per_second:6.2f} steps/s {self.cpu_tokens_per_second:7.0f} tok/s")
+
+
+def questions() -> list[tuple[str, str]]:
+    return [(f"Clip {i}: which emotion does the person show, {LABELS[i % 4]} or not?", LABELS[i % 4])
+            for i in range(16)]
+
+
+def save_text_model(folder: Path, seed: int) -> Path:
+    tokenizer = build_bpe_tokenizer()
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    torch.manual_seed(seed)
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# -- r1omni ----------------------------------------------------------------------------------------
+def run_r1omni_text(model_dir: Path, work: Path, setting: Setting) -> Figures:
+    manifest = work / "prompts.jsonl"
+    write_samples(manifest, [Sample(id=f"q{i}", corpus="text", video="unused.mp4", label=label,
+                                    meta={"question": question}) for i, (question, label) in enumerate(questions())])
+    output_dir = Path(tempfile.mkdtemp(dir=work, prefix="r1omni-"))
+    config = GRPOConfig(
+        model=str(model_dir), data=str(manifest), output_dir=str(output_dir), max_steps=setting.steps,
+        num_generations=setting.generations, clips_per_step=setting.prompts_per_step, gradient_accumulation_steps=1,
+        beta=setting.beta, seed=setting.seed, rewards={REWARD_NAME: 1.0}, trainable=["llm"],
+        sampling=SamplingConfig(max_new_tokens=setting.max_completion_length, do_sample=True, temperature=1.0,
+                                top_k=50, top_p=1.0),
+        loss=LossConfig(aggregation="grpo", advantage_scale="group", num_iterations=1),
+        optim=OptimConfig(lr=setting.lr, schedule="linear", warmup_ratio=0.0, max_grad_norm=1.0), num_threads=1)
+    clock = StepClock()
+    rows_per_step = setting.prompts_per_step * setting.generations
+    patched = {(r1omni_grpo, "open_policy"): lambda model, seed=0: TextPolicy.load(model),
+               (r1omni_setup, "open_policy"): lambda model, seed=0: TextPolicy.load(model),
+               (r1omni_grpo, "ClipLoader"): TextLoader, (r1omni_grpo, "RunTracker"): clocked_tracker(clock)}
+    saved = {key: getattr(*key) for key in patched}
+    try:
+        for (module, name), value in patched.items():
+            setattr(module, name, value)
+        train_grpo(config)
+    finally:
+        for (module, name), value in saved.items():
+            setattr(module, name, value)
+    clock.tokens = [json.loads(line)["completion_length"] * rows_per_step
+                    for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    return Figures.of(clock, setting.warmup)
+
+
+def clocked_tracker(clock: StepClock) -> type:
+    """r1omni's RunTracker, ticking ``clock`` when a step's metrics are logged (right after the step)."""
+
+    class ClockedTracker(RunTracker):
+        def log(self, step: int, metrics: dict[str, float]) -> None:
+            clock.tick()
+            super().log(step, metrics)
+
+    return ClockedTracker
+
+
+# -- TRL -------------------------------------------------------------------------------------------
+def run_trl(model_dir: Path, work: Path, setting: Setting) -> Figures:
+    from datasets import Dataset
+    from transformers import PrinterCallback, ProgressCallback, TrainerCallback
+    from trl import GRPOConfig as TRLConfig
+    from trl import GRPOTrainer
+
+    class ClockCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            clock.tick()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "completions/mean_length" in logs:
+                clock.tokens.append(logs["completions/mean_length"] * rows_per_step)
+
+    clock = StepClock()
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": question}], "label": label}
+                                 for question, label in questions()])
+    rows_per_step = setting.prompts_per_step * setting.generations
+    args = TRLConfig(
+        output_dir=tempfile.mkdtemp(dir=work, prefix="trl-"), max_steps=setting.steps,
+        per_device_train_batch_size=rows_per_step, num_generations=setting.generations,
+        gradient_accumulation_steps=1, num_iterations=1, max_completion_length=setting.max_completion_length,
+        temperature=1.0, top_k=50, top_p=1.0, learning_rate=setting.lr, lr_scheduler_type="linear", warmup_steps=0,
+        max_grad_norm=1.0, beta=setting.beta, loss_type="grpo", scale_rewards="group", epsilon=0.2,
+        bf16=False, fp16=False, use_cpu=True, use_vllm=False, gradient_checkpointing=False, logging_steps=1,
+        report_to="none", save_strategy="no", disable_tqdm=True, seed=setting.seed, dataloader_num_workers=0)
+    clock = StepClock()
+    trainer = GRPOTrainer(model=str(model_dir), reward_funcs=[letter_e], args=args, train_dataset=dataset,
+                          processing_class=AutoTokenizer.from_pretrained(model_dir), callbacks=[ClockCallback()])
+    for printer in (PrinterCallback, ProgressCallback):   # the log dicts it prints every step
+        trainer.remove_callback(printer)
+    trainer.train()
+    return Figures.of(clock, setting.warmup)
+
+
+# -- part 2: r1omni's time split on an omni preset ---------------------------------------------------------
+def omni_time_split(preset: str, work: Path, setting: Setting) -> tuple[dict[str, float], Figures, float]:
+    """Median seconds per step in each phase, the step rates, and completion tokens per step."""
+    folder = work / "clips"
+    folder.mkdir()
+    samples = []
+    seconds = np.arange(16000) / 16000
+    for i in range(8):
+        rng = np.random.default_rng(i)
+        frames = np.clip(rng.integers(30, 220, 3) + rng.integers(0, 12, (8, 56, 56, 3)), 0, 255).astype(np.uint8)
+        wave = (0.3 * np.sin(2 * np.pi * (180 + 40 * i) * seconds)).astype(np.float32)
+        video = write_clip(folder / f"clip{i}.mp4", frames, 8, wave)
+        samples.append(Sample(id=f"clip{i}", corpus="toy", video=str(video), label=LABELS[i % 4]))
+    manifest = folder / "train.jsonl"
+    write_samples(manifest, samples, relative_to=folder)
+    output_dir = work / "omni"
+    config = GRPOConfig(
+        model=f"preset:{preset}", data=str(manifest), output_dir=str(output_dir), max_steps=setting.steps,
+        num_generations=setting.generations, clips_per_step=setting.prompts_per_step, gradient_accumulation_steps=1,
+        beta=setting.beta, seed=setting.seed, rewards={REWARD_NAME: 1.0},
+        sampling=SamplingConfig(max_new_tokens=setting.max_completion_length, do_sample=True, top_k=50),
+        optim=OptimConfig(lr=setting.lr, schedule="linear", warmup_ratio=0.0), num_threads=1)
+    clock = StepClock()
+    tracker = r1omni_grpo.RunTracker
+    r1omni_grpo.RunTracker = clocked_tracker(clock)
+    try:
+        train_grpo(config)
+    finally:
+        r1omni_grpo.RunTracker = tracker
+    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    rows_per_step = setting.prompts_per_step * setting.generations
+    clock.tokens = [row["completion_length"] * rows_per_step for row in rows]
+    return ({name: statistics.median(row[f"time/{name}"] for row in rows[setting.warmup:])
+             for name in ("rollout", "reference", "policy", "optimizer")},
+            Figures.of(clock, setting.warmup), statistics.mean(clock.tokens[setting.warmup:]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=30, help="GRPO steps per run")
+    parser.add_argument("--warmup", type=int, default=3, help="steps left out of the rates")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating r1omni / TRL rounds (best is kept)")
+    parser.add_argument("--omni-preset", default="qwen2.5-omni-tiny", help="preset for the time split")
+    parser.add_argument("--omni-steps", type=int, default=20)
+    args = parser.parse_args()
+    if not 1 <= args.warmup < args.steps:
+        parser.error("need 1 <= --warmup < --steps")
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore")
+    setting = Setting(steps=args.steps, warmup=args.warmup)
+    REWARD_FUNCTIONS[REWARD_NAME] = letter_e
+
+    with tempfile.TemporaryDirectory(prefix="grpo-bench-") as tmp:
+        work = Path(tmp)
+        model_dir = save_text_model(work / "tiny-qwen2", setting.seed)
+        print(f"text-only Qwen2 (hidden 64, 2 layers, vocab {len(AutoTokenizer.from_pretrained(model_dir))}); "
+              f"{setting.prompts_per_step} prompts x G={setting.generations}, {setting.max_completion_length} new "
+              f"tokens max, beta={setting.beta}, loss grpo, fp32, 1 thread, {setting.steps} steps "
+              f"({setting.warmup} warm-up)")
+        results: dict[str, list[Figures]] = {"r1omni": [], "trl": []}
+        for round_index in range(args.rounds):
+            for name, run in (("r1omni", run_r1omni_text), ("trl", run_trl)):
+                result = run(model_dir, work, setting)
+                results[name].append(result)
+                print(f"  round {round_index + 1} {name:6s} {result}")
+        best = {name: max(runs, key=lambda f: f.cpu_steps_per_second) for name, runs in results.items()}
+        print(f"best r1omni  {best['r1omni']}")
+        print(f"best TRL     {best['trl']}")
+        for clock in ("wall", "cpu"):
+            ours, theirs = best["r1omni"], best["trl"]
+            steps = getattr(ours, f"{clock}_steps_per_second") / getattr(theirs, f"{clock}_steps_per_second")
+            tokens = getattr(ours, f"{clock}_tokens_per_second") / getattr(theirs, f"{clock}_tokens_per_second")
+            print(f"r1omni / TRL ({clock:4s}): {steps:.2f}x steps/s, {tokens:.2f}x completion tokens/s")
+
+        omni = Setting(steps=args.omni_steps, warmup=args.warmup, prompts_per_step=2, max_completion_length=32)
+        split, rates, tokens_per_step = omni_time_split(args.omni_preset, work, omni)
+        step_seconds = sum(split.values())
+        print(f"\nr1omni on {args.omni_preset} (4 frames 56x56 + 1 s audio per clip; {omni.prompts_per_step} clips x "
+              f"G={omni.generations}, {omni.max_completion_length} new tokens max, beta={omni.beta}, "
+              f"{omni.steps} steps): {tokens_per_step:.0f} completion tokens/step")
+        print(f"  {rates}")
+        for name, seconds in split.items():
+            print(f"  {name:9s} {1000 * seconds:7.1f} ms/step (median)  {100 * seconds / step_seconds:5.1f}%")
+
+
+if __name__ == "__main__":
+    main()

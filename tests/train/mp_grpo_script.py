@@ -1,0 +1,93 @@
+"""A few GRPO steps on the tiny preset, for ``test_multiprocess.py`` to run under ``accelerate launch``
+with two CPU processes (gloo). Not a test itself (pytest does not collect ``mp_*`` files).
+
+usage: python mp_grpo_script.py MANIFEST OUTPUT_DIR RECORD_DIR
+
+Each process writes into RECORD_DIR:
+
+* ``params-RANK.safetensors``: its unwrapped model's parameters after the last step;
+* ``record-RANK.json``: per micro-batch (in order), the ids of the clips it rolled out, the
+  ``clip_index`` of every completion row, and the labels its reward function received per row.
+
+It observes ``train_grpo`` from outside: ``open_policy`` is wrapped to keep the policy (and to
+record what its ``generate`` returns), ``ClipLoader`` to record which samples are loaded, and the
+toy reward to record its label column. Nothing in r1omni is changed for the test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from safetensors.torch import save_file
+
+from r1omni.clips import ClipLoader
+from r1omni.models import SamplingConfig
+from r1omni.rewards import REWARD_FUNCTIONS
+from r1omni.train import grpo
+from r1omni.train.setup import OptimConfig
+
+STEPS, ACCUMULATION, CLIPS_PER_STEP, GENERATIONS, SEED, LR = 3, 2, 1, 4, 5, 1e-2
+
+loaded_ids: list[str] = []          # sample ids loaded since the last rollout
+micro_batches: list[dict] = []      # one entry per rollout (micro-batch)
+policies: list = []
+original_open_policy = grpo.open_policy
+
+
+class RecordingLoader(ClipLoader):
+    def load(self, sample):
+        loaded_ids.append(sample.id)
+        return super().load(sample)
+
+
+def recording_open_policy(model: str, seed: int = 0):
+    policy = original_open_policy(model, seed=seed)
+    if not policies:                # the first policy opened is the trained one (a reference comes later)
+        generate = policy.generate
+
+        def recording_generate(batch, num_return_sequences=1, sampling=None):
+            completions = generate(batch, num_return_sequences=num_return_sequences, sampling=sampling)
+            micro_batches.append({"clip_ids": list(loaded_ids), "clip_index": completions.clip_index.tolist()})
+            loaded_ids.clear()
+            return completions
+
+        policy.generate = recording_generate
+    policies.append(policy)
+    return policy
+
+
+def letter_e(completions, label, **columns) -> list[float]:
+    micro_batches[-1]["row_labels"] = list(label)
+    return [text.count("e") / max(len(text), 1) for text in completions]
+
+
+def main(manifest: str, output_dir: str, record_dir: str) -> None:
+    torch.set_num_threads(1)
+    grpo.open_policy = recording_open_policy
+    grpo.ClipLoader = RecordingLoader
+    REWARD_FUNCTIONS["letter_e"] = letter_e
+    config = grpo.GRPOConfig(
+        model="preset:qwen2.5-omni-tiny", data=manifest, output_dir=output_dir, max_steps=STEPS,
+        num_generations=GENERATIONS, clips_per_step=CLIPS_PER_STEP, gradient_accumulation_steps=ACCUMULATION,
+        beta=0.04, seed=SEED, rewards={"letter_e": 1.0}, sampling=SamplingConfig(max_new_tokens=8, do_sample=True),
+        optim=OptimConfig(lr=LR, schedule="linear", warmup_ratio=0.0), num_threads=1)
+    grpo.train_grpo(config)
+
+    rank = PartialState().process_index
+    module = policies[0].module
+    bare = module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
+    record = Path(record_dir)
+    record.mkdir(parents=True, exist_ok=True)
+    params = {name: param.detach().cpu().contiguous() for name, param in bare.named_parameters()}
+    save_file(params, str(record / f"params-{rank}.safetensors"))
+    (record / f"record-{rank}.json").write_text(json.dumps({
+        "rank": rank, "num_processes": PartialState().num_processes, "wrapped": type(module).__name__,
+        "micro_batches": micro_batches}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

@@ -246,7 +246,7 @@ def _draw_face(canvas: _Canvas, cues: dict[str, float], identity: dict[str, Any]
 
 def render_face(cues: dict[str, float], identity: dict[str, Any], rng: np.random.Generator, *,
                 frame_size_px: int = 64, num_frames: int = 8, face_style: str = "soft",
-                apex_fraction: float = 0.4) -> np.ndarray:
+                apex_fraction: float = 0.4, pose_variation: float = 1.0) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of one face showing ``cues`` (apex values, see cues.FACE_CUES).
 
     ``rng`` draws the clip's nuisances (pose, position, lighting, background, noise); the same
@@ -259,9 +259,11 @@ def render_face(cues: dict[str, float], identity: dict[str, Any], rng: np.random
     size_px = frame_size_px * _SUPERSAMPLE
     background = _background(size_px, style, rng)  # (S, S, 3)
     base = Image.fromarray(background.astype(np.uint8))
-    unit_px = size_px * rng.uniform(0.27, 0.31)
-    centre = (size_px * (0.5 + rng.uniform(-0.05, 0.05)), size_px * (0.5 + rng.uniform(-0.03, 0.06)))
-    roll_rad = np.deg2rad(rng.uniform(-7, 7))
+    # Head size, position and roll, scaled by the style's pose variation (1 = the full ranges).
+    v = pose_variation
+    unit_px = size_px * (0.29 + v * rng.uniform(-0.02, 0.02))
+    centre = (size_px * (0.5 + v * rng.uniform(-0.05, 0.05)), size_px * (0.515 + v * rng.uniform(-0.045, 0.045)))
+    roll_rad = np.deg2rad(v * rng.uniform(-7, 7))
     light_angle = rng.uniform(0, 2 * np.pi)
     light_strength = rng.uniform(0.0, 0.35)
     brightness = rng.uniform(0.85, 1.1)

@@ -70,7 +70,8 @@ def render_clip(spec: ClipSpec, style: StyleConfig, apex_fraction: float):
     frames = render_face(spec.cues["face"], spec.identity_params,
                          clip_rng(spec.seed, spec.split, spec.index, FACE_STREAM),
                          frame_size_px=style.frame_size_px, num_frames=style.num_frames,
-                         face_style=style.face_style, apex_fraction=apex_fraction)
+                         face_style=style.face_style, apex_fraction=apex_fraction,
+                         pose_variation=style.pose_variation)
     waveform = synthesize_voice(spec.cues["voice"], spec.speaker_params,
                                 clip_rng(spec.seed, spec.split, spec.index, VOICE_STREAM),
                                 duration_seconds=style.duration_seconds, sample_rate_hz=style.sample_rate_hz,
@@ -88,10 +89,11 @@ def _write_one(job: tuple[ClipSpec, StyleConfig, float, str]) -> None:
     os.replace(tmp, path)
 
 
-def _to_sample(spec: ClipSpec, path: Path, with_reasoning: bool, max_cues: int | None) -> Sample:
+def _to_sample(spec: ClipSpec, path: Path, with_reasoning: bool, config: SynthConfig) -> Sample:
+    reasoning = spec.reasoning(config.cues_per_modality, config.reasoning_cue_wording) if with_reasoning else None
     return Sample(id=spec.id, corpus="synth", video=str(path), label=spec.label, label_raw=spec.label,
-                  split=spec.split, subtitle=spec.subtitle,
-                  reasoning=spec.reasoning(max_cues) if with_reasoning else None, meta=spec.meta())
+                  split=spec.split, subtitle=spec.subtitle, reasoning=reasoning,
+                  meta=spec.meta(config.cues_per_modality))
 
 
 def _clear_split(clip_dir: Path, split: str) -> None:
@@ -150,8 +152,7 @@ def write_split(out_dir: str | os.PathLike, config: SynthConfig, split: str, see
             bar.update()
     bar.close()
 
-    samples = [_to_sample(spec, path, with_reasoning=split == "cold_start",
-                          max_cues=config.reasoning_cues_per_modality) for spec, path in zip(specs, paths)]
+    samples = [_to_sample(spec, path, with_reasoning=split == "cold_start", config=config) for spec, path in zip(specs, paths)]
     write_samples(manifest, samples, relative_to=out_dir)
     atomic_write_text(marker, fingerprint + "\n")
     return manifest

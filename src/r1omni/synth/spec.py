@@ -70,21 +70,21 @@ class ClipSpec:
     subtitle: str | None
     subtitle_carries_label: bool
 
-    def meta(self) -> dict[str, Any]:
+    def meta(self, max_cues_per_modality: int | None = None) -> dict[str, Any]:
         """The sample's ``meta``: ground truth for explanation and analysis."""
         row = asdict(self)
         for key in ("id", "split", "index", "seed", "label", "subtitle"):
             row.pop(key)
-        row["description"] = describe(self.cues)
+        row["description"] = describe(self.cues, max_cues_per_modality)
         return row
 
-    def reasoning(self, max_cues_per_modality: int | None = None) -> str:
+    def reasoning(self, max_cues_per_modality: int | None = None, cue_wording: str = "varied") -> str:
         """EMER-style reasoning from the true cues (its wording from the clip's text stream)."""
         return write_reasoning(self.cues, self.label, clip_rng(self.seed, self.split, self.index, TEXT_STREAM),
                                carrier=self.carrier, label_modality=self.label_modality,
                                distractor=self.distractor, subtitle=self.subtitle,
                                subtitle_carries_label=self.subtitle_carries_label,
-                               max_cues_per_modality=max_cues_per_modality)
+                               max_cues_per_modality=max_cues_per_modality, cue_wording=cue_wording)
 
 
 def _pool_range(config: SynthConfig, split: str) -> tuple[int, int]:

@@ -247,16 +247,19 @@ def _modality_clause(levels: dict[str, str], modality: str, rng: np.random.Gener
     return _join(clauses)
 
 
-def describe(cues: dict[str, Any]) -> str:
+def describe(cues: dict[str, Any], max_cues_per_modality: int | None = None) -> str:
     """A caption of a clip's cues for base pre-training: what the face and the voice do, in the
-    canonical wording, without any emotion word.
+    canonical wording, without any emotion word (with ``max_cues_per_modality``, only the strongest
+    cues of each modality, as the cold-start reasoning names them).
 
     >>> from r1omni.synth.cues import PROTOTYPES
     >>> describe({"face": PROTOTYPES["neutral"]["face"], "voice": {**PROTOTYPES["neutral"]["voice"], "pitch": 0.7}})
     'The face shows no clear expression. The pitch is high.'
     """
     levels = cue_levels(cues)
-    return " ".join(_sentence(_modality_clause(levels, m, None)) for m in MODALITIES if m in levels)
+    values = _flatten(cues)
+    return " ".join(_sentence(_modality_clause(levels, m, None, values, max_cues_per_modality))
+                    for m in MODALITIES if m in levels)
 
 
 def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
@@ -266,11 +269,13 @@ def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
 def write_reasoning(cues: dict[str, Any], label: str, rng: np.random.Generator, *, carrier: str,
                     label_modality: str | None = None, distractor: str | None = None,
                     subtitle: str | None = None, subtitle_carries_label: bool = False,
-                    max_cues_per_modality: int | None = None) -> str:
+                    max_cues_per_modality: int | None = None, cue_wording: str = "varied") -> str:
     """EMER-style reasoning for a clip: the video, the audio and the text in turn, each described as
     it is (``"...shows no clear expression"`` when a modality is at rest), how they combine, and the
     conclusion naming ``label``. ``rng`` picks the wording only. ``max_cues_per_modality`` keeps
     only the strongest cues of each modality (shorter reasoning; every claim is still true).
+    ``cue_wording="canonical"`` names cues in the wording of :func:`describe` (openers, the weighing
+    sentence and the conclusion still vary), so a model pre-trained on descriptions can reuse them.
 
     ``carrier`` is the clip's modality mix (``both``, ``face``, ``voice``, ``conflict``); for a
     conflict clip ``label_modality`` is the strong modality and ``distractor`` the weak one's emotion.
@@ -280,9 +285,13 @@ def write_reasoning(cues: dict[str, Any], label: str, rng: np.random.Generator, 
     levels = cue_levels(cues)
     values = _flatten(cues)
     noun = NOUNS[label]
+    if cue_wording not in ("varied", "canonical"):
+        raise ValueError(f"cue_wording must be 'varied' or 'canonical', got {cue_wording!r}")
     limit = max_cues_per_modality
-    parts = [f"{_pick(_VIDEO_OPENERS, rng)} {_modality_clause(levels, 'face', rng, values, limit)}.",
-             f"{_pick(_AUDIO_OPENERS, rng)} {_modality_clause(levels, 'voice', rng, values, limit)}."]
+    wording_rng = rng if cue_wording == "varied" else None
+    video_opener, audio_opener = _pick(_VIDEO_OPENERS, rng), _pick(_AUDIO_OPENERS, rng)
+    parts = [f"{video_opener} {_modality_clause(levels, 'face', wording_rng, values, limit)}.",
+             f"{audio_opener} {_modality_clause(levels, 'voice', wording_rng, values, limit)}."]
     if subtitle:
         hint = _pick(_TEXT_HINT, rng).format(noun=noun) if subtitle_carries_label else _pick(_TEXT_PLAIN, rng)
         parts.append(f"{_TEXT_OPENER.format(subtitle=subtitle.strip())} {hint}")

@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -47,8 +47,16 @@ class OptimConfig:
     """Share of the optimiser steps spent warming up linearly from 0."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm; 0 disables it."""
+    lr_multipliers: dict[str, float] = field(default_factory=dict)
+    """Per-part learning-rate factors (keys from ``MODEL_PARTS``), like the official
+    ``mm_projector_lr``: e.g. ``{vision_projector: 0.1}`` trains the projector at a tenth of lr."""
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.lr_multipliers) - set(MODEL_PARTS))
+        if unknown:
+            raise ValueError(f"lr_multipliers has unknown part(s) {unknown}; parts are {list(MODEL_PARTS)}")
+        if any(v <= 0 for v in self.lr_multipliers.values()):
+            raise ValueError(f"lr_multipliers must be > 0, got {self.lr_multipliers}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.schedule not in ("cosine", "linear", "constant"):
@@ -127,8 +135,20 @@ def set_trainable_parts(policy: Policy, trainable: list[str] | tuple[str, ...] |
 
 
 def build_optimizer(policy: Policy, config: OptimConfig, total_steps: int):
-    params = [p for p in policy.module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    """AdamW over the trainable parameters (one group per learning-rate multiplier) and its schedule."""
+    factor_of: dict[int, float] = {}
+    parts = policy.parts()
+    for part, factor in config.lr_multipliers.items():
+        for module in parts.get(part, []):
+            for param in module.parameters():
+                factor_of[id(param)] = factor
+    groups: dict[float, list] = {1.0: []}   # the base group first: recipes log group 0's rate
+    for param in policy.module.parameters():
+        if param.requires_grad:
+            groups.setdefault(factor_of.get(id(param), 1.0), []).append(param)
+    optimizer = torch.optim.AdamW([{"params": params, "lr": config.lr * factor}
+                                   for factor, params in groups.items() if params],
+                                  lr=config.lr, weight_decay=config.weight_decay)
     warmup = int(round(config.warmup_ratio * total_steps))
 
     def factor(step: int) -> float:

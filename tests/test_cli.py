@@ -1,0 +1,145 @@
+"""The `r1omni` command end to end on tiny models and generated clips (subprocesses, as users run it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from r1omni.media import write_clip
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def r1omni(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "r1omni.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    done = r1omni("models", "init", "--preset", "qwen2.5-omni-tiny", "-o", str(out), "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    assert "qwen2.5-omni-tiny" in done.stdout
+    return out
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (8, 48, 48, 3), dtype=np.uint8)
+    tone = (0.2 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+    corrupt = folder / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00not a video" * 100)
+    return {"with_audio": write_clip(folder / "with_audio.mp4", frames, 8, tone),
+            "silent": write_clip(folder / "silent.mp4", frames, 8), "corrupt": corrupt}
+
+
+@pytest.fixture(scope="module")
+def tiny_benchmark(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    done = r1omni("synth", "generate", str(out), "--preset", "tiny", "--quiet")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_help_lists_the_subcommands():
+    done = r1omni("--help")
+    for command in ("data", "synth", "models", "predict", "train", "eval", "compare", "explain", "serve", "demo"):
+        assert command in done.stdout
+
+
+def test_models_list_shows_every_family():
+    done = r1omni("models", "list")
+    for preset in ("humanomni-tiny", "qwen2.5-omni-tiny", "qwen3-omni-tiny", "qwen2.5-omni-demo", "r1-omni-0.5b"):
+        assert preset in done.stdout
+
+
+def test_predict_json_keeps_going_past_a_corrupt_file(tiny_model, clips):
+    done = r1omni("predict", "--model", str(tiny_model), str(clips["with_audio"]), str(clips["silent"]),
+                  str(clips["corrupt"]), "--json", "--max-new-tokens", "6")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [Path(r["path"]).name for r in rows] == ["with_audio.mp4", "silent.mp4", "corrupt.mp4"]
+    for row in rows[:2]:
+        assert row["error"] is None and isinstance(row["output"], str)
+        assert set(row) >= {"path", "think", "answer", "label", "format_ok", "error", "timings"}
+    assert "corrupt.mp4" in rows[2]["error"]
+
+
+def test_predict_audio_only_mode(tiny_model, clips):
+    done = r1omni("predict", "--model", str(tiny_model), str(clips["with_audio"]), "--modal", "audio",
+                  "--max-new-tokens", "4")
+    assert done.returncode == 0, done.stderr
+    assert "with_audio.mp4" in done.stdout and "ERROR" not in done.stdout
+
+
+def test_eval_then_compare(tiny_model, tiny_benchmark, tmp_path):
+    for name in ("a", "b"):
+        done = r1omni("eval", "--model", str(tiny_model), "--data", str(tiny_benchmark / "test_id.jsonl"),
+                      "-o", str(tmp_path / name / "synth"), "--max-new-tokens", "6", "--prompt", "train")
+        assert done.returncode == 0, done.stderr
+        assert "normalized WAR" in done.stdout
+        for produced in ("predictions.jsonl", "metrics.json", "report.md", "confusion_strict.png",
+                         "confusion_normalized.png"):
+            assert (tmp_path / name / "synth" / produced).is_file(), produced
+    metrics = json.loads((tmp_path / "a" / "synth" / "metrics.json").read_text())
+    assert metrics["normalized"]["n"] == 14 and metrics["strict"]["labels"][0] == "happy"
+    done = r1omni("compare", f"first={tmp_path / 'a'}", f"second={tmp_path / 'b'}", "--out", str(tmp_path / "t.png"))
+    assert done.returncode == 0, done.stderr
+    assert "| first |" in done.stdout and "| second |" in done.stdout
+    assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_data_import_reports_counts(tiny_benchmark, tmp_path):
+    out = tmp_path / "imported.jsonl"
+    done = r1omni("data", "import", "--corpus", "manifest", str(tiny_benchmark / "test_id.jsonl"), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "read 14, used 14, skipped 0" in done.stdout
+    assert len(out.read_text().splitlines()) == 14
+
+
+def test_errors_are_one_line_not_a_traceback(tmp_path):
+    done = r1omni("predict", "--model", str(tmp_path / "missing"), "x.mp4")
+    assert done.returncode == 2
+    assert "error" in done.stderr and "Traceback" not in done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_starts_and_answers(tiny_model, clips):
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "r1omni.cli", "serve", "--model", str(tiny_model),
+                               "--port", str(port), "--max-new-tokens", "4", "--label-set", "synth"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    assert json.loads(response.read())["status"] == "ok"
+                    break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise AssertionError(f"server did not start: {server.stderr.read().decode()[-2000:]}") from None
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/model", timeout=10) as response:
+            assert json.loads(response.read())["family"] == "qwen2_5_omni"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

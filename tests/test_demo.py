@@ -1,0 +1,56 @@
+"""`r1omni demo --quick` end to end: the structure of what it writes, not its accuracy."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+VARIANTS = ("base", "cold_start_sft", "label_sft", "rlvr")
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    completed = subprocess.run([sys.executable, "-m", "r1omni.cli", "demo", "--quick", "-o", str(out)],
+                               capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return out, completed.stdout
+
+
+def test_results_json_has_the_promised_shape(quick_demo):
+    out, _ = quick_demo
+    results = json.loads((out / "results.json").read_text())
+    for name in VARIANTS:
+        row = results["variants"][name]
+        assert isinstance(row["clip_views"], int) and row["clip_views"] > 0
+        for split in ("id", "ood"):
+            for key in ("war", "uar", "format_rate"):
+                assert 0.0 <= row[split][key] <= 1.0
+            assert row[split]["n"] > 0
+    for name in ("rlvr_vs_cold_start", "rlvr_vs_label_sft"):
+        for split in ("id", "ood"):
+            pair = results["paired"][name][split]
+            assert -1.0 <= pair["diff"] <= 1.0 and pair["se"] >= 0.0
+    assert results["wall_seconds"] > 0
+    assert results["config"]["synth_preset"] == "quick"
+
+
+def test_report_folder_and_printed_table(quick_demo):
+    out, stdout = quick_demo
+    report = (out / "report.md").read_text()
+    for plot in ("table.png", "per_class_recall.png", "grpo_curves.png", "confusion_rlvr_id.png"):
+        assert (out / "plots" / plot).stat().st_size > 1000, plot
+        assert f"plots/{plot}" in report
+    assert "Example outputs" in report and "paired difference" in report
+    assert "paired rlvr_vs_cold_start" in stdout and "rlvr" in stdout
+
+
+def test_a_second_run_reuses_finished_stages(quick_demo):
+    out, _ = quick_demo
+    completed = subprocess.run([sys.executable, "-m", "r1omni.cli", "demo", "--quick", "-o", str(out)],
+                               capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.count("reusing") == 4

@@ -166,13 +166,14 @@ def write_report(out: Path, results: dict, metrics: dict, evals: Path, runs: Pat
     if has_curves:
         lines += ["![GRPO curves](plots/grpo_curves.png)", ""]
     lines += ["## Reasoning quality (in distribution)", "",
-              "| variant | format | cites visual | cites audio | reasoning = answer | hallucinated cue claims |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "| variant | format | cites visual | cites audio | reasoning = answer | hallucinated cue claims | "
+              "subtitle quoted right |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, row in results["variants"].items():
         r = row["id"].get("reasoning", {})
         lines.append(f"| {_NAMES.get(name, name)} | {r.get('format_rate', 0):.2f} | "
                      f"{r.get('mentions_visual_rate', 0):.2f} | {r.get('mentions_audio_rate', 0):.2f} | "
-                     f"{r.get('reasoning_answer_agreement', 0):.2f} | {r.get('hallucination_rate', 0):.3f} |")
+                     f"{r.get('reasoning_answer_agreement', 0):.2f} | {r.get('hallucination_rate', 0):.3f} | "
+                     f"{r.get('subtitle_quote_accuracy', 0):.2f} |")
     attributed = {n: row["attribution"] for n, row in results["variants"].items() if "attribution" in row}
     if attributed:
         lines += ["", "## Modality attribution (in distribution; the carrying modality is known)", "",

@@ -106,3 +106,18 @@ def test_reasoning_quality_without_reasoning_or_cues():
 def test_docstring_examples():
     result = doctest.testmod(r1omni.explain.reasoning)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_subtitle_quotes_are_checked_against_the_clip():
+    from r1omni.explain.reasoning import quoted_subtitle
+    from r1omni.schema import Sample
+
+    assert quoted_subtitle("no quote here") is None
+    samples = {"a": Sample(id="a", corpus="synth", video="a.mp4", subtitle="See you soon."),
+               "b": Sample(id="b", corpus="synth", video="b.mp4", subtitle="The bus is late.")}
+    rows = [{"id": "a", "think": 'In the text, the subtitle reads: "See you soon." Fine.', "pred": None,
+             "format_ok": True},
+            {"id": "b", "think": 'In the text, the subtitle reads: "See you soon." Fine.', "pred": None,
+             "format_ok": True}]
+    summary = reasoning_quality(rows, samples)
+    assert summary["subtitle_quotes"] == 2 and summary["subtitle_quote_accuracy"] == 0.5

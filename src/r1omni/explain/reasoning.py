@@ -6,7 +6,9 @@
   where conclusions stand — against the answer's label;
 * hallucination (clips with known true cues, i.e. the generated benchmark): the share of cue
   claims that contradict the clip's true cue levels, using the benchmark's own phrase bank
-  (``r1omni.synth.text.claim_errors``), e.g. "the pitch is high" for a low-pitched voice.
+  (``r1omni.synth.text.claim_errors``), e.g. "the pitch is high" for a low-pitched voice;
+* subtitle faithfulness: when the reasoning quotes the subtitle (``the subtitle reads: "…"``),
+  whether the quote is the clip's subtitle (the paper names subtitle errors as a limitation).
 
 Word-list checks are deliberately simple and transparent; they are an upper bound on
 faithfulness problems they can see, not a judge of free prose.
@@ -21,6 +23,7 @@ from r1omni.labels import SYNONYMS
 from r1omni.schema import Sample
 
 __all__ = ["mentions_visual", "mentions_audio", "reasoning_label", "hallucination", "reasoning_quality",
+           "quoted_subtitle",
            "VISUAL_WORDS", "AUDIO_WORDS"]
 
 VISUAL_WORDS = ("face", "facial", "mouth", "lip", "lips", "brow", "brows", "eyebrow", "eyebrows", "eye", "eyes",
@@ -30,6 +33,7 @@ AUDIO_WORDS = ("voice", "vocal", "pitch", "tone", "speech", "speaks", "speaking"
                "loudly", "quiet", "quietly", "soft", "sound", "sounds", "intonation", "tempo", "pauses", "pause",
                "volume", "trembles", "shaky", "breathy", "monotone")
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
+_QUOTED_SUBTITLE = re.compile(r'subtitle (?:reads|says|is)[:,]?\s*"([^"]*)"', re.IGNORECASE)
 
 
 def _words(text: str) -> list[str]:
@@ -64,6 +68,16 @@ def reasoning_label(think: str) -> str | None:
     return found[-1] if found else None
 
 
+def quoted_subtitle(think: str) -> str | None:
+    """The subtitle a reasoning quotes, if it quotes one.
+
+    >>> quoted_subtitle('In the text, the subtitle reads: "See you soon." The words are ordinary.')
+    'See you soon.'
+    """
+    match = _QUOTED_SUBTITLE.search(think)
+    return match.group(1).strip() if match else None
+
+
 def hallucination(think: str, cues: dict[str, Any]) -> tuple[int, int]:
     """(claims, contradicted claims) of a reasoning against a clip's true cues."""
     from r1omni.synth.text import claim_errors, extract_claims
@@ -92,6 +106,12 @@ def reasoning_quality(rows: list[dict], samples_by_id: dict[str, Sample] | None 
     judged = [(argued, pred) for argued, pred in concluded if argued is not None and pred is not None]
     summary["reasoning_concludes_rate"] = sum(a is not None for a, _ in concluded) / len(with_think)
     summary["reasoning_answer_agreement"] = (sum(a == p for a, p in judged) / len(judged)) if judged else 0.0
+    quotes = [(quoted_subtitle(r["think"]), samples_by_id.get(r["id"])) for r in with_think]
+    judged_quotes = [(quote, sample.subtitle) for quote, sample in quotes
+                     if quote is not None and sample is not None and sample.subtitle]
+    if judged_quotes:
+        summary["subtitle_quotes"] = len(judged_quotes)
+        summary["subtitle_quote_accuracy"] = (sum(q == t.strip() for q, t in judged_quotes) / len(judged_quotes))
     claims = contradicted = clips_with_error = clips_judged = 0
     for row in with_think:
         sample = samples_by_id.get(row["id"])

@@ -147,7 +147,7 @@ def _eval_samples(args: argparse.Namespace):
 def _cmd_eval(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from r1omni.evaluate import EvalOptions, TRACKS, evaluate, label_set_for
+    from r1omni.evaluate import TRACKS, EvalOptions, evaluate, label_set_for
     from r1omni.models import load_policy
 
     _threads(args)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from r1omni.labels import MAFW
 from r1omni.media import write_audio, write_clip
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 import r1omni.explain.reasoning
-from r1omni.explain.reasoning import hallucination, mentions_audio, mentions_visual, reasoning_label, \
-    reasoning_quality
+from r1omni.explain.reasoning import hallucination, mentions_audio, mentions_visual, reasoning_label, reasoning_quality
 from r1omni.schema import Sample
 from r1omni.synth.cues import PROTOTYPES
 from r1omni.synth.text import write_reasoning

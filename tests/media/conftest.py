@@ -9,8 +9,17 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media_fakes import (CONTAINERS, FPS, KEYFRAME_INTERVAL, NUM_FRAMES, SAMPLE_RATE_HZ, VFR_DURATIONS_MS,
-                         encode_x264, smooth_frames, tone)
+from media_fakes import (
+    CONTAINERS,
+    FPS,
+    KEYFRAME_INTERVAL,
+    NUM_FRAMES,
+    SAMPLE_RATE_HZ,
+    VFR_DURATIONS_MS,
+    encode_x264,
+    smooth_frames,
+    tone,
+)
 
 from r1omni.media import write_clip
 

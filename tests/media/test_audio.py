@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_fakes import CONTAINERS, SAMPLE_RATE_HZ, tone
 from PIL import Image
 
-from media_fakes import CONTAINERS, SAMPLE_RATE_HZ, tone
 from r1omni.media import MediaError, has_audio_stream, load_audio, write_audio, write_clip
 
 AUDIO_FORMATS = (".wav", ".flac", ".mp3", ".m4a", ".ogg")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-
 from media_fakes import KEYFRAME_INTERVAL, smooth_frames, tone
+
 from r1omni.media import write_audio, write_clip
 
 FRAMES = smooth_frames(4)

@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 import pytest
+from media_fakes import CONTAINERS, FPS, NUM_FRAMES, smooth_frames, tone
 from PIL import Image
 
-from media_fakes import CONTAINERS, FPS, NUM_FRAMES, smooth_frames, tone
 from r1omni.media import MediaError, MediaInfo, probe, sample_frames, write_audio
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from media_fakes import CONTAINERS, FPS, NUM_FRAMES, VFR_DURATIONS_MS, smooth_frames, tone
 from PIL import Image
 
-from media_fakes import CONTAINERS, FPS, NUM_FRAMES, VFR_DURATIONS_MS, smooth_frames, tone
 from r1omni.media import MediaError, sample_frames, segment_midpoints, write_audio, write_clip
 
 # ---------------------------------------------------------------- parity with the official pipeline

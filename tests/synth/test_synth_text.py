@@ -10,8 +10,16 @@ import pytest
 
 import r1omni.synth.text
 from r1omni.labels import DFEW, SYNONYMS
-from r1omni.synth import (PHRASES, PROTOTYPES, claim_errors, corpus, cue_levels, describe, extract_claims,
-                          write_reasoning)
+from r1omni.synth import (
+    PHRASES,
+    PROTOTYPES,
+    claim_errors,
+    corpus,
+    cue_levels,
+    describe,
+    extract_claims,
+    write_reasoning,
+)
 from r1omni.synth.cues import CUES, FACE_CUES, VOICE_CUES
 from r1omni.synth.text import HINT_SUBTITLES, NEUTRAL_SUBTITLES
 from r1omni.template import parse_completion, render_completion

@@ -46,8 +46,7 @@ from r1omni.media import MediaInfo
 from r1omni.models import Policy, load_policy
 from r1omni.serve.config import ServeConfig
 from r1omni.serve.errors import ServeError
-from r1omni.serve.inputs import (ClipRequest, PathRequest, check_clip, read_path_request, receive_upload,
-                                 sample_for_clip)
+from r1omni.serve.inputs import ClipRequest, PathRequest, check_clip, read_path_request, receive_upload, sample_for_clip
 from r1omni.serve.worker import BatchWorker, ClipResult, Job, QueueFull, WorkerClosed
 
 __all__ = ["create_app", "decode_request", "predict", "encode_response", "reasoning_segments", "STATIC_DIR"]

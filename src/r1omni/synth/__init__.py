@@ -18,8 +18,7 @@ from r1omni.synth.cues import CUES, FACE_CUES, PROTOTYPES, VOICE_CUES
 from r1omni.synth.face import render_face
 from r1omni.synth.generate import generate_benchmark, render_clip
 from r1omni.synth.spec import ClipSpec, sample_clip_spec
-from r1omni.synth.text import (PHRASES, claim_errors, corpus, cue_levels, describe, extract_claims,
-                               write_reasoning)
+from r1omni.synth.text import PHRASES, claim_errors, corpus, cue_levels, describe, extract_claims, write_reasoning
 from r1omni.synth.voice import synthesize_voice
 
 __all__ = [

@@ -18,11 +18,11 @@ from typing import Any
 
 from accelerate import Accelerator
 
-from r1omni.atomic import COMPLETE_MARKER, atomic_write_text, is_complete
+from r1omni.atomic import COMPLETE_MARKER, atomic_dir, atomic_write_text, is_complete
 from r1omni.models import Policy
 from r1omni.train.setup import unwrapped
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "CHECKPOINT_DIR"]
+__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "CHECKPOINT_DIR"]
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -73,3 +73,14 @@ def load_checkpoint(accelerator: Accelerator, path: str | os.PathLike) -> dict[s
         raise ValueError(f"{path}: not a complete checkpoint (no {COMPLETE_MARKER} marker)")
     accelerator.load_state(str(path))
     return json.loads((path / "state.json").read_text())
+
+
+def save_final(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike) -> Path:
+    """Write the trained policy to ``OUT/final`` atomically (main process); all processes call it."""
+    final = Path(output_dir) / "final"
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        with unwrapped(policy, accelerator), atomic_dir(final) as tmp:
+            policy.save(tmp)
+    accelerator.wait_for_everyone()
+    return final

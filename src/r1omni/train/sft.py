@@ -24,15 +24,22 @@ from pathlib import Path
 
 import torch
 
-from r1omni.atomic import atomic_dir
 from r1omni.clips import ClipLoader
 from r1omni.media import MediaError
 from r1omni.models import SamplingConfig
 from r1omni.schema import Sample, read_samples
-from r1omni.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from r1omni.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_final
 from r1omni.train.data import TARGETS, StepOrder, target_text
-from r1omni.train.setup import (clip_gradients, OptimConfig, build_optimizer, make_accelerator, open_policy, seed_everything,
-                                set_trainable_parts, unwrapped)
+from r1omni.train.setup import (
+    OptimConfig,
+    build_optimizer,
+    clip_gradients,
+    make_accelerator,
+    open_policy,
+    seed_everything,
+    set_trainable_parts,
+    unwrapped,
+)
 from r1omni.train.tracking import RunTracker, check_finite
 from r1omni.yamlconfig import config_to_dict
 
@@ -206,11 +213,6 @@ def train_sft(config: SFTConfig) -> TrainResult:
     tracker.close()
 
     # -- save --------------------------------------------------------------------------------
-    final = output_dir / "final"
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        with unwrapped(policy, accelerator), atomic_dir(final) as tmp:
-            policy.save(tmp)
-    accelerator.wait_for_everyone()
+    final = save_final(accelerator, policy, output_dir)
     clip_views = total_steps * order.global_batch * accum
     return TrainResult(output_dir, final, total_steps, clip_views, time.perf_counter() - started, skipped)

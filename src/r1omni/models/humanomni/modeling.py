@@ -48,8 +48,16 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
-from transformers import BertConfig, BertModel, GenerationConfig, Qwen2ForCausalLM, Qwen2Model, SiglipVisionConfig, \
-    SiglipVisionModel, WhisperConfig
+from transformers import (
+    BertConfig,
+    BertModel,
+    GenerationConfig,
+    Qwen2ForCausalLM,
+    Qwen2Model,
+    SiglipVisionConfig,
+    SiglipVisionModel,
+    WhisperConfig,
+)
 from transformers.initialization import no_init_weights
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.qwen2.modeling_qwen2 import Qwen2PreTrainedModel

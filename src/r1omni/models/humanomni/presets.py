@@ -21,8 +21,14 @@ from collections.abc import Callable, Iterable
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-from transformers import BertConfig, BertTokenizer, GenerationConfig, SiglipVisionConfig, WhisperConfig, \
-    WhisperFeatureExtractor
+from transformers import (
+    BertConfig,
+    BertTokenizer,
+    GenerationConfig,
+    SiglipVisionConfig,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+)
 
 from r1omni.models.humanomni.configuration import HumanOmniConfig
 from r1omni.models.humanomni.modeling import HumanOmniForCausalLM

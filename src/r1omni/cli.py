@@ -259,7 +259,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- parser -------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="r1omni", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="r1omni", description="Recognise and explain emotions in video+audio clips; train omni models with "
+                                   "SFT and GRPO (R1-Omni), evaluate, explain and serve them.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

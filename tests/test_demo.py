@@ -54,3 +54,25 @@ def test_a_second_run_reuses_finished_stages(quick_demo):
                                capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.count("reusing") == 4
+
+
+def test_changed_settings_rebuild_instead_of_reusing_stale_models(tmp_path):
+    from r1omni.demo import DemoConfig, _forget_stale_results
+
+    bench = tmp_path / "benchmark"
+    bench.mkdir()
+    (bench / "synth_config.json").write_text(json.dumps({"seed": 0}))
+    said = []
+    config = DemoConfig.quick(output_dir=str(tmp_path))
+    _forget_stale_results(tmp_path, config, bench, said.append)
+    (tmp_path / "runs" / "base").mkdir(parents=True)
+    _forget_stale_results(tmp_path, config, bench, said.append)
+    assert (tmp_path / "runs" / "base").is_dir() and not said
+    config.grpo.lr *= 2
+    _forget_stale_results(tmp_path, config, bench, said.append)
+    assert not (tmp_path / "runs").exists() and "rebuilt" in said[0]
+    # A folder from before settings were recorded is not trusted either.
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "demo_settings.json").unlink()
+    _forget_stale_results(tmp_path, config, bench, said.append)
+    assert not (tmp_path / "eval").exists()

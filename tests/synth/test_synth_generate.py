@@ -266,3 +266,16 @@ def test_generate_rejects_unknown_splits_and_presets(tmp_path):
     with pytest.raises(KeyError, match="unknown synth preset"):
         generate_benchmark(tmp_path, "enormous", progress=False)
     assert not list(tmp_path.iterdir())  # nothing written before validation
+
+
+def test_pretrain_split_can_mix_both_styles(tmp_path):
+    config = SynthConfig(split_sizes={"pretrain": 4}, pretrain_ood_share=0.5)
+    samples = read_samples(generate_benchmark(tmp_path, config, progress=False, workers=1)["pretrain"])
+    by_style = Counter((s.meta["style"], Path(s.video).suffix) for s in samples)
+    assert by_style == {("id", ".mp4"): 2, ("ood", ".webm"): 2}
+    for s in samples:
+        size = (config.ood_style if s.meta["style"] == "ood" else config.id_style).frame_size_px
+        assert sample_frames(s.video, 2).frames.shape[1:3] == (size, size)
+    # The share is part of the split's identity: changing it rebuilds the split.
+    generate_benchmark(tmp_path, SynthConfig(split_sizes={"pretrain": 4}), progress=False, workers=1)
+    assert not list((tmp_path / "clips" / "pretrain").glob("*.webm"))

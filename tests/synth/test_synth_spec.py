@@ -124,3 +124,27 @@ def test_test_id_draws_held_out_identities():
     ood = {sample_clip_spec(config, "test_ood", i).identity for i in range(10)}
     assert train and test and not train & test
     assert all(name.startswith("ood-") for name in ood)
+
+
+@pytest.mark.parametrize("share", [0.0, 1 / 3, 0.5, 1.0])
+def test_pretrain_ood_share_is_exact_on_every_prefix(share):
+    config = SynthConfig(pretrain_ood_share=share)
+    flags = [config.is_ood_pretrain_clip(i) for i in range(300)]
+    for n in (3, 30, 300):
+        assert sum(flags[:n]) == int(n * share + 1e-6)
+    styles = {sample_clip_spec(config, "pretrain", i).style for i in range(30)}
+    assert styles == ({"id"} if share == 0 else {"ood"} if share == 1 else {"id", "ood"})
+    # Emotion-labelled splits never mix styles.
+    assert {sample_clip_spec(config, "train", i).style for i in range(30)} == {"id"}
+
+
+def test_ood_pretraining_never_shows_test_ood_identities():
+    config = SynthConfig(pretrain_ood_share=0.5)
+    pretrain = [sample_clip_spec(config, "pretrain", i) for i in range(400)]
+    seen = {s.identity for s in pretrain if s.style == "ood"} | {s.speaker for s in pretrain if s.style == "ood"}
+    test = [sample_clip_spec(config, "test_ood", i) for i in range(100)]
+    unseen = {s.identity for s in test} | {s.speaker for s in test}
+    assert seen and unseen and not seen & unseen
+    # Without OOD pre-training test_ood keeps the whole pool (nothing to hold out from).
+    whole = {sample_clip_spec(SynthConfig(pretrain_ood_share=0), "test_ood", i).identity for i in range(200)}
+    assert len(whole) > len({s.identity for s in test})

@@ -152,7 +152,8 @@ def test_unlabelled_samples_are_rejected(toy_reward, tiny_dataset, tmp_path):
     ({"rewards": {"acuracy": 1.0}}, r"unknown reward\(s\) \['acuracy'\]; available: \[.*'accuracy'"),
     ({"rewards": {}}, r"at least one reward"),
     ({"beta": -0.1}, r"beta must be >= 0"),
-    ({"rollout_engine": "vllm"}, r"rollout_engine must be one of \['hf'\]"),
+    ({"rollout_engine": "sglang"}, r"rollout_engine must be one of \['hf', 'vllm'\]"),
+    ({"rollout_engine": "vllm"}, r"needs vllm\.model=PATH"),
 ])
 def test_bad_config_is_rejected_with_a_fix(overrides, message):
     settings = dict(model=TINY, data="train.jsonl", output_dir="out", sampling=SamplingConfig(do_sample=True))

@@ -8,6 +8,7 @@ existing split is still valid).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -124,6 +125,14 @@ class SynthConfig:
     """"canonical": reasoning names cues in the descriptions' wording (a perception-pre-trained
     model can reuse it; openers, weighing sentences and conclusions still vary); "varied": each cue
     in one of its wordings at random."""
+    pretrain_ood_share: float = 1 / 3
+    """Share of the base pre-training clips rendered in the OOD style (cue descriptions only, no
+    emotion words; their faces and voices come from a part of the OOD pool that test_ood never
+    uses). HumanOmni-0.5B's perception was pre-trained on varied human-centric video before any
+    emotion data; this is the analogue. Every emotion-labelled split stays in the ID style, so
+    test_ood still measures how emotion training on one style transfers to another. Measured in
+    the demo (seed 0): with 0, every variant was near chance on test_ood (cold start 0.31, label SFT
+    0.33) because the towers had never seen that style; with 1/3, 0.48 and 0.63."""
     num_identities: int = 32
     """Face identities and speakers per style (a pool; each clip draws one of each)."""
     test_identity_fraction: float = 0.25
@@ -155,7 +164,7 @@ class SynthConfig:
         if self.distractor_intensity[1] >= self.carrier_intensity[0]:
             raise ValueError("SynthConfig.distractor_intensity must lie below carrier_intensity, or a "
                              "conflict clip has no stronger modality; lower the distractor range")
-        for name in ("subtitle_fraction", "label_hint_fraction", "test_identity_fraction"):
+        for name in ("subtitle_fraction", "label_hint_fraction", "test_identity_fraction", "pretrain_ood_share"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"SynthConfig.{name}={value}; use a fraction in [0, 1]")
@@ -177,8 +186,23 @@ class SynthConfig:
         """The seven DFEW labels every split is balanced over."""
         return DFEW.labels
 
-    def style_for(self, split: str) -> StyleConfig:
-        return self.ood_style if split == "test_ood" else self.id_style
+    def style_for(self, split: str, index: int = 0) -> StyleConfig:
+        """The style of clip ``index`` of ``split``."""
+        if split == "test_ood" or (split == "pretrain" and self.is_ood_pretrain_clip(index)):
+            return self.ood_style
+        return self.id_style
+
+    def is_ood_pretrain_clip(self, index: int) -> bool:
+        """Whether pre-training clip ``index`` is OOD style: evenly interleaved, exactly
+        ``floor(n * pretrain_ood_share)`` of the first n clips (so a prefix has the same mix)."""
+        share = self.pretrain_ood_share
+        return math.floor((index + 1) * share + 1e-6) > math.floor(index * share + 1e-6)
+
+    def styles_of(self, split: str) -> list[StyleConfig]:
+        """Every style a split uses (pretrain may mix two)."""
+        if split == "pretrain" and self.pretrain_ood_share > 0:
+            return [self.id_style, self.ood_style] if self.pretrain_ood_share < 1 else [self.ood_style]
+        return [self.style_for(split)]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

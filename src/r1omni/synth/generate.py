@@ -46,7 +46,7 @@ __all__ = ["generate_benchmark", "render_clip", "write_split", "clip_path", "spl
 log = logging.getLogger(__name__)
 
 # Bump when a change to the generator changes its output, so that old splits are rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 _FINGERPRINT_FILE = ".fingerprint"
 _MIN_JOBS_PER_PROCESS_POOL = 100
 
@@ -61,7 +61,7 @@ def split_fingerprint(config: SynthConfig, split: str, seed: int) -> str:
     for key in ("split_sizes", "id_style", "ood_style"):
         settings.pop(key)
     settings.update(version=GENERATOR_VERSION, seed=seed, split=split, size=config.split_sizes.get(split, 0),
-                    style=asdict(config.style_for(split)))
+                    styles=[asdict(style) for style in config.styles_of(split)])
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
@@ -130,10 +130,11 @@ def write_split(out_dir: str | os.PathLike, config: SynthConfig, split: str, see
     for stale in clip_dir.glob(f".{split}-*.tmp.*"):
         stale.unlink()
 
-    style = config.style_for(split)
     specs = [sample_clip_spec(config, split, index, seed) for index in range(config.split_sizes.get(split, 0))]
-    paths = [clip_path(out_dir, split, spec.index, style) for spec in specs]
-    jobs = [(spec, style, config.apex_fraction, str(path)) for spec, path in zip(specs, paths) if not path.is_file()]
+    styles = [config.style_for(split, spec.index) for spec in specs]
+    paths = [clip_path(out_dir, split, spec.index, style) for spec, style in zip(specs, styles)]
+    jobs = [(spec, style, config.apex_fraction, str(path))
+            for spec, style, path in zip(specs, styles, paths) if not path.is_file()]
     if len(jobs) < len(specs):
         log.info("%s: resuming, %d of %d clips already written", split, len(specs) - len(jobs), len(specs))
     if workers is None:

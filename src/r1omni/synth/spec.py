@@ -6,7 +6,7 @@ the same whatever else is generated and in whatever order: stream 0 draws the sp
 cue values, identity, speaker, subtitle), 1 the face's nuisances, 2 the voice's, 3 the wording of
 the reasoning. Labels are balanced within every block of 7 consecutive indices. Identities and
 speakers come from per-style pools (seeded from ``(seed, style)``); test_id draws from a held-out
-part of the ID pool.
+part of the ID pool (and test_ood of the OOD pool, when pre-training clips use the OOD style).
 
 This module decides content; it does not render or write files.
 """
@@ -87,20 +87,22 @@ class ClipSpec:
                                max_cues_per_modality=max_cues_per_modality, cue_wording=cue_wording)
 
 
-def _pool_range(config: SynthConfig, split: str) -> tuple[int, int]:
+def _pool_range(config: SynthConfig, split: str, style: str) -> tuple[int, int]:
+    """Which identities of the style's pool a split draws from: the test split of a style keeps a
+    held-out part when other splits use that style too (subject-independent testing)."""
     total = config.num_identities
-    if split == "test_ood":
+    if style == config.ood_style.name and config.pretrain_ood_share == 0:
         return 0, total
     held_out = int(round(total * config.test_identity_fraction))
     if held_out in (0, total):
         return 0, total
-    return (total - held_out, total) if split == "test_id" else (0, total - held_out)
+    return (total - held_out, total) if split in ("test_id", "test_ood") else (0, total - held_out)
 
 
 def sample_clip_spec(config: SynthConfig, split: str, index: int, seed: int = 0) -> ClipSpec:
     """Draw the content of clip ``index`` of ``split``: label, modality mix, cue values, identity,
     speaker and subtitle. Pure function of its arguments."""
-    style = config.style_for(split)
+    style = config.style_for(split, index)
     labels = config.labels
     block, offset = divmod(index, len(labels))
     label = labels[int(clip_rng(seed, split, block, _LABEL_STREAM).permutation(len(labels))[offset])]
@@ -127,7 +129,7 @@ def sample_clip_spec(config: SynthConfig, split: str, index: int, seed: int = 0)
     # A neutral display has no strength: record 0 whatever was drawn.
     intensity = {m: 0.0 if shown[m][0] == "neutral" else round(shown[m][1], 4) for m in ("face", "voice")}
 
-    low, high = _pool_range(config, split)
+    low, high = _pool_range(config, split, style.name)
     face_index = int(rng.integers(low, high))
     voice_index = int(rng.integers(low, high))
     style_code = _code(style.name)

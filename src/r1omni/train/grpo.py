@@ -38,7 +38,7 @@ from r1omni.schema import read_samples
 from r1omni.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_final
 from r1omni.train.data import StepOrder
 from r1omni.train.losses import ADVANTAGE_SCALES, AGGREGATIONS, group_advantages, policy_loss
-from r1omni.train.rollout import ENGINES
+from r1omni.train.rollout import ENGINES, make_engine
 from r1omni.train.setup import (
     PAPER_TRAINABLE_PARTS,
     OptimConfig,
@@ -52,6 +52,7 @@ from r1omni.train.setup import (
 )
 from r1omni.train.sft import TrainResult
 from r1omni.train.tracking import RunTracker, check_finite
+from r1omni.train.vllm_engine import VLLMOptions
 from r1omni.yamlconfig import config_to_dict
 
 __all__ = ["GRPOConfig", "LossConfig", "train_grpo", "PAPER_GRPO_PARTS"]
@@ -129,6 +130,8 @@ class GRPOConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=_paper_optim)
     rollout_engine: str = "hf"
+    """"hf" (the policy's own generate) or "vllm" (Qwen2.5-Omni on a GPU; see ``vllm``)."""
+    vllm: VLLMOptions = field(default_factory=VLLMOptions)
     mixed_precision: str = "no"
     seed: int = 42
     cache_media: bool = True
@@ -151,7 +154,10 @@ class GRPOConfig:
         if not self.rewards:
             raise ValueError("rewards must name at least one reward function")
         if self.rollout_engine not in ENGINES:
-            raise ValueError(f"rollout_engine must be one of {sorted(ENGINES)}, got {self.rollout_engine!r}")
+            raise ValueError(f"rollout_engine must be one of {list(ENGINES)}, got {self.rollout_engine!r}")
+        if self.rollout_engine == "vllm" and not self.vllm.model:
+            raise ValueError("rollout_engine=vllm needs vllm.model=PATH: a full Qwen2.5-Omni folder with the "
+                             "policy's shapes (vLLM cannot load a thinker-only folder)")
         if self.beta < 0:
             raise ValueError("beta must be >= 0")
         if self.loss.aggregation == "dr_grpo" and self.loss.advantage_scale != "none":
@@ -203,7 +209,7 @@ def train_grpo(config: GRPOConfig) -> TrainResult:
     total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch / accum))
     optimizer, scheduler = build_optimizer(policy, config.optim, total_steps * mu)
     policy.module, optimizer, scheduler = accelerator.prepare(policy.module, optimizer, scheduler)
-    engine = ENGINES[config.rollout_engine](accelerator)
+    engine = make_engine(config.rollout_engine, accelerator, config.vllm, seed=config.seed)
     reward_options = {"accuracy": {"normalize": config.accuracy_normalize},
                       "format": {"paper_regex": config.format_paper_regex}}
 
@@ -242,7 +248,7 @@ def train_grpo(config: GRPOConfig) -> TrainResult:
             # 1. rollout
             tick = time.perf_counter()
             batch = policy.prepare(clips).to(device)
-            rollout = engine.generate(policy, batch, G, config.sampling)
+            rollout = engine.generate(policy, batch, G, config.sampling, clips=clips)
             completions = rollout.completions
             ids, mask, clip_index = (completions.ids.to(device), completions.mask.to(device),
                                      completions.clip_index.to(device))
@@ -273,8 +279,12 @@ def train_grpo(config: GRPOConfig) -> TrainResult:
             token_weights = None
             if rollout.sampler_logprobs is not None:
                 sampler = rollout.sampler_logprobs.to(device)
-                token_weights = torch.exp(old_logp - sampler).clamp(max=config.loss.importance_cap)
+                # NaN: a token the sampler returned no log-prob for (weight 1).
+                token_weights = torch.where(torch.isnan(sampler), torch.ones_like(sampler),
+                                            torch.exp(old_logp - sampler).clamp(max=config.loss.importance_cap))
                 old_logp = old_logp if mu > 1 else None
+                stats.setdefault("importance_weight", []).append(
+                    (token_weights * mask).sum().item() / max(mask.sum().item(), 1))
             timings["reference"] += time.perf_counter() - tick
             rollouts.append(_Rollout(batch, ids, mask, clip_index, advantages, ref_logp, old_logp, token_weights))
             if config.sample_every and step % config.sample_every == 0 and not sample_rows:

@@ -2,8 +2,9 @@
 
 ``HFGenerateEngine`` (the default) calls the policy's own ``generate`` (Hugging Face generate on
 the bare, unwrapped model; media encoded once per clip). Engines share one small interface so a
-faster sampler (vLLM, for the Qwen-Omni thinkers) can replace it; such an engine returns the
-sampler's own log-probs so the loss can correct for the sampler/trainer mismatch.
+faster sampler can replace it: ``r1omni.train.vllm_engine.VLLMEngine`` (Qwen2.5-Omni thinkers on
+a GPU) returns the sampler's own log-probs so the loss can correct for the sampler/trainer
+mismatch.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Protocol
 import torch
 from accelerate import Accelerator
 
-from r1omni.models import Completions, Policy, PreparedBatch, SamplingConfig
+from r1omni.models import ClipInput, Completions, Policy, PreparedBatch, SamplingConfig
 from r1omni.train.setup import unwrapped
 
-__all__ = ["Rollout", "RolloutEngine", "HFGenerateEngine", "ENGINES"]
+__all__ = ["Rollout", "RolloutEngine", "HFGenerateEngine", "ENGINES", "make_engine"]
 
 
 @dataclass
@@ -28,7 +29,10 @@ class Rollout:
 
 class RolloutEngine(Protocol):
     def generate(self, policy: Policy, batch: PreparedBatch, num_generations: int,
-                 sampling: SamplingConfig) -> Rollout: ...
+                 sampling: SamplingConfig, clips: list[ClipInput] | None = None) -> Rollout:
+        """G completions per clip of ``batch`` (``clips``: the same clips decoded, for engines that
+        do their own pre-processing)."""
+        ...
 
 
 class HFGenerateEngine:
@@ -38,7 +42,7 @@ class HFGenerateEngine:
         self.accelerator = accelerator
 
     def generate(self, policy: Policy, batch: PreparedBatch, num_generations: int,
-                 sampling: SamplingConfig) -> Rollout:
+                 sampling: SamplingConfig, clips: list[ClipInput] | None = None) -> Rollout:
         with unwrapped(policy, self.accelerator) as bare, torch.no_grad():
             was_training = bare.module.training
             bare.module.eval()
@@ -49,4 +53,15 @@ class HFGenerateEngine:
         return Rollout(completions)
 
 
-ENGINES = {"hf": HFGenerateEngine}
+ENGINES = ("hf", "vllm")
+
+
+def make_engine(name: str, accelerator: Accelerator, vllm_options=None, seed: int = 0) -> RolloutEngine:
+    """The engine called ``name`` (vLLM is imported only when asked for)."""
+    if name == "hf":
+        return HFGenerateEngine(accelerator)
+    if name == "vllm":
+        from r1omni.train.vllm_engine import VLLMEngine, VLLMOptions
+
+        return VLLMEngine(accelerator, vllm_options or VLLMOptions(), seed=seed)
+    raise ValueError(f"unknown rollout engine {name!r}; use one of {ENGINES}")

@@ -39,12 +39,15 @@ def bench(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
 
 @pytest.fixture(scope="module")
 def decoded(bench):
-    """{split: (samples, frames (N, 4, H, W, 3) uint8, waveforms list of (S,) float32)}."""
+    """{split: (samples, frames (N, 4, H, W, 3) uint8 (a list of (4, H, W, 3) for pretrain),
+    waveforms list of (S,) float32)}."""
     _, manifests = bench
     result = {}
     for split, manifest in manifests.items():
         samples = read_samples(manifest)
-        frames = np.stack([sample_frames(s.video, NUM_FRAMES).frames for s in samples])
+        clips = [sample_frames(s.video, NUM_FRAMES).frames for s in samples]
+        # pretrain mixes two styles (two frame sizes): a list there, one array elsewhere.
+        frames = np.stack(clips) if len({c.shape for c in clips}) == 1 else clips
         audio = [load_audio(s.video) for s in samples]
         assert all(a.has_audio for a in audio)
         result[split] = (samples, frames, [a.waveform for a in audio])
@@ -61,16 +64,23 @@ def test_manifests_layout_and_counts(bench):
         assert (out_dir / "clips" / split / "COMPLETE").is_file()
         counts = Counter(r["label"] for r in rows)
         assert set(counts) == set(DFEW.labels) and max(counts.values()) - min(counts.values()) <= 1
-        assert all(r["meta"]["style"] == ("ood" if split == "test_ood" else "id") for r in rows)
+        ood = [split == "test_ood" or (split == "pretrain" and SynthConfig().is_ood_pretrain_clip(i))
+               for i in range(len(rows))]
+        assert [r["meta"]["style"] for r in rows] == ["ood" if o else "id" for o in ood]
+        assert [Path(r["video"]).suffix for r in rows] == [".webm" if o else ".mp4" for o in ood]
+        if split == "pretrain":
+            assert 0 < sum(ood) < len(rows)  # the default mixes both styles into pre-training
         assert all((r["reasoning"] is not None) == (split == "cold_start") for r in rows)
     assert json.loads((out_dir / "synth_config.json").read_text())["seed"] == 0
     assert read_jsonl(manifests["test_ood"])[0]["video"].endswith(".webm")
 
 
 def test_every_clip_decodes_with_the_expected_format(decoded):
-    for split, (samples, frames, waves) in decoded.items():
-        size = 80 if split == "test_ood" else 64
-        assert frames.shape == (len(samples), NUM_FRAMES, size, size, 3)
+    for samples, frames, waves in decoded.values():
+        assert len(frames) == len(samples)
+        for sample, clip in zip(samples, frames):
+            size = 80 if sample.meta["style"] == "ood" else 64
+            assert clip.shape == (NUM_FRAMES, size, size, 3)
         assert all(abs(len(w) / 16000 - 1.0) < 0.05 for w in waves)  # 1 s, resampled to 16 kHz
         assert all(np.abs(w).max() > 0.01 for w in waves)
 
@@ -277,5 +287,6 @@ def test_pretrain_split_can_mix_both_styles(tmp_path):
         size = (config.ood_style if s.meta["style"] == "ood" else config.id_style).frame_size_px
         assert sample_frames(s.video, 2).frames.shape[1:3] == (size, size)
     # The share is part of the split's identity: changing it rebuilds the split.
-    generate_benchmark(tmp_path, SynthConfig(split_sizes={"pretrain": 4}), progress=False, workers=1)
+    generate_benchmark(tmp_path, SynthConfig(split_sizes={"pretrain": 4}, pretrain_ood_share=0), progress=False,
+                       workers=1)
     assert not list((tmp_path / "clips" / "pretrain").glob("*.webm"))

@@ -132,7 +132,7 @@ class SynthConfig:
     emotion data; this is the analogue. Every emotion-labelled split stays in the ID style, so
     test_ood still measures how emotion training on one style transfers to another. Measured in
     the demo (seed 0): with 0, every variant was near chance on test_ood (cold start 0.31, label SFT
-    0.33) because the towers had never seen that style; with 1/3, 0.48 and 0.63."""
+    0.33) because the towers had never seen that style; with 1/3, 0.50 and 0.65."""
     num_identities: int = 32
     """Face identities and speakers per style (a pool; each clip draws one of each)."""
     test_identity_fraction: float = 0.25

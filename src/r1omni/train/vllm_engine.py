@@ -31,7 +31,6 @@ through TRL 1.16); tested here with a stand-in for vLLM, and on a GPU with vLLM 
 from __future__ import annotations
 
 import importlib
-import logging
 import math
 import os
 from collections.abc import Iterator
@@ -45,9 +44,7 @@ from r1omni.models import ClipInput, Completions, Policy, PreparedBatch, Samplin
 from r1omni.train.rollout import Rollout
 from r1omni.train.setup import unwrapped
 
-__all__ = ["VLLMOptions", "VLLMEngine", "vllm_weight_name"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["VLLMOptions", "VLLMEngine", "vllm_weight_name", "cuda_and_vllm_available"]
 
 # transformers' in-memory thinker names -> the on-disk names of a full Qwen2.5-Omni checkpoint.
 _NAME_PREFIXES = (

@@ -26,7 +26,18 @@ from accelerate import Accelerator
 from r1omni.models import ClipInput, SamplingConfig, init_preset
 from r1omni.train.grpo import GRPOConfig, train_grpo
 from r1omni.train.setup import OptimConfig
-from r1omni.train.vllm_engine import VLLMEngine, VLLMOptions, cuda_and_vllm_available, vllm_weight_name
+from r1omni.train.vllm_engine import VLLMEngine, VLLMOptions, vllm_weight_name
+
+def cuda_and_vllm_available() -> bool:
+    """Whether the real-vLLM test can run here."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
 
 COMPLETION = "<think>The voice is loud.</think>\n<answer>angry</answer>"
 SAMPLER_LOGPROB = -0.5

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from r1omni.models import ClipInput, Completions, Policy, PreparedBatch, Samplin
 from r1omni.train.rollout import Rollout
 from r1omni.train.setup import unwrapped
 
-__all__ = ["VLLMOptions", "VLLMEngine", "vllm_weight_name", "cuda_and_vllm_available"]
+__all__ = ["VLLMOptions", "VLLMEngine", "vllm_weight_name"]
 
 # transformers' in-memory thinker names -> the on-disk names of a full Qwen2.5-Omni checkpoint.
 _NAME_PREFIXES = (
@@ -191,17 +190,7 @@ class VLLMEngine:
                 ids[i, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
                 mask[i, :len(tokens)] = 1
                 sampler[i, :len(values)] = torch.tensor(values, dtype=torch.float32)
-            texts = bare.tokenizer.batch_decode(ids.masked_fill(mask == 0, pad), skip_special_tokens=True)
+            texts = bare.tokenizer.batch_decode(ids, skip_special_tokens=True)  # pads are special
         completions = Completions(ids=ids, mask=mask, texts=texts, clip_index=torch.tensor(clip_index))
         return Rollout(completions, sampler_logprobs=sampler)
 
-
-def cuda_and_vllm_available() -> bool:
-    """Whether the real-vLLM test can run here."""
-    if not torch.cuda.is_available() or os.environ.get("R1OMNI_SKIP_VLLM"):
-        return False
-    try:
-        importlib.import_module("vllm")
-    except ImportError:
-        return False
-    return True

@@ -1,16 +1,25 @@
 # One entry point for set-up, tests and the demo. `make test` is what CI runs (through .ci/run).
+# Installs go through requirements.lock (exact versions the suite was verified with); `make lock`
+# regenerates it from the newest releases pyproject.toml allows, `make test-latest` shows the drift.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LOCK := requirements.lock
+EXTRAS := test,bench
+PIP := pip==26.3
+# torch first: 2.13.0 is a local CPU wheel; a bare `torch` requirement would pull a multi-GB CUDA build.
+TORCH := torch==2.13.0
 
-.PHONY: venv test demo clean
+.PHONY: venv test demo lock test-latest clean
 
-$(BIN)/r1omni: pyproject.toml
+$(BIN)/r1omni: pyproject.toml $(LOCK)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# torch first: 2.13.0 is a local CPU wheel; a bare `torch` requirement would pull a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet $(PIP)
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $(BIN)/r1omni
 
 venv: $(BIN)/r1omni
@@ -21,5 +30,27 @@ test: venv
 demo: venv
 	$(BIN)/r1omni demo -o demo_out
 
+# Resolve the newest versions the ranges in pyproject.toml allow, in a throw-away venv, and pin them.
+# Run the suite on the result (`make test`) before committing it.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet $(PIP) $(TORCH)
+	.venv-lock/bin/pip install --quiet -e '.[$(EXTRAS)]'
+	{ echo "# Exact versions of the .[$(EXTRAS)] environment, made by 'make lock' on $$(date -u +%F) with $$(.venv-lock/bin/python -V)."; \
+	  echo "# torch ($(TORCH)) is installed before this file and is not listed; the project itself neither."; \
+	  .venv-lock/bin/pip freeze --exclude-editable | grep -viE '^(torch|r1omni)=='; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	rm -rf .venv-lock
+
+# The whole suite on the newest releases the ranges allow (no lock), after listing what differs from it.
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/pip install --quiet $(PIP) $(TORCH)
+	.venv-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
+	.venv-latest/bin/python tools/lock_drift.py $(LOCK)
+	OMP_NUM_THREADS=1 .venv-latest/bin/python -m pytest -q
+
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) .venv-lock .venv-latest demo_out .pytest_cache

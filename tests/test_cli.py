@@ -25,6 +25,14 @@ def r1omni(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           timeout=timeout, env=ENV)
 
 
+def test_python_dash_m_runs_the_same_command():
+    as_module = subprocess.run([sys.executable, "-m", "r1omni", "--help"], capture_output=True, text=True,
+                               timeout=60, env=ENV)
+    assert as_module.returncode == 0, as_module.stderr
+    assert as_module.stdout == r1omni("--help").stdout
+    assert "demo" in as_module.stdout
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model") / "tiny"

@@ -1,6 +1,8 @@
 """`r1omni demo --quick` end to end: the structure of what it writes, not its accuracy."""
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -46,6 +48,38 @@ def test_report_folder_and_printed_table(quick_demo):
         assert f"plots/{plot}" in report
     assert "Example outputs" in report and "paired difference" in report
     assert "paired rlvr_vs_cold_start" in stdout and "rlvr" in stdout
+
+
+def _digests(out):
+    """sha256 of every saved model's weights, by path relative to the run folder."""
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.glob("runs/*/final/*.safetensors"))}
+
+
+def test_the_same_seed_gives_the_same_numbers_whatever_the_thread_variables(quick_demo, tmp_path):
+    out, _ = quick_demo  # made under the suite's OMP_NUM_THREADS=1
+    again = tmp_path / "again"
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    completed = subprocess.run([sys.executable, "-m", "r1omni", "demo", "--quick", "-o", str(again)],
+                               capture_output=True, text=True, timeout=900, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    first, second = (json.loads((d / "results.json").read_text()) for d in (out, again))
+    assert second["environment"]["thread_variables"]["OMP_NUM_THREADS"] == "2"
+    assert first["environment"]["torch_threads"] == second["environment"]["torch_threads"]
+    for key in ("variants", "paired"):
+        assert json.dumps(first[key], sort_keys=True) == json.dumps(second[key], sort_keys=True), key
+    assert _digests(out) == _digests(again) and len(_digests(out)) == 4
+    for split in ("id", "ood"):
+        assert ((out / "eval" / "rlvr" / split / "predictions.jsonl").read_text()
+                == (again / "eval" / "rlvr" / split / "predictions.jsonl").read_text())
+
+
+def test_results_record_the_environment(quick_demo):
+    out, _ = quick_demo
+    env = json.loads((out / "results.json").read_text())["environment"]
+    for key in ("python", "torch", "transformers", "accelerate", "av", "numpy", "torch_threads", "cpu_model"):
+        assert env[key], key
+    assert env["torch_threads"] == 2  # the demo's own setting wins over the suite's OMP_NUM_THREADS=1
 
 
 def test_a_second_run_reuses_finished_stages(quick_demo):

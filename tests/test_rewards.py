@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r1omni.rewards import REWARD_FUNCTIONS, accuracy_reward, format_reward, total_reward
+from r1omni.rewards import REWARD_FUNCTIONS, accuracy_reward, format_reward, resolve_rewards, total_reward
 
 JUNK_100K = "x<think>" * 12_500
 
@@ -70,3 +70,23 @@ def test_rewards_never_raise_and_stay_in_range(text, label):
     for paper in (False, True):
         assert format_reward([text], paper_regex=paper)[0] in (0.0, 1.0)
     assert 0.0 <= total_reward([text], label=[label])[0] <= 2.0
+
+
+def test_resolve_binds_options_and_takes_callables_passed_in():
+    def shouting(completions, **columns):
+        return [float(text.isupper()) for text in completions]
+
+    terms = resolve_rewards({"accuracy": 2.0, "format": 1.0, "shouting": 0.5}, accuracy_normalize=True,
+                            format_paper_regex=True, extra={"shouting": shouting})
+    assert [(t.name, t.weight) for t in terms] == [("accuracy", 2.0), ("format", 1.0), ("shouting", 0.5)]
+    texts = ["<think></think><answer>Sadness</answer>", "ANGRY"]
+    assert [t.function(texts, label=["sad", "sad"]) for t in terms] == [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
+
+
+def test_resolve_rejects_unknown_and_shadowing_names():
+    with pytest.raises(ValueError, match=r"unknown reward\(s\) \['acuracy'\].*reward_functions="):
+        resolve_rewards({"acuracy": 1.0})
+    with pytest.raises(ValueError, match=r"\['format'\] are built in"):
+        resolve_rewards({"format": 1.0}, extra={"format": lambda completions, **columns: [0.0]})
+    with pytest.raises(ValueError, match="at least one"):
+        resolve_rewards({})

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ import torch
 from r1omni.atomic import atomic_dir, atomic_write_text, is_complete
 from r1omni.clips import ClipLoader
 from r1omni.demo_report import write_report
+from r1omni.environment import describe_environment
 from r1omni.evaluate import EvalOptions, evaluate
 from r1omni.explain.attribution import attribute, summarize
 from r1omni.labels import get_label_set
@@ -316,8 +316,7 @@ def _results(config: DemoConfig, metrics: dict, clip_views: dict, evals: Path, a
         "wall_seconds": time.perf_counter() - started,
         "stage_seconds": timings,
         "config": asdict(config),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_threads": torch.get_num_threads(), "torch": torch.__version__},
+        "environment": describe_environment(),
     }
 
 

@@ -145,10 +145,12 @@ def write_report(out: Path, results: dict, metrics: dict, evals: Path, runs: Pat
             if source.is_file():
                 shutil.copyfile(source, plots / f"confusion_{name}_{split}.png")
 
-    machine = results["machine"]
+    env = results["environment"]
     lines = ["# r1omni demo: the R1-Omni pipeline on the generated benchmark", "",
-             f"Wall time {results['wall_seconds'] / 60:.1f} min on {machine['platform']} "
-             f"({machine['cpu_threads']} torch threads, torch {machine['torch']}). "
+             f"Wall time {results['wall_seconds'] / 60:.1f} min on {env['cpu_model']} ({env['cpu_count']} CPUs, "
+             f"{env['torch_threads']} torch threads; python {env['python']}, torch {env['torch']}, "
+             f"transformers {env['transformers']}, av {env['av']}, numpy {env['numpy']}; "
+             f"install digest {env['installed_digest']}). "
              "Scores use the normalized track (answers mapped to the 7 classes); strict-track numbers are in "
              "results.json. Paired differences are mean per-clip correctness differences on the same clips, "
              "± one standard error.", "",

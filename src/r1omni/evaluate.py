@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from r1omni.atomic import atomic_write_text
+from r1omni.environment import describe_environment
 from r1omni.clips import ClipLoader
 from r1omni.explain.reasoning import reasoning_quality
 from r1omni.labels import LabelSet, get_label_set, normalize_label, strict_label
@@ -146,6 +147,7 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     metrics = score_predictions(rows, labels, samples)
     metrics["seconds"] = generate_seconds
     metrics["clips_per_second"] = len(todo) / generate_seconds if todo and generate_seconds > 0 else None
+    metrics["environment"] = describe_environment()
     atomic_write_text(output_dir / METRICS, json.dumps(metrics, indent=2))
     for track in TRACKS:
         write_confusion_png(metrics[track], output_dir / f"confusion_{track}.png", f"{track} track")

@@ -19,11 +19,14 @@ trainer may pass every dataset column to every reward.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from r1omni.template import parse_completion
 
-__all__ = ["format_reward", "accuracy_reward", "total_reward", "REWARD_FUNCTIONS", "RewardFunction"]
+__all__ = ["format_reward", "accuracy_reward", "total_reward", "REWARD_FUNCTIONS", "RewardFunction",
+           "WeightedReward", "resolve_rewards"]
 
 RewardFunction = Callable[..., list[float]]
 
@@ -91,3 +94,43 @@ REWARD_FUNCTIONS: dict[str, RewardFunction] = {
     "accuracy": accuracy_reward,
     "format": format_reward,
 }
+
+
+@dataclass(frozen=True)
+class WeightedReward:
+    """One term of R: a name (for logs), its weight, and the callable with its options bound."""
+
+    name: str
+    weight: float
+    function: RewardFunction
+
+
+def resolve_rewards(weights: Mapping[str, float], *, accuracy_normalize: bool = False,
+                    format_paper_regex: bool = False,
+                    extra: Mapping[str, RewardFunction] | None = None) -> list[WeightedReward]:
+    """Turn a config's ``{name: weight}`` into bound callables, once, before training starts.
+
+    Names come from :data:`REWARD_FUNCTIONS` or from ``extra`` (a user's own rewards with TRL's
+    contract ``(completions, **columns) -> list[float]``; they may not reuse a built-in name). The
+    built-ins' options are bound here, so a training loop calls every term the same way.
+
+    >>> [(r.name, r.weight) for r in resolve_rewards({"accuracy": 1.0, "format": 0.5})]
+    [('accuracy', 1.0), ('format', 0.5)]
+    >>> resolve_rewards({"accuracy": 1.0}, accuracy_normalize=True)[0].function(["<answer>Sadness</answer>"],
+    ...                                                                        label=["sad"])
+    [1.0]
+    """
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(REWARD_FUNCTIONS))
+    if clash:
+        raise ValueError(f"reward name(s) {clash} are built in; give your own reward another name")
+    if not weights:
+        raise ValueError("rewards must name at least one reward function")
+    unknown = sorted(set(weights) - set(REWARD_FUNCTIONS) - set(extra))
+    if unknown:
+        raise ValueError(f"unknown reward(s) {unknown}; built in: {sorted(REWARD_FUNCTIONS)}"
+                         + (f", passed in: {sorted(extra)}" if extra else
+                            " (pass your own as reward_functions={name: callable})"))
+    options = {"accuracy": {"normalize": accuracy_normalize}, "format": {"paper_regex": format_paper_regex}}
+    bound = {name: functools.partial(function, **options[name]) for name, function in REWARD_FUNCTIONS.items()}
+    return [WeightedReward(name, float(weight), bound.get(name) or extra[name]) for name, weight in weights.items()]

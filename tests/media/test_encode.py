@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 import av
 import numpy as np
 import pytest
@@ -75,3 +80,29 @@ def test_write_clip_without_audio_has_no_audio_stream(tmp_path):
     path = write_clip(tmp_path / "mute.webm", FRAMES, 25)
     with av.open(str(path)) as container:
         assert len(container.streams.video) == 1 and not container.streams.audio
+
+
+
+_WRITE_IN_A_PROCESS = """
+import sys, numpy as np
+from r1omni.media import write_clip
+rng = np.random.default_rng(3)
+frames = rng.integers(0, 256, (24, 96, 128, 3), dtype=np.uint8)
+frames[:, 20:60, 30:90] = np.linspace(0, 255, 24, dtype=np.uint8)[:, None, None, None]
+write_clip(sys.argv[1], frames, 24, rng.standard_normal(32000).astype(np.float32) * 0.1)
+"""
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux)")
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_the_same_frames_give_the_same_file_on_one_core_or_all(tmp_path, suffix):
+    """Byte-identical files from a process pinned to one core and one that sees all cores, with other
+    thread variables: the benchmark's clips must not depend on the machine's parallelism (with FFmpeg's
+    frame threads the H.264 bitstream changes with the thread count)."""
+    files = []
+    for prefix, threads in ((["taskset", "-c", "0"], "1"), ([], "4")):
+        path = tmp_path / f"clip{threads}{suffix}"
+        subprocess.run([*prefix, sys.executable, "-c", _WRITE_IN_A_PROCESS, str(path)], check=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": threads})
+        files.append(path.read_bytes())
+    assert files[0] == files[1]

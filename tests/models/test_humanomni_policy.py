@@ -113,6 +113,33 @@ def test_batch_matches_each_clip_alone(policy):
     assert len(set(together.texts)) > 1, "the livened model should answer differently per clip"
 
 
+def test_mixed_batch_generates_like_each_clip_alone_and_merges_media_once(policy, monkeypatch):
+    """Clips of different lengths and modalities in one batch: greedy tokens equal each clip alone, and
+    media are merged once per generate call (the prefill), never again while decoding, whichever name
+    transformers gives the KV cache."""
+    rng = np.random.default_rng(2)
+    clips = [
+        ClipInput(PROMPTS["inference"], rng.integers(0, 256, (8, 48, 64, 3), dtype=np.uint8),
+                  rng.standard_normal(40000).astype(np.float32) * 0.1),                          # 2.5 s, both
+        ClipInput("Which emotion does this face show?", rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8),
+                  None),                                                                         # video only
+        ClipInput("Voice?", None, rng.standard_normal(8000).astype(np.float32) * 0.1),           # 0.5 s, audio only
+    ]
+    merges = []
+    merge = HumanOmniForCausalLM.prepare_multimodal_inputs
+    monkeypatch.setattr(HumanOmniForCausalLM, "prepare_multimodal_inputs",
+                        lambda self, *a, **k: merges.append(1) or merge(self, *a, **k))
+    sampling = SamplingConfig(max_new_tokens=16)
+    together = policy.generate(policy.prepare(clips), 1, sampling)
+    assert len(merges) == 1
+    for i, clip in enumerate(clips):
+        alone = policy.generate(policy.prepare([clip]), 1, sampling)
+        length = int(alone.mask[0].sum())
+        assert together.ids[i, :length].tolist() == alone.ids[0, :length].tolist()
+        assert together.texts[i] == alone.texts[0]
+    assert len(merges) == 1 + len(clips)
+
+
 def test_generate_sampling_rows_and_masks(policy):
     batch = policy.prepare(_clips()[:2])
     torch.manual_seed(0)

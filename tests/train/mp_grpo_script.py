@@ -26,7 +26,6 @@ from safetensors.torch import save_file
 
 from r1omni.clips import ClipLoader
 from r1omni.models import SamplingConfig
-from r1omni.rewards import REWARD_FUNCTIONS
 from r1omni.train import grpo
 from r1omni.train.setup import OptimConfig
 
@@ -69,13 +68,12 @@ def main(manifest: str, output_dir: str, record_dir: str) -> None:
     torch.set_num_threads(1)
     grpo.open_policy = recording_open_policy
     grpo.ClipLoader = RecordingLoader
-    REWARD_FUNCTIONS["letter_e"] = letter_e
     config = grpo.GRPOConfig(
         model="preset:qwen2.5-omni-tiny", data=manifest, output_dir=output_dir, max_steps=STEPS,
         num_generations=GENERATIONS, clips_per_step=CLIPS_PER_STEP, gradient_accumulation_steps=ACCUMULATION,
         beta=0.04, seed=SEED, rewards={"letter_e": 1.0}, sampling=SamplingConfig(max_new_tokens=8, do_sample=True),
         optim=OptimConfig(lr=LR, schedule="linear", warmup_ratio=0.0), num_threads=1)
-    grpo.train_grpo(config)
+    grpo.train_grpo(config, reward_functions={"letter_e": letter_e})
 
     rank = PartialState().process_index
     module = policies[0].module

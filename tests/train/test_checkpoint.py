@@ -19,7 +19,6 @@ from safetensors.torch import load_file
 
 from r1omni.atomic import COMPLETE_MARKER
 from r1omni.models import SamplingConfig, init_preset, load_policy
-from r1omni.rewards import REWARD_FUNCTIONS
 from r1omni.train import sft
 from r1omni.train.checkpoint import latest_checkpoint, load_checkpoint
 from r1omni.train.grpo import GRPOConfig, train_grpo
@@ -81,23 +80,22 @@ def simulate_killed_writes(output_dir: Path) -> None:
 def grpo_runs(tiny_dataset, tmp_path_factory) -> dict:
     """An uninterrupted run to STEPS, and a run killed during step 5 then resumed to STEPS."""
     reward = LetterE()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(REWARD_FUNCTIONS, "letter_e", reward)
-        whole = tmp_path_factory.mktemp("grpo_whole")
-        train_grpo(grpo_config(tiny_dataset, whole))
+    rewards = {"letter_e": reward}
+    whole = tmp_path_factory.mktemp("grpo_whole")
+    train_grpo(grpo_config(tiny_dataset, whole), reward_functions=rewards)
 
-        resumed = tmp_path_factory.mktemp("grpo_resumed")
-        reward.calls, reward.crash_on_call = 0, (5 - 1) * ACCUMULATION + 1      # first micro-batch of step 5
-        with pytest.raises(Crash):
-            train_grpo(grpo_config(tiny_dataset, resumed))
-        assert not (resumed / "final").exists()
-        checkpoint = latest_checkpoint(resumed)
-        killed_metrics = metric_rows(resumed)
-        simulate_killed_writes(resumed)
+    resumed = tmp_path_factory.mktemp("grpo_resumed")
+    reward.calls, reward.crash_on_call = 0, (5 - 1) * ACCUMULATION + 1      # first micro-batch of step 5
+    with pytest.raises(Crash):
+        train_grpo(grpo_config(tiny_dataset, resumed), reward_functions=rewards)
+    assert not (resumed / "final").exists()
+    checkpoint = latest_checkpoint(resumed)
+    killed_metrics = metric_rows(resumed)
+    simulate_killed_writes(resumed)
 
-        reward.calls, reward.crash_on_call = 0, None
-        train_grpo(grpo_config(tiny_dataset, resumed, resume=True))
-        resumed_calls = reward.calls
+    reward.calls, reward.crash_on_call = 0, None
+    train_grpo(grpo_config(tiny_dataset, resumed, resume=True), reward_functions=rewards)
+    resumed_calls = reward.calls
     return {"whole": whole, "resumed": resumed, "checkpoint": checkpoint, "resumed_calls": resumed_calls,
             "killed_metrics": killed_metrics}
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from r1omni.models import SamplingConfig
-from r1omni.rewards import REWARD_FUNCTIONS
 from r1omni.schema import Sample, write_samples
 from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo
 from r1omni.train.setup import OptimConfig
@@ -34,11 +33,8 @@ def letter_e_share(completions, **columns) -> list[float]:
     return [text.count("e") / max(len(text), 1) for text in completions]
 
 
-@pytest.fixture
-def toy_reward(monkeypatch):
-    # GRPOConfig and train_grpo read the same dict object, so one setitem registers it for both.
-    monkeypatch.setitem(REWARD_FUNCTIONS, TOY_REWARD, letter_e_share)
-    return TOY_REWARD
+# The toy reward is passed in, as a user's own reward would be (TRL's contract); no module state changes.
+TOY_REWARDS = {TOY_REWARD: letter_e_share}
 
 
 def toy_config(data: Path, output_dir: Path, **overrides) -> GRPOConfig:
@@ -62,12 +58,10 @@ def mean(values) -> float:
 @pytest.fixture(scope="module")
 def toy_run(tiny_dataset, tmp_path_factory) -> list[dict]:
     """One 20-step run on the toy task (β = 0, linear decay without warm-up); its metrics rows."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(REWARD_FUNCTIONS, TOY_REWARD, letter_e_share)
-        output_dir = tmp_path_factory.mktemp("grpo_toy")
-        config = toy_config(tiny_dataset, output_dir,
-                            optim=OptimConfig(lr=TOY_RUN_PEAK_LR, schedule="linear", warmup_ratio=0.0))
-        result = train_grpo(config)
+    output_dir = tmp_path_factory.mktemp("grpo_toy")
+    config = toy_config(tiny_dataset, output_dir,
+                        optim=OptimConfig(lr=TOY_RUN_PEAK_LR, schedule="linear", warmup_ratio=0.0))
+    result = train_grpo(config, reward_functions=TOY_REWARDS)
     assert result.steps == 20 and (result.final_model / "config.json").is_file()
     return read_metrics(output_dir)
 
@@ -100,10 +94,10 @@ def test_logged_lr_is_the_lr_of_the_step(toy_run):
         assert row["lr"] == pytest.approx(TOY_RUN_PEAK_LR * (1 - (row["step"] - 1) / 20)), row["step"]
 
 
-def test_reward_rises_with_kl_to_a_saved_reference(toy_reward, tiny_dataset, tiny_model_dir, tmp_path):
+def test_reward_rises_with_kl_to_a_saved_reference(tiny_dataset, tiny_model_dir, tmp_path):
     """β > 0 with a saved model folder: the reference is the initial policy (KL 0 at step 1)."""
     config = toy_config(tiny_dataset, tmp_path, model=str(tiny_model_dir), beta=0.04, max_steps=30)
-    train_grpo(config)
+    train_grpo(config, reward_functions=TOY_REWARDS)
     rows = read_metrics(tmp_path)
     rewards = [row["reward"] for row in rows]
     # The KL term slows the climb (30 steps instead of 20): seeds 0/1/2 go from ~0.08 to 0.33-0.43.
@@ -113,43 +107,41 @@ def test_reward_rises_with_kl_to_a_saved_reference(toy_reward, tiny_dataset, tin
     assert rows[-1]["kl"] > rows[1]["kl"]
 
 
-def test_several_updates_per_rollout_clip(toy_reward, tiny_dataset, tmp_path):
+def test_several_updates_per_rollout_clip(tiny_dataset, tmp_path):
     """μ = 2: the second update sees ratios away from 1 at this learning rate, so clipping fires."""
     config = toy_config(tiny_dataset, tmp_path, max_steps=3, loss=LossConfig(num_iterations=2))
-    train_grpo(config)
+    train_grpo(config, reward_functions=TOY_REWARDS)
     rows = read_metrics(tmp_path)
     assert all(0 <= row["clip_fraction"] <= 1 for row in rows)
     assert max(row["clip_fraction"] for row in rows) > 0
 
 
-def test_non_finite_reward_stops_the_run(monkeypatch, tiny_dataset, tmp_path):
+def test_non_finite_reward_stops_the_run(tiny_dataset, tmp_path):
     calls = []
 
     def nan_on_second_step(completions, **columns):
         calls.append(len(completions))
         return [float("nan") if len(calls) == 2 else 0.5 for _ in completions]
 
-    monkeypatch.setitem(REWARD_FUNCTIONS, "nan_later", nan_on_second_step)
     config = toy_config(tiny_dataset, tmp_path, max_steps=4, rewards={"nan_later": 1.0})
     with pytest.raises(NonFiniteError, match=r"step 2: reward is nan"):
-        train_grpo(config)
+        train_grpo(config, reward_functions={"nan_later": nan_on_second_step})
     assert len(calls) == 2
     assert not (tmp_path / "final").exists()
 
 
-def test_unlabelled_samples_are_rejected(toy_reward, tiny_dataset, tmp_path):
+def test_unlabelled_samples_are_rejected(tiny_dataset, tmp_path):
     source = json.loads(tiny_dataset.read_text().splitlines()[0])
     manifest = tmp_path / "unlabelled.jsonl"
     video = str((tiny_dataset.parent / source["video"]).resolve())
     write_samples(manifest, [Sample(id="nolabel", corpus="toy", video=video)])
     with pytest.raises(ValueError, match=r"unlabelled\.jsonl: 1 sample\(s\) have no label \(e\.g\. 'nolabel'\)"):
-        train_grpo(toy_config(manifest, tmp_path / "out"))
+        train_grpo(toy_config(manifest, tmp_path / "out"), reward_functions=TOY_REWARDS)
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"num_generations": 1}, r"num_generations must be >= 2"),
     ({"sampling": SamplingConfig(max_new_tokens=8, do_sample=False)}, r"set sampling\.do_sample=true"),
-    ({"rewards": {"acuracy": 1.0}}, r"unknown reward\(s\) \['acuracy'\]; available: \[.*'accuracy'"),
     ({"rewards": {}}, r"at least one reward"),
     ({"beta": -0.1}, r"beta must be >= 0"),
     ({"rollout_engine": "sglang"}, r"rollout_engine must be one of \['hf', 'vllm'\]"),
@@ -160,6 +152,22 @@ def test_bad_config_is_rejected_with_a_fix(overrides, message):
     settings.update(overrides)
     with pytest.raises(ValueError, match=message):
         GRPOConfig(**settings)
+
+
+def test_a_custom_reward_trains_without_touching_module_state(toy_run):
+    from r1omni.rewards import REWARD_FUNCTIONS
+
+    assert set(REWARD_FUNCTIONS) == {"accuracy", "format"}
+    assert all(TOY_REWARD in row for row in toy_run)
+
+
+def test_unknown_reward_names_fail_before_anything_loads(tmp_path):
+    config = toy_config(tmp_path / "missing.jsonl", tmp_path / "out", rewards={"acuracy": 1.0})
+    with pytest.raises(ValueError, match=r"unknown reward\(s\) \['acuracy'\]; built in: \['accuracy', 'format'\]"):
+        train_grpo(config)
+    with pytest.raises(ValueError, match=r"passed in: \['letter_e'\]"):
+        train_grpo(config, reward_functions=TOY_REWARDS)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -26,6 +26,9 @@ CONTAINER_CODECS: dict[str, tuple[str, str, str, str]] = {
     ".avi": ("mpeg4", "yuv420p", "pcm_s16le", "s16"),
     ".mov": ("libx264", "yuv420p", "pcm_s16le", "s16"),
 }
+# No random stream ids (Matroska / WebM write a random SegmentUID otherwise) and no version strings:
+# the same frames give the same file, byte for byte.
+_BITEXACT = {"fflags": "+bitexact"}
 _AUDIO_CODECS = {".wav": ("pcm_s16le", "s16"), ".flac": ("flac", "s16"), ".mp3": ("libmp3lame", "fltp"),
                  ".m4a": ("aac", "fltp"), ".ogg": ("libopus", "flt")}
 
@@ -91,10 +94,14 @@ def write_clip(path: str | os.PathLike, frames: np.ndarray, fps: float, waveform
     if faststart and suffix not in (".mp4", ".mov"):
         raise ValueError(f"{path}: faststart applies to mp4 / mov only, not {suffix!r}")
     rate = Fraction(fps).limit_denominator(1001)
-    options = {"movflags": "faststart"} if faststart else {}
+    options = {**_BITEXACT, "movflags": "faststart"} if faststart else dict(_BITEXACT)
     with av.open(str(path), mode="w", options=options) as container:
         vstream = container.add_stream(video_codec, rate=rate)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
+        # One encoder thread: with frame threads x264 limits motion search by the other threads' progress,
+        # so the bitstream (and the decoded pixels, by a few levels) depends on the thread count and on
+        # FFmpeg's threading defaults; the same seed must give the same file on every machine.
+        vstream.codec_context.thread_count = 1
         if keyframe_interval is not None:
             vstream.codec_context.gop_size = keyframe_interval
         if video_codec == "libx264":
@@ -132,7 +139,7 @@ def write_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate_hz: i
     wav = _as_channels(waveform)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = "ogg" if suffix == ".ogg" else None
-    with av.open(str(path), mode="w", format=fmt) as container:
+    with av.open(str(path), mode="w", format=fmt, options=dict(_BITEXACT)) as container:
         stream = container.add_stream(codec, rate=sample_rate_hz)
         stream.layout = "mono" if wav.shape[0] == 1 else "stereo"
         _encode_audio(container, stream, wav, sample_format, sample_rate_hz)

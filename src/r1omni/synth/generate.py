@@ -46,7 +46,7 @@ __all__ = ["generate_benchmark", "render_clip", "write_split", "clip_path", "spl
 log = logging.getLogger(__name__)
 
 # Bump when a change to the generator changes its output, so that old splits are rebuilt.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 _FINGERPRINT_FILE = ".fingerprint"
 _MIN_JOBS_PER_PROCESS_POOL = 100
 

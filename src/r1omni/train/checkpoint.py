@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from r1omni.atomic import COMPLETE_MARKER, atomic_dir, atomic_write_text, is_com
 from r1omni.models import Policy
 from r1omni.train.setup import unwrapped
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "CHECKPOINT_DIR"]
+__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "TrainResult", "CHECKPOINT_DIR"]
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -73,6 +74,19 @@ def load_checkpoint(accelerator: Accelerator, path: str | os.PathLike) -> dict[s
         raise ValueError(f"{path}: not a complete checkpoint (no {COMPLETE_MARKER} marker)")
     accelerator.load_state(str(path))
     return json.loads((path / "state.json").read_text())
+
+
+@dataclass
+class TrainResult:
+    """What a recipe (SFT, GRPO) returns: where its final model is and the budget it spent."""
+
+    output_dir: Path
+    final_model: Path
+    steps: int
+    clip_views: int
+    """Clips seen in total (steps × global batch): the budget each row of a comparison reports."""
+    wall_seconds: float
+    skipped_clips: int
 
 
 def save_final(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike) -> Path:

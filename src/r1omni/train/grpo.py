@@ -25,20 +25,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 
 from r1omni.clips import ClipLoader
 from r1omni.media import MediaError
-from r1omni.models import SamplingConfig
-from r1omni.rewards import REWARD_FUNCTIONS
-from r1omni.schema import read_samples
-from r1omni.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_final
+from r1omni.models import ClipInput, Policy, PreparedBatch, SamplingConfig
+from r1omni.rewards import RewardFunction, WeightedReward, resolve_rewards
+from r1omni.schema import Sample, read_samples
+from r1omni.train.checkpoint import TrainResult, latest_checkpoint, load_checkpoint, save_checkpoint, save_final
 from r1omni.train.data import StepOrder
 from r1omni.train.losses import ADVANTAGE_SCALES, AGGREGATIONS, group_advantages, policy_loss
-from r1omni.train.rollout import ENGINES, make_engine
+from r1omni.train.rollout import HFGenerateEngine, RolloutEngine
 from r1omni.train.setup import (
     PAPER_TRAINABLE_PARTS,
     OptimConfig,
@@ -50,17 +53,22 @@ from r1omni.train.setup import (
     seed_everything,
     set_trainable_parts,
 )
-from r1omni.train.sft import TrainResult
 from r1omni.train.tracking import RunTracker, check_finite
-from r1omni.train.vllm_engine import VLLMOptions
+from r1omni.train.vllm_engine import VLLMEngine, VLLMOptions
 from r1omni.yamlconfig import config_to_dict
 
-__all__ = ["GRPOConfig", "LossConfig", "train_grpo", "PAPER_GRPO_PARTS"]
+__all__ = ["GRPOConfig", "LossConfig", "train_grpo", "PAPER_GRPO_PARTS", "ENGINES"]
 
 logger = logging.getLogger(__name__)
 
 # In R1-Omni's GRPO stage nothing re-freezes the gate's BERT encoder, so it trains too.
 PAPER_GRPO_PARTS = PAPER_TRAINABLE_PARTS + ("gate_text_encoder",)
+
+# Rollout engine name -> factory(accelerator, config). vLLM itself is imported only when its engine starts.
+ENGINES: dict[str, Callable[[Accelerator, "GRPOConfig"], RolloutEngine]] = {
+    "hf": lambda accelerator, config: HFGenerateEngine(accelerator),
+    "vllm": lambda accelerator, config: VLLMEngine(accelerator, config.vllm, seed=config.seed),
+}
 
 
 def _paper_sampling() -> SamplingConfig:
@@ -120,7 +128,7 @@ class GRPOConfig:
     max_steps: int | None = None
     sampling: SamplingConfig = field(default_factory=_paper_sampling)
     rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0})
-    """Reward name -> weight; names from ``r1omni.rewards.REWARD_FUNCTIONS``."""
+    """Reward name -> weight; names from ``r1omni.rewards.REWARD_FUNCTIONS`` or passed to ``train_grpo``."""
     accuracy_normalize: bool = False
     """Accuracy by synonym-normalised label instead of the paper's exact word match."""
     format_paper_regex: bool = False
@@ -148,9 +156,6 @@ class GRPOConfig:
         if not self.sampling.do_sample:
             raise ValueError("GRPO rollouts must sample: set sampling.do_sample=true (greedy gives G identical "
                              "completions and zero advantages)")
-        unknown = sorted(set(self.rewards) - set(REWARD_FUNCTIONS))
-        if unknown:
-            raise ValueError(f"unknown reward(s) {unknown}; available: {sorted(REWARD_FUNCTIONS)}")
         if not self.rewards:
             raise ValueError("rewards must name at least one reward function")
         if self.rollout_engine not in ENGINES:
@@ -165,29 +170,101 @@ class GRPOConfig:
 
 
 @dataclass
-class _Rollout:
-    """One micro-batch's rollout, kept until the update."""
+class _Run:
+    """Everything a step needs, built once by :func:`_setup`."""
 
-    batch: object
+    config: GRPOConfig
+    accelerator: Accelerator
+    policy: Policy
+    reference: Policy | None
+    engine: RolloutEngine
+    loader: ClipLoader
+    samples: list[Sample]
+    order: StepOrder
+    rewards: list[WeightedReward]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    total_steps: int
+
+
+@dataclass
+class _ScoredRollout:
+    """One micro-batch's completions with everything the update needs (torchtune's GRPOTrajectory)."""
+
+    batch: PreparedBatch
     ids: torch.Tensor            # (N, C)
     mask: torch.Tensor           # (N, C)
     clip_index: torch.Tensor     # (N,)
     advantages: torch.Tensor     # (N,)
-    ref_logp: torch.Tensor | None
-    old_logp: torch.Tensor | None
-    token_weights: torch.Tensor | None
+    ref_logp: torch.Tensor | None    # (N, C)
+    old_logp: torch.Tensor | None    # (N, C), only when μ > 1
+    token_weights: torch.Tensor | None  # (N, C), only with an external sampler
+    samples: list[dict]          # one group's outputs with their rewards, for the sample log
 
 
-def train_grpo(config: GRPOConfig) -> TrainResult:
+@dataclass
+class _Update:
+    kl: float
+    clip_fraction: float
+    loss: float
+    grad_norm: float
+    lr: float
+
+
+def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None = None) -> TrainResult:
+    """Train ``config.model`` with GRPO on ``config.data``; returns where the final model is and the budget.
+
+    ``reward_functions`` adds the caller's own rewards (TRL's contract: ``(completions, **columns) ->
+    list[float]``, here called with ``label=``), weighted by name in ``config.rewards``. Runs as one
+    process or under ``accelerate launch`` (each process samples its own clips; gradients are
+    averaged). Each process seeds with ``seed + rank`` so that processes draw different samples.
+    """
     started = time.perf_counter()
+    run = _setup(config, reward_functions)
+    start_step, skipped = 0, 0
+    if config.resume and (checkpoint := latest_checkpoint(Path(config.output_dir))) is not None:
+        state = load_checkpoint(run.accelerator, checkpoint)
+        start_step, skipped = state["step"], state.get("skipped_clips", 0)
+        logger.info("resumed from %s at step %d", checkpoint, start_step)
+    tracker = RunTracker(Path(config.output_dir), run.total_steps, start_step,
+                         enabled=run.accelerator.is_main_process, description="grpo",
+                         postfix_keys=("reward", "accuracy", "format", "kl"))
+    # Train mode for the loss forward, as in SFT (a folder loaded with from_pretrained starts in
+    # eval mode, a preset in train mode); the rollout engine switches to eval while sampling.
+    run.policy.module.train()
+    for step in range(start_step + 1, run.total_steps + 1):
+        timings = dict.fromkeys(("rollout", "reference", "policy", "optimizer"), 0.0)
+        stats: dict[str, list[float]] = defaultdict(list, {name: [] for name in (
+            "reward", "reward_std", "groups_with_signal", "completion_length", *(r.name for r in run.rewards))})
+        rollouts = []
+        for micro in range(config.gradient_accumulation_steps):
+            clips, labels, failed = _load_clips(run, step, micro)
+            skipped += failed
+            if clips:
+                rollouts.append(_collect(run, step, clips, labels, stats, timings))
+        update = _update(run, step, rollouts, timings)
+        if step % config.log_every == 0 or step == run.total_steps:
+            tracker.log(step, _step_metrics(stats, update, timings, skipped, rollouts))
+        if config.sample_every and step % config.sample_every == 0 and rollouts:
+            tracker.samples(step, rollouts[0].samples)
+        if config.save_every and step % config.save_every == 0 and step < run.total_steps:
+            save_checkpoint(run.accelerator, run.policy, Path(config.output_dir), step,
+                            {"skipped_clips": skipped, "config": config_to_dict(config)})
+    tracker.close()
+    final = save_final(run.accelerator, run.policy, Path(config.output_dir))
+    clip_views = run.total_steps * run.order.global_batch * config.gradient_accumulation_steps
+    return TrainResult(Path(config.output_dir), final, run.total_steps, clip_views, time.perf_counter() - started,
+                       skipped)
+
+
+def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None) -> _Run:
+    """Policy (trainable parts set), frozen reference, data, optimiser, engine and bound rewards."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    output_dir = Path(config.output_dir)
-    accelerator = make_accelerator(config.mixed_precision, log_dir=str(output_dir))
+    rewards = resolve_rewards(config.rewards, accuracy_normalize=config.accuracy_normalize,
+                              format_paper_regex=config.format_paper_regex, extra=reward_functions)
+    accelerator = make_accelerator(config.mixed_precision, log_dir=config.output_dir)
     seed_everything(config.seed + accelerator.process_index)
-    G, accum, mu = config.num_generations, config.gradient_accumulation_steps, config.loss.num_iterations
-
-    # -- setup -------------------------------------------------------------------------------
     policy = open_policy(config.model, seed=config.seed)
     trainable = config.trainable
     if trainable is None:
@@ -198,7 +275,7 @@ def train_grpo(config: GRPOConfig) -> TrainResult:
     if config.beta > 0:
         reference = frozen_reference(policy, config.reference or config.model, seed=config.seed)
         reference.module.to(accelerator.device)
-    samples = [s for s in read_samples(config.data)]
+    samples = read_samples(config.data)
     unlabelled = [s.id for s in samples if not s.label]
     if unlabelled:
         raise ValueError(f"{config.data}: {len(unlabelled)} sample(s) have no label (e.g. {unlabelled[0]!r}); "
@@ -206,140 +283,124 @@ def train_grpo(config: GRPOConfig) -> TrainResult:
     loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt, use_subtitle=config.use_subtitle,
                         cache=config.cache_media)
     order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
-    total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch / accum))
-    optimizer, scheduler = build_optimizer(policy, config.optim, total_steps * mu)
+    total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch
+                                                 / config.gradient_accumulation_steps))
+    optimizer, scheduler = build_optimizer(policy, config.optim, total_steps * config.loss.num_iterations)
     policy.module, optimizer, scheduler = accelerator.prepare(policy.module, optimizer, scheduler)
-    engine = make_engine(config.rollout_engine, accelerator, config.vllm, seed=config.seed)
-    reward_options = {"accuracy": {"normalize": config.accuracy_normalize},
-                      "format": {"paper_regex": config.format_paper_regex}}
+    engine = ENGINES[config.rollout_engine](accelerator, config)
+    return _Run(config, accelerator, policy, reference, engine, loader, samples, order, rewards, optimizer,
+                scheduler, total_steps)
 
-    start_step, skipped = 0, 0
-    if config.resume and (checkpoint := latest_checkpoint(output_dir)) is not None:
-        state = load_checkpoint(accelerator, checkpoint)
-        start_step, skipped = state["step"], state.get("skipped_clips", 0)
-        logger.info("resumed from %s at step %d", checkpoint, start_step)
-    tracker = RunTracker(output_dir, total_steps, start_step, enabled=accelerator.is_main_process,
-                         description="grpo", postfix_keys=("reward", "accuracy", "format", "kl"))
-    device = accelerator.device
 
-    # -- loop --------------------------------------------------------------------------------
-    # Train mode for the loss forward, as in SFT (a folder loaded with from_pretrained starts in
-    # eval mode, a preset in train mode); the rollout engine switches to eval while sampling.
-    policy.module.train()
-    for step in range(start_step + 1, total_steps + 1):
-        timings = {"rollout": 0.0, "reference": 0.0, "policy": 0.0, "optimizer": 0.0}
-        stats: dict[str, list[float]] = {"reward": [], "reward_std": [], "groups_with_signal": [],
-                                         "completion_length": []}
-        stats.update({name: [] for name in config.rewards})
-        rollouts: list[_Rollout] = []
-        sample_rows = []
-        for micro in range(accum):
-            indices = order.indices((step - 1) * accum + micro, accelerator.process_index)
-            clips, labels = [], []
-            for index in indices:
-                try:
-                    clips.append(loader.load(samples[index]))
-                    labels.append(samples[index].label)
-                except MediaError as err:
-                    skipped += 1
-                    logger.warning("step %d: skipping clip: %s", step, err)
-            if not clips:
-                continue
-            # 1. rollout
-            tick = time.perf_counter()
-            batch = policy.prepare(clips).to(device)
-            rollout = engine.generate(policy, batch, G, config.sampling, clips=clips)
-            completions = rollout.completions
-            ids, mask, clip_index = (completions.ids.to(device), completions.mask.to(device),
-                                     completions.clip_index.to(device))
-            timings["rollout"] += time.perf_counter() - tick
-            # 2. rewards
-            row_labels = [labels[i] for i in clip_index.tolist()]
-            total = torch.zeros(len(completions.texts))
-            for name, weight in config.rewards.items():
-                values = torch.tensor(REWARD_FUNCTIONS[name](completions.texts, label=row_labels,
-                                                             **reward_options.get(name, {})), dtype=torch.float32)
-                total += weight * values
-                stats[name].append(values.mean().item())
-            check_finite(step, reward=total.sum().item())
-            # 3. group-normalised advantages
-            advantages = group_advantages(total, G, config.loss.advantage_scale).to(device)
-            group_std = total.view(-1, G).std(dim=1)                              # (B,)
-            stats["reward"].append(total.mean().item())
-            stats["reward_std"].append(group_std.mean().item())
-            stats["groups_with_signal"].append((group_std > 0).float().mean().item())
-            stats["completion_length"].append(mask.sum(dim=1).float().mean().item())
-            # 4. reference (and rollout-policy) log-probs
-            tick = time.perf_counter()
-            with torch.no_grad(), accelerator.autocast():
-                ref_logp = (reference.token_logprobs(batch, ids, clip_index)
-                            if reference is not None else None)                   # (N, C)
-                old_logp = (policy.token_logprobs(batch, ids, clip_index)
-                            if mu > 1 or rollout.sampler_logprobs is not None else None)
-            token_weights = None
-            if rollout.sampler_logprobs is not None:
-                sampler = rollout.sampler_logprobs.to(device)
-                # NaN: a token the sampler returned no log-prob for (weight 1).
-                token_weights = torch.where(torch.isnan(sampler), torch.ones_like(sampler),
-                                            torch.exp(old_logp - sampler).clamp(max=config.loss.importance_cap))
-                old_logp = old_logp if mu > 1 else None
-                stats.setdefault("importance_weight", []).append(
-                    (token_weights * mask).sum().item() / max(mask.sum().item(), 1))
-            timings["reference"] += time.perf_counter() - tick
-            rollouts.append(_Rollout(batch, ids, mask, clip_index, advantages, ref_logp, old_logp, token_weights))
-            if config.sample_every and step % config.sample_every == 0 and not sample_rows:
-                sample_rows = [{"label": row_labels[i], "reward": float(total[i]), "output": completions.texts[i]}
-                               for i in range(G)]
+def _load_clips(run: _Run, step: int, micro: int) -> tuple[list[ClipInput], list[str], int]:
+    """This process's clips of one micro-batch, their labels, and how many were skipped as unreadable."""
+    config = run.config
+    indices = run.order.indices((step - 1) * config.gradient_accumulation_steps + micro,
+                                run.accelerator.process_index)
+    clips, labels, failed = [], [], 0
+    for index in indices:
+        try:
+            clips.append(run.loader.load(run.samples[index]))
+            labels.append(run.samples[index].label)
+        except MediaError as err:
+            failed += 1
+            logger.warning("step %d: skipping clip: %s", step, err)
+    return clips, labels, failed
 
-        # 5. update(s)
-        kl, clip_fraction, losses = [], [], []
-        lr = scheduler.get_last_lr()[0]   # the rate this step's (first) update uses, logged below
-        for _ in range(mu):
-            tick = time.perf_counter()
-            for position, r in enumerate(rollouts):
-                sync = position == len(rollouts) - 1
-                with contextlib.nullcontext() if sync else accelerator.no_sync(policy.module):
-                    with accelerator.autocast():
-                        logp = policy.token_logprobs(r.batch, r.ids, r.clip_index)   # (N, C)
-                    out = policy_loss(logp, r.advantages, r.mask, old_logp=r.old_logp, ref_logp=r.ref_logp,
-                                      beta=config.beta, epsilon_low=config.loss.epsilon_low,
-                                      epsilon_high=config.loss.epsilon_high, aggregation=config.loss.aggregation,
-                                      max_completion_length=config.sampling.max_new_tokens,
-                                      token_weights=r.token_weights)
-                    check_finite(step, loss=out.loss.item())
-                    accelerator.backward(out.loss / len(rollouts))
-                kl.append(out.kl)
-                clip_fraction.append(out.clip_fraction)
-                losses.append(out.loss.item())
-            timings["policy"] += time.perf_counter() - tick
-            tick = time.perf_counter()
-            grad_norm = clip_gradients(accelerator, policy.module, config.optim.max_grad_norm)
-            if grad_norm is not None:
-                check_finite(step, grad_norm=grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            timings["optimizer"] += time.perf_counter() - tick
 
-        def mean(values: list[float]) -> float:
-            return sum(values) / len(values) if values else 0.0
+def _collect(run: _Run, step: int, clips: list[ClipInput], labels: list[str], stats: dict[str, list[float]],
+             timings: dict[str, float]) -> _ScoredRollout:
+    """Steps 1-4 for one micro-batch: rollout, rewards, group advantages, reference (and rollout) log-probs."""
+    config, device, G = run.config, run.accelerator.device, run.config.num_generations
+    mu = config.loss.num_iterations
+    # 1. rollout: G completions per clip
+    tick = time.perf_counter()
+    batch = run.policy.prepare(clips).to(device)
+    rollout = run.engine.generate(run.policy, batch, G, config.sampling, clips=clips)
+    completions = rollout.completions
+    ids, mask = completions.ids.to(device), completions.mask.to(device)                  # (N, C)
+    clip_index = completions.clip_index.to(device)                                       # (N,)
+    timings["rollout"] += time.perf_counter() - tick
+    # 2. rewards: R = sum of weight * reward(completions, label=...)
+    row_labels = [labels[i] for i in clip_index.tolist()]
+    total = torch.zeros(len(completions.texts))                                          # (N,)
+    for reward in run.rewards:
+        values = torch.tensor(reward.function(completions.texts, label=row_labels), dtype=torch.float32)
+        total += reward.weight * values
+        stats[reward.name].append(values.mean().item())
+    check_finite(step, reward=total.sum().item())
+    # 3. advantages normalised within each clip's group
+    advantages = group_advantages(total, G, config.loss.advantage_scale).to(device)      # (N,)
+    group_std = total.view(-1, G).std(dim=1)                                             # (B,)
+    stats["reward"].append(total.mean().item())
+    stats["reward_std"].append(group_std.mean().item())
+    stats["groups_with_signal"].append((group_std > 0).float().mean().item())
+    stats["completion_length"].append(mask.sum(dim=1).float().mean().item())
+    # 4. reference log-probs (KL), and the rollout policy's when μ > 1 or an external sampler needs weights
+    tick = time.perf_counter()
+    with torch.no_grad(), run.accelerator.autocast():
+        ref_logp = run.reference.token_logprobs(batch, ids, clip_index) if run.reference is not None else None
+        old_logp = (run.policy.token_logprobs(batch, ids, clip_index)
+                    if mu > 1 or rollout.sampler_logprobs is not None else None)          # (N, C)
+    token_weights = None
+    if rollout.sampler_logprobs is not None:
+        sampler = rollout.sampler_logprobs.to(device)                                    # (N, C)
+        # NaN: a token the sampler returned no log-prob for (weight 1).
+        token_weights = torch.where(torch.isnan(sampler), torch.ones_like(sampler),
+                                    torch.exp(old_logp - sampler).clamp(max=config.loss.importance_cap))
+        old_logp = old_logp if mu > 1 else None
+        stats["importance_weight"].append((token_weights * mask).sum().item() / max(mask.sum().item(), 1))
+    timings["reference"] += time.perf_counter() - tick
+    group = [{"label": row_labels[i], "reward": float(total[i]), "output": completions.texts[i]} for i in range(G)]
+    return _ScoredRollout(batch, ids, mask, clip_index, advantages, ref_logp, old_logp, token_weights, group)
 
-        completion_tokens = sum(float(r.mask.sum()) for r in rollouts)
-        metrics = {key: mean(values) for key, values in stats.items()}
-        metrics.update({"kl": mean(kl), "clip_fraction": mean(clip_fraction), "loss": mean(losses),
-                        "grad_norm": grad_norm or 0.0, "lr": lr, "skipped_clips": skipped,
-                        "tokens_per_second": completion_tokens / max(timings["rollout"], 1e-9)})
-        metrics.update({f"time/{name}": seconds for name, seconds in timings.items()})
-        if step % config.log_every == 0 or step == total_steps:
-            tracker.log(step, metrics)
-        if sample_rows:
-            tracker.samples(step, sample_rows)
-        if config.save_every and step % config.save_every == 0 and step < total_steps:
-            save_checkpoint(accelerator, policy, output_dir, step,
-                            {"skipped_clips": skipped, "config": config_to_dict(config)})
-    tracker.close()
 
-    # -- save --------------------------------------------------------------------------------
-    final = save_final(accelerator, policy, output_dir)
-    clip_views = total_steps * order.global_batch * accum
-    return TrainResult(output_dir, final, total_steps, clip_views, time.perf_counter() - started, skipped)
+def _update(run: _Run, step: int, rollouts: list[_ScoredRollout], timings: dict[str, float]) -> _Update:
+    """Step 5: μ passes over the step's rollouts (PPO clipping when μ > 1), each one optimiser update."""
+    config, accelerator, module = run.config, run.accelerator, run.policy.module
+    kl, clip_fraction, losses = [], [], []
+    lr = run.scheduler.get_last_lr()[0]   # the rate this step's (first) update uses, logged
+    grad_norm = None
+    for _ in range(config.loss.num_iterations):
+        tick = time.perf_counter()
+        for position, r in enumerate(rollouts):
+            sync = position == len(rollouts) - 1    # all-reduce gradients once, after the last micro-batch
+            with contextlib.nullcontext() if sync else accelerator.no_sync(module):
+                with accelerator.autocast():
+                    logp = run.policy.token_logprobs(r.batch, r.ids, r.clip_index)      # (N, C)
+                out = policy_loss(logp, r.advantages, r.mask, old_logp=r.old_logp, ref_logp=r.ref_logp,
+                                  beta=config.beta, epsilon_low=config.loss.epsilon_low,
+                                  epsilon_high=config.loss.epsilon_high, aggregation=config.loss.aggregation,
+                                  max_completion_length=config.sampling.max_new_tokens,
+                                  token_weights=r.token_weights)
+                check_finite(step, loss=out.loss.item())
+                accelerator.backward(out.loss / len(rollouts))
+            kl.append(out.kl)
+            clip_fraction.append(out.clip_fraction)
+            losses.append(out.loss.item())
+        timings["policy"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        grad_norm = clip_gradients(accelerator, module, config.optim.max_grad_norm)
+        if grad_norm is not None:
+            check_finite(step, grad_norm=grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        timings["optimizer"] += time.perf_counter() - tick
+    return _Update(_mean(kl), _mean(clip_fraction), _mean(losses), grad_norm or 0.0, lr)
+
+
+def _step_metrics(stats: dict[str, list[float]], update: _Update, timings: dict[str, float], skipped: int,
+                  rollouts: list[_ScoredRollout]) -> dict[str, float]:
+    """The logged row of one step: reward terms, update statistics, throughput and the time split."""
+    completion_tokens = sum(float(r.mask.sum()) for r in rollouts)
+    metrics = {key: _mean(values) for key, values in stats.items()}
+    metrics.update({"kl": update.kl, "clip_fraction": update.clip_fraction, "loss": update.loss,
+                    "grad_norm": update.grad_norm, "lr": update.lr, "skipped_clips": skipped,
+                    "tokens_per_second": completion_tokens / max(timings["rollout"], 1e-9)})
+    metrics.update({f"time/{name}": seconds for name, seconds in timings.items()})
+    return metrics
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -4,7 +4,8 @@
 the bare, unwrapped model; media encoded once per clip). Engines share one small interface so a
 faster sampler can replace it: ``r1omni.train.vllm_engine.VLLMEngine`` (Qwen2.5-Omni thinkers on
 a GPU) returns the sampler's own log-probs so the loss can correct for the sampler/trainer
-mismatch.
+mismatch. The name -> engine table (``ENGINES``) lives in ``r1omni.train.grpo``, above both, so
+imports run one way: rollout <- vllm_engine <- grpo.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from accelerate import Accelerator
 from r1omni.models import ClipInput, Completions, Policy, PreparedBatch, SamplingConfig
 from r1omni.train.setup import unwrapped
 
-__all__ = ["Rollout", "RolloutEngine", "HFGenerateEngine", "ENGINES", "make_engine"]
+__all__ = ["Rollout", "RolloutEngine", "HFGenerateEngine"]
 
 
 @dataclass
@@ -51,17 +52,3 @@ class HFGenerateEngine:
             finally:
                 bare.module.train(was_training)
         return Rollout(completions)
-
-
-ENGINES = ("hf", "vllm")
-
-
-def make_engine(name: str, accelerator: Accelerator, vllm_options=None, seed: int = 0) -> RolloutEngine:
-    """The engine called ``name`` (vLLM is imported only when asked for)."""
-    if name == "hf":
-        return HFGenerateEngine(accelerator)
-    if name == "vllm":
-        from r1omni.train.vllm_engine import VLLMEngine, VLLMOptions
-
-        return VLLMEngine(accelerator, vllm_options or VLLMOptions(), seed=seed)
-    raise ValueError(f"unknown rollout engine {name!r}; use one of {ENGINES}")

@@ -28,7 +28,7 @@ from r1omni.clips import ClipLoader
 from r1omni.media import MediaError
 from r1omni.models import SamplingConfig
 from r1omni.schema import Sample, read_samples
-from r1omni.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_final
+from r1omni.train.checkpoint import TrainResult, latest_checkpoint, load_checkpoint, save_checkpoint, save_final
 from r1omni.train.data import TARGETS, StepOrder, target_text
 from r1omni.train.setup import (
     OptimConfig,
@@ -43,7 +43,7 @@ from r1omni.train.setup import (
 from r1omni.train.tracking import RunTracker, check_finite
 from r1omni.yamlconfig import config_to_dict
 
-__all__ = ["SFTConfig", "train_sft", "TrainResult"]
+__all__ = ["SFTConfig", "train_sft"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,17 +100,6 @@ class SFTConfig:
             raise ValueError("clips_per_step and gradient_accumulation_steps must be >= 1")
         if self.prompt is None:
             self.prompt = _DEFAULT_PROMPTS[self.target]
-
-
-@dataclass
-class TrainResult:
-    output_dir: Path
-    final_model: Path
-    steps: int
-    clip_views: int
-    """Clips seen in total (steps × global batch): the budget each row of a comparison reports."""
-    wall_seconds: float
-    skipped_clips: int
 
 
 def _usable(samples: list[Sample], target: str) -> tuple[list[Sample], list[str]]:

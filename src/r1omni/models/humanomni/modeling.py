@@ -64,6 +64,7 @@ from transformers.models.qwen2.modeling_qwen2 import Qwen2PreTrainedModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from r1omni.models.humanomni.configuration import GATE_HIDDEN_SIZE, MODEL_TYPE, NUM_GATE_BRANCHES, HumanOmniConfig
+from r1omni.models.kv_cache import OUTPUT_CACHE_FIELD, cache_parameter, output_cache, pop_cache
 
 __all__ = ["HumanOmniForCausalLM", "HumanOmniModel", "HumanOmniCausalLMOutput", "MultimodalInputs", "AllInOneSmall",
            "RegStage", "VIDEO_TOKEN_INDEX", "AUDIO_TOKEN_INDEX", "IMAGE_TOKEN_INDEX", "IGNORE_INDEX",
@@ -514,16 +515,22 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
     # -- forward / generate -------------------------------------------------------------------------
 
     def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, past_key_values=None,
+                position_ids: torch.LongTensor | None = None,
                 inputs_embeds: torch.Tensor | None = None, labels: torch.LongTensor | None = None,
                 use_cache: bool | None = None, logits_to_keep: int | torch.Tensor = 0,
                 pixel_values: torch.Tensor | None = None, input_features: torch.Tensor | None = None,
                 bert_input_ids: torch.Tensor | None = None, bert_attention_mask: torch.Tensor | None = None,
                 bert_token_type_ids: torch.Tensor | None = None, clip_index: torch.Tensor | None = None,
                 **kwargs) -> HumanOmniCausalLMOutput:
-        """Merged-sequence logits (N, M or logits_to_keep, X); with ``labels`` (N, L) the shifted mean CE."""
+        """Merged-sequence logits (N, M or logits_to_keep, X); with ``labels`` (N, L) the shifted mean CE.
+
+        The KV cache comes in under either of transformers' names (``cache`` from 5.25 on,
+        ``past_key_values`` before, see :mod:`r1omni.models.kv_cache`); an empty or absent cache
+        means this call is the prefill, the only one that merges media.
+        """
         merged = None
-        prefill = past_key_values is None or past_key_values.get_seq_length() == 0
+        cache = pop_cache(kwargs)
+        prefill = cache is None or cache.get_seq_length() == 0
         if inputs_embeds is None and input_ids is not None and prefill:
             merged = self.prepare_multimodal_inputs(input_ids, attention_mask, labels, pixel_values, input_features,
                                                     bert_input_ids, bert_attention_mask, bert_token_type_ids,
@@ -534,13 +541,15 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
                 position_ids = merged.position_ids
         elif any(x is not None for x in (pixel_values, input_features, bert_input_ids)):
             raise ValueError("media inputs are only read on the first (prefill) step from input_ids with sentinels")
+        if cache is not None:
+            kwargs[cache_parameter(Qwen2ForCausalLM.forward)] = cache
         out = super().forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                              past_key_values=past_key_values, inputs_embeds=inputs_embeds, labels=labels,
-                              use_cache=use_cache, logits_to_keep=logits_to_keep, **kwargs)
-        return HumanOmniCausalLMOutput(loss=out.loss, logits=out.logits, past_key_values=out.past_key_values,
-                                       hidden_states=out.hidden_states, attentions=out.attentions,
-                                       labels=labels if merged is not None else None,
-                                       attention_mask=attention_mask if merged is not None else None)
+                              inputs_embeds=inputs_embeds, labels=labels, use_cache=use_cache,
+                              logits_to_keep=logits_to_keep, **kwargs)
+        return HumanOmniCausalLMOutput(loss=out.loss, logits=out.logits, hidden_states=out.hidden_states,
+                                       attentions=out.attentions, labels=labels if merged is not None else None,
+                                       attention_mask=attention_mask if merged is not None else None,
+                                       **{OUTPUT_CACHE_FIELD: output_cache(out)})
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,

@@ -61,6 +61,7 @@ from transformers.generation.logits_process import (
 )
 
 from r1omni.atomic import atomic_dir
+from r1omni.models.kv_cache import cache_parameter
 from r1omni.models.policy import ClipInput, Completions, PreparedBatch, SamplingConfig
 from r1omni.models.qwen_omni.processing import (
     PREPROCESSING_FILE,
@@ -173,13 +174,15 @@ class SharedMediaThinker(nn.Module):
 
     def run_language_model(self, embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
                            video_mask: torch.Tensor | None = None, deepstack: list[torch.Tensor] | None = None,
-                           past_key_values: Any = None) -> torch.Tensor:
+                           cache: Any = None) -> torch.Tensor:
         """Hidden states (rows, L, D) of the text model for ready-made embeddings and positions."""
+        language_model = self.thinker.model.language_model
         kwargs: dict[str, Any] = dict(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
-                                      past_key_values=past_key_values, use_cache=past_key_values is not None)
+                                      use_cache=cache is not None)
+        kwargs[cache_parameter(type(language_model).forward)] = cache
         if self.family == "qwen3_omni" and deepstack is not None:
             kwargs.update(visual_pos_masks=video_mask, deepstack_visual_embeds=deepstack)
-        return self.thinker.model.language_model(**kwargs).last_hidden_state
+        return language_model(**kwargs).last_hidden_state
 
     # -- scoring --------------------------------------------------------------------------------
     def forward(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
@@ -217,12 +220,12 @@ class SharedMediaThinker(nn.Module):
         cache = DynamicCache(config=self.thinker.config.get_text_config())
         deepstack = None if prompts.deepstack is None else [torch.cat(level) for level in prompts.deepstack]
         prompt_hidden = self.run_language_model(prompts.embeds, prompt_mask, prompts.position_ids, prompts.video_mask,
-                                                deepstack, past_key_values=cache)  # (B, P, D)
+                                                deepstack, cache=cache)  # (B, P, D)
         cache.batch_select_indices(clip_index)  # rows' keys / values: (N, heads, P, head_dim) per layer
         embeds, positions = self._completion_inputs(prompts, completion_ids, clip_index)  # (N, C, D), (3, N, C)
         attention_mask = torch.cat([prompt_mask[clip_index], prompt_mask.new_ones(completion_ids.shape)], 1)  # (N, P+C)
         completion_hidden = self.run_language_model(embeds, attention_mask, positions,
-                                                    past_key_values=cache)  # (N, C, D)
+                                                    cache=cache)  # (N, C, D)
         # The last prompt token predicts the first completion token; completion token c predicts c + 1.
         return torch.cat([prompt_hidden[clip_index, -1:], completion_hidden[:, :-1]], dim=1)  # (N, C, D)
 
@@ -371,7 +374,7 @@ class QwenOmniPolicy:
         cache = DynamicCache(config=self.thinker.config.get_text_config())
         deepstack = None if prompts.deepstack is None else [torch.cat(level) for level in prompts.deepstack]
         hidden = shared.run_language_model(prompts.embeds, batch.attention_mask, prompts.position_ids,
-                                           prompts.video_mask, deepstack, past_key_values=cache)  # (B, P, D)
+                                           prompts.video_mask, deepstack, cache=cache)  # (B, P, D)
         logits = self.thinker.lm_head(hidden[:, -1])  # (B, V)
         cache.batch_repeat_interleave(group)
         logits = logits.repeat_interleave(group, dim=0)  # (N, V)
@@ -400,7 +403,7 @@ class QwenOmniPolicy:
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], 1)
             position = (next_position + step).view(1, -1, 1).expand(3, -1, -1)  # (3, N, 1)
             hidden = shared.run_language_model(embed(tokens)[:, None], attention_mask, position,
-                                               past_key_values=cache)  # (N, 1, D)
+                                               cache=cache)  # (N, 1, D)
             logits = self.thinker.lm_head(hidden[:, -1])  # (N, V)
         return torch.stack(generated, dim=1)  # (N, C)
 

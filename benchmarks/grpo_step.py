@@ -56,10 +56,10 @@ from torch import nn  # noqa: E402
 from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
 from r1omni.atomic import atomic_dir  # noqa: E402
+from r1omni.clips import ClipLoader  # noqa: E402
 from r1omni.media import write_clip  # noqa: E402
 from r1omni.models import ClipInput, Completions, PreparedBatch, SamplingConfig  # noqa: E402
 from r1omni.models.tokenizer import build_bpe_tokenizer  # noqa: E402
-from r1omni.rewards import REWARD_FUNCTIONS  # noqa: E402
 from r1omni.schema import Sample, write_samples  # noqa: E402
 from r1omni.train import grpo as r1omni_grpo  # noqa: E402
 from r1omni.train import setup as r1omni_setup  # noqa: E402
@@ -172,14 +172,8 @@ class TextPolicy:
             self.tokenizer.save_pretrained(tmp)
 
 
-@dataclass
-class TextLoader:
+class TextLoader(ClipLoader):
     """Stands in for ``r1omni.clips.ClipLoader``: the manifest row's question, no media."""
-
-    num_frames: int
-    prompt: str = ""
-    use_subtitle: bool = False
-    cache: bool = False
 
     def load(self, sample: Sample) -> ClipInput:
         return ClipInput(question=sample.meta["question"])
@@ -277,7 +271,7 @@ def run_r1omni_text(model_dir: Path, work: Path, setting: Setting) -> Figures:
     try:
         for (module, name), value in patched.items():
             setattr(module, name, value)
-        train_grpo(config)
+        train_grpo(config, reward_functions={REWARD_NAME: letter_e})
     finally:
         for (module, name), value in saved.items():
             setattr(module, name, value)
@@ -359,7 +353,7 @@ def omni_time_split(preset: str, work: Path, setting: Setting) -> tuple[dict[str
     tracker = r1omni_grpo.RunTracker
     r1omni_grpo.RunTracker = clocked_tracker(clock)
     try:
-        train_grpo(config)
+        train_grpo(config, reward_functions={REWARD_NAME: letter_e})
     finally:
         r1omni_grpo.RunTracker = tracker
     rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
@@ -383,7 +377,6 @@ def main() -> None:
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
     setting = Setting(steps=args.steps, warmup=args.warmup)
-    REWARD_FUNCTIONS[REWARD_NAME] = letter_e
 
     with tempfile.TemporaryDirectory(prefix="grpo-bench-") as tmp:
         work = Path(tmp)

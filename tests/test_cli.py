@@ -151,3 +151,26 @@ def test_serve_starts_and_answers(tiny_model, clips):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_choice_lists_match_the_registries():
+    """The CLI keeps literal choices (so `--help` imports nothing heavy); they must name what exists."""
+    from r1omni import cli
+    from r1omni.clips import MODALITIES
+    from r1omni.data import CORPORA
+    from r1omni.labels import LABEL_SETS
+
+    assert set(cli.MODALITY_CHOICES) == set(MODALITIES)
+    assert set(cli.CORPUS_CHOICES) == set(CORPORA)
+    assert set(cli.LABEL_SET_CHOICES) == set(LABEL_SETS)
+
+
+def test_serve_flags_leave_defaults_to_the_config():
+    from r1omni.cli import _SERVE_FIELDS, build_parser
+    from r1omni.serve.config import ServeConfig
+
+    args = build_parser().parse_args(["serve", "--model", "m"])
+    assert not set(vars(args)) & set(_SERVE_FIELDS)  # nothing the user did not give reaches ServeConfig
+    given = build_parser().parse_args(["serve", "--model", "m", "--max-queue", "3", "--modal", "audio"])
+    assert (given.max_queue, given.modalities) == (3, "audio")
+    assert set(_SERVE_FIELDS) <= {f for f in ServeConfig.__dataclass_fields__}

@@ -12,7 +12,15 @@ import os
 import sys
 from collections.abc import Callable
 
+from r1omni.labels import DEFAULT_LABEL_SET, LABEL_SETS  # standard library only
+
 __all__ = ["main", "build_parser"]
+
+# Literal where the registry's module is heavy (media, torch), so that `r1omni --help` answers at
+# once; tests/test_cli.py keeps them equal to r1omni.clips.MODALITIES and r1omni.data.CORPORA.
+MODALITY_CHOICES = ("video_audio", "video", "audio")
+CORPUS_CHOICES = ("dfew", "mafw", "ravdess", "emer", "manifest", "llava", "cremad", "meld")
+LABEL_SET_CHOICES = tuple(sorted(LABEL_SETS))
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -94,8 +102,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     policy = load_policy(args.model)
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
     failures = 0
-    for prediction in predict_files(policy, args.videos, modalities=args.modal, prompt=args.prompt,
-                                    batch_size=args.batch_size, sampling=sampling):
+    for prediction in predict_files(policy, args.videos, modalities=args.modalities, prompt=args.prompt,
+                                    batch_size=args.batch_size, sampling=sampling, label_set=args.label_set):
         failures += prediction.error is not None
         if args.json:
             print(json.dumps(prediction.to_dict(), ensure_ascii=False), flush=True)
@@ -158,7 +166,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     policy = load_policy(args.model)
     policy.module.eval()
     options = EvalOptions(prompt=args.prompt, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                          modalities=args.modal, use_subtitle=not args.no_subtitle)
+                          modalities=args.modalities, use_subtitle=not args.no_subtitle)
     bar = tqdm(total=len(samples), desc="eval", unit="clip")
 
     def progress(done: int, total: int) -> None:
@@ -196,17 +204,19 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     from r1omni.atomic import atomic_write_text
     from r1omni.clips import ClipLoader
+    from r1omni.evaluate import label_set_for
     from r1omni.explain.attribution import attribute, summarize
     from r1omni.models import load_policy
 
     _threads(args)
-    samples, _ = _eval_samples(args)
+    samples, corpus = _eval_samples(args)
     if args.limit:
         samples = samples[:args.limit]
+    labels = label_set_for(samples, args.labels or corpus)
     policy = load_policy(args.model)
     loader = ClipLoader(num_frames=policy.num_frames, prompt=args.prompt)
     bar = tqdm(total=len(samples), desc="explain", unit="clip")
-    results, skipped = attribute(policy, samples, loader, method=args.method, batch_size=args.batch_size,
+    results, skipped = attribute(policy, samples, loader, labels, method=args.method, batch_size=args.batch_size,
                                  max_new_tokens=args.max_new_tokens,
                                  progress=lambda done, total: bar.update(done - bar.n))
     bar.close()
@@ -229,17 +239,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from r1omni.serve.config import MIB
 
     _threads(args)
-    limits = {"max_upload_bytes": int(args.max_upload_mb * MIB), "max_duration_seconds": args.max_duration_seconds,
-              "request_timeout_seconds": args.request_timeout_seconds, "max_queue": args.max_queue,
-              "max_batch_size": args.max_batch_size, "batch_window_seconds": args.batch_window_seconds,
-              "max_new_tokens": args.max_new_tokens, "modalities": args.modalities, "label_set": args.label_set}
-    if args.model_name:
-        limits["model_name"] = args.model_name
-    if args.upload_dir:
-        limits["upload_dir"] = args.upload_dir
+    # Flags default to SUPPRESS: only what the user gave reaches ServeConfig, which owns every default.
+    given = {key: value for key, value in vars(args).items() if key in _SERVE_FIELDS}
+    if "max_upload_mb" in vars(args):
+        given["max_upload_bytes"] = int(args.max_upload_mb * MIB)
     print(f"serving {args.model} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    run(args.model, host=args.host, port=args.port, media_root=args.media_root, **limits)
+    run(args.model, host=args.host, port=args.port, **given)
     return 0
+
+
+_SERVE_FIELDS = ("media_root", "label_set", "model_name", "max_duration_seconds", "request_timeout_seconds",
+                 "max_queue", "max_batch_size", "batch_window_seconds", "max_new_tokens", "modalities",
+                 "upload_dir")
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -273,8 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="import corpora into r1omni's manifest format")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     imp = add(data_sub, "import", _cmd_data_import, "turn a corpus as distributed into a manifest JSONL")
-    imp.add_argument("--corpus", required=True,
-                     choices=["dfew", "mafw", "ravdess", "emer", "manifest", "llava", "cremad", "meld"])
+    imp.add_argument("--corpus", required=True, choices=CORPUS_CHOICES)
     imp.add_argument("root", help="the corpus folder (or the manifest / conversation file)")
     imp.add_argument("-o", "--output", required=True, help="output manifest JSONL")
     imp.add_argument("--fold", type=int, default=None)
@@ -301,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict = add(commands, "predict", _cmd_predict, "recognise and explain the emotion in video/audio files")
     predict.add_argument("--model", required=True, help="a saved model folder")
     predict.add_argument("videos", nargs="+", metavar="VIDEO")
-    predict.add_argument("--modal", default="video_audio", choices=["video_audio", "video", "audio"])
+    predict.add_argument("--modalities", "--modal", default="video_audio", choices=MODALITY_CHOICES)
+    predict.add_argument("--label-set", default=DEFAULT_LABEL_SET, choices=LABEL_SET_CHOICES,
+                         help="label vocabulary the answers map to (as the server's)")
     predict.add_argument("--prompt", default="inference", help="a named prompt or literal text")
     predict.add_argument("--json", action="store_true", help="one JSON object per clip")
     predict.add_argument("--batch-size", type=int, default=4)
@@ -315,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--fold", type=int, default=None, help="with --corpus: the fold's test split")
         command.add_argument("--split", default=None)
         command.add_argument("--limit", type=int, default=None, help="only the first N clips")
+        command.add_argument("--labels", default=None, choices=LABEL_SET_CHOICES,
+                             help="label set to map and score answers against (default: the corpus's)")
         command.add_argument("--prompt", default="inference", help="a named prompt or literal text")
         command.add_argument("--batch-size", type=int, default=16)
         command.add_argument("--max-new-tokens", type=int, default=512)
@@ -324,8 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = add(commands, "eval", _cmd_eval, "evaluate a model: predictions, WAR/UAR per track, plots")
     evaluation.add_argument("--model", required=True)
     add_data_source(evaluation)
-    evaluation.add_argument("--labels", default=None, help="label set to score against (default: the corpus's)")
-    evaluation.add_argument("--modal", default="video_audio", choices=["video_audio", "video", "audio"])
+    evaluation.add_argument("--modalities", "--modal", default="video_audio", choices=MODALITY_CHOICES)
     evaluation.add_argument("--no-subtitle", action="store_true", help="leave subtitles out of the prompt")
 
     comparison = add(commands, "compare", _cmd_compare, "the paper's Table 1 from several eval outputs")
@@ -347,18 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", required=True, help="a saved model folder")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--media-root", default=None, help="allow {\"path\": ...} requests below this folder")
-    serve.add_argument("--label-set", default="r1omni", help="label vocabulary the answers map to")
-    serve.add_argument("--model-name", default=None)
-    serve.add_argument("--max-upload-mb", type=float, default=200)
-    serve.add_argument("--max-duration-seconds", type=float, default=600)
-    serve.add_argument("--request-timeout-seconds", type=float, default=300)
-    serve.add_argument("--max-queue", type=int, default=32)
-    serve.add_argument("--max-batch-size", type=int, default=8)
-    serve.add_argument("--batch-window-seconds", type=float, default=0.02)
-    serve.add_argument("--max-new-tokens", type=int, default=512)
-    serve.add_argument("--modalities", default="video_audio", choices=["video_audio", "video", "audio"])
-    serve.add_argument("--upload-dir", default=None, help="where uploads are spooled (default: system temp)")
+    quiet = argparse.SUPPRESS  # ServeConfig states each default once (see `r1omni.serve.config`)
+    serve.add_argument("--media-root", default=quiet, help="allow {\"path\": ...} requests below this folder")
+    serve.add_argument("--label-set", default=quiet, choices=LABEL_SET_CHOICES,
+                       help=f"label vocabulary the answers map to (default {DEFAULT_LABEL_SET})")
+    serve.add_argument("--model-name", default=quiet)
+    serve.add_argument("--max-upload-mb", type=float, default=quiet)
+    for flag, kind in (("--max-duration-seconds", float), ("--request-timeout-seconds", float),
+                       ("--max-queue", int), ("--max-batch-size", int), ("--batch-window-seconds", float),
+                       ("--max-new-tokens", int)):
+        serve.add_argument(flag, type=kind, default=quiet)
+    serve.add_argument("--modalities", "--modal", default=quiet, choices=MODALITY_CHOICES)
+    serve.add_argument("--upload-dir", default=quiet, help="where uploads are spooled (default: system temp)")
     serve.add_argument("--threads", type=int, default=None)
 
     demo = add(commands, "demo", _cmd_demo, "the whole paper pipeline on the generated benchmark (CPU, minutes)")

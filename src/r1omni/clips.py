@@ -8,10 +8,16 @@ prompt (the model sees video only) and is counted by the caller; "error" raises.
 substitutes silence unasked.
 
 Decoded media can be cached in memory: small benchmarks are decoded once, not once per epoch.
+
+:meth:`ClipLoader.load_many` is the one decode loop of the package: training, evaluation,
+explanation, ``predict`` and the server all call it and get the clips, the samples kept and one
+:class:`~r1omni.media.MediaError` per sample that failed. What a failure means is each caller's
+policy (skip and count in training, a row with the error in evaluation, a 422 in the server).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from r1omni.media import MediaError, load_audio, sample_frames
@@ -19,9 +25,24 @@ from r1omni.models.policy import ClipInput
 from r1omni.schema import Sample
 from r1omni.template import get_prompt, with_subtitle
 
-__all__ = ["ClipLoader", "MODALITIES"]
+__all__ = ["ClipLoader", "LoadedClips", "MODALITIES"]
 
 MODALITIES = ("video_audio", "video", "audio")
+
+
+@dataclass
+class LoadedClips:
+    """The result of decoding many samples: ``clips[i]`` is ``kept[i]``; the others failed."""
+
+    clips: list[ClipInput]
+    kept: list[Sample]
+    failures: dict[str, MediaError]
+    """Sample id -> why it could not be decoded."""
+    decode_seconds: dict[str, float]
+    """Sample id -> time spent decoding it (failed ones too)."""
+
+    def error_of(self, sample: Sample) -> MediaError | None:
+        return self.failures.get(sample.id)
 
 
 @dataclass
@@ -75,3 +96,16 @@ class ClipLoader:
         """Decode one sample; raises :class:`~r1omni.media.MediaError` naming the file on failure."""
         frames, waveform = self._decode(sample)
         return ClipInput(question=self.question(sample), frames=frames, waveform=waveform)
+
+    def load_many(self, samples: list[Sample]) -> LoadedClips:
+        """Decode every sample; a sample that fails is recorded in ``failures``, never raised or dropped."""
+        loaded = LoadedClips([], [], {}, {})
+        for sample in samples:
+            tick = time.perf_counter()
+            try:
+                loaded.clips.append(self.load(sample))
+                loaded.kept.append(sample)
+            except MediaError as err:
+                loaded.failures[sample.id] = err
+            loaded.decode_seconds[sample.id] = time.perf_counter() - tick
+        return loaded

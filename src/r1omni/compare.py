@@ -25,12 +25,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from r1omni.metrics import METRICS, TRACKS
+
 __all__ = ["PAPER_TABLE1", "PAPER_DATASETS", "Cell", "Row", "CompareResult", "compare", "compare_runs",
            "parse_run_arg", "find_datasets"]
 
-METRICS = "metrics.json"
-TRACKS = ("strict", "normalized")
-# R1-Omni README / paper Table 1 (WAR, UAR in %); see shared/notes/r1omni-spec.md §0.
+# R1-Omni paper Table 1 (arXiv:2503.05379) and the HumanMLLM/R1-Omni README (WAR, UAR in %).
 PAPER_DATASETS = ("dfew", "mafw", "ravdess")
 PAPER_TABLE1: dict[str, dict[str, tuple[float, float]]] = {
     "HumanOmni-0.5B": {"dfew": (22.64, 19.44), "mafw": (20.18, 13.52), "ravdess": (7.33, 9.38)},
@@ -166,7 +166,7 @@ def _read_cell(folder: Path, track: str, fold_mean: bool) -> Cell:
     try:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{metrics_path}: no metrics.json; run `r1omni evaluate` into {folder}") from None
+        raise FileNotFoundError(f"{metrics_path}: no metrics.json; run `r1omni eval -o` into {folder}") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{metrics_path}: not valid JSON ({err.msg})") from None
     if track not in metrics:

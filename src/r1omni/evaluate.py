@@ -1,7 +1,7 @@
 """Evaluation: policy × labelled clips → ``predictions.jsonl`` → ``metrics.json``, plots, report.
 
 Greedy decoding with the paper's inference prompt by default. Two scoring tracks, reported
-separately and named (``shared/notes/data-eval-peers.md`` §2.4):
+separately and named:
 
 * ``strict`` (R1-Omni-compatible): the ``<answer>`` content (whole text when untagged),
   lower-cased and stripped, must equal one of the dataset's label words;
@@ -25,23 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from r1omni.atomic import atomic_write_text
-from r1omni.environment import describe_environment
 from r1omni.clips import ClipLoader
+from r1omni.environment import describe_environment
 from r1omni.explain.reasoning import reasoning_quality
-from r1omni.labels import LabelSet, get_label_set, normalize_label, strict_label
+from r1omni.inference import Answer, answer_clips
+from r1omni.labels import LabelSet, get_label_set, strict_label
 from r1omni.media import MediaError
-from r1omni.metrics import classification_report, mean_over_folds
+from r1omni.metrics import METRICS, PREDICTIONS, TRACKS, classification_report, mean_over_folds
 from r1omni.models import Policy, SamplingConfig
 from r1omni.schema import Sample
-from r1omni.template import parse_completion
 
 __all__ = ["EvalOptions", "evaluate", "score_predictions", "TRACKS", "label_set_for", "write_confusion_png"]
 
 logger = logging.getLogger(__name__)
 
-TRACKS = ("strict", "normalized")
-PREDICTIONS = "predictions.jsonl"
-METRICS = "metrics.json"
 
 
 @dataclass
@@ -85,11 +82,16 @@ def _read_existing(path: Path) -> dict[str, dict]:
     return rows
 
 
-def _prediction_row(sample: Sample, text: str, labels: LabelSet) -> dict:
-    parsed = parse_completion(text)
-    return {"id": sample.id, "label": sample.label, "output": text, "answer": parsed.answer,
-            "pred": normalize_label(parsed.answer, labels), "pred_strict": strict_label(parsed.answer, labels),
-            "format_ok": parsed.format_ok, "think": parsed.think, "fold": sample.fold, "error": None}
+def _prediction_row(sample: Sample, answer: Answer, labels: LabelSet) -> dict:
+    """The two-track row: ``pred`` is the one path's label, ``pred_strict`` the released exact match."""
+    return {"id": sample.id, "label": sample.label, "output": answer.output, "answer": answer.answer,
+            "pred": answer.label, "pred_strict": strict_label(answer.answer, labels),
+            "format_ok": answer.format_ok, "think": answer.think, "fold": sample.fold, "error": None}
+
+
+def _failure_row(sample: Sample, error: MediaError) -> dict:
+    return {"id": sample.id, "label": sample.label, "output": None, "answer": None, "pred": None,
+            "pred_strict": None, "format_ok": False, "think": None, "fold": sample.fold, "error": str(error)}
 
 
 def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labels: LabelSet | None = None,
@@ -123,20 +125,12 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     with open(predictions_path, "a", encoding="utf-8") as handle:
         for start in range(0, len(todo), options.batch_size):
             chunk = todo[start:start + options.batch_size]
-            clips, ok, by_id = [], [], {}
-            for sample in chunk:
-                try:
-                    clips.append(loader.load(sample))
-                    ok.append(sample)
-                except MediaError as err:
-                    by_id[sample.id] = {"id": sample.id, "label": sample.label, "output": None, "answer": None,
-                                        "pred": None, "pred_strict": None, "format_ok": False, "think": None,
-                                        "fold": sample.fold, "error": str(err)}
-            if clips:
-                completions = policy.generate(policy.prepare(clips), sampling=sampling)
-                by_id.update((s.id, _prediction_row(s, t, labels)) for s, t in zip(ok, completions.texts))
+            loaded = loader.load_many(chunk)
+            answers = iter(answer_clips(policy, loaded.clips, sampling, labels))
             for sample in chunk:  # in manifest order, failed clips in place
-                row = by_id[sample.id]
+                error = loaded.error_of(sample)
+                row = _failure_row(sample, error) if error is not None else _prediction_row(sample, next(answers),
+                                                                                            labels)
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
                 done[row["id"]] = row
             handle.flush()

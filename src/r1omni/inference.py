@@ -1,8 +1,12 @@
-"""Run a policy on media files: decode, prepare, generate, parse — batched, one record per file.
+"""The one path from clips to answers: prepare -> generate -> parse, under an explicit label set.
 
-Used by ``r1omni predict`` and the server. A file that cannot be read yields a record with its
-``error`` set while the other files of the batch go on. Each record carries the time spent per
-stage (decode, pre-process, generate) for its batch, divided evenly among the batch's clips.
+:func:`answer_clips` is what ``r1omni predict``, the server, ``r1omni eval`` and attribution call
+(attribution through :func:`generate_answers`, which also returns the token ids it scores), so one
+model and one clip give one answer whichever door a user comes in by. :func:`predict_files` adds
+the file handling of ``predict``: decode with :meth:`~r1omni.clips.ClipLoader.load_many`, batch,
+and one record per file, in order; a file that cannot be read gets its ``error`` while the other
+files of the batch go on. Each record carries the time spent per stage (decode, pre-process,
+generate) for its batch, divided evenly among the batch's clips.
 """
 
 from __future__ import annotations
@@ -13,18 +17,64 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from r1omni.clips import ClipLoader
-from r1omni.media import MediaError
-from r1omni.models import Policy, SamplingConfig
+from r1omni.labels import DEFAULT_LABEL_SET, LabelSet, get_label_set
+from r1omni.models import ClipInput, Completions, Policy, SamplingConfig
 from r1omni.schema import Sample
 from r1omni.template import parse_completion
 
-__all__ = ["Prediction", "predict_files", "AUDIO_SUFFIXES", "sample_for_path"]
+__all__ = ["Answer", "Prediction", "answer_clips", "generate_answers", "parse_answer", "predict_files",
+           "AUDIO_SUFFIXES", "sample_for_path"]
 
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac")
 
 
 @dataclass
+class Answer:
+    """What one completion says: its reasoning and answer, the answer as a label of the label set."""
+
+    output: str
+    think: str | None
+    answer: str | None
+    label: str | None
+    """Canonical label of the label set the caller passed; None when the answer names none of them."""
+    format_ok: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    """preprocess_seconds / generate_seconds: the batch's time divided evenly among its clips."""
+
+
+def parse_answer(text: str, labels: LabelSet | None) -> Answer:
+    """Parse a completion against ``labels`` (None: any emotion the synonym table knows)."""
+    parsed = parse_completion(text, labels)
+    return Answer(output=text, think=parsed.think, answer=parsed.answer, label=parsed.label,
+                  format_ok=parsed.format_ok)
+
+
+def generate_answers(policy: Policy, clips: list[ClipInput], sampling: SamplingConfig,
+                     labels: LabelSet | None) -> tuple[Completions, list[Answer]]:
+    """One ``prepare`` + ``generate`` for all ``clips``; the completions and one :class:`Answer` per clip."""
+    tick = time.perf_counter()
+    batch = policy.prepare(clips)
+    prepared = time.perf_counter()
+    completions = policy.generate(batch, num_return_sequences=1, sampling=sampling)
+    generated = time.perf_counter()
+    timings = {"preprocess_seconds": (prepared - tick) / len(clips),
+               "generate_seconds": (generated - prepared) / len(clips)}
+    answers = [parse_answer(text, labels) for text in completions.texts]
+    for answer in answers:
+        answer.timings = dict(timings)
+    return completions, answers
+
+
+def answer_clips(policy: Policy, clips: list[ClipInput], sampling: SamplingConfig,
+                 labels: LabelSet | None) -> list[Answer]:
+    """Answer every clip (one batch); ``labels`` is explicit so that every caller maps answers alike."""
+    return generate_answers(policy, clips, sampling, labels)[1] if clips else []
+
+
+@dataclass
 class Prediction:
+    """``predict``'s record of one file: its answer, or the error that kept it from being answered."""
+
     path: str
     think: str | None = None
     answer: str | None = None
@@ -52,36 +102,21 @@ def _batches(items: list, size: int) -> Iterator[list]:
 
 
 def predict_files(policy: Policy, paths: Iterable[str | Path], modalities: str = "video_audio",
-                  prompt: str = "inference", batch_size: int = 4,
-                  sampling: SamplingConfig | None = None) -> Iterator[Prediction]:
-    """Yield one :class:`Prediction` per path, in order."""
+                  prompt: str = "inference", batch_size: int = 4, sampling: SamplingConfig | None = None,
+                  label_set: str = DEFAULT_LABEL_SET) -> Iterator[Prediction]:
+    """Yield one :class:`Prediction` per path, in order (labels of ``label_set``, as the server maps them)."""
     sampling = sampling or SamplingConfig(max_new_tokens=512)
+    labels = get_label_set(label_set)
     loader = ClipLoader(num_frames=policy.num_frames, prompt=prompt, modalities=modalities)
-    for chunk in _batches([str(p) for p in paths], batch_size):
-        tick = time.perf_counter()
-        clips, ok_paths, failed = [], [], {}
-        for path in chunk:
-            try:
-                clips.append(loader.load(sample_for_path(path)))
-                ok_paths.append(path)
-            except MediaError as err:
-                failed[path] = str(err)
-        decode_seconds = time.perf_counter() - tick
-        outputs: dict[str, Prediction] = {}
-        if clips:
-            tick = time.perf_counter()
-            batch = policy.prepare(clips)
-            prepare_seconds = time.perf_counter() - tick
-            tick = time.perf_counter()
-            completions = policy.generate(batch, num_return_sequences=1, sampling=sampling)
-            generate_seconds = time.perf_counter() - tick
-            share = len(chunk)
-            timings = {"decode_seconds": decode_seconds / share, "preprocess_seconds": prepare_seconds / len(clips),
-                       "generate_seconds": generate_seconds / len(clips)}
-            for path, text in zip(ok_paths, completions.texts):
-                parsed = parse_completion(text)
-                outputs[path] = Prediction(path=path, think=parsed.think, answer=parsed.answer, label=parsed.label,
-                                           format_ok=parsed.format_ok, output=text, timings=dict(timings))
-        for path in chunk:
-            yield outputs.get(path) or Prediction(path=path, error=failed[path],
-                                                  timings={"decode_seconds": decode_seconds / len(chunk)})
+    for chunk in _batches([sample_for_path(p) for p in paths], batch_size):
+        loaded = loader.load_many(chunk)
+        decode_seconds = sum(loaded.decode_seconds.values()) / len(chunk)
+        answers = iter(answer_clips(policy, loaded.clips, sampling, labels))
+        for sample in chunk:
+            error = loaded.error_of(sample)
+            if error is not None:
+                yield Prediction(path=sample.id, error=str(error), timings={"decode_seconds": decode_seconds})
+                continue
+            answer = next(answers)
+            yield Prediction(path=sample.id, **{**asdict(answer), "timings": {"decode_seconds": decode_seconds,
+                                                                              **answer.timings}})

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 __all__ = [
     "LabelSet",
     "LABEL_SETS",
+    "DEFAULT_LABEL_SET",
     "DFEW",
     "MAFW",
     "RAVDESS",
@@ -100,6 +101,11 @@ R1OMNI_TRAIN = LabelSet(
 LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (DFEW, MAFW, RAVDESS, MER2023, R1OMNI_TRAIN)}
 # The generated benchmark uses DFEW's seven classes.
 LABEL_SETS["synth"] = LabelSet("synth", DFEW.labels, DFEW.labels)
+
+
+# The vocabulary answers are mapped to when the caller names none (``predict``, ``serve``): the labels
+# the released R1-Omni checkpoints were trained on. One default, so every door maps answers alike.
+DEFAULT_LABEL_SET = "r1omni"
 
 
 def get_label_set(name: str) -> LabelSet:

@@ -18,7 +18,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 __all__ = ["war", "uar", "per_class_recall", "confusion_matrix", "ClassificationReport", "classification_report",
-           "mean_over_folds"]
+           "mean_over_folds", "TRACKS", "PREDICTIONS", "METRICS"]
+
+# The two scoring tracks and the files of an evaluation folder, named once for evaluate, compare and the demo.
+TRACKS = ("strict", "normalized")
+PREDICTIONS = "predictions.jsonl"
+METRICS = "metrics.json"
 
 
 def _check(y_true: Sequence[str], y_pred: Sequence[str | None]) -> None:

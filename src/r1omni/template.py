@@ -5,7 +5,7 @@ the metrics, the evaluation and explanation reports, the server) calls :func:`pa
 so the reward and the evaluation can never disagree on what counts (the released R1-Omni code
 does: its reward extracts ``<answer>`` while its evaluation compares the raw response).
 
-The prompt strings are verbatim from the released code (see ``shared/notes/r1omni-spec.md`` §3.1),
+The prompt strings are verbatim from the released code (HumanMLLM/R1-Omni, ``inference.py`` and the GRPO script),
 including the two spaces before "Output" in the inference prompt. Chat templates and modality
 placeholders are model-specific and live in ``r1omni.models``; this module is plain text.
 """

@@ -141,3 +141,13 @@ def test_same_file_in_two_folders_is_an_error(ravdess_root, tmp_path):
 def test_no_actor_folders_is_an_error(tmp_path):
     with pytest.raises(CorpusError, match="no Actor_XX folders"):
         ravdess.load(tmp_path)
+
+
+def test_files_outside_the_selection_are_reported_with_the_option_that_selects_them(ravdess_root):
+    result = ravdess.load(ravdess_root)  # defaults: modality="av", vocal_channel="speech"
+    assert result.left_out["audio-only wav file(s): not in modality='av' (select them with modality='audio' "
+                           "or 'all')"] == 2
+    assert sum(result.left_out.values()) >= 3  # the video-only and song files too
+    assert "left out" in result.summary() and "modality='audio'" in result.summary()
+    everything = ravdess.load(ravdess_root, modality="all", vocal_channel="both")
+    assert not everything.left_out and "left out" not in everything.summary()

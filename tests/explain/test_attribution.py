@@ -101,7 +101,7 @@ def carrier_clips(tmp_path_factory) -> list[Sample]:
 
 @pytest.mark.parametrize("method", ["blank", "omit"])
 def test_stub_attribution_names_the_carrier(carrier_clips, method):
-    results, skipped = attribute(MediaRulePolicy(), carrier_clips, ClipLoader(num_frames=2), method=method,
+    results, skipped = attribute(MediaRulePolicy(), carrier_clips, ClipLoader(num_frames=2), None, method=method,
                                  batch_size=4)
     assert skipped == 0 and [r.id for r in results] == [s.id for s in carrier_clips]
     by_id = {r.id: r for r in results}
@@ -138,9 +138,9 @@ def test_unreadable_clips_are_skipped_and_counted(carrier_clips, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00garbage" * 50)
     samples = [carrier_clips[0], Sample(id="bad", corpus="synth", video=str(bad), label="sad")]
-    results, skipped = attribute(MediaRulePolicy(), samples, ClipLoader(num_frames=2), batch_size=2)
+    results, skipped = attribute(MediaRulePolicy(), samples, ClipLoader(num_frames=2), None, batch_size=2)
     assert skipped == 1 and [r.id for r in results] == ["voice0"]
-    results, skipped = attribute(MediaRulePolicy(), samples[1:], ClipLoader(num_frames=2))
+    results, skipped = attribute(MediaRulePolicy(), samples[1:], ClipLoader(num_frames=2), None)
     assert (results, skipped) == ([], 1)
 
 
@@ -155,7 +155,7 @@ class CountingLoader(ClipLoader):
 
 def test_each_clip_is_decoded_once(carrier_clips):
     DECODED.clear()
-    attribute(MediaRulePolicy(), carrier_clips[:3], CountingLoader(num_frames=2), batch_size=2)
+    attribute(MediaRulePolicy(), carrier_clips[:3], CountingLoader(num_frames=2), None, batch_size=2)
     assert DECODED == [s.id for s in carrier_clips[:3]]
 
 
@@ -202,7 +202,7 @@ def tiny_policy():
 @pytest.mark.parametrize("method", ["blank", "omit"])
 def test_attribute_runs_on_a_tiny_preset(tiny_policy, carrier_clips, method):
     samples = [carrier_clips[0], carrier_clips[3]]  # no subtitle; with a subtitle
-    results, skipped = attribute(tiny_policy, samples, ClipLoader(num_frames=tiny_policy.num_frames),
+    results, skipped = attribute(tiny_policy, samples, ClipLoader(num_frames=tiny_policy.num_frames), None,
                                  method=method, batch_size=2, max_new_tokens=4)
     assert skipped == 0 and len(results) == 2
     for r in results:

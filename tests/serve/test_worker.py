@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from r1omni.labels import get_label_set
 from r1omni.schema import Sample
+from r1omni.serve.config import ServeConfig
 from r1omni.serve.worker import BatchWorker, Job, QueueFull, WorkerClosed
 
 
@@ -16,7 +16,7 @@ def make_worker(stub_factory):
     workers: list[BatchWorker] = []
 
     def make(stub=None, **options) -> BatchWorker:
-        worker = BatchWorker(stub or stub_factory(), get_label_set("synth"), **options)
+        worker = BatchWorker(stub or stub_factory(), ServeConfig(label_set="synth", **options))
         workers.append(worker)
         return worker
 

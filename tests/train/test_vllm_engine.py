@@ -28,6 +28,7 @@ from r1omni.train.grpo import GRPOConfig, train_grpo
 from r1omni.train.setup import OptimConfig
 from r1omni.train.vllm_engine import VLLMEngine, VLLMOptions, vllm_weight_name
 
+
 def cuda_and_vllm_available() -> bool:
     """Whether the real-vLLM test can run here."""
     if not torch.cuda.is_available():
@@ -211,6 +212,7 @@ def test_grpo_runs_with_the_vllm_engine(fake_vllm, tiny_dataset, omni_folder, tm
     assert all(abs(m["format"] - 2 / 3) < 1e-6 for m in metrics)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not (cuda_and_vllm_available() and os.environ.get("R1OMNI_VLLM_MODEL")
                          and os.environ.get("R1OMNI_VLLM_POLICY")),
                     reason="needs a CUDA GPU, vLLM, R1OMNI_VLLM_MODEL (a full Qwen2.5-Omni folder) and "

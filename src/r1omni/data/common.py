@@ -79,6 +79,9 @@ class ImportResult:
     samples: list[Sample] = field(default_factory=list)
     read: int = 0
     skipped: list[Skip] = field(default_factory=list)
+    left_out: Counter[str] = field(default_factory=Counter)
+    """Files found but outside the selection (not read), by what would select them: e.g. RAVDESS's
+    audio-only wavs under the default ``modality="av"``. Reported so that nothing vanishes unseen."""
 
     def __post_init__(self) -> None:
         if self.read != len(self.samples) + len(self.skipped):
@@ -100,6 +103,10 @@ class ImportResult:
         lines = [f"{self.corpus}: read {self.read}, used {self.used}, skipped {len(self.skipped)}"]
         for reason, count in sorted(self.reasons().items(), key=lambda item: (-item[1], item[0])):
             lines.append(f"  {count} x {reason}")
+        if self.left_out:
+            lines.append(f"{self.corpus}: left out {sum(self.left_out.values())} file(s) outside the selection")
+            for reason, count in sorted(self.left_out.items(), key=lambda item: (-item[1], item[0])):
+                lines.append(f"  {count} x {reason}")
         return "\n".join(lines)
 
 
@@ -110,6 +117,7 @@ class Collector:
         self.corpus = corpus
         self.samples: list[Sample] = []
         self.skipped: list[Skip] = []
+        self.left_out: Counter[str] = Counter()
 
     def use(self, sample: Sample) -> None:
         self.samples.append(sample)
@@ -117,8 +125,13 @@ class Collector:
     def skip(self, record_id: str, path: str | os.PathLike | None, reason: str) -> None:
         self.skipped.append(Skip(id=record_id, path=None if path is None else str(path), reason=reason))
 
+    def leave_out(self, reason: str) -> None:
+        """A file outside the selection; ``reason`` names it and the option that would select it."""
+        self.left_out[reason] += 1
+
     def result(self) -> ImportResult:
-        return ImportResult(self.corpus, self.samples, len(self.samples) + len(self.skipped), self.skipped)
+        return ImportResult(self.corpus, self.samples, len(self.samples) + len(self.skipped), self.skipped,
+                            self.left_out)
 
 
 def check_fold(corpus: str, fold: int | None, num_folds: int) -> int | None:

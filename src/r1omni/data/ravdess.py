@@ -24,7 +24,9 @@ Every field is decoded into ``meta`` (``modality``, ``vocal_channel``, ``emotion
 as written (``"06"``); ``label`` is canonical (``fearful`` → ``fear``, ``surprised`` → ``surprise``,
 ``r1omni.labels.RAVDESS``).
 
-Options choose the files: ``modality`` ``"av"`` (01, default: video with its soundtrack),
+Options choose the files (files outside the choice are counted in ``left_out``, with the option that
+selects them, so a user holding only the audio-only release is told what to pass): ``modality``
+``"av"`` (01, default: video with its soundtrack),
 ``"video"`` (02, silent mp4), ``"audio"`` (03, wav) or ``"all"``; ``vocal_channel`` ``"speech"``
 (default), ``"song"`` or ``"both"``; ``label_set`` names the label set the labels must belong to
 (default ``"ravdess"``, all eight; ``"r1omni"`` has no ``calm``).
@@ -77,6 +79,14 @@ _REPETITION = {"01": 1, "02": 2}
 # option value -> modality codes it selects
 MODALITIES = {"av": ("01",), "video": ("02",), "audio": ("03",), "all": ("01", "02", "03")}
 VOCAL_CHANNELS = {"speech": ("01",), "song": ("02",), "both": ("01", "02")}
+
+_MODALITY_NAMES = {"01": "audio-video mp4", "02": "video-only mp4", "03": "audio-only wav"}
+
+
+def _selecting(options: dict[str, tuple[str, ...]], code: str) -> str:
+    """The single-valued option that selects ``code`` (e.g. "03" -> "audio")."""
+    return next(name for name, codes in options.items() if codes == (code,))
+
 
 _NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)(\.[A-Za-z0-9]+)$")
 _ACTOR_DIR = re.compile(r"^Actor_(\d\d)$")
@@ -201,8 +211,14 @@ def load(root: str | os.PathLike, fold: int | None = None, split: str | None = N
                 collector.skip(path.stem, path, "actor field does not match its Actor_XX folder")
                 continue
             if decoded.modality_code not in MODALITIES[modality]:
+                collector.leave_out(f"{_MODALITY_NAMES[decoded.modality_code]} file(s): not in modality={modality!r} "
+                                    f"(select them with modality={_selecting(MODALITIES, decoded.modality_code)!r} "
+                                    "or 'all')")
                 continue
             if decoded.vocal_channel_code not in VOCAL_CHANNELS[vocal_channel]:
+                channel = _selecting(VOCAL_CHANNELS, decoded.vocal_channel_code)
+                collector.leave_out(f"{channel} file(s): not in vocal_channel={vocal_channel!r} "
+                                    f"(select them with vocal_channel={channel!r} or 'both')")
                 continue
             actor_fold = fold_of_actor(decoded.actor)
             if fold is None:

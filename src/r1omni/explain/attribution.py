@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from r1omni.clips import ClipLoader
-from r1omni.media import MediaError
+from r1omni.inference import answer_clips, generate_answers
+from r1omni.labels import LabelSet
 from r1omni.models import ClipInput, Policy, SamplingConfig
 from r1omni.schema import Sample
-from r1omni.template import parse_completion
 
 __all__ = ["CONDITIONS", "ClipAttribution", "remove_modalities", "attribute", "summarize", "EXPECTED_MODALITY"]
 
@@ -101,29 +101,25 @@ def _decisive(flips: dict[str, bool]) -> str:
     return "both" if flips.get("no_media", False) else "neither"
 
 
-def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, method: str = "blank",
-              batch_size: int = 16, max_new_tokens: int = 512, progress=None) -> tuple[list[ClipAttribution], int]:
-    """Attribution for every clip; returns (results, number of clips skipped for media errors)."""
+def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, labels: LabelSet | None,
+              method: str = "blank", batch_size: int = 16, max_new_tokens: int = 512,
+              progress=None) -> tuple[list[ClipAttribution], int]:
+    """Attribution for every clip, answers mapped to ``labels``; returns (results, clips skipped for media
+    errors). The factual answer is the one :func:`r1omni.inference.answer_clips` gives."""
     no_subtitle_loader = replace(loader, use_subtitle=False)  # only asked for questions: media is decoded once
     sampling = SamplingConfig(max_new_tokens=max_new_tokens)
     results: list[ClipAttribution] = []
     skipped = 0
     policy.module.eval()
     for start in range(0, len(samples), batch_size):
-        chunk, clips, bare = [], [], []
-        for sample in samples[start:start + batch_size]:
-            try:
-                clip = loader.load(sample)
-            except MediaError:
-                skipped += 1
-                continue
-            clips.append(clip)
-            bare.append(replace(clip, question=no_subtitle_loader.question(sample)))
-            chunk.append(sample)
-        if not chunk:
+        loaded = loader.load_many(samples[start:start + batch_size])
+        skipped += len(loaded.failures)
+        if not loaded.clips:
             continue
+        clips, chunk = loaded.clips, loaded.kept
+        bare = [replace(clip, question=no_subtitle_loader.question(s)) for clip, s in zip(clips, chunk)]
         with torch.no_grad():
-            factual = policy.generate(policy.prepare(clips), sampling=sampling)
+            factual, answers = generate_answers(policy, clips, sampling, labels)
         spans = [_answer_span(policy, text, int(length)) for text, length in zip(factual.texts, factual.lengths)]
         base_answer, base_total = _scores(policy, clips, factual.ids, factual.mask, spans)
         variants = {
@@ -132,15 +128,15 @@ def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, method:
             "no_subtitle": bare,
             "no_media": [remove_modalities(c, video=True, audio=True, method=method) for c in clips],
         }
-        per_clip = [ClipAttribution(id=s.id, label=s.label, pred=parse_completion(t).label, output=t,
+        per_clip = [ClipAttribution(id=s.id, label=s.label, pred=a.label, output=a.output,
                                     expected=EXPECTED_MODALITY.get(s.meta.get("label_modality")))
-                    for s, t in zip(chunk, factual.texts)]
+                    for s, a in zip(chunk, answers)]
         for condition, counterfactual in variants.items():
             answer, total = _scores(policy, counterfactual, factual.ids, factual.mask, spans)
             with torch.no_grad():
-                regenerated = policy.generate(policy.prepare(counterfactual), sampling=sampling)
+                regenerated = answer_clips(policy, counterfactual, sampling, labels)
             for i, clip in enumerate(per_clip):
-                new_label = parse_completion(regenerated.texts[i]).label
+                new_label = regenerated[i].label
                 clip.conditions[condition] = {
                     "answer_contribution": base_answer[i] - answer[i],
                     "completion_contribution": base_total[i] - total[i],

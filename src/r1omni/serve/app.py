@@ -207,7 +207,7 @@ async def predict(worker: BatchWorker, clip: ClipRequest, info: MediaInfo, timeo
         future = worker.submit(Job(sample_for_clip(clip, info), explain=clip.explain))
     except QueueFull:
         logger.warning("request %s: refused, queue full (%d waiting)", clip.id, worker.queued)
-        raise ServeError(503, "queue_full", f"the server is busy ({worker.max_queue} clips waiting); retry later",
+        raise ServeError(503, "queue_full", f"the server is busy ({worker.config.max_queue} clips waiting); retry later",
                          headers={"Retry-After": "1"}) from None
     except WorkerClosed:
         raise ServeError(503, "shutting_down", "the server is shutting down") from None
@@ -285,9 +285,7 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
     if config.upload_dir is not None and not Path(config.upload_dir).is_dir():
         raise ValueError(f"upload_dir {config.upload_dir!r} is not a folder")
     label_set = get_label_set(config.label_set)
-    worker = BatchWorker(policy, label_set, max_queue=config.max_queue, max_batch_size=config.max_batch_size,
-                         batch_window_seconds=config.batch_window_seconds, max_new_tokens=config.max_new_tokens,
-                         modalities=config.modalities, prompt=config.prompt, explain_method=config.explain_method)
+    worker = BatchWorker(policy, config)
     model_info = ModelInfo(
         name=config.model_name or default_name, family=policy.family, num_frames=policy.num_frames,
         modalities=config.modalities, label_set=label_set.name, labels=list(label_set.labels),
@@ -344,7 +342,7 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
     @app.get("/healthz", response_model=Health)
     async def healthz() -> JSONResponse:
         health = Health(status="ok" if worker.alive else "unavailable", queued=worker.queued,
-                        max_queue=worker.max_queue, batches_run=len(worker.batch_sizes),
+                        max_queue=worker.config.max_queue, batches_run=len(worker.batch_sizes),
                         clips_answered=worker.clips_answered)
         return JSONResponse(health.model_dump(), status_code=200 if worker.alive else 503)
 

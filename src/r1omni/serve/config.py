@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from r1omni.clips import MODALITIES
-from r1omni.labels import LABEL_SETS
+from r1omni.labels import DEFAULT_LABEL_SET, LABEL_SETS
 
 __all__ = ["ServeConfig", "MIB"]
 
@@ -21,7 +21,7 @@ class ServeConfig:
 
     model_name: str | None = None
     """Shown by ``GET /v1/model``; None = the model folder's name (or the policy family)."""
-    label_set: str = "r1omni"
+    label_set: str = DEFAULT_LABEL_SET
     """Label vocabulary of the model (a name in ``r1omni.labels.LABEL_SETS``): answers are mapped
     to these canonical labels. "r1omni" for released R1-Omni checkpoints, "synth" (or "dfew") for
     models trained on the generated benchmark."""

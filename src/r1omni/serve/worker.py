@@ -4,11 +4,9 @@ Request handlers :meth:`BatchWorker.submit` a :class:`Job` and await its future;
 takes the oldest waiting job, waits up to ``batch_window_seconds`` (counted from that job's arrival,
 so a backlog is taken at once) for up to ``max_batch_size`` jobs, and answers them together:
 
-* decode each clip (``r1omni.clips.ClipLoader``); a clip that fails gets its own error, the rest
-  go on;
-* clips without ``explain``: one ``policy.prepare`` + ``policy.generate`` for all of them (greedy),
-  each completion parsed by ``r1omni.template.parse_completion`` — what
-  ``r1omni.inference.predict_files`` does, over samples whose modality the server already knows;
+* decode the clips (``ClipLoader.load_many``); a clip that fails gets its own error, the rest go on;
+* clips without ``explain``: ``r1omni.inference.answer_clips`` (greedy, one generate call), the
+  same path as ``r1omni predict`` and ``r1omni eval``, under the server's label set;
 * clips with ``explain``: ``r1omni.explain.attribute`` (its factual run is the answer).
 
 All model calls happen on this thread, so torch runs one job at a time. A full queue raises
@@ -29,11 +27,11 @@ import torch
 
 from r1omni.clips import ClipLoader
 from r1omni.explain.attribution import ClipAttribution, attribute
-from r1omni.labels import LabelSet
-from r1omni.media import MediaError
+from r1omni.inference import Answer, answer_clips, parse_answer
+from r1omni.labels import get_label_set
 from r1omni.models import Policy, SamplingConfig
 from r1omni.schema import Sample
-from r1omni.template import parse_completion
+from r1omni.serve.config import ServeConfig
 
 __all__ = ["Job", "ClipResult", "BatchWorker", "QueueFull", "WorkerClosed"]
 
@@ -70,22 +68,21 @@ class ClipResult:
     batch_size: int = 1
     timings: dict[str, float] = field(default_factory=dict)
 
+    def take(self, answer: Answer) -> None:
+        """Fill in the answer the one path (``r1omni.inference``) gave."""
+        self.output, self.think, self.answer = answer.output, answer.think, answer.answer
+        self.label, self.format_ok = answer.label, answer.format_ok
+        self.timings.update(answer.timings)
+
 
 class BatchWorker:
     """Owns the policy; see the module docstring. ``batch_sizes`` records every batch run."""
 
-    def __init__(self, policy: Policy, labels: LabelSet, max_queue: int = 32, max_batch_size: int = 8,
-                 batch_window_seconds: float = 0.02, max_new_tokens: int = 512, modalities: str = "video_audio",
-                 prompt: str = "inference", explain_method: str = "blank") -> None:
+    def __init__(self, policy: Policy, config: ServeConfig) -> None:
         self.policy = policy
-        self.labels = labels
-        self.max_queue = max_queue
-        self.max_batch_size = max_batch_size
-        self.batch_window_seconds = batch_window_seconds
-        self.sampling = SamplingConfig(max_new_tokens=max_new_tokens)
-        self.modalities = modalities
-        self.prompt = prompt
-        self.explain_method = explain_method
+        self.config = config
+        self.labels = get_label_set(config.label_set)
+        self.sampling = SamplingConfig(max_new_tokens=config.max_new_tokens)
         self.batch_sizes: deque[int] = deque(maxlen=10_000)
         self.clips_answered = 0
         self._queue: deque[Job] = deque()
@@ -117,8 +114,8 @@ class BatchWorker:
         with self._cond:
             if self._closed:
                 raise WorkerClosed("the server is shutting down")
-            if len(self._queue) >= self.max_queue:
-                raise QueueFull(f"{len(self._queue)} clips are waiting (max_queue={self.max_queue})")
+            if len(self._queue) >= self.config.max_queue:
+                raise QueueFull(f"{len(self._queue)} clips are waiting (max_queue={self.config.max_queue})")
             self._queue.append(job)
             self._cond.notify()
         return job.future
@@ -138,13 +135,13 @@ class BatchWorker:
                 self._cond.wait()
             if self._closed:
                 return None
-            deadline = self._queue[0].enqueued_at + self.batch_window_seconds
-            while len(self._queue) < self.max_batch_size and not self._closed:
+            deadline = self._queue[0].enqueued_at + self.config.batch_window_seconds
+            while len(self._queue) < self.config.max_batch_size and not self._closed:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            take = min(self.max_batch_size, len(self._queue))
+            take = min(self.config.max_batch_size, len(self._queue))
             return [self._queue.popleft() for _ in range(take)]
 
     def _run(self) -> None:
@@ -169,48 +166,36 @@ class BatchWorker:
         """Answer ``jobs`` (see the module docstring); one result per job, in order."""
         started = time.perf_counter()
         self.batch_sizes.append(len(jobs))
-        loader = ClipLoader(num_frames=self.policy.num_frames, prompt=self.prompt, modalities=self.modalities,
+        loader = ClipLoader(num_frames=self.policy.num_frames, prompt=self.config.prompt,
+                            modalities=self.config.modalities,
                             cache=True)  # attribution decodes each clip again: keep the first decode
         results = [ClipResult(batch_size=len(jobs)) for _ in jobs]
-        clips = {}
-        for index, (job, result) in enumerate(zip(jobs, results)):
-            result.timings["queue_seconds"] = started - job.enqueued_at
-            tick = time.perf_counter()
-            try:
-                clips[index] = loader.load(job.sample)
-            except MediaError as err:
-                result.error = err.reason
-            result.timings["decode_seconds"] = time.perf_counter() - tick
+        loaded = loader.load_many([job.sample for job in jobs])
+        for job, result in zip(jobs, results):
+            result.timings.update(queue_seconds=started - job.enqueued_at,
+                                  decode_seconds=loaded.decode_seconds[job.sample.id])
+            if (error := loaded.error_of(job.sample)) is not None:
+                result.error = error.reason
+        clips = dict(zip([i for i, job in enumerate(jobs) if job.sample.id not in loaded.failures], loaded.clips))
         plain = [i for i in clips if not jobs[i].explain]
         explained = [i for i in clips if jobs[i].explain]
         with torch.no_grad():
-            if plain:
-                tick = time.perf_counter()
-                batch = self.policy.prepare([clips[i] for i in plain])
-                prepared = time.perf_counter()
-                completions = self.policy.generate(batch, num_return_sequences=1, sampling=self.sampling)
-                generated = time.perf_counter()
-                for i, text in zip(plain, completions.texts):
-                    self._fill(results[i], text)
-                    results[i].timings.update(preprocess_seconds=prepared - tick, generate_seconds=generated - prepared)
+            answers = answer_clips(self.policy, [clips[i] for i in plain], self.sampling, self.labels)
+            for i, answer in zip(plain, answers):
+                results[i].take(answer)
             if explained:
                 tick = time.perf_counter()
-                attributions, _ = attribute(self.policy, [jobs[i].sample for i in explained], loader,
-                                            method=self.explain_method, batch_size=len(explained),
+                attributions, _ = attribute(self.policy, [jobs[i].sample for i in explained], loader, self.labels,
+                                            method=self.config.explain_method, batch_size=len(explained),
                                             max_new_tokens=self.sampling.max_new_tokens)
                 seconds = time.perf_counter() - tick
                 by_id = {a.id: a for a in attributions}
                 for i in explained:
                     found = by_id[jobs[i].sample.id]
-                    self._fill(results[i], found.output)
+                    results[i].take(parse_answer(found.output, self.labels))
                     results[i].attribution = found
                     results[i].timings["attribution_seconds"] = seconds
         self.clips_answered += len(jobs)
         logger.info("batch of %d clips (%d explained, %d unreadable) in %.3f s", len(jobs), len(explained),
-                    len(jobs) - len(clips), time.perf_counter() - started)
+                    len(loaded.failures), time.perf_counter() - started)
         return results
-
-    def _fill(self, result: ClipResult, text: str) -> None:
-        parsed = parse_completion(text, self.labels)
-        result.output, result.think, result.answer = text, parsed.think, parsed.answer
-        result.label, result.format_ok = parsed.label, parsed.format_ok

@@ -43,7 +43,7 @@ from r1omni.synth.voice import synthesize_voice
 __all__ = ["generate_benchmark", "render_clip", "write_split", "clip_path", "split_fingerprint",
            "GENERATOR_VERSION"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Bump when a change to the generator changes its output, so that old splits are rebuilt.
 GENERATOR_VERSION = 4
@@ -115,7 +115,7 @@ def write_split(out_dir: str | os.PathLike, config: SynthConfig, split: str, see
     marker = clip_dir / COMPLETE_MARKER
     fingerprint = split_fingerprint(config, split, seed)
     if manifest.is_file() and marker.is_file() and marker.read_text().strip() == fingerprint:
-        log.info("%s: complete, nothing to do", split)
+        logger.info("%s: complete, nothing to do", split)
         return manifest
 
     # From here on the split is unfinished: no marker, no manifest until the end.
@@ -123,7 +123,7 @@ def write_split(out_dir: str | os.PathLike, config: SynthConfig, split: str, see
     manifest.unlink(missing_ok=True)
     state = clip_dir / _FINGERPRINT_FILE
     if clip_dir.is_dir() and (not state.is_file() or state.read_text().strip() != fingerprint):
-        log.info("%s: clips were made with other settings; rebuilding", split)
+        logger.info("%s: clips were made with other settings; rebuilding", split)
         _clear_split(clip_dir, split)
     clip_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(state, fingerprint + "\n")
@@ -136,7 +136,7 @@ def write_split(out_dir: str | os.PathLike, config: SynthConfig, split: str, see
     jobs = [(spec, style, config.apex_fraction, str(path))
             for spec, style, path in zip(specs, styles, paths) if not path.is_file()]
     if len(jobs) < len(specs):
-        log.info("%s: resuming, %d of %d clips already written", split, len(specs) - len(jobs), len(specs))
+        logger.info("%s: resuming, %d of %d clips already written", split, len(specs) - len(jobs), len(specs))
     if workers is None:
         # Below ~100 clips the pool start-up outweighs the second core.
         workers = min(2, os.cpu_count() or 1) if len(jobs) >= _MIN_JOBS_PER_PROCESS_POOL else 1

@@ -34,7 +34,6 @@ import torch
 from accelerate import Accelerator
 
 from r1omni.clips import ClipLoader
-from r1omni.media import MediaError
 from r1omni.models import ClipInput, Policy, PreparedBatch, SamplingConfig
 from r1omni.rewards import RewardFunction, WeightedReward, resolve_rewards
 from r1omni.schema import Sample, read_samples
@@ -297,15 +296,10 @@ def _load_clips(run: _Run, step: int, micro: int) -> tuple[list[ClipInput], list
     config = run.config
     indices = run.order.indices((step - 1) * config.gradient_accumulation_steps + micro,
                                 run.accelerator.process_index)
-    clips, labels, failed = [], [], 0
-    for index in indices:
-        try:
-            clips.append(run.loader.load(run.samples[index]))
-            labels.append(run.samples[index].label)
-        except MediaError as err:
-            failed += 1
-            logger.warning("step %d: skipping clip: %s", step, err)
-    return clips, labels, failed
+    loaded = run.loader.load_many([run.samples[index] for index in indices])
+    for err in loaded.failures.values():
+        logger.warning("step %d: skipping clip: %s", step, err)
+    return loaded.clips, [sample.label for sample in loaded.kept], len(indices) - len(loaded.clips)
 
 
 def _collect(run: _Run, step: int, clips: list[ClipInput], labels: list[str], stats: dict[str, list[float]],

@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 
 from r1omni.clips import ClipLoader
-from r1omni.media import MediaError
 from r1omni.models import SamplingConfig
 from r1omni.schema import Sample, read_samples
 from r1omni.train.checkpoint import TrainResult, latest_checkpoint, load_checkpoint, save_checkpoint, save_final
@@ -153,14 +152,11 @@ def train_sft(config: SFTConfig) -> TrainResult:
         loss_sum, token_count = 0.0, 0
         for micro in range(accum):
             indices = order.indices((step - 1) * accum + micro, accelerator.process_index)
-            clips, targets = [], []
-            for index in indices:
-                try:
-                    clips.append(loader.load(samples[index]))
-                    targets.append(target_text(samples[index], config.target))
-                except MediaError as err:
-                    skipped += 1
-                    logger.warning("step %d: skipping clip: %s", step, err)
+            loaded = loader.load_many([samples[index] for index in indices])
+            skipped += len(indices) - len(loaded.clips)
+            for err in loaded.failures.values():
+                logger.warning("step %d: skipping clip: %s", step, err)
+            clips, targets = loaded.clips, [target_text(sample, config.target) for sample in loaded.kept]
             if not clips:
                 continue
             batch = policy.prepare(clips).to(accelerator.device)

@@ -34,7 +34,8 @@ from safetensors.torch import save_file
 from transformers import GenerationConfig
 
 from r1omni.atomic import atomic_dir, atomic_write_text
-from r1omni.models.humanomni.modeling import CheckpointFolders, HumanOmniForCausalLM
+from r1omni.models.humanomni.checkpoint import CheckpointFolders
+from r1omni.models.humanomni.modeling import HumanOmniForCausalLM
 from r1omni.models.humanomni.processing import HumanOmniProcessor
 from r1omni.models.policy import ClipInput, Completions, PreparedBatch, SamplingConfig
 

@@ -110,7 +110,7 @@ def tiny_config(vocab_size: int = 576, bert_vocab_size: int = 400, bos_token_id:
 
 def r1_omni_0p5b_config(bos_token_id: int = 151643, eos_token_id: int = 151645,
                         num_frames: int = 8) -> HumanOmniConfig:
-    """The R1-Omni-0.5B architecture (spec §1.1, §1.5)."""
+    """The R1-Omni-0.5B architecture (the released config.json of HumanMLLM/R1-Omni-0.5B)."""
     return HumanOmniConfig(
         vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
         num_key_value_heads=2, max_position_embeddings=32768, max_window_layers=21, rope_theta=1_000_000.0,

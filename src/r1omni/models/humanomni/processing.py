@@ -1,6 +1,7 @@
 """HumanOmni pre-processing: frames -> pixel values, waveform -> Whisper log-mel, prompt -> ids with sentinels.
 
-Reproduces what the official inference feeds the model (spec §2, §3):
+Reproduces what the official inference (HumanMLLM/R1-Omni, ``inference.py`` and ``humanomni/mm_utils.py``)
+feeds the model:
 
 * Frames (already sampled, ``r1omni.media.sample_frames``) are resized to the SigLIP size with PIL
   bicubic on uint8, rescaled by 1/255 and normalised with mean = std = 0.5. Two modes:

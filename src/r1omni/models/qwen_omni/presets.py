@@ -178,7 +178,7 @@ def thinker_config(dims: ThinkerDims, token_ids: dict[str, int] | None = None,
 
 
 PRESET_DIMS: dict[str, ThinkerDims] = {
-    # ~0.3M parameters: the transformers tiny config of shared/notes/training-stack.md §3.2.
+    # ~0.3M parameters: the shape of transformers' own tiny Qwen2.5-Omni test configs.
     "qwen2.5-omni-tiny": ThinkerDims(),
     "qwen3-omni-tiny": ThinkerDims(family="qwen3_omni", text_head_dim=16, frame_size=64),
     # ~1M parameters: the embedded benchmark's default (faces at 56x56, 4 frames, ~1 s audio).

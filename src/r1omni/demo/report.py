@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from r1omni.atomic import atomic_write_text
+from r1omni.metrics import PREDICTIONS
 from r1omni.schema import read_samples
 
 __all__ = ["write_report"]
@@ -117,7 +118,7 @@ def _examples(evals: Path, manifests: dict, variants: list[str]) -> list[str]:
                 break
     outputs = {}
     for name in variants:
-        rows = [json.loads(line) for line in (evals / name / "id" / "predictions.jsonl").read_text().splitlines()
+        rows = [json.loads(line) for line in (evals / name / "id" / PREDICTIONS).read_text().splitlines()
                 if line]
         outputs[name] = {r["id"]: r for r in rows}
     lines = []

@@ -1,4 +1,5 @@
-"""`r1omni demo --quick` end to end: the structure of what it writes, not its accuracy."""
+"""`r1omni demo --quick` end to end (r1omni.demo.pipeline and .report): what it writes, that a re-run reuses it,
+and that the same seed gives the same numbers whatever the thread variables; not its accuracy."""
 
 import hashlib
 import json
@@ -91,7 +92,7 @@ def test_a_second_run_reuses_finished_stages(quick_demo):
 
 
 def test_changed_settings_rebuild_instead_of_reusing_stale_models(tmp_path):
-    from r1omni.demo import DemoConfig, _forget_stale_results
+    from r1omni.demo.pipeline import DemoConfig, _forget_stale_results
 
     bench = tmp_path / "benchmark"
     bench.mkdir()

@@ -25,6 +25,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,11 +33,12 @@ import torch
 
 from r1omni.atomic import atomic_dir, atomic_write_text, is_complete
 from r1omni.clips import ClipLoader
-from r1omni.demo_report import write_report
+from r1omni.demo.report import write_report
 from r1omni.environment import describe_environment
 from r1omni.evaluate import EvalOptions, evaluate
 from r1omni.explain.attribution import attribute, summarize
 from r1omni.labels import get_label_set
+from r1omni.metrics import PREDICTIONS
 from r1omni.models import SamplingConfig, init_preset, load_policy
 from r1omni.schema import read_samples
 from r1omni.synth import generate_benchmark
@@ -161,12 +163,12 @@ def _paired(a: list[bool], b: list[bool]) -> dict[str, float]:
 
 
 def _correct(eval_dir: Path) -> dict[str, bool]:
-    rows = [json.loads(line) for line in (eval_dir / "predictions.jsonl").read_text().splitlines() if line]
+    rows = [json.loads(line) for line in (eval_dir / PREDICTIONS).read_text().splitlines() if line]
     return {r["id"]: r["error"] is None and r["pred"] == r["label"] for r in rows}
 
 
-def run_demo(config: DemoConfig, say=print) -> dict:
-    """Run (or resume) the whole demo; ``say`` receives progress lines for the user."""
+def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
+    """Run (or resume) the whole demo; ``say`` receives progress lines for the user (the CLI prints them)."""
     started = time.perf_counter()
     torch.set_num_threads(config.threads)
     out = Path(config.output_dir)
@@ -269,7 +271,7 @@ def run_demo(config: DemoConfig, say=print) -> dict:
             policy = load_policy(trained[name])
             policy.module.eval()
             loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt)
-            results, _ = attribute(policy, test_id, loader, max_new_tokens=config.max_new_tokens,
+            results, _ = attribute(policy, test_id, loader, labels, max_new_tokens=config.max_new_tokens,
                                    batch_size=config.eval_batch_size)
             attribution[name] = summarize(results)
             atomic_write_text(evals / name / "attribution.jsonl",

@@ -48,7 +48,8 @@ test-latest:
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/pip install --quiet $(PIP) $(TORCH)
-	.venv-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
+	# A fresh venv: pip takes the newest allowed release of everything not yet installed; torch stays 2.13.0.
+	.venv-latest/bin/pip install --quiet -e '.[$(EXTRAS)]'
 	.venv-latest/bin/python tools/lock_drift.py $(LOCK)
 	OMP_NUM_THREADS=1 .venv-latest/bin/python -m pytest -q
 

@@ -23,10 +23,24 @@ Part 2, r1omni's time split (``time/rollout``, ``time/reference``, ``time/policy
 ``time/optimizer`` of metrics.jsonl) on a tiny omni preset with generated clips (4 frames of
 56x56 + 1 s of audio per clip).
 
+Part 1 runs two settings: the original one (4 prompts x G=4, 16 new tokens) and 4 prompts x G=8 with
+128 new tokens, closer to the work r1omni does.
+
+Part 3, the embedded demo's real GRPO step (``qwen2.5-omni-demo`` from random init, 8 generated clips
+x G=8, 100 new tokens at T 0.5 / top-k 50, beta 0.04, 2 torch threads, as ``r1omni demo`` runs it);
+random weights never stop early, so every rollout decodes all 100 tokens (the worst case; the demo's
+trained cold start averages ~87).
+
+For every setting the **compute floor** is measured in the same run: one batched forward + backward
+of the same rows and tokens (``token_logprobs`` of the step's completions, ``.sum().backward()``),
+no generation loop; the step time is printed as a multiple of it. The process's peak resident memory
+is printed at the end.
+
 The reward is a toy verifiable one (the share of "e" characters in a completion): random weights
 never produce the ``<think>/<answer>`` format, and the figures here are about speed only.
 
     python benchmarks/grpo_step.py [--steps 30] [--warmup 3] [--rounds 3] [--omni-preset qwen2.5-omni-tiny]
+                                   [--demo-steps 6]
 
 Run with one torch thread (set here); on a shared machine, compare figures from the same run only.
 """
@@ -43,6 +57,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -60,7 +75,8 @@ from r1omni.clips import ClipLoader  # noqa: E402
 from r1omni.media import write_clip  # noqa: E402
 from r1omni.models import ClipInput, Completions, PreparedBatch, SamplingConfig  # noqa: E402
 from r1omni.models.tokenizer import build_bpe_tokenizer  # noqa: E402
-from r1omni.schema import Sample, write_samples  # noqa: E402
+from r1omni.schema import Sample, read_samples, write_samples  # noqa: E402
+from r1omni.synth import generate_benchmark  # noqa: E402
 from r1omni.train import grpo as r1omni_grpo  # noqa: E402
 from r1omni.train import setup as r1omni_setup  # noqa: E402
 from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo  # noqa: E402
@@ -364,6 +380,90 @@ def omni_time_split(preset: str, work: Path, setting: Setting) -> tuple[dict[str
             Figures.of(clock, setting.warmup), statistics.mean(clock.tokens[setting.warmup:]))
 
 
+# -- the compute floor, and part 3: the demo's step ----------------------------------------------------------
+def compute_floor(policy, clips: list[ClipInput], sampling: SamplingConfig, generations: int,
+                  repeats: int = 3) -> tuple[float, int]:
+    """Median seconds of one batched forward + backward over the rows and tokens of one rollout of ``clips``
+    (no generation loop), and the completion tokens it covered."""
+    batch = policy.prepare(clips)
+    with torch.no_grad():
+        completions = policy.generate(batch, num_return_sequences=generations, sampling=sampling)
+    times = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        logp = policy.token_logprobs(batch, completions.ids, completions.clip_index)          # (N, C)
+        (logp * completions.mask).sum().backward()
+        times.append(time.perf_counter() - tick)
+        policy.module.zero_grad(set_to_none=True)
+    return statistics.median(times), int(completions.mask.sum())
+
+
+def demo_step(work: Path, steps: int, warmup: int) -> tuple[dict[str, float], float, int, float]:
+    """The demo's GRPO step (see the module docstring): median time split, completion tokens per step, and the
+    compute floor of the same rows and tokens."""
+    from r1omni.models import load_policy
+
+    manifest = generate_benchmark(work / "bench", preset="tiny", splits=["train"], progress=False)["train"]
+    output_dir = work / "demo-grpo"
+    sampling = SamplingConfig(max_new_tokens=100, do_sample=True, temperature=0.5, top_k=50, top_p=1.0)
+    config = GRPOConfig(
+        model="preset:qwen2.5-omni-demo", data=str(manifest), output_dir=str(output_dir), max_steps=steps,
+        num_generations=8, clips_per_step=8, gradient_accumulation_steps=1, beta=0.04, seed=0, prompt="train",
+        sampling=sampling, trainable=["llm"], optim=OptimConfig(lr=1e-4, schedule="constant", warmup_ratio=0.0),
+        num_threads=2, save_every=0)
+    train_grpo(config)
+    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    split = {name: statistics.median(row[f"time/{name}"] for row in rows[warmup:])
+             for name in ("rollout", "reference", "policy", "optimizer")}
+    tokens = statistics.mean(row["completion_length"] * 64 for row in rows[warmup:])
+    policy = load_policy(output_dir / "final")
+    set_trainable_llm(policy)
+    loader = ClipLoader(num_frames=policy.num_frames, prompt="train")
+    clips = loader.load_many(read_samples(manifest)[:8]).clips
+    floor, floor_tokens = compute_floor(policy, clips, sampling, generations=8)
+    return split, tokens, floor_tokens, floor
+
+
+def set_trainable_llm(policy) -> None:
+    """Gradients for the LLM only, as the demo's GRPO trains it."""
+    r1omni_setup.set_trainable_parts(policy, ["llm"])
+    policy.module.train()
+
+
+def text_floor(model_dir: Path, setting: Setting) -> float:
+    policy = TextPolicy.load(model_dir)
+    clips = [ClipInput(question=q) for q, _ in questions()[:setting.prompts_per_step]]
+    sampling = SamplingConfig(max_new_tokens=setting.max_completion_length, do_sample=True, temperature=1.0,
+                              top_k=50, top_p=1.0)
+    return compute_floor(policy, clips, sampling, setting.generations)[0]
+
+
+def compare_with_trl(model_dir: Path, work: Path, setting: Setting, rounds: int) -> None:
+    """Part 1 for one setting: alternating rounds, the best of each, the ratio, and the compute floor."""
+    print(f"\ntext-only Qwen2 (hidden 64, 2 layers, vocab {len(AutoTokenizer.from_pretrained(model_dir))}); "
+          f"{setting.prompts_per_step} prompts x G={setting.generations}, {setting.max_completion_length} new "
+          f"tokens max, beta={setting.beta}, loss grpo, fp32, 1 thread, {setting.steps} steps "
+          f"({setting.warmup} warm-up)")
+    results: dict[str, list[Figures]] = {"r1omni": [], "trl": []}
+    for round_index in range(rounds):
+        for name, run in (("r1omni", run_r1omni_text), ("trl", run_trl)):
+            result = run(model_dir, work, setting)
+            results[name].append(result)
+            print(f"  round {round_index + 1} {name:6s} {result}")
+    best = {name: max(runs, key=lambda f: f.cpu_steps_per_second) for name, runs in results.items()}
+    print(f"best r1omni  {best['r1omni']}")
+    print(f"best TRL     {best['trl']}")
+    for clock in ("wall", "cpu"):
+        ours, theirs = best["r1omni"], best["trl"]
+        steps = getattr(ours, f"{clock}_steps_per_second") / getattr(theirs, f"{clock}_steps_per_second")
+        tokens = getattr(ours, f"{clock}_tokens_per_second") / getattr(theirs, f"{clock}_tokens_per_second")
+        print(f"r1omni / TRL ({clock:4s}): {steps:.2f}x steps/s, {tokens:.2f}x completion tokens/s")
+    floor = text_floor(model_dir, setting)
+    for name, figures in best.items():
+        print(f"compute floor {1000 * floor:.1f} ms (one forward + backward of a rollout's rows); {name} step = "
+              f"{1 / figures.wall_steps_per_second / floor:.1f}x the floor (wall)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30, help="GRPO steps per run")
@@ -371,34 +471,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating r1omni / TRL rounds (best is kept)")
     parser.add_argument("--omni-preset", default="qwen2.5-omni-tiny", help="preset for the time split")
     parser.add_argument("--omni-steps", type=int, default=20)
+    parser.add_argument("--demo-steps", type=int, default=6, help="GRPO steps of the demo preset (part 3)")
     args = parser.parse_args()
     if not 1 <= args.warmup < args.steps:
         parser.error("need 1 <= --warmup < --steps")
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
-    setting = Setting(steps=args.steps, warmup=args.warmup)
+    settings = [Setting(steps=args.steps, warmup=args.warmup),
+                Setting(steps=args.steps, warmup=args.warmup, generations=8, max_completion_length=128)]
 
     with tempfile.TemporaryDirectory(prefix="grpo-bench-") as tmp:
         work = Path(tmp)
-        model_dir = save_text_model(work / "tiny-qwen2", setting.seed)
-        print(f"text-only Qwen2 (hidden 64, 2 layers, vocab {len(AutoTokenizer.from_pretrained(model_dir))}); "
-              f"{setting.prompts_per_step} prompts x G={setting.generations}, {setting.max_completion_length} new "
-              f"tokens max, beta={setting.beta}, loss grpo, fp32, 1 thread, {setting.steps} steps "
-              f"({setting.warmup} warm-up)")
-        results: dict[str, list[Figures]] = {"r1omni": [], "trl": []}
-        for round_index in range(args.rounds):
-            for name, run in (("r1omni", run_r1omni_text), ("trl", run_trl)):
-                result = run(model_dir, work, setting)
-                results[name].append(result)
-                print(f"  round {round_index + 1} {name:6s} {result}")
-        best = {name: max(runs, key=lambda f: f.cpu_steps_per_second) for name, runs in results.items()}
-        print(f"best r1omni  {best['r1omni']}")
-        print(f"best TRL     {best['trl']}")
-        for clock in ("wall", "cpu"):
-            ours, theirs = best["r1omni"], best["trl"]
-            steps = getattr(ours, f"{clock}_steps_per_second") / getattr(theirs, f"{clock}_steps_per_second")
-            tokens = getattr(ours, f"{clock}_tokens_per_second") / getattr(theirs, f"{clock}_tokens_per_second")
-            print(f"r1omni / TRL ({clock:4s}): {steps:.2f}x steps/s, {tokens:.2f}x completion tokens/s")
+        model_dir = save_text_model(work / "tiny-qwen2", settings[0].seed)
+        for setting in settings:
+            compare_with_trl(model_dir, work, setting, args.rounds)
 
         omni = Setting(steps=args.omni_steps, warmup=args.warmup, prompts_per_step=2, max_completion_length=32)
         split, rates, tokens_per_step = omni_time_split(args.omni_preset, work, omni)
@@ -409,6 +495,17 @@ def main() -> None:
         print(f"  {rates}")
         for name, seconds in split.items():
             print(f"  {name:9s} {1000 * seconds:7.1f} ms/step (median)  {100 * seconds / step_seconds:5.1f}%")
+
+        split, tokens_per_step, floor_tokens, floor = demo_step(work, args.demo_steps, min(args.warmup, 2))
+        step_seconds = sum(split.values())
+        print(f"\nthe demo's GRPO step (qwen2.5-omni-demo, random init, 8 clips x G=8, 100 new tokens, T 0.5, "
+              f"2 threads, {args.demo_steps} steps): {tokens_per_step:.0f} completion tokens/step, "
+              f"{step_seconds:.2f} s/step (median phases)")
+        for name, seconds in split.items():
+            print(f"  {name:9s} {1000 * seconds:7.1f} ms/step (median)  {100 * seconds / step_seconds:5.1f}%")
+        print(f"  compute floor {1000 * floor:.1f} ms (forward + backward of {floor_tokens} completion tokens, "
+              f"no generation loop); step = {step_seconds / floor:.1f}x the floor")
+    print(f"\npeak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

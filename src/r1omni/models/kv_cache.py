@@ -52,9 +52,7 @@ def pop_cache(kwargs: dict[str, Any]) -> Any:
     >>> pop_cache(kwargs), kwargs
     ('kv', {'use_cache': True})
     """
-    given = {name: kwargs.pop(name) for name in CACHE_NAMES if kwargs.get(name) is not None}
-    for name in CACHE_NAMES:
-        kwargs.pop(name, None)
+    given = {name: value for name in CACHE_NAMES if (value := kwargs.pop(name, None)) is not None}
     if len(given) > 1:
         raise TypeError(f"the KV cache was passed twice, as {' and '.join(given)}; pass one")
     return next(iter(given.values()), None)

@@ -62,18 +62,21 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
+from transformers.cache_utils import Cache  # noqa: E402
 
 from r1omni.atomic import atomic_dir  # noqa: E402
 from r1omni.clips import ClipLoader  # noqa: E402
 from r1omni.media import write_clip  # noqa: E402
 from r1omni.models import ClipInput, Completions, PreparedBatch, SamplingConfig  # noqa: E402
+from r1omni.models.decoding import PreallocatedLayer  # noqa: E402
+from r1omni.models.kv_cache import cache_parameter  # noqa: E402
 from r1omni.models.tokenizer import build_bpe_tokenizer  # noqa: E402
 from r1omni.schema import Sample, read_samples, write_samples  # noqa: E402
 from r1omni.synth import generate_benchmark  # noqa: E402
@@ -153,9 +156,15 @@ class TextPolicy:
         config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
                                   temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
                                   eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
-        sequences = self._scorer.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                                generation_config=config,
-                                                num_return_sequences=num_return_sequences)        # (N, P+C)
+        model = self._scorer.model
+        cache = {}
+        if sampling.decoder == "fast":   # r1omni's pre-sized KV cache (r1omni.models.decoding)
+            capacity = batch.input_ids.shape[1] + sampling.max_new_tokens
+            layers = [PreallocatedLayer(capacity) for _ in range(model.config.num_hidden_layers)]
+            cache = {cache_parameter(type(model).forward): Cache(layers=layers)}
+        sequences = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                   generation_config=config, num_return_sequences=num_return_sequences,
+                                   **cache)                                                        # (N, P+C)
         ids = sequences[:, batch.input_ids.shape[1]:]                                             # (N, C)
         is_eos = ids == self.eos_token_id
         first_eos = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1),
@@ -206,6 +215,7 @@ class Setting:
     lr: float = 1e-4
     beta: float = 0.04
     seed: int = 0
+    decoder: str = "fast"
 
 
 class StepClock:
@@ -275,7 +285,7 @@ def run_r1omni_text(model_dir: Path, work: Path, setting: Setting) -> Figures:
         num_generations=setting.generations, clips_per_step=setting.prompts_per_step, gradient_accumulation_steps=1,
         beta=setting.beta, seed=setting.seed, rewards={REWARD_NAME: 1.0}, trainable=["llm"],
         sampling=SamplingConfig(max_new_tokens=setting.max_completion_length, do_sample=True, temperature=1.0,
-                                top_k=50, top_p=1.0),
+                                top_k=50, top_p=1.0, decoder=setting.decoder),
         loss=LossConfig(aggregation="grpo", advantage_scale="group", num_iterations=1),
         optim=OptimConfig(lr=setting.lr, schedule="linear", warmup_ratio=0.0, max_grad_norm=1.0), num_threads=1)
     clock = StepClock()
@@ -398,14 +408,15 @@ def compute_floor(policy, clips: list[ClipInput], sampling: SamplingConfig, gene
     return statistics.median(times), int(completions.mask.sum())
 
 
-def demo_step(work: Path, steps: int, warmup: int) -> tuple[dict[str, float], float, int, float]:
-    """The demo's GRPO step (see the module docstring): median time split, completion tokens per step, and the
-    compute floor of the same rows and tokens."""
+def demo_step(work: Path, steps: int, warmup: int, decoder: str) -> tuple[dict[str, float], float, int, float]:
+    """The demo's GRPO step (see the module docstring) with ``decoder``: median time split, completion tokens
+    per step, and the compute floor of the same rows and tokens."""
     from r1omni.models import load_policy
 
     manifest = generate_benchmark(work / "bench", preset="tiny", splits=["train"], progress=False)["train"]
-    output_dir = work / "demo-grpo"
-    sampling = SamplingConfig(max_new_tokens=100, do_sample=True, temperature=0.5, top_k=50, top_p=1.0)
+    output_dir = work / f"demo-grpo-{decoder}"
+    sampling = SamplingConfig(max_new_tokens=100, do_sample=True, temperature=0.5, top_k=50, top_p=1.0,
+                              decoder=decoder)
     config = GRPOConfig(
         model="preset:qwen2.5-omni-demo", data=str(manifest), output_dir=str(output_dir), max_steps=steps,
         num_generations=8, clips_per_step=8, gradient_accumulation_steps=1, beta=0.04, seed=0, prompt="train",
@@ -439,25 +450,30 @@ def text_floor(model_dir: Path, setting: Setting) -> float:
 
 
 def compare_with_trl(model_dir: Path, work: Path, setting: Setting, rounds: int) -> None:
-    """Part 1 for one setting: alternating rounds, the best of each, the ratio, and the compute floor."""
+    """Part 1 for one setting: alternating rounds (r1omni fast decoder, r1omni reference decoder, TRL), the best
+    of each, the ratios, and the compute floor."""
     print(f"\ntext-only Qwen2 (hidden 64, 2 layers, vocab {len(AutoTokenizer.from_pretrained(model_dir))}); "
           f"{setting.prompts_per_step} prompts x G={setting.generations}, {setting.max_completion_length} new "
           f"tokens max, beta={setting.beta}, loss grpo, fp32, 1 thread, {setting.steps} steps "
           f"({setting.warmup} warm-up)")
-    results: dict[str, list[Figures]] = {"r1omni": [], "trl": []}
+    runs = {"r1omni": lambda: run_r1omni_text(model_dir, work, setting),
+            "r1omni-ref": lambda: run_r1omni_text(model_dir, work, replace(setting, decoder="reference")),
+            "trl": lambda: run_trl(model_dir, work, setting)}
+    results: dict[str, list[Figures]] = {name: [] for name in runs}
     for round_index in range(rounds):
-        for name, run in (("r1omni", run_r1omni_text), ("trl", run_trl)):
-            result = run(model_dir, work, setting)
+        for name, run in runs.items():
+            result = run()
             results[name].append(result)
-            print(f"  round {round_index + 1} {name:6s} {result}")
-    best = {name: max(runs, key=lambda f: f.cpu_steps_per_second) for name, runs in results.items()}
-    print(f"best r1omni  {best['r1omni']}")
-    print(f"best TRL     {best['trl']}")
-    for clock in ("wall", "cpu"):
-        ours, theirs = best["r1omni"], best["trl"]
-        steps = getattr(ours, f"{clock}_steps_per_second") / getattr(theirs, f"{clock}_steps_per_second")
-        tokens = getattr(ours, f"{clock}_tokens_per_second") / getattr(theirs, f"{clock}_tokens_per_second")
-        print(f"r1omni / TRL ({clock:4s}): {steps:.2f}x steps/s, {tokens:.2f}x completion tokens/s")
+            print(f"  round {round_index + 1} {name:10s} {result}")
+    best = {name: max(figures, key=lambda f: f.cpu_steps_per_second) for name, figures in results.items()}
+    for name, figures in best.items():
+        print(f"best {name:10s} {figures}")
+    for baseline in ("trl", "r1omni-ref"):
+        for clock in ("wall", "cpu"):
+            ours, theirs = best["r1omni"], best[baseline]
+            steps = getattr(ours, f"{clock}_steps_per_second") / getattr(theirs, f"{clock}_steps_per_second")
+            tokens = getattr(ours, f"{clock}_tokens_per_second") / getattr(theirs, f"{clock}_tokens_per_second")
+            print(f"r1omni / {baseline} ({clock:4s}): {steps:.2f}x steps/s, {tokens:.2f}x completion tokens/s")
     floor = text_floor(model_dir, setting)
     for name, figures in best.items():
         print(f"compute floor {1000 * floor:.1f} ms (one forward + backward of a rollout's rows); {name} step = "
@@ -468,7 +484,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30, help="GRPO steps per run")
     parser.add_argument("--warmup", type=int, default=3, help="steps left out of the rates")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating r1omni / TRL rounds (best is kept)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternating r1omni (fast, reference decoder) / TRL rounds (best is kept)")
     parser.add_argument("--omni-preset", default="qwen2.5-omni-tiny", help="preset for the time split")
     parser.add_argument("--omni-steps", type=int, default=20)
     parser.add_argument("--demo-steps", type=int, default=6, help="GRPO steps of the demo preset (part 3)")
@@ -496,15 +513,21 @@ def main() -> None:
         for name, seconds in split.items():
             print(f"  {name:9s} {1000 * seconds:7.1f} ms/step (median)  {100 * seconds / step_seconds:5.1f}%")
 
-        split, tokens_per_step, floor_tokens, floor = demo_step(work, args.demo_steps, min(args.warmup, 2))
-        step_seconds = sum(split.values())
         print(f"\nthe demo's GRPO step (qwen2.5-omni-demo, random init, 8 clips x G=8, 100 new tokens, T 0.5, "
-              f"2 threads, {args.demo_steps} steps): {tokens_per_step:.0f} completion tokens/step, "
-              f"{step_seconds:.2f} s/step (median phases)")
-        for name, seconds in split.items():
-            print(f"  {name:9s} {1000 * seconds:7.1f} ms/step (median)  {100 * seconds / step_seconds:5.1f}%")
-        print(f"  compute floor {1000 * floor:.1f} ms (forward + backward of {floor_tokens} completion tokens, "
-              f"no generation loop); step = {step_seconds / floor:.1f}x the floor")
+              f"2 threads, {args.demo_steps} steps), by decoder:")
+        step_seconds = {}
+        for decoder in ("reference", "fast"):
+            split, tokens_per_step, floor_tokens, floor = demo_step(work, args.demo_steps, min(args.warmup, 2),
+                                                                    decoder)
+            step_seconds[decoder] = sum(split.values())
+            print(f"  {decoder}: {tokens_per_step:.0f} completion tokens/step, {step_seconds[decoder]:.2f} s/step "
+                  f"(median phases)")
+            for name, seconds in split.items():
+                print(f"    {name:9s} {1000 * seconds:7.1f} ms/step (median)  "
+                      f"{100 * seconds / step_seconds[decoder]:5.1f}%")
+            print(f"    compute floor {1000 * floor:.1f} ms (forward + backward of {floor_tokens} completion tokens, "
+                  f"no generation loop); step = {step_seconds[decoder] / floor:.1f}x the floor")
+        print(f"  fast / reference: {step_seconds['reference'] / step_seconds['fast']:.2f}x faster step")
     print(f"\npeak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -155,6 +155,17 @@ def test_generate_sampling_rows_and_masks(policy):
         assert all(token == policy.tokenizer.pad_token_id for token in ids[length:])
 
 
+@pytest.mark.parametrize("repetition_penalty", [1.0, 1.3])
+def test_fast_and_reference_decoders_give_the_same_tokens(policy, repetition_penalty):
+    """transformers' generate with r1omni's pre-sized cache against its own growing cache."""
+    batch = policy.prepare(_clips())
+    out = {decoder: policy.generate(batch, 2, SamplingConfig(max_new_tokens=12, decoder=decoder,
+                                                             repetition_penalty=repetition_penalty))
+           for decoder in ("fast", "reference")}
+    assert torch.equal(out["fast"].ids, out["reference"].ids)
+    assert torch.equal(out["fast"].mask, out["reference"].mask)
+
+
 def test_token_logprobs_match_plain_forward(policy):
     batch = policy.prepare(_clips())
     out = policy.generate(batch, 1, SamplingConfig(max_new_tokens=6))

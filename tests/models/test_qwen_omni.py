@@ -268,6 +268,22 @@ def test_greedy_generate_matches_hf_generate(policy):
         assert ours.ids[index, :len(hf)].tolist() == hf
 
 
+@pytest.mark.parametrize("repetition_penalty", [1.0, 1.3])
+def test_fast_and_reference_decoders_give_the_same_tokens_and_logprobs(policy, repetition_penalty):
+    """The fast loop (pre-sized cache) against the earlier one, and both against teacher-forced scoring."""
+    batch = policy.prepare(make_clips(policy.settings.frame_height))
+    out = {decoder: policy.generate(batch, num_return_sequences=2,
+                                    sampling=SamplingConfig(max_new_tokens=12, decoder=decoder,
+                                                            repetition_penalty=repetition_penalty))
+           for decoder in ("fast", "reference")}
+    fast, reference = out["fast"], out["reference"]
+    assert torch.equal(fast.ids, reference.ids) and torch.equal(fast.mask, reference.mask)
+    assert torch.allclose(fast.logprobs, reference.logprobs, atol=1e-5)
+    with torch.no_grad():
+        scored = policy.token_logprobs(batch, fast.ids, fast.clip_index)                   # (N, C)
+    assert torch.allclose(scored * fast.mask, fast.logprobs, atol=1e-4)
+
+
 @pytest.mark.parametrize("do_sample", [False, True])
 def test_generate_groups_rows_per_clip(policy, do_sample):
     batch = policy.prepare(make_clips(policy.settings.frame_height))

@@ -31,11 +31,15 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-__all__ = ["ClipInput", "SamplingConfig", "PreparedBatch", "Completions", "Policy", "MODEL_PARTS"]
+__all__ = ["ClipInput", "SamplingConfig", "PreparedBatch", "Completions", "Policy", "MODEL_PARTS", "DECODERS"]
 
 # Names of the parts a training config can freeze or train (not every family has every part).
 MODEL_PARTS = ("llm", "vision_tower", "audio_tower", "vision_projector", "audio_projector", "gate_text_encoder",
                "gate")
+
+# Decoding loops: "fast" (pre-sized KV cache, sampling among the top-k candidates; see
+# r1omni.models.decoding) and "reference" (the earlier loop, kept to measure the speed-up against).
+DECODERS = ("fast", "reference")
 
 
 @dataclass
@@ -71,8 +75,11 @@ class SamplingConfig:
     top_k: int = 50          # 0 disables top-k
     top_p: float = 1.0
     repetition_penalty: float = 1.0
+    decoder: str = "fast"    # one of DECODERS; greedy tokens are the same with either
 
     def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.do_sample and self.temperature <= 0:
@@ -116,6 +123,7 @@ class Completions:
     mask: torch.Tensor        # (N, C) 1 up to and including the first end-of-turn token
     texts: list[str]          # (N,) decoded without special tokens
     clip_index: torch.Tensor  # (N,) which clip of the batch each row belongs to
+    logprobs: torch.Tensor | None = None  # (N, C) log-probability of each token under the untempered model
 
     @property
     def lengths(self) -> torch.Tensor:

@@ -31,12 +31,15 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from transformers import GenerationConfig
+from transformers import GenerationConfig, Qwen2ForCausalLM
+from transformers.cache_utils import Cache
 
 from r1omni.atomic import atomic_dir, atomic_write_text
+from r1omni.models.decoding import PreallocatedLayer
 from r1omni.models.humanomni.checkpoint import CheckpointFolders
 from r1omni.models.humanomni.modeling import HumanOmniForCausalLM
 from r1omni.models.humanomni.processing import HumanOmniProcessor
+from r1omni.models.kv_cache import cache_parameter
 from r1omni.models.policy import ClipInput, Completions, PreparedBatch, SamplingConfig
 
 __all__ = ["HumanOmniPolicy", "load_policy", "VISION_SUBDIR", "AUDIO_SUBDIR", "BERT_SUBDIR"]
@@ -116,8 +119,14 @@ class HumanOmniPolicy:
             settings.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
         with torch.no_grad():
             merged = model.prepare_multimodal_inputs(batch.input_ids, batch.attention_mask, **batch.media)
+            if sampling.decoder == "fast":   # room for prompt + new tokens, allocated once
+                capacity = merged.inputs_embeds.shape[1] + sampling.max_new_tokens
+                layers = [PreallocatedLayer(capacity) for _ in range(model.config.num_hidden_layers)]
+                cache_argument = {cache_parameter(Qwen2ForCausalLM.forward): Cache(layers=layers)}
+            else:
+                cache_argument = {}
             new_ids = model.generate(inputs_embeds=merged.inputs_embeds, attention_mask=merged.attention_mask,
-                                     generation_config=GenerationConfig(**settings))           # (N, C')
+                                     generation_config=GenerationConfig(**settings), **cache_argument)  # (N, C')
         new_ids = new_ids.repeat_interleave(expand_after, dim=0)                                # (N, C')
         ids, mask = self._cut_at_stop(new_ids)                                                  # (N, C)
         texts = [self.tokenizer.decode(row[:int(length)], skip_special_tokens=True)

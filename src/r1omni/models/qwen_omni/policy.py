@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ from transformers.generation.logits_process import (
 )
 
 from r1omni.atomic import atomic_dir
+from r1omni.models.decoding import preallocated_cache, sample_tokens
 from r1omni.models.kv_cache import cache_parameter
 from r1omni.models.policy import ClipInput, Completions, PreparedBatch, SamplingConfig
 from r1omni.models.qwen_omni.processing import (
@@ -340,7 +342,7 @@ class QwenOmniPolicy:
         was_training = self.thinker.training
         self.thinker.eval()
         try:
-            ids = self._decode(batch.to(self.device), num_return_sequences, sampling)  # (N, C)
+            ids, logprobs = self._decode(batch.to(self.device), num_return_sequences, sampling)  # (N, C)
         finally:
             self.thinker.train(was_training)
         is_eos = ids == self.eos_token_id  # (N, C)
@@ -349,15 +351,22 @@ class QwenOmniPolicy:
                                 torch.full_like(ids[:, 0], completion_len))  # (N,)
         mask = (torch.arange(completion_len, device=ids.device)[None] <= first_eos[:, None]).long()  # (N, C)
         ids = ids.masked_fill(mask == 0, self.pad_token_id)
+        logprobs = logprobs.masked_fill(mask == 0, 0.0)
         texts = self.tokenizer.batch_decode([row[:int(n)] for row, n in zip(ids.tolist(), mask.sum(1).tolist())],
                                             skip_special_tokens=True)
         clip_index = torch.arange(batch.num_clips, device=ids.device).repeat_interleave(num_return_sequences)  # (N,)
-        return Completions(ids=ids, mask=mask, texts=texts, clip_index=clip_index)
+        return Completions(ids=ids, mask=mask, texts=texts, clip_index=clip_index, logprobs=logprobs)
 
-    def _logits_processors(self, sampling: SamplingConfig) -> LogitsProcessorList:
-        processors = LogitsProcessorList()
-        if sampling.repetition_penalty != 1.0:
-            processors.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
+    @staticmethod
+    def _token_chooser(sampling: SamplingConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``choose(history (N, L), scores (N, V)) -> tokens (N,)`` for the configured decoder."""
+        penalty = (RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty)
+                   if sampling.repetition_penalty != 1.0 else None)
+        if sampling.decoder == "fast":
+            def choose(history: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+                return sample_tokens(scores if penalty is None else penalty(history, scores), sampling)
+            return choose
+        processors = LogitsProcessorList([penalty] if penalty is not None else [])
         if sampling.do_sample:
             if sampling.temperature != 1.0:
                 processors.append(TemperatureLogitsWarper(sampling.temperature))
@@ -365,47 +374,60 @@ class QwenOmniPolicy:
                 processors.append(TopKLogitsWarper(sampling.top_k))
             if sampling.top_p < 1.0:
                 processors.append(TopPLogitsWarper(sampling.top_p))
-        return processors
 
-    def _decode(self, batch: PreparedBatch, group: int, sampling: SamplingConfig) -> torch.Tensor:
-        """Prefill the B prompts once, repeat the cache G times, decode up to max_new_tokens; (N, C) ids."""
+        def choose_reference(history: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            scores = processors(history, scores)
+            if sampling.do_sample:
+                return torch.multinomial(F.softmax(scores, dim=-1), num_samples=1)[:, 0]
+            return scores.argmax(dim=-1)
+        return choose_reference
+
+    def _decode(self, batch: PreparedBatch, group: int, sampling: SamplingConfig
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prefill the B prompts once, repeat the cache G times, decode up to max_new_tokens.
+
+        Returns the ids (N, C) and each id's log-probability under the untempered model (N, C).
+        """
         shared = self._shared
         prompts = shared.embed_prompts(batch.input_ids, batch.attention_mask, batch.media)
         cache = DynamicCache(config=self.thinker.config.get_text_config())
         deepstack = None if prompts.deepstack is None else [torch.cat(level) for level in prompts.deepstack]
         hidden = shared.run_language_model(prompts.embeds, batch.attention_mask, prompts.position_ids,
                                            prompts.video_mask, deepstack, cache=cache)  # (B, P, D)
-        logits = self.thinker.lm_head(hidden[:, -1])  # (B, V)
-        cache.batch_repeat_interleave(group)
-        logits = logits.repeat_interleave(group, dim=0)  # (N, V)
-        attention_mask = batch.attention_mask.repeat_interleave(group, dim=0)  # (N, P)
-        history = batch.input_ids.repeat_interleave(group, dim=0)  # (N, P) for the repetition penalty
+        logits = self.thinker.lm_head(hidden[:, -1]).repeat_interleave(group, dim=0)  # (N, V)
+        if sampling.decoder == "fast":
+            cache = preallocated_cache(cache, group, sampling.max_new_tokens)
+        else:
+            cache.batch_repeat_interleave(group)
+        # Prompt, then room for every new token; step s attends to the first P + s + 1 columns.
+        prompt_len = batch.input_ids.shape[1]
+        attention_mask = F.pad(batch.attention_mask.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens),
+                               value=1)  # (N, P + max_new)
+        history = F.pad(batch.input_ids.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens),
+                        value=self.pad_token_id)  # (N, P + max_new), read by the repetition penalty
         next_position = prompts.last_position().repeat_interleave(group) + 1  # (N,)
-        processors = self._logits_processors(sampling)
+        choose = self._token_chooser(sampling)
         suppressed = self.suppressed_token_ids.to(logits.device)
         done = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)  # (N,)
-        generated = []
+        generated, logprobs = [], []
         embed = self.thinker.model.get_input_embeddings()
         for step in range(sampling.max_new_tokens):
             scores = logits.float()  # (N, V)
+            log_normaliser = scores.logsumexp(dim=-1)  # (N,), before suppression: what scoring computes
             scores[:, suppressed] = float("-inf")
-            scores = processors(history, scores)
-            if sampling.do_sample:
-                tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1)[:, 0]  # (N,)
-            else:
-                tokens = scores.argmax(dim=-1)  # (N,)
+            tokens = choose(history[:, :prompt_len + step], scores)  # (N,), never a suppressed id
+            logprobs.append(scores.gather(1, tokens[:, None])[:, 0] - log_normaliser)
             tokens = tokens.masked_fill(done, self.pad_token_id)
             generated.append(tokens)
             done = done | (tokens == self.eos_token_id)
             if bool(done.all()) or step == sampling.max_new_tokens - 1:
                 break
-            history = torch.cat([history, tokens[:, None]], dim=1)  # (N, P+step+1)
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], 1)
+            history[:, prompt_len + step] = tokens
             position = (next_position + step).view(1, -1, 1).expand(3, -1, -1)  # (3, N, 1)
-            hidden = shared.run_language_model(embed(tokens)[:, None], attention_mask, position,
-                                               cache=cache)  # (N, 1, D)
+            hidden = shared.run_language_model(embed(tokens)[:, None], attention_mask[:, :prompt_len + step + 1],
+                                               position, cache=cache)  # (N, 1, D)
             logits = self.thinker.lm_head(hidden[:, -1])  # (N, V)
-        return torch.stack(generated, dim=1)  # (N, C)
+        return torch.stack(generated, dim=1), torch.stack(logprobs, dim=1)  # (N, C), (N, C)
 
     def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = []

@@ -1,0 +1,78 @@
+"""The fast decoding path's pieces: the pre-sized cache layer against transformers' growing one, and the
+candidate sampler against transformers' logits warpers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.generation.logits_process import (
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from r1omni.models.decoding import PreallocatedLayer, preallocated_cache, sample_tokens
+from r1omni.models.policy import SamplingConfig
+
+
+def test_preallocated_layer_holds_what_a_growing_layer_holds():
+    growing, preallocated = DynamicLayer(), PreallocatedLayer(capacity=9)
+    generator = torch.Generator().manual_seed(0)
+    for length in (5, 1, 1, 2):
+        keys, values = torch.randn(3, 2, length, 4, generator=generator), torch.randn(3, 2, length, 4,
+                                                                                      generator=generator)
+        expected = growing.update(keys, values)
+        got = preallocated.update(keys, values)
+        assert torch.equal(expected[0], got[0]) and torch.equal(expected[1], got[1])
+        assert preallocated.get_seq_length() == growing.get_seq_length()
+        assert preallocated.get_mask_sizes(1) == growing.get_mask_sizes(1)
+    with pytest.raises(RuntimeError, match="KV cache full"):
+        preallocated.update(torch.zeros(3, 2, 1, 4), torch.zeros(3, 2, 1, 4))
+
+
+def test_preallocated_cache_repeats_each_prompt_for_its_rows():
+    prefill = DynamicCache()
+    keys = torch.arange(2 * 1 * 3 * 2, dtype=torch.float32).view(2, 1, 3, 2)
+    prefill.update(keys, -keys, 0)
+    cache = preallocated_cache(prefill, repeats=3, new_tokens=4)
+    layer = cache.layers[0]
+    assert layer.capacity == 7 and cache.get_seq_length() == 3
+    assert torch.equal(layer.keys, keys.repeat_interleave(3, dim=0))
+    assert torch.equal(layer.values, -keys.repeat_interleave(3, dim=0))
+
+
+def warped_probabilities(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    processors = LogitsProcessorList([TemperatureLogitsWarper(sampling.temperature)])
+    if sampling.top_k:
+        processors.append(TopKLogitsWarper(sampling.top_k))
+    if sampling.top_p < 1:
+        processors.append(TopPLogitsWarper(sampling.top_p))
+    return F.softmax(processors(None, logits.clone()), dim=-1)
+
+
+@pytest.mark.parametrize("top_k,top_p,temperature", [(5, 1.0, 1.0), (0, 0.8, 0.7), (8, 0.6, 1.3), (0, 1.0, 0.5)])
+def test_candidate_sampling_draws_what_the_warpers_give(top_k, top_p, temperature):
+    logits = torch.randn(1, 40, generator=torch.Generator().manual_seed(3)) * 2
+    logits[0, 7] = float("-inf")  # a suppressed token
+    sampling = SamplingConfig(do_sample=True, top_k=top_k, top_p=top_p, temperature=temperature)
+    expected = warped_probabilities(logits, sampling)[0]                                     # (V,)
+    torch.manual_seed(0)
+    draws = sample_tokens(logits.expand(40000, -1), sampling)                               # (40000,)
+    observed = torch.bincount(draws, minlength=40).float() / len(draws)
+    assert set(draws.unique().tolist()) <= set(expected.nonzero()[:, 0].tolist())
+    assert 0.5 * (observed - expected).abs().sum() < 0.02                                    # total variation
+    torch.manual_seed(0)
+    assert torch.equal(draws, sample_tokens(logits.expand(40000, -1), sampling))             # seeded
+
+
+def test_greedy_takes_the_argmax():
+    logits = torch.tensor([[0.1, 2.0, -1.0], [3.0, float("-inf"), 0.0]])
+    assert sample_tokens(logits, SamplingConfig()).tolist() == [1, 0]
+
+
+def test_unknown_decoder_is_refused():
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        SamplingConfig(decoder="turbo")

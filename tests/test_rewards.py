@@ -4,7 +4,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r1omni.rewards import REWARD_FUNCTIONS, accuracy_reward, format_reward, resolve_rewards, total_reward
+from r1omni.claims import PHRASES
+from r1omni.rewards import (
+    REWARD_FUNCTIONS,
+    accuracy_reward,
+    consistency_reward,
+    format_reward,
+    grounding_reward,
+    resolve_rewards,
+    total_reward,
+)
 
 JUNK_100K = "x<think>" * 12_500
 
@@ -43,7 +52,9 @@ def test_rewards_accept_chat_messages_and_ignore_extra_columns():
     completions = [[{"role": "assistant", "content": "<think>x</think><answer>sad</answer>"}]]
     assert format_reward(completions, label=["sad"], video=["a.mp4"]) == [1.0]
     assert accuracy_reward(completions, label=["sad"], subtitle=[None]) == [1.0]
-    assert set(REWARD_FUNCTIONS) == {"accuracy", "format"}
+    assert grounding_reward(completions, cues=[{"pitch": 0.8}], label=["sad"]) == [0.0]
+    assert consistency_reward(completions, label=["sad"], cues=[None]) == [0.0]
+    assert set(REWARD_FUNCTIONS) == {"accuracy", "format", "grounding", "consistency"}
 
 
 def test_accuracy_reward_checks_alignment():
@@ -90,3 +101,62 @@ def test_resolve_rejects_unknown_and_shadowing_names():
         resolve_rewards({"format": 1.0}, extra={"format": lambda completions, **columns: [0.0]})
     with pytest.raises(ValueError, match="at least one"):
         resolve_rewards({})
+
+
+# A happy face (mouth up, lips parted) and a low, soft voice; brow_raise etc. unknown.
+CUES = {"face": {"mouth_curve": 0.9, "mouth_open": 0.45}, "voice": {"pitch": -0.7, "loudness": 0.1}}
+
+
+def completion(think: str, answer: str = "happy") -> str:
+    return f"<think>{think}</think><answer>{answer}</answer>"
+
+
+@pytest.mark.parametrize("think, expected", [
+    ("The mouth corners turn up and the pitch is low.", 1.0),                       # all true
+    ("The mouth corners turn up. The lips curve upward. The pitch is low.", 1.0),    # a repeat counts once
+    ("The mouth corners turn down and the pitch is high.", -1.0),                    # all false
+    ("The mouth corners turn up, the lips are parted, the pitch is high.", 1 / 3),  # 2 true, 1 false
+    ("The mouth corners turn up and the pitch is high.", 0.0),                       # one of each
+    ("She seems cheerful and speaks.", 0.0),                                         # no checkable claim
+    ("The brows are raised.", 0.0),                                                  # cue not known
+    ("", 0.0),                                                                       # empty reasoning
+    # Every pitch level at once: the claims contradict each other, all count as false.
+    ("The pitch is low, the pitch is medium, the pitch is high.", -1.0),
+    ("The mouth corners turn up. The pitch is low, the pitch is high.", -1 / 3),
+])
+def test_grounding_reward_table(think, expected):
+    assert grounding_reward([completion(think)], cues=[CUES]) == [pytest.approx(expected)]
+
+
+def test_grounding_reward_without_cues_pays_nothing_and_checks_alignment():
+    text = completion("The pitch is low.")
+    assert grounding_reward([text, text], cues=[None, {}]) == [0.0, 0.0]
+    assert grounding_reward([text]) == [0.0]
+    assert grounding_reward(["The pitch is low."], cues=[CUES]) == [0.0]   # no think block: nothing claimed
+    with pytest.raises(ValueError, match="2 completions but 1 cue rows"):
+        grounding_reward([text, text], cues=[CUES])
+
+
+@pytest.mark.parametrize("think, answer, expected", [
+    ("The face suggests happiness.", "happy", 1.0),
+    ("The voice hints at sadness, but the face points to happiness.", "happy", 1.0),   # the last word counts
+    ("The facial cues suggest surprise. Therefore, the emotion is sad.", "sad", 1.0),
+    ("The facial cues suggest surprise.", "sad", 0.0),                                   # argues one, answers another
+    ("The mouth corners turn up.", "happy", 0.0),                                        # argues for nothing
+    ("The face suggests happiness.", "gibberish", 0.0),
+])
+def test_consistency_reward_table(think, answer, expected):
+    assert consistency_reward([completion(think, answer)]) == [expected]
+
+
+CLAIM_WORDINGS = [phrase for levels in PHRASES.values() for phrases in levels.values() for phrase in phrases]
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.sampled_from(CLAIM_WORDINGS + ["<think>", "</think>", "<answer>", "happy", ". ", "sad"])
+                      | st.text(max_size=30), max_size=20).map(" ".join),
+       cues=st.sampled_from([CUES, None, {"voice": {"pitch": 0.0}}]))
+def test_grounding_and_consistency_never_raise_and_stay_in_range(parts, cues):
+    assert -1.0 <= grounding_reward([parts], cues=[cues])[0] <= 1.0
+    assert -1.0 <= grounding_reward([completion(parts)], cues=[cues])[0] <= 1.0
+    assert consistency_reward([parts])[0] in (0.0, 1.0)

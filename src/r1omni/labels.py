@@ -27,6 +27,7 @@ __all__ = [
     "SYNONYMS",
     "normalize_label",
     "strict_label",
+    "concluded_label",
     "get_label_set",
 ]
 
@@ -191,3 +192,17 @@ def strict_label(text: str | None, labels: tuple[str, ...] | LabelSet) -> str | 
     allowed = labels.labels if isinstance(labels, LabelSet) else labels
     word = text.strip().lower()
     return word if word in allowed else None
+
+
+_WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
+
+
+def concluded_label(text: str) -> str | None:
+    """The emotion a reasoning concludes with: the canonical label of the last emotion word it names
+    (conclusions stand last), or None when it names none.
+
+    >>> concluded_label("The voice hints at sadness, but the face points to happiness. So: happy.")
+    'happy'
+    """
+    found = [SYNONYMS[word] for word in _WORD.findall(text.lower()) if word in SYNONYMS]
+    return found[-1] if found else None

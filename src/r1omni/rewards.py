@@ -3,6 +3,16 @@
 R = R_acc + R_format, as in R1-Omni. Both are built on :func:`r1omni.template.parse_completion`,
 the same parser the metrics use, so "correct" means the same thing in training and evaluation.
 
+Beyond the paper, two verifiable rewards on the ``<think>`` text (R1-Omni names hallucinated
+reasoning as a limitation; its reward has no reason to make the reasoning true):
+
+* ``grounding_reward``: the cue claims of the reasoning (:mod:`r1omni.claims`) held against the
+  clip's cues (the benchmark's true cues, or cues measured on the clip): (supported − contradicted) /
+  checkable claims, over distinct claims, in [-1, 1]. A completion with no checkable claim gets 0,
+  so saying nothing never beats saying true things; a cue claimed at two levels counts every claim
+  of it as contradicted, so claiming every level at once scores -1.
+* ``consistency_reward``: 1.0 when the emotion the reasoning concludes with is the answer's label.
+
 Which variant reproduces the paper:
 
 * ``format_reward(..., paper_regex=True)`` is the released check (``re.fullmatch`` of
@@ -23,10 +33,12 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from r1omni.claims import CONTRADICTED, SUPPORTED, check_claims, cue_levels
+from r1omni.labels import concluded_label
 from r1omni.template import parse_completion
 
-__all__ = ["format_reward", "accuracy_reward", "total_reward", "REWARD_FUNCTIONS", "RewardFunction",
-           "WeightedReward", "resolve_rewards"]
+__all__ = ["format_reward", "accuracy_reward", "grounding_reward", "consistency_reward", "total_reward",
+           "REWARD_FUNCTIONS", "RewardFunction", "WeightedReward", "resolve_rewards"]
 
 RewardFunction = Callable[..., list[float]]
 
@@ -81,6 +93,53 @@ def accuracy_reward(completions: Sequence, label: Sequence[str | None], normaliz
     return rewards
 
 
+def grounding_reward(completions: Sequence, cues: Sequence[Mapping | None] | None = None, **columns) -> list[float]:
+    """How true the reasoning's cue claims are of the clip, in [-1, 1] (0 when nothing is checkable).
+
+    ``cues`` holds one clip's cue values per completion (``{"face": {...}, "voice": {...}}`` as in
+    the benchmark's ``meta["cues"]``, or measured), None where unknown.
+
+    >>> think = "<think>{}</think><answer>happy</answer>"
+    >>> cues = [{"voice": {"pitch": 0.7}}] * 4
+    >>> grounding_reward([think.format("The pitch is high."), think.format("The pitch is low."),
+    ...                   think.format("She smiles."), think.format("The pitch is high, the pitch is low.")], cues)
+    [1.0, -1.0, 0.0, -1.0]
+    """
+    cues = cues if cues is not None else [None] * len(completions)
+    if len(cues) != len(completions):
+        raise ValueError(f"grounding_reward: {len(completions)} completions but {len(cues)} cue rows")
+    rewards = []
+    for completion, clip_cues in zip(completions, cues):
+        if not clip_cues:
+            rewards.append(0.0)
+            continue
+        checks = check_claims(parse_completion(_text(completion)).think or "", cue_levels(clip_cues))
+        distinct = {(c.cue, c.claimed): c.verdict for c in checks if c.verdict in (SUPPORTED, CONTRADICTED)}
+        claimed_levels: dict[str, set[str]] = {}
+        for cue, level in distinct:
+            claimed_levels.setdefault(cue, set()).add(level)
+        verdicts = [CONTRADICTED if len(claimed_levels[cue]) > 1 else verdict
+                    for (cue, _), verdict in distinct.items()]
+        supported = sum(v == SUPPORTED for v in verdicts)
+        rewards.append((2 * supported - len(verdicts)) / len(verdicts) if verdicts else 0.0)
+    return rewards
+
+
+def consistency_reward(completions: Sequence, **columns) -> list[float]:
+    """1.0 when the emotion the reasoning argues for (its last emotion word) is the answer's, else 0.0.
+
+    >>> consistency_reward(["<think>The face shows anger.</think><answer>angry</answer>",
+    ...                     "<think>The facial cues suggest surprise.</think><answer>sad</answer>"])
+    [1.0, 0.0]
+    """
+    rewards = []
+    for completion in completions:
+        parsed = parse_completion(_text(completion))
+        argued = concluded_label(parsed.think) if parsed.think else None
+        rewards.append(1.0 if argued is not None and argued == parsed.label else 0.0)
+    return rewards
+
+
 def total_reward(completions: Sequence, label: Sequence[str | None], normalize: bool = False,
                  paper_regex: bool = False, **columns) -> list[float]:
     """R = R_acc + R_format, in {0, 1, 2}."""
@@ -93,6 +152,8 @@ def total_reward(completions: Sequence, label: Sequence[str | None], normalize: 
 REWARD_FUNCTIONS: dict[str, RewardFunction] = {
     "accuracy": accuracy_reward,
     "format": format_reward,
+    "grounding": grounding_reward,
+    "consistency": consistency_reward,
 }
 
 
@@ -132,5 +193,5 @@ def resolve_rewards(weights: Mapping[str, float], *, accuracy_normalize: bool = 
                          + (f", passed in: {sorted(extra)}" if extra else
                             " (pass your own as reward_functions={name: callable})"))
     options = {"accuracy": {"normalize": accuracy_normalize}, "format": {"paper_regex": format_paper_regex}}
-    bound = {name: functools.partial(function, **options[name]) for name, function in REWARD_FUNCTIONS.items()}
+    bound = {name: functools.partial(function, **options.get(name, {})) for name, function in REWARD_FUNCTIONS.items()}
     return [WeightedReward(name, float(weight), bound.get(name) or extra[name]) for name, weight in weights.items()]

@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-VARIANTS = ("base", "cold_start_sft", "label_sft", "rlvr")
+VARIANTS = ("base", "cold_start_sft", "label_sft", "rlvr", "rlvr_grounding")
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,10 @@ def test_results_json_has_the_promised_shape(quick_demo):
             for key in ("war", "uar", "format_rate"):
                 assert 0.0 <= row[split][key] <= 1.0
             assert row[split]["n"] > 0
-    for name in ("rlvr_vs_cold_start", "rlvr_vs_label_sft"):
+    pairs = [results["paired"][name] for name in ("rlvr_vs_cold_start", "rlvr_vs_label_sft", "rlvr_grounding_vs_rlvr")]
+    for by_split in pairs + [results["paired_hallucination"]]:
         for split in ("id", "ood"):
-            pair = results["paired"][name][split]
-            assert -1.0 <= pair["diff"] <= 1.0 and pair["se"] >= 0.0
+            assert -1.0 <= by_split[split]["diff"] <= 1.0 and by_split[split]["se"] >= 0.0
     assert results["wall_seconds"] > 0
     assert results["config"]["synth_preset"] == "quick"
 
@@ -47,7 +47,9 @@ def test_report_folder_and_printed_table(quick_demo):
     for plot in ("table.png", "per_class_recall.png", "grpo_curves.png", "confusion_rlvr_id.png"):
         assert (out / "plots" / plot).stat().st_size > 1000, plot
         assert f"plots/{plot}" in report
-    assert "Example outputs" in report and "paired difference" in report
+    assert "Example outputs" in report and "paired difference" in report and "RLVR + grounding" in report
+    for column in ("voice-only clips: cites voice", "cue claims per answer", "hallucinated cue claims"):
+        assert column in report
     assert "paired rlvr_vs_cold_start" in stdout and "rlvr" in stdout
 
 
@@ -67,9 +69,9 @@ def test_the_same_seed_gives_the_same_numbers_whatever_the_thread_variables(quic
     first, second = (json.loads((d / "results.json").read_text()) for d in (out, again))
     assert second["environment"]["thread_variables"]["OMP_NUM_THREADS"] == "2"
     assert first["environment"]["torch_threads"] == second["environment"]["torch_threads"]
-    for key in ("variants", "paired"):
+    for key in ("variants", "paired", "paired_hallucination"):
         assert json.dumps(first[key], sort_keys=True) == json.dumps(second[key], sort_keys=True), key
-    assert _digests(out) == _digests(again) and len(_digests(out)) == 4
+    assert _digests(out) == _digests(again) and len(_digests(out)) == 5
     for split in ("id", "ood"):
         assert ((out / "eval" / "rlvr" / split / "predictions.jsonl").read_text()
                 == (again / "eval" / "rlvr" / split / "predictions.jsonl").read_text())
@@ -88,7 +90,7 @@ def test_a_second_run_reuses_finished_stages(quick_demo):
     completed = subprocess.run([sys.executable, "-m", "r1omni.cli", "demo", "--quick", "-o", str(out)],
                                capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert completed.stdout.count("reusing") == 4
+    assert completed.stdout.count("reusing") == 5
 
 
 def test_changed_settings_rebuild_instead_of_reusing_stale_models(tmp_path):

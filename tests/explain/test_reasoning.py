@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import r1omni.explain.reasoning
-from r1omni.explain.reasoning import hallucination, mentions_audio, mentions_visual, reasoning_label, reasoning_quality
+from r1omni.explain.reasoning import hallucination, mentions_audio, mentions_visual, reasoning_quality
+from r1omni.labels import concluded_label
 from r1omni.schema import Sample
 from r1omni.synth.cues import PROTOTYPES
 from r1omni.synth.text import write_reasoning
@@ -39,7 +40,7 @@ def test_mentions_visual_and_audio(text, visual, audio):
     ("The mouth corners turn up.", None),
 ])
 def test_reasoning_label_is_the_last_emotion_named(text, label):
-    assert reasoning_label(text) == label
+    assert concluded_label(text) == label
 
 
 def test_hallucination_counts_contradicted_claims():
@@ -56,7 +57,7 @@ def test_generated_reasoning_is_faithful_to_its_cues(label):
     think = write_reasoning(PROTOTYPES[label], label, np.random.default_rng(0), carrier="both")
     claims, wrong = hallucination(think, PROTOTYPES[label])
     assert claims > 0 and wrong == 0
-    assert reasoning_label(think) == label
+    assert concluded_label(think) == label
     assert mentions_visual(think) and mentions_audio(think)
     # The same text checked against another emotion's cues contradicts itself somewhere.
     other = "sad" if label != "sad" else "happy"
@@ -92,6 +93,19 @@ def test_reasoning_quality_summary():
     assert summary["cue_claims_per_clip"] == pytest.approx(2.0)
     assert summary["hallucination_rate"] == pytest.approx(1 / 4)
     assert summary["clips_with_hallucination_rate"] == pytest.approx(1 / 2)
+
+
+def test_modality_citation_on_single_carrier_clips():
+    rows = [{"id": "v1", "think": "The voice is soft.", "pred": "sad"},
+            {"id": "v2", "think": "The mouth corners turn down.", "pred": "sad"},     # ignores the voice
+            {"id": "f1", "think": "The brows are lowered and the voice is loud.", "pred": "angry"},
+            {"id": "b1", "think": "The voice is loud.", "pred": "angry"}]
+    carriers = {"v1": "voice", "v2": "voice", "f1": "face", "b1": "both"}
+    samples = {i: Sample(id=i, corpus="synth", video=f"{i}.mp4", meta={"carrier": c}) for i, c in carriers.items()}
+    summary = reasoning_quality(rows, samples)
+    assert summary["voice_only_clips"] == 2 and summary["voice_only_cites_voice_rate"] == pytest.approx(0.5)
+    assert summary["face_only_clips"] == 1 and summary["face_only_cites_face_rate"] == pytest.approx(1.0)
+    assert "voice_only_clips" not in reasoning_quality(rows, {})
 
 
 def test_reasoning_quality_without_reasoning_or_cues():

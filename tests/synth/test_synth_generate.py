@@ -16,10 +16,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from r1omni.claims import claim_errors, extract_claims
 from r1omni.labels import DFEW, SYNONYMS
 from r1omni.media import load_audio, sample_frames
 from r1omni.schema import read_jsonl, read_samples
-from r1omni.synth import SPLITS, SynthConfig, claim_errors, extract_claims, generate_benchmark
+from r1omni.synth import SPLITS, SynthConfig, generate_benchmark
 from r1omni.synth.config import StyleConfig
 
 EMOTION_WORDS = sorted(set(SYNONYMS) | set(DFEW.labels))

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from r1omni.claims import cue_levels
 from r1omni.labels import DFEW
-from r1omni.synth import PRESETS, SPLITS, StyleConfig, SynthConfig, cue_levels, get_preset, sample_clip_spec
+from r1omni.synth import PRESETS, SPLITS, StyleConfig, SynthConfig, get_preset, sample_clip_spec
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

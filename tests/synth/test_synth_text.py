@@ -1,4 +1,5 @@
-"""The phrase bank, descriptions, reasoning and the claim extractor, on hand-written cases."""
+"""The phrase bank (of r1omni.claims) against the benchmark, descriptions, reasoning and the claim extractor,
+on hand-written cases."""
 
 from __future__ import annotations
 
@@ -9,18 +10,9 @@ import numpy as np
 import pytest
 
 import r1omni.synth.text
+from r1omni.claims import CUES, FACE_CUES, PHRASES, VOICE_CUES, claim_errors, cue_levels, extract_claims
 from r1omni.labels import DFEW, SYNONYMS
-from r1omni.synth import (
-    PHRASES,
-    PROTOTYPES,
-    claim_errors,
-    corpus,
-    cue_levels,
-    describe,
-    extract_claims,
-    write_reasoning,
-)
-from r1omni.synth.cues import CUES, FACE_CUES, VOICE_CUES
+from r1omni.synth import PROTOTYPES, corpus, describe, write_reasoning
 from r1omni.synth.text import HINT_SUBTITLES, NEUTRAL_SUBTITLES
 from r1omni.template import parse_completion, render_completion
 

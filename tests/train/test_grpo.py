@@ -10,6 +10,7 @@ gradients not reaching the weights) leaves it flat.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from r1omni.models import SamplingConfig
-from r1omni.schema import Sample, write_samples
+from r1omni.schema import Sample, read_samples, write_samples
 from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo
 from r1omni.train.setup import OptimConfig
 from r1omni.train.tracking import NonFiniteError
@@ -157,13 +158,41 @@ def test_bad_config_is_rejected_with_a_fix(overrides, message):
 def test_a_custom_reward_trains_without_touching_module_state(toy_run):
     from r1omni.rewards import REWARD_FUNCTIONS
 
-    assert set(REWARD_FUNCTIONS) == {"accuracy", "format"}
+    assert set(REWARD_FUNCTIONS) == {"accuracy", "format", "grounding", "consistency"}
     assert all(TOY_REWARD in row for row in toy_run)
+
+
+def test_rewards_receive_every_column_row_aligned(tiny_dataset, tmp_path):
+    """Each reward gets label, subtitle and the samples' meta (here the true cues), one value per completion,
+    in the rows' clip order; the built-in grounding and consistency rewards train beside a custom one."""
+    samples = [dataclasses.replace(sample, meta={"cues": {"voice": {"pitch": 0.8 if i else -0.8}}, "rank": i})
+               for i, sample in enumerate(read_samples(tiny_dataset)[:3])]
+    manifest = tmp_path / "train.jsonl"
+    write_samples(manifest, samples)
+    seen: list[dict] = []
+
+    def recording(completions, **columns):
+        seen.append(columns)
+        return letter_e_share(completions)
+
+    config = toy_config(manifest, tmp_path / "out", max_steps=2, clips_per_step=3,
+                        rewards={"recording": 1.0, "grounding": 0.5, "consistency": 0.5})
+    train_grpo(config, reward_functions={"recording": recording})
+    assert len(seen) == 2
+    for columns in seen:
+        assert set(columns) == {"label", "subtitle", "cues", "rank"}
+        assert all(len(values) == 12 for values in columns.values())   # 3 clips x G=4
+        by_rank = {rank: (label, subtitle, cues) for rank, label, subtitle, cues in
+                   zip(columns["rank"], columns["label"], columns["subtitle"], columns["cues"])}
+        assert by_rank == {i: (s.label, s.subtitle, s.meta["cues"]) for i, s in enumerate(samples)}
+        assert columns["rank"] == sorted(columns["rank"], key=columns["rank"][::4].index)   # groups contiguous
+    rows = read_metrics(tmp_path / "out")
+    assert all({"grounding", "consistency", "recording"} <= set(row) for row in rows)
 
 
 def test_unknown_reward_names_fail_before_anything_loads(tmp_path):
     config = toy_config(tmp_path / "missing.jsonl", tmp_path / "out", rewards={"acuracy": 1.0})
-    with pytest.raises(ValueError, match=r"unknown reward\(s\) \['acuracy'\]; built in: \['accuracy', 'format'\]"):
+    with pytest.raises(ValueError, match=r"unknown reward\(s\) \['acuracy'\]; built in: \['accuracy', 'consistency'"):
         train_grpo(config)
     with pytest.raises(ValueError, match=r"passed in: \['letter_e'\]"):
         train_grpo(config, reward_functions=TOY_REWARDS)

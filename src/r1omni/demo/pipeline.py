@@ -7,9 +7,12 @@ Top to bottom, each stage reusing what a previous run already finished:
    perception on cue descriptions, never emotion words ("base": HumanOmni-0.5B's role);
 3. cold-start SFT on the reasoning split ("cold_start_sft": EMER-SFT's role);
 4. label SFT from the base on the training labels, one epoch ("label_sft": MAFW-DFEW-SFT's role);
-5. GRPO from the cold start on the training labels ("rlvr": R1-Omni's role);
+5. GRPO from the cold start on the training labels ("rlvr": R1-Omni's role), and the same run with
+   the grounding reward added ("rlvr_grounding": R = accuracy + format + w * grounding, the true
+   cue claims of the reasoning paid for; same cold start, same budget);
 6. evaluate every variant in and out of distribution (WAR, UAR, format rate, reasoning quality),
-   with paired differences and standard errors between RLVR and the two SFT rows;
+   with paired differences and standard errors between RLVR and the two SFT rows (and between
+   the two RLVR rows, also in hallucinated cue claims);
 7. modality attribution of each trained variant on in-distribution clips, where the decisive
    modality is known;
 8. a report folder: ``results.json``, ``report.md``, PNG plots, example outputs.
@@ -32,6 +35,7 @@ from pathlib import Path
 import torch
 
 from r1omni.atomic import atomic_dir, atomic_write_text, is_complete
+from r1omni.claims import claim_errors, extract_claims
 from r1omni.clips import ClipLoader
 from r1omni.demo.report import write_report
 from r1omni.environment import describe_environment
@@ -40,7 +44,7 @@ from r1omni.explain.attribution import attribute, summarize
 from r1omni.labels import get_label_set
 from r1omni.metrics import PREDICTIONS
 from r1omni.models import SamplingConfig, init_preset, load_policy
-from r1omni.schema import read_samples
+from r1omni.schema import Sample, read_samples
 from r1omni.synth import generate_benchmark
 from r1omni.synth.text import corpus as synth_corpus
 from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo
@@ -51,7 +55,7 @@ __all__ = ["DemoConfig", "StageBudget", "run_demo", "VARIANTS"]
 
 logger = logging.getLogger(__name__)
 
-VARIANTS = ("base", "cold_start_sft", "label_sft", "rlvr")
+VARIANTS = ("base", "cold_start_sft", "label_sft", "rlvr", "rlvr_grounding")
 _SEPARATOR = "-" * 78
 
 
@@ -98,6 +102,8 @@ class DemoConfig:
     one cold start, 150 steps: T 0.7 / lr 5e-5 gave greedy ID +0.006 +- 0.028 over the cold start,
     T 0.5 / lr 1e-4 gave +0.091 +- 0.027: near-greedy samples differ where the model is unsure, so
     rewarding the right ones moves its greedy choice."""
+    grounding_weight: float = 0.5
+    """w of the "RLVR + grounding" row (0 = no such row)."""
     max_new_tokens: int = 100
     eval_batch_size: int = 64
     attribution_clips: int = 70
@@ -122,8 +128,9 @@ def _sft(config: DemoConfig, stage: str, model: str, data: Path, target: str, ou
     return train_sft(sft)
 
 
-def _grpo(config: DemoConfig, model: str, data: Path, out: Path):
+def _grpo(config: DemoConfig, model: str, data: Path, out: Path, rewards: dict[str, float] | None = None):
     grpo = GRPOConfig(model=model, data=str(data), output_dir=str(out), prompt=config.prompt,
+                      rewards=rewards or {"accuracy": 1.0, "format": 1.0},
                       num_generations=config.grpo_generations, clips_per_step=config.clips_per_step,
                       gradient_accumulation_steps=1, max_steps=config.grpo.steps,
                       sampling=SamplingConfig(max_new_tokens=config.max_new_tokens, do_sample=True,
@@ -153,10 +160,12 @@ def _forget_stale_results(out: Path, config: DemoConfig, bench: Path, say) -> No
     atomic_write_text(previous, text)
 
 
-def _paired(a: list[bool], b: list[bool]) -> dict[str, float]:
-    """Mean per-clip correctness difference (a − b) on the same clips and its standard error."""
+def _paired(a: list[float], b: list[float]) -> dict[str, float]:
+    """Mean per-clip difference (a − b) on the same clips (correctness, or a share) and its standard error."""
     diffs = [float(x) - float(y) for x, y in zip(a, b)]
     n = len(diffs)
+    if not n:
+        return {"diff": 0.0, "se": 0.0, "n": 0}
     mean = sum(diffs) / n
     var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
     return {"diff": mean, "se": math.sqrt(var / n), "n": n}
@@ -165,6 +174,16 @@ def _paired(a: list[bool], b: list[bool]) -> dict[str, float]:
 def _correct(eval_dir: Path) -> dict[str, bool]:
     rows = [json.loads(line) for line in (eval_dir / PREDICTIONS).read_text().splitlines() if line]
     return {r["id"]: r["error"] is None and r["pred"] == r["label"] for r in rows}
+
+
+def _hallucinated_share(eval_dir: Path, cues: dict[str, dict]) -> dict[str, float]:
+    """Per clip with known cues and at least one cue claim: the share of its claims the true cues contradict."""
+    shares = {}
+    for line in (eval_dir / PREDICTIONS).read_text().splitlines():
+        row = json.loads(line) if line else {}
+        if row.get("think") and row["id"] in cues and (claims := extract_claims(row["think"])):
+            shares[row["id"]] = len(claim_errors(row["think"], cues[row["id"]])) / len(claims)
+    return shares
 
 
 def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
@@ -243,6 +262,13 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
     trained["rlvr"] = train_once("rlvr", lambda: _grpo(config, str(trained["cold_start_sft"]),
                                                       manifests["train"], runs / "rlvr"))
     timings["rlvr"] = time.perf_counter() - tick
+    if config.grounding_weight:
+        tick = stage(f"5b/8 the same GRPO run with the grounding reward (weight {config.grounding_weight:g}): "
+                     f"true cue claims in the reasoning are paid for")
+        rewards = {"accuracy": 1.0, "format": 1.0, "grounding": config.grounding_weight}
+        trained["rlvr_grounding"] = train_once("rlvr_grounding", lambda: _grpo(
+            config, str(trained["cold_start_sft"]), manifests["train"], runs / "rlvr_grounding", rewards))
+        timings["rlvr_grounding"] = time.perf_counter() - tick
 
     # 6. evaluation -----------------------------------------------------------------------------
     tick = stage("6/8 evaluation in (test_id) and out of distribution (test_ood), greedy")
@@ -267,7 +293,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
     attribution: dict[str, dict] = {}
     if config.attribution_clips:
         test_id = read_samples(manifests["test_id"])[:config.attribution_clips]
-        for name in ("cold_start_sft", "label_sft", "rlvr"):
+        for name in [n for n in trained if n != "base"]:
             policy = load_policy(trained[name])
             policy.module.eval()
             loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt)
@@ -282,7 +308,8 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
 
     # 8. results and report ---------------------------------------------------------------------
     tick = stage("8/8 results and report")
-    results = _results(config, metrics, clip_views, evals, attribution, timings, started)
+    results = _results(config, metrics, clip_views, evals, attribution, timings, started,
+                       read_samples(manifests["test_id"]) + read_samples(manifests["test_ood"]))
     write_report(out, results, metrics, evals, runs, manifests)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     timings["report"] = time.perf_counter() - tick
@@ -293,7 +320,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
 
 
 def _results(config: DemoConfig, metrics: dict, clip_views: dict, evals: Path, attribution: dict,
-             timings: dict, started: float) -> dict:
+             timings: dict, started: float, test_samples: list[Sample]) -> dict:
     variants = {}
     for name, by_split in metrics.items():
         variants[name] = {key: {"war": m["normalized"]["war"], "uar": m["normalized"]["uar"],
@@ -312,9 +339,20 @@ def _results(config: DemoConfig, metrics: dict, clip_views: dict, evals: Path, a
             a, b = _correct(evals / "rlvr" / key), _correct(evals / other_name / key)
             ids = sorted(set(a) & set(b))
             paired[f"rlvr_vs_{other}"][key] = _paired([a[i] for i in ids], [b[i] for i in ids])
+    if "rlvr_grounding" in metrics:
+        paired["rlvr_grounding_vs_rlvr"], paired_hallucination = {}, {}
+        cues = {s.id: s.meta["cues"] for s in test_samples if s.meta.get("cues")}
+        for key in ("id", "ood"):
+            a, b = _correct(evals / "rlvr_grounding" / key), _correct(evals / "rlvr" / key)
+            ids = sorted(set(a) & set(b))
+            paired["rlvr_grounding_vs_rlvr"][key] = _paired([a[i] for i in ids], [b[i] for i in ids])
+            ha, hb = (_hallucinated_share(evals / name / key, cues) for name in ("rlvr_grounding", "rlvr"))
+            both = sorted(set(ha) & set(hb))
+            paired_hallucination[key] = _paired([ha[i] for i in both], [hb[i] for i in both])
     return {
         "variants": variants,
         "paired": paired,
+        **({"paired_hallucination": paired_hallucination} if "rlvr_grounding" in metrics else {}),
         "wall_seconds": time.perf_counter() - started,
         "stage_seconds": timings,
         "config": asdict(config),

@@ -19,7 +19,7 @@ __all__ = ["write_report"]
 
 _NAMES = {"random_init": "random init", "base": "base (perception pre-trained)",
           "cold_start_sft": "cold-start SFT (EMER-SFT)", "label_sft": "label SFT (MAFW-DFEW-SFT)",
-          "rlvr": "RLVR (GRPO from cold start)"}
+          "rlvr": "RLVR (GRPO from cold start)", "rlvr_grounding": "RLVR + grounding reward"}
 
 
 def _plt():
@@ -169,14 +169,22 @@ def write_report(out: Path, results: dict, metrics: dict, evals: Path, runs: Pat
     if has_curves:
         lines += ["![GRPO curves](plots/grpo_curves.png)", ""]
     lines += ["## Reasoning quality (in distribution)", "",
-              "| variant | format | cites visual | cites audio | reasoning = answer | hallucinated cue claims | "
-              "subtitle quoted right |", "|---|---:|---:|---:|---:|---:|---:|"]
+              "| variant | format | cites visual | cites audio | voice-only clips: cites voice | face-only clips: "
+              "cites face | reasoning = answer | cue claims per answer | hallucinated cue claims | "
+              "subtitle quoted right |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, row in results["variants"].items():
         r = row["id"].get("reasoning", {})
         lines.append(f"| {_NAMES.get(name, name)} | {r.get('format_rate', 0):.2f} | "
                      f"{r.get('mentions_visual_rate', 0):.2f} | {r.get('mentions_audio_rate', 0):.2f} | "
-                     f"{r.get('reasoning_answer_agreement', 0):.2f} | {r.get('hallucination_rate', 0):.3f} | "
-                     f"{r.get('subtitle_quote_accuracy', 0):.2f} |")
+                     f"{r.get('voice_only_cites_voice_rate', 0):.2f} | {r.get('face_only_cites_face_rate', 0):.2f} | "
+                     f"{r.get('reasoning_answer_agreement', 0):.2f} | {r.get('cue_claims_per_clip', 0):.1f} | "
+                     f"{r.get('hallucination_rate', 0):.3f} | {r.get('subtitle_quote_accuracy', 0):.2f} |")
+    if "paired_hallucination" in results:
+        by_split = results["paired_hallucination"]
+        lines += ["", "Hallucinated share of a clip's cue claims, RLVR + grounding − RLVR, paired over the clips "
+                  "where both make claims: " + ", ".join(
+                      f"{key.upper()} {by_split[key]['diff']:+.3f} ± {by_split[key]['se']:.3f} (n = {by_split[key]['n']})"
+                      for key in ("id", "ood"))]
     attributed = {n: row["attribution"] for n, row in results["variants"].items() if "attribution" in row}
     if attributed:
         lines += ["", "## Modality attribution (in distribution; the carrying modality is known)", "",

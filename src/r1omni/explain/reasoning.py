@@ -4,9 +4,11 @@
   evidence (voice, pitch, tone, speech …)?
 * agreement: the emotion the reasoning argues for — the last emotion word it names, which is
   where conclusions stand — against the answer's label;
+* modality citation (clips whose label one modality carries alone, the benchmark's ``carrier``):
+  how often the reasoning cites the carrying modality (the paper names under-used audio cues);
 * hallucination (clips with known true cues, i.e. the generated benchmark): the share of cue
   claims that contradict the clip's true cue levels, using the benchmark's own phrase bank
-  (``r1omni.synth.text.claim_errors``), e.g. "the pitch is high" for a low-pitched voice;
+  (``r1omni.claims.claim_errors``), e.g. "the pitch is high" for a low-pitched voice;
 * subtitle faithfulness: when the reasoning quotes the subtitle (``the subtitle reads: "…"``),
   whether the quote is the clip's subtitle (the paper names subtitle errors as a limitation).
 
@@ -19,10 +21,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from r1omni.labels import SYNONYMS
+from r1omni.claims import claim_errors, extract_claims
+from r1omni.labels import concluded_label
 from r1omni.schema import Sample
 
-__all__ = ["mentions_visual", "mentions_audio", "reasoning_label", "hallucination", "reasoning_quality",
+__all__ = ["mentions_visual", "mentions_audio", "hallucination", "reasoning_quality",
            "quoted_subtitle",
            "VISUAL_WORDS", "AUDIO_WORDS"]
 
@@ -58,16 +61,6 @@ def mentions_audio(think: str) -> bool:
     return any(word in AUDIO_WORDS for word in _words(think))
 
 
-def reasoning_label(think: str) -> str | None:
-    """The emotion the reasoning concludes with: the last emotion word it names.
-
-    >>> reasoning_label("The voice hints at sadness, but the face points to happiness. So: happy.")
-    'happy'
-    """
-    found = [SYNONYMS[word] for word in _words(think) if word in SYNONYMS]
-    return found[-1] if found else None
-
-
 def quoted_subtitle(think: str) -> str | None:
     """The subtitle a reasoning quotes, if it quotes one.
 
@@ -80,8 +73,6 @@ def quoted_subtitle(think: str) -> str | None:
 
 def hallucination(think: str, cues: dict[str, Any]) -> tuple[int, int]:
     """(claims, contradicted claims) of a reasoning against a clip's true cues."""
-    from r1omni.synth.text import claim_errors, extract_claims
-
     return len(extract_claims(think)), len(claim_errors(think, cues))
 
 
@@ -102,7 +93,7 @@ def reasoning_quality(rows: list[dict], samples_by_id: dict[str, Sample] | None 
     summary["mentions_visual_rate"] = sum(visual) / len(with_think)
     summary["mentions_audio_rate"] = sum(audio) / len(with_think)
     summary["mentions_both_rate"] = sum(v and a for v, a in zip(visual, audio)) / len(with_think)
-    concluded = [(reasoning_label(r["think"]), r.get("pred")) for r in with_think]
+    concluded = [(concluded_label(r["think"]), r.get("pred")) for r in with_think]
     judged = [(argued, pred) for argued, pred in concluded if argued is not None and pred is not None]
     summary["reasoning_concludes_rate"] = sum(a is not None for a, _ in concluded) / len(with_think)
     summary["reasoning_answer_agreement"] = (sum(a == p for a, p in judged) / len(judged)) if judged else 0.0
@@ -112,6 +103,7 @@ def reasoning_quality(rows: list[dict], samples_by_id: dict[str, Sample] | None 
     if judged_quotes:
         summary["subtitle_quotes"] = len(judged_quotes)
         summary["subtitle_quote_accuracy"] = (sum(q == t.strip() for q, t in judged_quotes) / len(judged_quotes))
+    summary.update(_modality_citation(with_think, samples_by_id))
     claims = contradicted = clips_with_error = clips_judged = 0
     for row in with_think:
         sample = samples_by_id.get(row["id"])
@@ -128,4 +120,16 @@ def reasoning_quality(rows: list[dict], samples_by_id: dict[str, Sample] | None 
         summary["cue_claims_per_clip"] = claims / clips_judged
         summary["hallucination_rate"] = contradicted / claims if claims else 0.0
         summary["clips_with_hallucination_rate"] = clips_with_error / clips_judged
+    return summary
+
+
+def _modality_citation(rows: list[dict], samples_by_id: dict[str, Sample]) -> dict[str, float | int]:
+    """On clips whose label only one modality carries (the benchmark's ``meta["carrier"]``), how often the
+    reasoning cites that modality: the paper's "under-used audio cues", measured (and the same for the face)."""
+    summary: dict[str, float | int] = {}
+    for carrier, cites in (("voice", mentions_audio), ("face", mentions_visual)):
+        carried = [r for r in rows if (s := samples_by_id.get(r["id"])) is not None and s.meta.get("carrier") == carrier]
+        if carried:
+            summary[f"{carrier}_only_clips"] = len(carried)
+            summary[f"{carrier}_only_cites_{carrier}_rate"] = sum(cites(r["think"]) for r in carried) / len(carried)
     return summary

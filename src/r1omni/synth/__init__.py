@@ -8,23 +8,23 @@ checked against known ground truth (which modality carried the label, which cues
 not a model of real human affect: the emotion -> cue mapping is a fixed, documented convention
 (:data:`r1omni.synth.cues.PROTOTYPES`).
 
-Modules: ``config`` (SynthConfig, PRESETS), ``cues`` (cue space, prototypes), ``spec`` (per-clip
-content), ``face`` and ``voice`` (rendering), ``text`` (phrase bank, descriptions, reasoning, claims),
-``generate`` (files, manifests, idempotence).
+Modules: ``config`` (SynthConfig, PRESETS), ``cues`` (prototypes in the cue space of
+:mod:`r1omni.claims`), ``spec`` (per-clip content), ``face`` and ``voice`` (rendering), ``text``
+(descriptions, reasoning, subtitles), ``generate`` (files, manifests, idempotence).
 """
 
 from r1omni.synth.config import CARRIERS, PRESETS, SPLITS, StyleConfig, SynthConfig, get_preset
-from r1omni.synth.cues import CUES, FACE_CUES, PROTOTYPES, VOICE_CUES
+from r1omni.synth.cues import PROTOTYPES
 from r1omni.synth.face import render_face
 from r1omni.synth.generate import generate_benchmark, render_clip
 from r1omni.synth.spec import ClipSpec, sample_clip_spec
-from r1omni.synth.text import PHRASES, claim_errors, corpus, cue_levels, describe, extract_claims, write_reasoning
+from r1omni.synth.text import corpus, describe, write_reasoning
 from r1omni.synth.voice import synthesize_voice
 
 __all__ = [
     "CARRIERS", "PRESETS", "SPLITS", "StyleConfig", "SynthConfig", "get_preset",
-    "CUES", "FACE_CUES", "VOICE_CUES", "PROTOTYPES",
+    "PROTOTYPES",
     "ClipSpec", "sample_clip_spec", "render_face", "synthesize_voice", "render_clip",
-    "describe", "write_reasoning", "PHRASES", "cue_levels", "extract_claims", "claim_errors", "corpus",
+    "describe", "write_reasoning", "corpus",
     "generate_benchmark",
 ]

@@ -1,5 +1,5 @@
-"""The cue space of the benchmark: which facial and vocal cues exist, their value ranges and named
-levels, each emotion's prototype, and how a clip's cue values are drawn.
+"""How the benchmark draws cue values: each emotion's prototype in the cue space of
+:mod:`r1omni.claims` (which cues exist, their ranges and named levels), and a clip's values.
 
 A cue value is a plain float in the cue's range (``[-1, 1]`` for signed cues such as mouth curvature,
 ``[0, 1]`` for amounts such as loudness); ``0``/rest means "nothing happening". An emotion is a
@@ -7,84 +7,18 @@ prototype point in this space; a clip shows ``rest + intensity * (prototype - re
 mapping emotion -> prototype is the only place the benchmark defines what an emotion looks or sounds
 like, and both styles (ID and OOD) use it, so the OOD split stays solvable.
 
-Levels (``"up"``, ``"high"``, ...) cut each cue's range at fixed thresholds; descriptions, reasoning
-and the hallucination check in :mod:`r1omni.synth.text` all speak in levels. This module draws
-values; it renders nothing and writes no text.
+Levels (``"up"``, ``"high"``, ...) cut each cue's range at fixed thresholds (:mod:`r1omni.claims`);
+descriptions, reasoning and the hallucination check all speak in levels. This module draws values;
+it renders nothing and writes no text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-__all__ = [
-    "Cue",
-    "FACE_CUES",
-    "VOICE_CUES",
-    "CUES",
-    "MODALITIES",
-    "PROTOTYPES",
-    "NOUNS",
-    "cue_level",
-    "rest_values",
-    "expression",
-    "sample_carrier",
-]
+from r1omni.claims import CUES, FACE_CUES, VOICE_CUES
 
-MODALITIES = ("face", "voice")
-
-
-@dataclass(frozen=True)
-class Cue:
-    """One interpretable cue: its range, resting value and the thresholds that name its levels."""
-
-    name: str
-    modality: str
-    low: float
-    high: float
-    rest: float
-    thresholds: tuple[float, ...]
-    levels: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.levels) != len(self.thresholds) + 1:
-            raise ValueError(f"cue {self.name}: {len(self.levels)} levels need {len(self.levels) - 1} thresholds")
-        if list(self.thresholds) != sorted(self.thresholds):
-            raise ValueError(f"cue {self.name}: thresholds must ascend, got {self.thresholds}")
-
-    def level(self, value: float) -> str:
-        return self.levels[int(np.searchsorted(self.thresholds, value, side="right"))]
-
-    @property
-    def rest_level(self) -> str:
-        return self.level(self.rest)
-
-
-# Thresholds sit well away from the resting value and from the prototypes below, so that levels are
-# stable under the per-clip noise (cue_noise 0.06 by default).
-FACE_CUES: tuple[Cue, ...] = (
-    Cue("mouth_curve", "face", -1, 1, 0.0, (-0.3, 0.3), ("down", "flat", "up")),
-    Cue("mouth_open", "face", 0, 1, 0.1, (0.3, 0.6), ("closed", "parted", "wide")),
-    Cue("brow_raise", "face", -1, 1, 0.0, (-0.35, 0.35), ("lowered", "level", "raised")),
-    # Positive: inner ends up (sad, fear); negative: inner ends down and together (anger).
-    Cue("brow_tilt", "face", -1, 1, 0.0, (-0.35, 0.35), ("inner_down", "even", "inner_up")),
-    Cue("eye_open", "face", 0, 1, 0.5, (0.33, 0.72), ("narrowed", "normal", "wide")),
-    Cue("nose_wrinkle", "face", 0, 1, 0.0, (0.5,), ("smooth", "wrinkled")),
-)
-VOICE_CUES: tuple[Cue, ...] = (
-    # Pitch level relative to the speaker's reference: +-1 is +-7 semitones (see voice.py).
-    Cue("pitch", "voice", -1, 1, 0.0, (-0.3, 0.3), ("low", "medium", "high")),
-    Cue("pitch_range", "voice", 0, 1, 0.35, (0.17, 0.6), ("narrow", "moderate", "wide")),
-    Cue("contour", "voice", -1, 1, -0.1, (-0.4, 0.4), ("falling", "flat", "rising")),
-    Cue("rate", "voice", 0, 1, 0.5, (0.33, 0.67), ("slow", "moderate", "fast")),
-    Cue("loudness", "voice", 0, 1, 0.5, (0.33, 0.67), ("soft", "moderate", "loud")),
-    Cue("pauses", "voice", 0, 1, 0.2, (0.45,), ("few", "many")),
-    Cue("tremor", "voice", 0, 1, 0.0, (0.5,), ("steady", "trembling")),
-    Cue("breathiness", "voice", 0, 1, 0.15, (0.5,), ("clear", "breathy")),
-    Cue("harshness", "voice", 0, 1, 0.1, (0.5,), ("smooth", "harsh")),
-)
-CUES: dict[str, Cue] = {cue.name: cue for cue in FACE_CUES + VOICE_CUES}
+__all__ = ["PROTOTYPES", "NOUNS", "rest_values", "expression", "sample_carrier"]
 
 # Emotion prototypes, after the usual descriptions of facial action units and vocal affect
 # (happy: smile, high, lively; sad: frown, inner brows up, low, slow, soft, breathy; anger: lowered
@@ -126,11 +60,6 @@ NOUNS: dict[str, str] = {
     "happy": "happiness", "sad": "sadness", "neutral": "a neutral state", "angry": "anger",
     "surprise": "surprise", "disgust": "disgust", "fear": "fear",
 }
-
-
-def cue_level(name: str, value: float) -> str:
-    """The named level of a cue value, e.g. ``cue_level("pitch", 0.7) == "high"``."""
-    return CUES[name].level(value)
 
 
 def rest_values(modality: str) -> dict[str, float]:

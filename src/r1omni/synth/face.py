@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from r1omni.synth.cues import FACE_CUES
+from r1omni.claims import FACE_CUES
 
 __all__ = ["FaceStyle", "FACE_STYLES", "sample_identity", "render_face", "expression_course"]
 

@@ -1,10 +1,9 @@
-"""The benchmark's language: the cue phrase bank, cue descriptions, EMER-style reasoning, subtitles,
-the text corpus for a tiny tokenizer, and the claim extractor behind the hallucination rate.
+"""The benchmark's language: cue descriptions, EMER-style reasoning, subtitles and the text corpus
+for a tiny tokenizer.
 
-Every sentence the generator writes is assembled from the data in this module, so the vocabulary is
-closed and small: ``corpus()`` lists all of it. A *claim* is a phrase of :data:`PHRASES` found in a
-text; it asserts that a cue (or a whole modality, ``"face"`` / ``"voice"``) is at a level, and
-:func:`cue_levels` gives the true levels of a clip in the same terms, so a claim can be checked.
+Every sentence the generator writes is assembled from the data in this module and the cue wordings
+of :data:`r1omni.claims.PHRASES`, so the vocabulary is closed and small: ``corpus()`` lists all of
+it, and every cue claim the generator writes is one :func:`r1omni.claims.extract_claims` can check.
 
 - :func:`describe` (pre-training captions) uses the first wording of each phrase and no emotion word.
 - :func:`write_reasoning` (cold-start targets) varies the wording, says what each modality shows
@@ -15,108 +14,21 @@ This module only writes and reads text; it draws no cue values and renders nothi
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from r1omni.synth.cues import CUES, FACE_CUES, MODALITIES, NOUNS, VOICE_CUES
+from r1omni.claims import FACE_CUES, MODALITIES, PHRASES, VOICE_CUES, cue_levels, flat_cues
+from r1omni.synth.cues import NOUNS
 
 __all__ = [
-    "PHRASES",
     "NEUTRAL_SUBTITLES",
     "HINT_SUBTITLES",
-    "cue_levels",
     "describe",
     "write_reasoning",
     "choose_subtitle",
-    "extract_claims",
-    "claim_errors",
     "corpus",
 ]
-
-# cue -> level -> wordings (the first is canonical). "face" / "voice" with level "neutral" claim that a
-# whole modality shows nothing; their other level, "expressive", has no wording. Lower case clauses,
-# none of them a substring of a wording with another meaning (tests check both).
-PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
-    "mouth_curve": {
-        "up": ("the mouth corners turn up", "the lips curve upward"),
-        "down": ("the mouth corners turn down", "the lips curve downward"),
-        "flat": ("the mouth line is straight", "the lips form a straight line"),
-    },
-    "mouth_open": {
-        "closed": ("the lips are closed", "the mouth is shut"),
-        "parted": ("the lips are parted", "the mouth is slightly open"),
-        "wide": ("the mouth is wide open", "the jaw drops open"),
-    },
-    "brow_raise": {
-        "raised": ("the brows are raised", "the eyebrows lift high"),
-        "lowered": ("the brows are lowered", "the eyebrows press down"),
-        "level": ("the brows sit at their usual height", "the brows stay level"),
-    },
-    "brow_tilt": {
-        "inner_up": ("the inner ends of the brows rise", "the brows slant up in the middle"),
-        "inner_down": ("the brows are drawn together and down", "the brows knit into a frown"),
-        "even": ("the brows are not slanted", "the brows lie flat"),
-    },
-    "eye_open": {
-        "wide": ("the eyes are wide open", "the eyes open wide"),
-        "narrowed": ("the eyes are narrowed", "the eyes squint"),
-        "normal": ("the eyes are normally open", "the eyes look ordinary"),
-    },
-    "nose_wrinkle": {
-        "wrinkled": ("the nose wrinkles", "the nose is scrunched up"),
-        "smooth": ("the nose is smooth", "the nose stays smooth"),
-    },
-    "face": {
-        "neutral": ("the face shows no clear expression", "the face stays still and blank"),
-    },
-    "pitch": {
-        "high": ("the pitch is high", "the voice is high-pitched"),
-        "low": ("the pitch is low", "the voice is low-pitched"),
-        "medium": ("the pitch is medium", "the voice sits at a middle pitch"),
-    },
-    "pitch_range": {
-        "wide": ("the pitch varies a lot", "the intonation is lively"),
-        "narrow": ("the voice is monotone", "the pitch barely moves"),
-        "moderate": ("the pitch varies a little", "the intonation is moderate"),
-    },
-    "contour": {
-        "rising": ("the pitch rises toward the end", "the intonation goes up"),
-        "falling": ("the pitch falls toward the end", "the intonation goes down"),
-        "flat": ("the pitch stays flat overall", "the intonation is level"),
-    },
-    "rate": {
-        "fast": ("the speech is fast", "the words come quickly"),
-        "slow": ("the speech is slow", "the words come slowly"),
-        "moderate": ("the speech is at a moderate pace", "the tempo is ordinary"),
-    },
-    "loudness": {
-        "loud": ("the voice is loud", "the speaker talks loudly"),
-        "soft": ("the voice is soft", "the speaker talks quietly"),
-        "moderate": ("the volume is moderate", "the voice is of normal loudness"),
-    },
-    "pauses": {
-        "many": ("there are long pauses", "the speech breaks into pauses"),
-        "few": ("the speech flows without pauses", "there are few pauses"),
-    },
-    "tremor": {
-        "trembling": ("the voice trembles", "the voice is shaky"),
-        "steady": ("the voice is steady", "the voice does not shake"),
-    },
-    "breathiness": {
-        "breathy": ("the voice is breathy", "the voice sounds airy"),
-        "clear": ("the voice is clear", "the voice is not breathy"),
-    },
-    "harshness": {
-        "harsh": ("the voice is harsh", "the voice sounds rough"),
-        "smooth": ("the voice is smooth", "the voice has no roughness"),
-    },
-    "voice": {
-        "neutral": ("the voice shows no clear cue", "the voice is plain and even"),
-    },
-}
 
 # Ordinary sentences: they fit any emotion, so they carry no label.
 NEUTRAL_SUBTITLES: tuple[str, ...] = (
@@ -181,37 +93,6 @@ _CONCLUSIONS = ("Therefore, the emotion is {label}.", "Based on these clues, the
                 "So the person's emotion is {label}.")
 
 
-def _flatten(cues: dict[str, Any]) -> dict[str, float]:
-    """Accept ``{"face": {...}, "voice": {...}}`` (as stored in ``meta["cues"]``) or a flat dict."""
-    flat: dict[str, float] = {}
-    for key, value in cues.items():
-        if isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[key] = value
-    unknown = sorted(set(flat) - set(CUES))
-    if unknown:
-        raise KeyError(f"unknown cue name(s) {unknown}; known: {sorted(CUES)}")
-    return flat
-
-
-def cue_levels(cues: dict[str, Any]) -> dict[str, str]:
-    """The named level of every given cue, plus ``"face"`` / ``"voice"`` -> ``"neutral"`` when all of
-    that modality's cues are at their resting level (``"expressive"`` otherwise).
-
-    >>> levels = cue_levels({"face": {"mouth_curve": 0.8}, "voice": {"pitch": -0.6}})
-    >>> levels["mouth_curve"], levels["pitch"]
-    ('up', 'low')
-    """
-    flat = _flatten(cues)
-    levels = {name: CUES[name].level(value) for name, value in flat.items()}
-    for modality, modality_cues in (("face", FACE_CUES), ("voice", VOICE_CUES)):
-        if all(c.name in levels for c in modality_cues):
-            at_rest = all(levels[c.name] == c.rest_level for c in modality_cues)
-            levels[modality] = "neutral" if at_rest else "expressive"
-    return levels
-
-
 def _salient(levels: dict[str, str], modality: str, values: dict[str, float] | None = None,
              limit: int | None = None) -> list[tuple[str, str]]:
     """(cue, level) pairs of a modality that are away from rest, in the fixed cue order; with
@@ -257,7 +138,7 @@ def describe(cues: dict[str, Any], max_cues_per_modality: int | None = None) -> 
     'The face shows no clear expression. The pitch is high.'
     """
     levels = cue_levels(cues)
-    values = _flatten(cues)
+    values = flat_cues(cues)
     return " ".join(_sentence(_modality_clause(levels, m, None, values, max_cues_per_modality))
                     for m in MODALITIES if m in levels)
 
@@ -283,7 +164,7 @@ def write_reasoning(cues: dict[str, Any], label: str, rng: np.random.Generator, 
     if label not in NOUNS:
         raise KeyError(f"no wording for label {label!r}; known: {sorted(NOUNS)}")
     levels = cue_levels(cues)
-    values = _flatten(cues)
+    values = flat_cues(cues)
     noun = NOUNS[label]
     if cue_wording not in ("varied", "canonical"):
         raise ValueError(f"cue_wording must be 'varied' or 'canonical', got {cue_wording!r}")
@@ -325,38 +206,6 @@ def choose_subtitle(hint_label: str | None, rng: np.random.Generator) -> str:
     if hint_label is None or hint_label == "neutral":
         return _pick(NEUTRAL_SUBTITLES, rng)
     return _pick(HINT_SUBTITLES[hint_label], rng)
-
-
-@lru_cache(maxsize=1)
-def _claim_pattern() -> tuple[re.Pattern[str], dict[str, tuple[str, str]]]:
-    lookup = {phrase: (cue, level) for cue, levels in PHRASES.items()
-              for level, phrases in levels.items() for phrase in phrases}
-    # Longest first, so that a wording is never read as a shorter one it contains.
-    alternatives = sorted(lookup, key=len, reverse=True)
-    pattern = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in alternatives) + r")\b")
-    return pattern, lookup
-
-
-def extract_claims(text: str) -> list[tuple[str, str]]:
-    """The (cue, level) claims a text makes with the phrase bank's wordings, in order.
-
-    >>> extract_claims("In the video, the brows are raised. In the audio, the voice trembles.")
-    [('brow_raise', 'raised'), ('tremor', 'trembling')]
-    """
-    pattern, lookup = _claim_pattern()
-    normalised = re.sub(r"\s+", " ", text.lower())
-    return [lookup[match.group(0)] for match in pattern.finditer(normalised)]
-
-
-def claim_errors(text: str, cues: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Claims of ``text`` that contradict a clip's true cues, as (cue, claimed, true) triples.
-
-    The hallucination rate of a text is ``len(claim_errors(...)) / len(extract_claims(...))``.
-    Claims about cues missing from ``cues`` are not judged.
-    """
-    levels = cue_levels(cues)
-    return [(cue, level, levels[cue]) for cue, level in extract_claims(text)
-            if cue in levels and levels[cue] != level]
 
 
 def corpus() -> list[str]:

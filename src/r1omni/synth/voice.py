@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from r1omni.synth.cues import VOICE_CUES
+from r1omni.claims import VOICE_CUES
 
 __all__ = ["VoiceStyle", "VOICE_STYLES", "REFERENCE_F0_HZ", "sample_speaker", "synthesize_voice",
            "syllable_schedule"]

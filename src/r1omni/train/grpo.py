@@ -2,7 +2,8 @@
 
 Per optimiser step, for each micro-batch of clips:
   1. rollout: G completions per clip (temperature, top-k/top-p), media encoded once per clip;
-  2. rewards: R = Σ weight · reward_fn(completions, label=...) (default accuracy + format);
+  2. rewards: R = Σ weight · reward_fn(completions, **columns) (default accuracy + format; columns:
+     label, subtitle and the samples' meta, e.g. the benchmark's true cues for ``grounding``);
   3. advantages normalised within each clip's group: (r − mean_G) / (std_G + 1e-4);
   4. the frozen reference's log-probs, for the k3 KL term (β);
 then the loss (``r1omni.train.losses.policy_loss``) and one optimiser update (or μ updates with
@@ -214,7 +215,8 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
     """Train ``config.model`` with GRPO on ``config.data``; returns where the final model is and the budget.
 
     ``reward_functions`` adds the caller's own rewards (TRL's contract: ``(completions, **columns) ->
-    list[float]``, here called with ``label=``), weighted by name in ``config.rewards``. Runs as one
+    list[float]``, here called with the columns ``label``, ``subtitle`` and every ``meta`` key of the
+    samples), weighted by name in ``config.rewards``. Runs as one
     process or under ``accelerate launch`` (each process samples its own clips; gradients are
     averaged). Each process seeds with ``seed + rank`` so that processes draw different samples.
     """
@@ -237,10 +239,10 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
             "reward", "reward_std", "groups_with_signal", "completion_length", *(r.name for r in run.rewards))})
         rollouts = []
         for micro in range(config.gradient_accumulation_steps):
-            clips, labels, failed = _load_clips(run, step, micro)
+            clips, samples, failed = _load_clips(run, step, micro)
             skipped += failed
             if clips:
-                rollouts.append(_collect(run, step, clips, labels, stats, timings))
+                rollouts.append(_collect(run, step, clips, samples, stats, timings))
         update = _update(run, step, rollouts, timings)
         if step % config.log_every == 0 or step == run.total_steps:
             tracker.log(step, _step_metrics(stats, update, timings, skipped, rollouts))
@@ -291,18 +293,26 @@ def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | 
                 scheduler, total_steps)
 
 
-def _load_clips(run: _Run, step: int, micro: int) -> tuple[list[ClipInput], list[str], int]:
-    """This process's clips of one micro-batch, their labels, and how many were skipped as unreadable."""
+def _load_clips(run: _Run, step: int, micro: int) -> tuple[list[ClipInput], list[Sample], int]:
+    """This process's clips of one micro-batch, their samples, and how many were skipped as unreadable."""
     config = run.config
     indices = run.order.indices((step - 1) * config.gradient_accumulation_steps + micro,
                                 run.accelerator.process_index)
     loaded = run.loader.load_many([run.samples[index] for index in indices])
     for err in loaded.failures.values():
         logger.warning("step %d: skipping clip: %s", step, err)
-    return loaded.clips, [sample.label for sample in loaded.kept], len(indices) - len(loaded.clips)
+    return loaded.clips, loaded.kept, len(indices) - len(loaded.clips)
 
 
-def _collect(run: _Run, step: int, clips: list[ClipInput], labels: list[str], stats: dict[str, list[float]],
+def _reward_columns(samples: list[Sample], rows: list[int]) -> dict[str, list]:
+    """The dataset columns every reward receives (TRL's contract), one value per completion row: label,
+    subtitle and each key of the samples' ``meta`` (e.g. the benchmark's true ``cues``), None where absent."""
+    keys = sorted({key for sample in samples for key in sample.meta} - {"label", "subtitle"})
+    per_clip = [{"label": s.label, "subtitle": s.subtitle, **{key: s.meta.get(key) for key in keys}} for s in samples]
+    return {name: [per_clip[row][name] for row in rows] for name in per_clip[0]}
+
+
+def _collect(run: _Run, step: int, clips: list[ClipInput], samples: list[Sample], stats: dict[str, list[float]],
              timings: dict[str, float]) -> _ScoredRollout:
     """Steps 1-4 for one micro-batch: rollout, rewards, group advantages, reference (and rollout) log-probs."""
     config, device, G = run.config, run.accelerator.device, run.config.num_generations
@@ -315,11 +325,11 @@ def _collect(run: _Run, step: int, clips: list[ClipInput], labels: list[str], st
     ids, mask = completions.ids.to(device), completions.mask.to(device)                  # (N, C)
     clip_index = completions.clip_index.to(device)                                       # (N,)
     timings["rollout"] += time.perf_counter() - tick
-    # 2. rewards: R = sum of weight * reward(completions, label=...)
-    row_labels = [labels[i] for i in clip_index.tolist()]
+    # 2. rewards: R = sum of weight * reward(completions, **columns)
+    columns = _reward_columns(samples, clip_index.tolist())
     total = torch.zeros(len(completions.texts))                                          # (N,)
     for reward in run.rewards:
-        values = torch.tensor(reward.function(completions.texts, label=row_labels), dtype=torch.float32)
+        values = torch.tensor(reward.function(completions.texts, **columns), dtype=torch.float32)
         total += reward.weight * values
         stats[reward.name].append(values.mean().item())
     check_finite(step, reward=total.sum().item())
@@ -345,7 +355,8 @@ def _collect(run: _Run, step: int, clips: list[ClipInput], labels: list[str], st
         old_logp = old_logp if mu > 1 else None
         stats["importance_weight"].append((token_weights * mask).sum().item() / max(mask.sum().item(), 1))
     timings["reference"] += time.perf_counter() - tick
-    group = [{"label": row_labels[i], "reward": float(total[i]), "output": completions.texts[i]} for i in range(G)]
+    group = [{"label": columns["label"][i], "reward": float(total[i]), "output": completions.texts[i]}
+             for i in range(G)]
     return _ScoredRollout(batch, ids, mask, clip_index, advantages, ref_logp, old_logp, token_weights, group)
 
 

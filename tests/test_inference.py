@@ -11,7 +11,7 @@ from r1omni.inference import Prediction, predict_files, sample_for_path
 from r1omni.media import write_audio
 from r1omni.models import Completions, PreparedBatch, SamplingConfig
 
-FIELDS = {"path", "think", "answer", "label", "format_ok", "output", "error", "timings"}
+FIELDS = {"path", "think", "answer", "label", "format_ok", "output", "error", "timings", "claims"}
 STAGES = {"decode_seconds", "preprocess_seconds", "generate_seconds"}
 SHORT = SamplingConfig(max_new_tokens=5)
 
@@ -108,3 +108,23 @@ def test_audio_only_file(tiny_policy, wav_file, av_clip):
 def test_sample_for_path():
     assert sample_for_path("a/b.WAV").audio == "a/b.WAV" and sample_for_path("a/b.WAV").video is None
     assert sample_for_path("a/b.mp4").video == "a/b.mp4"
+
+
+class ClaimingPolicy(EchoPolicy):
+    """Always reasons with three cue claims: a high pitch, a low pitch and raised brows."""
+
+    def prepare(self, clips):
+        batch = super().prepare(clips)
+        batch.media["texts"] = ["<think>The pitch is high. The pitch is low. The brows are raised.</think>"
+                                "<answer>happy</answer>"] * len(clips)
+        return batch
+
+
+def test_each_claim_gets_its_verdict_against_the_measured_cues(tmp_path):
+    t = np.arange(16000) / 16000
+    high_voice = sum(np.sin(2 * np.pi * k * 260 * t) / k for k in range(1, 5))   # 260 Hz: high against 160 Hz
+    path = write_audio(tmp_path / "high.wav", (0.1 * high_voice).astype(np.float32))
+    [record] = predict_files(ClaimingPolicy(), [path], modalities="audio")
+    verdicts = [(c["phrase"], c["verdict"], c["actual"]) for c in record.claims]
+    assert verdicts == [("the pitch is high", "supported", "high"), ("the pitch is low", "contradicted", "high"),
+                        ("the brows are raised", "not checkable", None)]

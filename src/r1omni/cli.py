@@ -114,6 +114,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                   f"  [answer={prediction.answer!r}, format_ok={prediction.format_ok}]")
             if prediction.think:
                 print(f"  reasoning: {prediction.think}", flush=True)
+            for claim in prediction.claims:
+                measured = f" (measured: {claim['actual']})" if claim["actual"] else ""
+                print(f"    [{claim['verdict']}] {claim['phrase']}{measured}", flush=True)
     return 1 if failures == len(args.videos) else 0
 
 

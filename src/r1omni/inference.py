@@ -6,7 +6,9 @@ model and one clip give one answer whichever door a user comes in by. :func:`pre
 the file handling of ``predict``: decode with :meth:`~r1omni.clips.ClipLoader.load_many`, batch,
 and one record per file, in order; a file that cannot be read gets its ``error`` while the other
 files of the batch go on. Each record carries the time spent per stage (decode, pre-process,
-generate) for its batch, divided evenly among the batch's clips.
+generate) for its batch, divided evenly among the batch's clips, and each cue claim of its reasoning
+with its verdict against the cues measured on the clip (:mod:`r1omni.cues`), so a user sees which
+sentences to trust.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from r1omni.claims import check_claims, cue_levels
 from r1omni.clips import ClipLoader
+from r1omni.cues import clip_cues
 from r1omni.labels import DEFAULT_LABEL_SET, LabelSet, get_label_set
 from r1omni.models import ClipInput, Completions, Policy, SamplingConfig
 from r1omni.schema import Sample
@@ -83,6 +87,9 @@ class Prediction:
     output: str | None = None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    claims: list[dict] = field(default_factory=list)
+    """Each cue claim of the reasoning with its verdict against the cues measured on the clip
+    (supported / contradicted / not checkable; :func:`r1omni.claims.check_claims`)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,11 +119,14 @@ def predict_files(policy: Policy, paths: Iterable[str | Path], modalities: str =
         loaded = loader.load_many(chunk)
         decode_seconds = sum(loaded.decode_seconds.values()) / len(chunk)
         answers = iter(answer_clips(policy, loaded.clips, sampling, labels))
+        clips = iter(loaded.clips)
         for sample in chunk:
             error = loaded.error_of(sample)
             if error is not None:
                 yield Prediction(path=sample.id, error=str(error), timings={"decode_seconds": decode_seconds})
                 continue
-            answer = next(answers)
+            answer, clip = next(answers), next(clips)
+            levels = cue_levels(clip_cues(clip.waveform, clip.frames))
+            claims = [asdict(check) for check in check_claims(answer.think or "", levels)]
             yield Prediction(path=sample.id, **{**asdict(answer), "timings": {"decode_seconds": decode_seconds,
-                                                                              **answer.timings}})
+                                                                              **answer.timings}}, claims=claims)

@@ -3,11 +3,16 @@ generated benchmark's true cue levels."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
 from r1omni.claims import cue_levels
 from r1omni.cues import VoiceReference, measure_voice, track_pitch, voice_cues
+from r1omni.media import load_audio, write_clip
 from r1omni.synth.cues import expression
 from r1omni.synth.voice import sample_speaker, synthesize_voice
 
@@ -75,3 +80,29 @@ def test_benchmark_voices_measure_at_their_true_levels_mostly():
                 hits[cue] += measured_levels[cue] == true_levels[cue]
     for cue in hits:
         assert counts[cue] >= 15 and hits[cue] / counts[cue] >= 0.75, (cue, hits[cue], counts[cue])
+
+
+ESPEAK = shutil.which("espeak-ng")
+
+
+@pytest.mark.skipif(ESPEAK is None and not os.environ.get("CI"),
+                    reason="espeak-ng is not installed (.ci/run installs it; apt-get install espeak-ng)")
+def test_real_speech_at_two_prosody_settings_measures_in_the_right_order(tmp_path):
+    """Speech no one here made (espeak-ng's formant synthesiser), low and soft vs high and loud, muxed into
+    an mp4 as a user's clip would be: pitch and loudness come out in that order."""
+    measured = {}
+    for name, pitch, amplitude in (("low_soft", 15, 40), ("high_loud", 85, 180)):
+        wav = tmp_path / f"{name}.wav"
+        subprocess.run([ESPEAK or "espeak-ng", "-v", "en-us", "-p", str(pitch), "-a", str(amplitude), "-w", str(wav),
+                        "The meeting moved to Thursday morning at nine o'clock."], check=True)
+        speech = load_audio(wav).waveform
+        frames = np.full((8, 64, 64, 3), 128, np.uint8)
+        clip = write_clip(tmp_path / f"{name}.mp4", frames, 8 / (len(speech) / RATE), speech)
+        measured[name] = (measure_voice(load_audio(clip).waveform), voice_cues(load_audio(clip).waveform))
+    (low, low_cues), (high, high_cues) = measured["low_soft"], measured["high_loud"]
+    assert high.median_f0_hz > 1.3 * low.median_f0_hz
+    assert high.level_dbfs > low.level_dbfs + 6
+    assert high_cues["pitch"] > low_cues["pitch"] and high_cues["loudness"] > low_cues["loudness"]
+    order = {"pitch": ("low", "medium", "high"), "loudness": ("soft", "moderate", "loud")}
+    for cue, levels in order.items():
+        assert levels.index(cue_levels(high_cues)[cue]) > levels.index(cue_levels(low_cues)[cue]), cue

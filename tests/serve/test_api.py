@@ -36,6 +36,12 @@ async def test_upload_video_with_audio(serve, policy, media_dir):
     # The reasoning comes back cut into clauses tagged with the evidence they cite.
     assert "".join(s["text"] for s in body["reasoning"]) == TAUGHT_THINK
     assert [(s["visual"], s["audio"]) for s in body["reasoning"]] == [(True, False), (False, True)]
+    # Each clause's cue claims, checked against the cues measured on the clip (the voice is measured).
+    brows, loud = (claim for segment in body["reasoning"] for claim in segment["claims"])
+    assert (brows["cue"], brows["claimed"], brows["measured"], brows["verdict"]) == (
+        "brow_raise", "lowered", None, "not checkable")
+    assert (loud["cue"], loud["claimed"]) == ("loudness", "loud") and loud["measured"] in ("soft", "moderate", "loud")
+    assert loud["verdict"] == ("supported" if loud["measured"] == "loud" else "contradicted")
     timings = body["timings"]
     assert timings["generate_seconds"] > 0 and timings["decode_seconds"] > 0
     assert timings["total_seconds"] >= timings["generate_seconds"]

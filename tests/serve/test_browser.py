@@ -55,7 +55,14 @@ def test_page_answers_for_an_uploaded_clip(page, media_dir, tmp_path):
     assert page.text_content("#label") == "angry"
     assert page.locator("#format").text_content() == "well-formed"
     # The reasoning is all there, its visual and audio clauses marked in two colours.
-    assert page.text_content("#reasoning") == TAUGHT_THINK
+    assert "".join(page.locator("#reasoning .seg").all_text_contents()) == TAUGHT_THINK
+    # Each cue claim carries its verdict against the cues measured on the clip: the brows are not
+    # measured, the loudness is (the clip has a soundtrack).
+    marks = page.locator("#reasoning .verdict")
+    assert marks.count() == 2
+    assert marks.nth(0).get_attribute("data-verdict") == "not checkable"
+    assert marks.nth(1).get_attribute("data-verdict") in ("supported", "contradicted")
+    assert "measured:" in marks.nth(1).get_attribute("title")
     visual = page.locator("#reasoning .seg-visual")
     audio = page.locator("#reasoning .seg-audio")
     assert visual.count() == 1 and "brows" in visual.text_content()

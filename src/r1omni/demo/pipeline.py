@@ -221,7 +221,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
     trained: dict[str, Path] = {}
     clip_views: dict[str, int] = {"random_init": 0}
 
-    def train_once(name: str, run) -> Path:
+    def train_once(name: str, stage_function: Callable, *args) -> Path:
         final = runs / name / "final"
         marker = runs / name / "result.json"
         if is_complete(final) and marker.is_file():
@@ -230,44 +230,43 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
             return final
         if (runs / name).exists():
             shutil.rmtree(runs / name)
-        result = run()
+        result = stage_function(*args)
         clip_views[name] = result.clip_views
         atomic_write_text(marker, json.dumps({"clip_views": result.clip_views, "steps": result.steps,
                                               "wall_seconds": result.wall_seconds}))
         say(f"   {name}: {result.steps} steps, {result.clip_views} clip-views, {result.wall_seconds:.0f} s")
         return final
 
-    trained["base"] = train_once("base", lambda: _sft(
-        config, "base", str(init_dir), manifests["pretrain"], "description", runs / "base", config.pretrain,
-        prompt="describe"))
+    trained["base"] = train_once("base", _sft, config, "base", str(init_dir), manifests["pretrain"], "description",
+                                 runs / "base", config.pretrain, 1.0, "describe")
     timings["base"] = time.perf_counter() - tick
 
     # 3. cold start -----------------------------------------------------------------------------
     tick = stage("3/8 cold-start SFT on the reasoning split (EMER-SFT's role)")
-    trained["cold_start_sft"] = train_once("cold_start_sft", lambda: _sft(
-        config, "cold_start", str(trained["base"]), manifests["cold_start"], "reasoning", runs / "cold_start_sft",
-        config.cold_start))
+    trained["cold_start_sft"] = train_once("cold_start_sft", _sft, config, "cold_start", str(trained["base"]),
+                                           manifests["cold_start"], "reasoning", runs / "cold_start_sft",
+                                           config.cold_start)
     timings["cold_start_sft"] = time.perf_counter() - tick
 
     # 4. label SFT ------------------------------------------------------------------------------
     tick = stage(f"4/8 label SFT from the base, {config.label_sft_epochs:g} epoch(s) (MAFW-DFEW-SFT's role)")
-    trained["label_sft"] = train_once("label_sft", lambda: _sft(
-        config, "label_sft", str(trained["base"]), manifests["train"], "label", runs / "label_sft",
-        config.label_sft, epochs=config.label_sft_epochs))
+    trained["label_sft"] = train_once("label_sft", _sft, config, "label_sft", str(trained["base"]),
+                                      manifests["train"], "label", runs / "label_sft", config.label_sft,
+                                      config.label_sft_epochs)
     timings["label_sft"] = time.perf_counter() - tick
 
     # 5. GRPO -----------------------------------------------------------------------------------
     tick = stage(f"5/8 GRPO from the cold start on the training labels (R1-Omni's role), "
                  f"{config.grpo.steps} steps x {config.clips_per_step} clips x G={config.grpo_generations}")
-    trained["rlvr"] = train_once("rlvr", lambda: _grpo(config, str(trained["cold_start_sft"]),
-                                                      manifests["train"], runs / "rlvr"))
+    trained["rlvr"] = train_once("rlvr", _grpo, config, str(trained["cold_start_sft"]), manifests["train"],
+                                 runs / "rlvr")
     timings["rlvr"] = time.perf_counter() - tick
     if config.grounding_weight:
         tick = stage(f"5b/8 the same GRPO run with the grounding reward (weight {config.grounding_weight:g}): "
                      f"true cue claims in the reasoning are paid for")
         rewards = {"accuracy": 1.0, "format": 1.0, "grounding": config.grounding_weight}
-        trained["rlvr_grounding"] = train_once("rlvr_grounding", lambda: _grpo(
-            config, str(trained["cold_start_sft"]), manifests["train"], runs / "rlvr_grounding", rewards))
+        trained["rlvr_grounding"] = train_once("rlvr_grounding", _grpo, config, str(trained["cold_start_sft"]),
+                                               manifests["train"], runs / "rlvr_grounding", rewards)
         timings["rlvr_grounding"] = time.perf_counter() - tick
 
     # 6. evaluation -----------------------------------------------------------------------------

@@ -4,6 +4,8 @@
   subtitle (and both media), measuring the change in the log-probability of the model's own
   answer and whether the answer flips.
 * :mod:`r1omni.explain.reasoning`: format rate, whether the reasoning cites visual and audio
-  evidence, whether the emotion it argues for is the answer, and (where true cues are known, as in
-  the generated benchmark) the hallucination rate of its cue claims.
+  evidence (and, on clips one modality carries alone, that modality), whether the emotion it argues
+  for is the answer, and (where true cues are known, as in the generated benchmark) the
+  hallucination rate of its cue claims. Attribution rows also carry each cue claim's verdict
+  (:func:`r1omni.claims.check_claims`, against the true or the measured cues).
 """

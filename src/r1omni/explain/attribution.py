@@ -27,7 +27,9 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from r1omni.claims import check_claims, cue_levels
 from r1omni.clips import ClipLoader
+from r1omni.cues import clip_cues
 from r1omni.inference import answer_clips, generate_answers
 from r1omni.labels import LabelSet
 from r1omni.models import ClipInput, Policy, SamplingConfig
@@ -50,6 +52,9 @@ class ClipAttribution:
     conditions: dict[str, dict] = field(default_factory=dict)
     decisive: str = "neither"
     expected: str | None = None
+    claims: list[dict] = field(default_factory=list)
+    """The reasoning's cue claims with their verdicts, against the clip's true cues where the sample
+    stores them (the benchmark's ``meta.cues``), else against the cues measured on the clip."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,8 +134,10 @@ def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, labels:
             "no_media": [remove_modalities(c, video=True, audio=True, method=method) for c in clips],
         }
         per_clip = [ClipAttribution(id=s.id, label=s.label, pred=a.label, output=a.output,
-                                    expected=EXPECTED_MODALITY.get(s.meta.get("label_modality")))
-                    for s, a in zip(chunk, answers)]
+                                    expected=EXPECTED_MODALITY.get(s.meta.get("label_modality")),
+                                    claims=[asdict(check) for check in check_claims(
+                                        a.think or "", cue_levels(s.meta.get("cues") or clip_cues(c.waveform, c.frames)))])
+                    for s, a, c in zip(chunk, answers, clips)]
         for condition, counterfactual in variants.items():
             answer, total = _scores(policy, counterfactual, factual.ids, factual.mask, spans)
             with torch.no_grad():

@@ -7,8 +7,9 @@ A prediction goes through three steps, as litgpt's servers split them:
 * :func:`predict`: a job for the batching worker (``r1omni.serve.worker``), awaited with the
   request timeout;
 * :func:`encode_response`: the parsed answer, the reasoning cut into clauses tagged as visual and/or
-  audio evidence (``r1omni.explain.reasoning``'s word lists, so the page does not repeat them), the
-  per-modality attribution when asked, and timings.
+  audio evidence (``r1omni.explain.reasoning``'s word lists, so the page does not repeat them), each
+  clause's cue claims checked against the cues measured on the clip (``r1omni.claims``,
+  ``r1omni.cues``), the per-modality attribution when asked, and timings.
 
 Every error is JSON ``{"error": code, "message": text}`` with its status: 400 malformed request,
 403 path outside the media root, 404 missing path, 413 upload or clip too large, 415 unsupported
@@ -39,6 +40,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from r1omni.claims import check_claims
 from r1omni.explain.attribution import ClipAttribution
 from r1omni.explain.reasoning import AUDIO_WORDS, VISUAL_WORDS, mentions_audio, mentions_visual
 from r1omni.labels import get_label_set
@@ -66,6 +68,16 @@ _CLAUSE_END = re.compile(r"(?<=[.!?;])\s+|,\s+(?=(?:but|while|whereas|yet|althou
 
 
 # -- response schemas (also the OpenAPI document) ------------------------------------------------------
+class Claim(BaseModel):
+    phrase: str
+    """The wording of a cue claim ("the pitch is high"), lower case."""
+    cue: str
+    claimed: str
+    measured: str | None
+    """The level measured on the clip; None when that cue is not measured."""
+    verdict: Literal["supported", "contradicted", "not checkable"]
+
+
 class ReasoningSegment(BaseModel):
     text: str
     """A clause of the reasoning; the segments concatenated give the whole ``think`` text."""
@@ -73,6 +85,8 @@ class ReasoningSegment(BaseModel):
     """Mentions visual evidence (face, mouth, brows, eyes ...)."""
     audio: bool
     """Mentions audio evidence (voice, pitch, tone, speech ...)."""
+    claims: list[Claim] = []
+    """The clause's cue claims, each checked against the cues measured on the clip."""
 
 
 class ModalityEffect(BaseModel):
@@ -226,8 +240,9 @@ async def predict(worker: BatchWorker, clip: ClipRequest, info: MediaInfo, timeo
     return result
 
 
-def reasoning_segments(think: str | None) -> list[ReasoningSegment]:
-    """``think`` cut into clauses, each tagged with the kind of evidence it cites.
+def reasoning_segments(think: str | None, levels: dict[str, str] | None = None) -> list[ReasoningSegment]:
+    """``think`` cut into clauses, each tagged with the kind of evidence it cites and its cue claims checked
+    against ``levels`` (measured cue levels; None: nothing is checkable).
 
     >>> [(s.text, s.visual, s.audio) for s in reasoning_segments("The brows drop, but the voice is calm. Sad.")]
     [('The brows drop, ', True, False), ('but the voice is calm. ', False, True), ('Sad.', False, False)]
@@ -239,7 +254,10 @@ def reasoning_segments(think: str | None) -> list[ReasoningSegment]:
         pieces.append(think[start:match.end()])
         start = match.end()
     pieces.append(think[start:])
-    return [ReasoningSegment(text=p, visual=mentions_visual(p), audio=mentions_audio(p)) for p in pieces if p]
+    return [ReasoningSegment(text=p, visual=mentions_visual(p), audio=mentions_audio(p),
+                             claims=[Claim(phrase=c.phrase, cue=c.cue, claimed=c.claimed, measured=c.actual,
+                                           verdict=c.verdict) for c in check_claims(p, levels)])
+            for p in pieces if p]
 
 
 def _attribution(found: ClipAttribution, info: MediaInfo, method: str) -> Attribution:
@@ -259,7 +277,8 @@ def encode_response(clip: ClipRequest, info: MediaInfo, result: ClipResult, star
     timings = Timings(**result.timings, total_seconds=time.perf_counter() - started)
     return PredictResponse(
         id=clip.id, think=result.think, answer=result.answer, label=result.label, format_ok=result.format_ok,
-        output=result.output or "", reasoning=reasoning_segments(result.think), batch_size=result.batch_size,
+        output=result.output or "", reasoning=reasoning_segments(result.think, result.cue_levels),
+        batch_size=result.batch_size,
         media=MediaSummary(duration_seconds=info.duration_seconds, has_video=info.has_video,
                            has_audio=info.has_audio, size_bytes=clip.size_bytes),
         timings=timings,

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from r1omni.claims import cue_levels
 from r1omni.clips import ClipLoader
+from r1omni.cues import clip_cues
 from r1omni.explain.attribution import ClipAttribution, attribute
 from r1omni.inference import Answer, answer_clips, parse_answer
 from r1omni.labels import get_label_set
@@ -67,6 +69,8 @@ class ClipResult:
     attribution: ClipAttribution | None = None
     batch_size: int = 1
     timings: dict[str, float] = field(default_factory=dict)
+    cue_levels: dict[str, str] = field(default_factory=dict)
+    """Cue levels measured on the decoded clip (``r1omni.cues``), to check the reasoning's claims against."""
 
     def take(self, answer: Answer) -> None:
         """Fill in the answer the one path (``r1omni.inference``) gave."""
@@ -177,6 +181,8 @@ class BatchWorker:
             if (error := loaded.error_of(job.sample)) is not None:
                 result.error = error.reason
         clips = dict(zip([i for i, job in enumerate(jobs) if job.sample.id not in loaded.failures], loaded.clips))
+        for i, clip in clips.items():
+            results[i].cue_levels = cue_levels(clip_cues(clip.waveform, clip.frames))
         plain = [i for i in clips if not jobs[i].explain]
         explained = [i for i in clips if jobs[i].explain]
         with torch.no_grad():

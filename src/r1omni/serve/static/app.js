@@ -63,6 +63,8 @@ function chooseFile(file) {
   analyse();
 }
 
+const VERDICT_MARKS = { "supported": "✓", "contradicted": "✗", "not checkable": "?" };
+
 function renderReasoning(segments) {
   const box = $("reasoning");
   box.replaceChildren();
@@ -80,6 +82,16 @@ function renderReasoning(segments) {
       span.title = kind === "both" ? "visual and audio evidence" : `${kind} evidence`;
     }
     box.append(span);
+    for (const claim of segment.claims || []) {
+      // One mark per cue claim: does the cue measured on the clip support it?
+      const mark = document.createElement("span");
+      mark.className = `verdict verdict-${claim.verdict.replace(" ", "-")}`;
+      mark.dataset.verdict = claim.verdict;
+      mark.textContent = VERDICT_MARKS[claim.verdict];
+      mark.title = claim.measured ? `"${claim.phrase}": ${claim.verdict} (measured: ${claim.measured})`
+        : `"${claim.phrase}": ${claim.verdict} (this cue is not measured)`;
+      box.append(mark);
+    }
   }
 }
 

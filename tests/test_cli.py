@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -91,6 +92,22 @@ def test_predict_audio_only_mode(tiny_model, clips):
                   "--max-new-tokens", "4")
     assert done.returncode == 0, done.stderr
     assert "with_audio.mp4" in done.stdout and "ERROR" not in done.stdout
+
+
+def test_predict_face_crop_finds_the_astronaut_and_says_no_face_elsewhere(tiny_model, clips, tmp_path):
+    from real_media import small_face_frames
+
+    face = write_clip(tmp_path / "astronaut.mp4", small_face_frames(8), 8)
+    done = r1omni("predict", "--model", str(tiny_model), str(face), str(clips["silent"]), "--face-crop",
+                  "--max-new-tokens", "4")
+    assert done.returncode == 0, done.stderr
+    [(found, frames)] = re.findall(r"face: found in (\d+)/(\d+) frames; the model saw the face crop", done.stdout)
+    assert found == frames
+    assert f"face: found in 0/{frames} frames; the model saw the whole frame (no face found)" in done.stdout
+    done = r1omni("predict", "--model", str(tiny_model), str(face), "--face-crop", "--json", "--max-new-tokens", "4")
+    [row] = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert row["face_crop"] == {"face_found": True, "face_frames": int(frames), "frames": int(frames),
+                                "used": "face crop"}
 
 
 def test_eval_then_compare(tiny_model, tiny_benchmark, tmp_path):

@@ -310,3 +310,16 @@ def test_tiny_model_output_contract(tmp_path, synth_test_split, corrupt_file):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert metrics["reasoning"]["n"] == 5
     assert (tmp_path / "report.md").read_text().startswith("# Evaluation (5 clips")
+
+
+def test_face_crop_is_recorded_per_row_and_counted(tmp_path, grey_clips):
+    from real_media import small_face_frames
+
+    face = write_clip(tmp_path / "face.mp4", small_face_frames(4), 8)
+    samples = stub_samples(grey_clips)[:2] + [Sample(id="face", corpus="dfew", video=str(face), label="happy",
+                                                     subtitle="face")]
+    metrics = evaluate(GreyLevelPolicy(), samples, tmp_path / "out", options=EvalOptions(batch_size=4, face_crop=True))
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "out" / "predictions.jsonl").read_text().splitlines())}
+    assert rows["face"]["face_crop"]["face_found"] and not rows["clip0"]["face_crop"]["face_found"]
+    assert metrics["face_crop"] == {"clips": 3, "no_face": 2}
+    assert "no face found in 2 of 3 clips" in (tmp_path / "out" / "report.md").read_text()

@@ -103,7 +103,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
     failures = 0
     for prediction in predict_files(policy, args.videos, modalities=args.modalities, prompt=args.prompt,
-                                    batch_size=args.batch_size, sampling=sampling, label_set=args.label_set):
+                                    batch_size=args.batch_size, sampling=sampling, label_set=args.label_set,
+                                    face_crop=args.face_crop):
         failures += prediction.error is not None
         if args.json:
             print(json.dumps(prediction.to_dict(), ensure_ascii=False), flush=True)
@@ -112,6 +113,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         else:
             print(f"{prediction.path}: {prediction.label or '(no emotion recognised)'}"
                   f"  [answer={prediction.answer!r}, format_ok={prediction.format_ok}]")
+            if prediction.face_crop is not None:
+                crop = prediction.face_crop
+                print(f"  face: found in {crop['face_frames']}/{crop['frames']} frames; the model saw the {crop['used']}")
             if prediction.think:
                 print(f"  reasoning: {prediction.think}", flush=True)
             for claim in prediction.claims:
@@ -169,7 +173,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     policy = load_policy(args.model)
     policy.module.eval()
     options = EvalOptions(prompt=args.prompt, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                          modalities=args.modalities, use_subtitle=not args.no_subtitle)
+                          modalities=args.modalities, use_subtitle=not args.no_subtitle, face_crop=args.face_crop)
     bar = tqdm(total=len(samples), desc="eval", unit="clip")
 
     def progress(done: int, total: int) -> None:
@@ -185,6 +189,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if "mean_over_folds" in m:
             line += f"  (mean over folds: WAR {m['mean_over_folds']['war']:.4f} UAR {m['mean_over_folds']['uar']:.4f})"
         print(line)
+    if crop := metrics.get("face_crop"):
+        print(f"face crop: no face found in {crop['no_face']} of {crop['clips']} clips (used whole)")
     if metrics["skipped"]:
         print(f"skipped {metrics['skipped']} clip(s) whose media could not be decoded (see predictions.jsonl)")
     print(f"wrote {args.output}/predictions.jsonl, metrics.json, report.md, confusion_*.png")
@@ -319,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="label vocabulary the answers map to (as the server's)")
     predict.add_argument("--prompt", default="inference", help="a named prompt or literal text")
     predict.add_argument("--json", action="store_true", help="one JSON object per clip")
+    predict.add_argument("--face-crop", action="store_true",
+                         help="crop the frames to the largest face (the clip is used whole if none is found)")
     predict.add_argument("--batch-size", type=int, default=4)
     predict.add_argument("--max-new-tokens", type=int, default=512)
     predict.add_argument("--threads", type=int, default=None)
@@ -343,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_source(evaluation)
     evaluation.add_argument("--modalities", "--modal", default="video_audio", choices=MODALITY_CHOICES)
     evaluation.add_argument("--no-subtitle", action="store_true", help="leave subtitles out of the prompt")
+    evaluation.add_argument("--face-crop", action="store_true", help="crop the frames to the largest face")
 
     comparison = add(commands, "compare", _cmd_compare, "the paper's Table 1 from several eval outputs")
     comparison.add_argument("runs", nargs="+", metavar="RUN_DIR",

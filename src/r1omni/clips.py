@@ -5,7 +5,9 @@ serving: which frames (the policy's frame count, official segment midpoints), wh
 (the sample's audio file, else the video's own audio stream), which modalities are kept, and what
 happens when a video has no audio stream (``missing_audio``): "omit" leaves the audio out of the
 prompt (the model sees video only) and is counted by the caller; "error" raises. It never
-substitutes silence unasked.
+substitutes silence unasked. With ``face_crop`` the frames are cropped to the face
+(:func:`r1omni.media.faces.crop_faces`); what the detector found is each clip's ``notes``, so a
+clip used whole because no face was seen says so in every output.
 
 Decoded media can be cached in memory: small benchmarks are decoded once, not once per epoch.
 
@@ -21,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from r1omni.media import MediaError, load_audio, sample_frames
+from r1omni.media.faces import crop_faces
 from r1omni.models.policy import ClipInput
 from r1omni.schema import Sample
 from r1omni.template import get_prompt, with_subtitle
@@ -40,6 +43,8 @@ class LoadedClips:
     """Sample id -> why it could not be decoded."""
     decode_seconds: dict[str, float]
     """Sample id -> time spent decoding it (failed ones too)."""
+    notes: dict[str, dict] = field(default_factory=dict)
+    """Sample id -> what decoding decided for it (``{"face_crop": ...}``), for the output records."""
 
     def error_of(self, sample: Sample) -> MediaError | None:
         return self.failures.get(sample.id)
@@ -57,6 +62,7 @@ class ClipLoader:
     modalities: str = "video_audio"
     use_subtitle: bool = True
     missing_audio: str = "omit"
+    face_crop: bool = False
     cache: bool = False
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -76,9 +82,12 @@ class ClipLoader:
         key = (sample.video, sample.audio)
         if key in self._cache:
             return self._cache[key]
-        frames = None
+        frames, notes = None, {}
         if sample.video is not None and self.modalities != "audio":
             frames = sample_frames(sample.video, self.num_frames).frames
+            if self.face_crop:
+                cropped = crop_faces(frames)
+                frames, notes["face_crop"] = cropped.frames, cropped.summary()
         waveform = None
         if self.modalities != "video":
             audio = load_audio(sample.audio if sample.audio is not None else sample.video)
@@ -89,13 +98,16 @@ class ClipLoader:
         if frames is None and waveform is None:
             raise MediaError(sample.media_path, f"nothing to feed the model with modalities={self.modalities!r}")
         if self.cache:
-            self._cache[key] = (frames, waveform)
-        return frames, waveform
+            self._cache[key] = (frames, waveform, notes)
+        return frames, waveform, notes
 
     def load(self, sample: Sample) -> ClipInput:
         """Decode one sample; raises :class:`~r1omni.media.MediaError` naming the file on failure."""
-        frames, waveform = self._decode(sample)
-        return ClipInput(question=self.question(sample), frames=frames, waveform=waveform)
+        return self._load(sample)[0]
+
+    def _load(self, sample: Sample) -> tuple[ClipInput, dict]:
+        frames, waveform, notes = self._decode(sample)
+        return ClipInput(question=self.question(sample), frames=frames, waveform=waveform), dict(notes)
 
     def load_many(self, samples: list[Sample]) -> LoadedClips:
         """Decode every sample; a sample that fails is recorded in ``failures``, never raised or dropped."""
@@ -103,7 +115,8 @@ class ClipLoader:
         for sample in samples:
             tick = time.perf_counter()
             try:
-                loaded.clips.append(self.load(sample))
+                clip, loaded.notes[sample.id] = self._load(sample)
+                loaded.clips.append(clip)
                 loaded.kept.append(sample)
             except MediaError as err:
                 loaded.failures[sample.id] = err

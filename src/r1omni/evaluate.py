@@ -51,6 +51,8 @@ class EvalOptions:
     max_new_tokens: int = 512
     modalities: str = "video_audio"
     use_subtitle: bool = True
+    face_crop: bool = False
+    """Crop frames to the face (:func:`r1omni.media.faces.crop_faces`); each row records what was found."""
     cache_media: bool = False
 
 
@@ -82,11 +84,12 @@ def _read_existing(path: Path) -> dict[str, dict]:
     return rows
 
 
-def _prediction_row(sample: Sample, answer: Answer, labels: LabelSet) -> dict:
-    """The two-track row: ``pred`` is the one path's label, ``pred_strict`` the released exact match."""
+def _prediction_row(sample: Sample, answer: Answer, labels: LabelSet, notes: dict) -> dict:
+    """The two-track row: ``pred`` is the one path's label, ``pred_strict`` the released exact match;
+    ``notes`` are the loader's (what the face crop found)."""
     return {"id": sample.id, "label": sample.label, "output": answer.output, "answer": answer.answer,
             "pred": answer.label, "pred_strict": strict_label(answer.answer, labels),
-            "format_ok": answer.format_ok, "think": answer.think, "fold": sample.fold, "error": None}
+            "format_ok": answer.format_ok, "think": answer.think, "fold": sample.fold, "error": None, **notes}
 
 
 def _failure_row(sample: Sample, error: MediaError) -> dict:
@@ -119,7 +122,7 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     todo = [s for s in samples if s.id not in done]
     logger.info("evaluating %d clips (%d already predicted)", len(todo), len(done))
     loader = ClipLoader(num_frames=policy.num_frames, prompt=options.prompt, modalities=options.modalities,
-                        use_subtitle=options.use_subtitle, cache=options.cache_media)
+                        use_subtitle=options.use_subtitle, face_crop=options.face_crop, cache=options.cache_media)
     sampling = SamplingConfig(max_new_tokens=options.max_new_tokens)
     started = time.perf_counter()
     with open(predictions_path, "a", encoding="utf-8") as handle:
@@ -129,8 +132,8 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
             answers = iter(answer_clips(policy, loaded.clips, sampling, labels))
             for sample in chunk:  # in manifest order, failed clips in place
                 error = loaded.error_of(sample)
-                row = _failure_row(sample, error) if error is not None else _prediction_row(sample, next(answers),
-                                                                                            labels)
+                row = (_failure_row(sample, error) if error is not None
+                       else _prediction_row(sample, next(answers), labels, loaded.notes[sample.id]))
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
                 done[row["id"]] = row
             handle.flush()
@@ -168,6 +171,9 @@ def score_predictions(rows: list[dict], labels: LabelSet, samples: list[Sample] 
                                                             [r[key] for r in in_fold], labels.labels)
             metrics[track]["folds"] = {k: {"war": v.war, "uar": v.uar, "n": v.n} for k, v in per_fold.items()}
             metrics[track]["mean_over_folds"] = mean_over_folds(list(per_fold.values()))
+    cropped = [r["face_crop"] for r in scored if r.get("face_crop")]
+    if cropped:
+        metrics["face_crop"] = {"clips": len(cropped), "no_face": sum(not c["face_found"] for c in cropped)}
     by_id = {s.id: s for s in samples or []}
     metrics["reasoning"] = reasoning_quality(scored, by_id)
     return metrics
@@ -209,6 +215,8 @@ def render_report(metrics: dict) -> str:
     for track in TRACKS:
         m = metrics[track]
         lines.append(f"| {track} | {m['war']:.4f} | {m['uar']:.4f} | {m['format_rate']:.3f} | {m['unparseable']} |")
+    if crop := metrics.get("face_crop"):
+        lines.append(f"\nFace crop: no face found in {crop['no_face']} of {crop['clips']} clips (those were used whole).")
     for track in TRACKS:
         if "mean_over_folds" in metrics[track]:
             mean = metrics[track]["mean_over_folds"]

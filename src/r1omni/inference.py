@@ -90,6 +90,8 @@ class Prediction:
     claims: list[dict] = field(default_factory=list)
     """Each cue claim of the reasoning with its verdict against the cues measured on the clip
     (supported / contradicted / not checkable; :func:`r1omni.claims.check_claims`)."""
+    face_crop: dict | None = None
+    """With ``face_crop``: whether a face was found and in how many frames, and what the model saw."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,11 +112,11 @@ def _batches(items: list, size: int) -> Iterator[list]:
 
 def predict_files(policy: Policy, paths: Iterable[str | Path], modalities: str = "video_audio",
                   prompt: str = "inference", batch_size: int = 4, sampling: SamplingConfig | None = None,
-                  label_set: str = DEFAULT_LABEL_SET) -> Iterator[Prediction]:
+                  label_set: str = DEFAULT_LABEL_SET, face_crop: bool = False) -> Iterator[Prediction]:
     """Yield one :class:`Prediction` per path, in order (labels of ``label_set``, as the server maps them)."""
     sampling = sampling or SamplingConfig(max_new_tokens=512)
     labels = get_label_set(label_set)
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=prompt, modalities=modalities)
+    loader = ClipLoader(num_frames=policy.num_frames, prompt=prompt, modalities=modalities, face_crop=face_crop)
     for chunk in _batches([sample_for_path(p) for p in paths], batch_size):
         loaded = loader.load_many(chunk)
         decode_seconds = sum(loaded.decode_seconds.values()) / len(chunk)
@@ -128,5 +130,6 @@ def predict_files(policy: Policy, paths: Iterable[str | Path], modalities: str =
             answer, clip = next(answers), next(clips)
             levels = cue_levels(clip_cues(clip.waveform, clip.frames))
             claims = [asdict(check) for check in check_claims(answer.think or "", levels)]
-            yield Prediction(path=sample.id, **{**asdict(answer), "timings": {"decode_seconds": decode_seconds,
-                                                                              **answer.timings}}, claims=claims)
+            timings = {"decode_seconds": decode_seconds, **answer.timings}
+            yield Prediction(path=sample.id, **{**asdict(answer), "timings": timings}, claims=claims,
+                             **loaded.notes[sample.id])

@@ -3,30 +3,13 @@ clip with espeak-ng speech, as a user's clip would come) and on frames without a
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
+from real_media import astronaut_frames, needs_espeak, speak
 
 from r1omni.claims import check_claims, cue_levels
 from r1omni.cues import clip_cues, face_cues, find_faces, measure_face
 from r1omni.media import load_audio, sample_frames, write_clip
-
-
-def astronaut_frames(count: int = 8, size: int = 256) -> np.ndarray:
-    """The photo, slowly zooming and drifting: a short clip of a real, smiling face."""
-    from PIL import Image
-    from skimage import data
-
-    photo = Image.fromarray(data.astronaut())
-    frames = []
-    for i in range(count):
-        crop = 12 + 3 * i
-        box = (crop + 2 * i, crop, photo.width - crop + 2 * i, photo.height - crop)
-        frames.append(np.asarray(photo.crop(box).resize((size, size))))
-    return np.stack(frames)
 
 
 def test_the_astronaut_has_a_smiling_face_in_every_frame():
@@ -51,18 +34,11 @@ def test_bad_frames_are_refused():
         find_faces(np.zeros((64, 64), np.uint8))
 
 
-ESPEAK = shutil.which("espeak-ng")
-
-
-@pytest.mark.skipif(ESPEAK is None and not os.environ.get("CI"),
-                    reason="espeak-ng is not installed (.ci/run installs it; apt-get install espeak-ng)")
+@needs_espeak
 def test_a_clip_no_one_here_made_gets_its_claims_checked(tmp_path):
     """Astronaut frames + espeak-ng speech in an mp4, decoded as predict decodes it: the smile and the
     measured voice support or contradict the claims; the brows stay not checkable."""
-    wav = tmp_path / "speech.wav"
-    subprocess.run([ESPEAK or "espeak-ng", "-v", "en-us", "-p", "85", "-a", "180", "-w", str(wav),
-                    "I cannot stop smiling today."], check=True)
-    speech = load_audio(wav).waveform
+    speech = load_audio(speak(tmp_path / "speech.wav", "I cannot stop smiling today.", 85, 180)).waveform
     clip = write_clip(tmp_path / "astronaut.mp4", astronaut_frames(16), 16 / (len(speech) / 16000), speech)
     frames = sample_frames(clip, 8).frames
     cues = clip_cues(load_audio(clip).waveform, frames)

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LOCK := requirements.lock
-EXTRAS := test,bench
+EXTRAS := test,bench,asr
 PIP := pip==26.3
 # torch first: 2.13.0 is a local CPU wheel; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0

@@ -38,9 +38,9 @@ original_open_policy = grpo.open_policy
 
 
 class RecordingLoader(ClipLoader):
-    def load(self, sample):
-        loaded_ids.append(sample.id)
-        return super().load(sample)
+    def load_many(self, samples):
+        loaded_ids.extend(sample.id for sample in samples)
+        return super().load_many(samples)
 
 
 def recording_open_policy(model: str, seed: int = 0):

@@ -45,3 +45,21 @@ def speak(path: Path, text: str, pitch: int = 50, amplitude: int = 100) -> Path:
     subprocess.run([ESPEAK or "espeak-ng", "-v", "en-us", "-p", str(pitch), "-a", str(amplitude), "-w", str(path),
                     text], check=True)
     return path
+
+
+UTTERANCES = ((5.0, "please call me back tomorrow morning"), (25.0, "open the window and turn on the light"),
+              (45.0, "I cannot believe you did that again"))
+
+
+def recording(path: Path, seconds: float = 60.0, utterances=UTTERANCES, fps: int = 4, size: int = 64) -> Path:
+    """A long clip as a user would bring one: the astronaut's face throughout, espeak-ng saying each
+    ``(start_seconds, text)`` of ``utterances`` with silence between."""
+    from r1omni.media import load_audio, write_clip
+
+    waveform = np.zeros(int(seconds * 16000), np.float32)
+    for i, (start, text) in enumerate(utterances):
+        speech = load_audio(speak(path.with_name(f"{path.stem}-{i}.wav"), text)).waveform
+        at = int(start * 16000)
+        waveform[at:at + len(speech)] = speech[:len(waveform) - at]
+    frames = np.repeat(astronaut_frames(8, size), int(seconds * fps) // 8 + 1, axis=0)[:int(seconds * fps)]
+    return write_clip(path, frames, fps, waveform)

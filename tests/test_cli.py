@@ -110,6 +110,61 @@ def test_predict_face_crop_finds_the_astronaut_and_says_no_face_elsewhere(tiny_m
                                 "used": "face crop"}
 
 
+@pytest.fixture(scope="module")
+def speaking_clip(tmp_path_factory) -> Path:
+    from real_media import astronaut_frames, speak
+
+    from r1omni.media import load_audio
+
+    folder = tmp_path_factory.mktemp("speech")
+    speech = load_audio(speak(folder / "speech.wav", "please call me back tomorrow morning")).waveform
+    return write_clip(folder / "talk.webm", astronaut_frames(8, 128), 8 / (len(speech) / 16000), speech)
+
+
+def test_predict_transcribe_reads_the_speech_as_the_subtitle(tiny_model, speaking_clip):
+    from real_media import ESPEAK
+
+    if ESPEAK is None and not os.environ.get("CI"):
+        pytest.skip("espeak-ng is not installed (.ci/run installs it)")
+    done = r1omni("predict", "--model", str(tiny_model), str(speaking_clip), "--transcribe", "--json",
+                  "--max-new-tokens", "4")
+    assert done.returncode == 0, done.stderr
+    [row] = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    text = row["transcript"]["text"].lower()
+    assert sum(word in text for word in ("please", "call", "back", "tomorrow", "morning")) >= 3, text
+    assert row["transcript"]["words"] and row["error"] is None
+    done = r1omni("predict", "--model", str(tiny_model), str(speaking_clip), "--transcribe", "--max-new-tokens", "4")
+    assert f"transcript (en): {row['transcript']['text']}" in done.stdout
+
+
+def test_predict_transcribe_without_the_extra_names_the_install_command(tiny_model, clips):
+    hide = ("import sys; sys.modules['faster_whisper'] = None; from r1omni.cli import main; "
+            f"sys.exit(main(['predict', '--model', {str(tiny_model)!r}, {str(clips['with_audio'])!r}, "
+            "'--transcribe', '--max-new-tokens', '4']))")
+    done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120, env=ENV)
+    assert done.returncode == 2
+    assert "pip install 'r1omni[asr]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_predict_segment_writes_a_timeline_per_recording(tiny_model, tmp_path):
+    from real_media import ESPEAK, recording
+
+    if ESPEAK is None and not os.environ.get("CI"):
+        pytest.skip("espeak-ng is not installed (.ci/run installs it)")
+    clip = recording(tmp_path / "session.mp4")
+    done = r1omni("predict", "--model", str(tiny_model), str(clip), "--segment", "4", "-o", str(tmp_path / "out"),
+                  "--max-new-tokens", "4")
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "out" / "session"
+    rows = [json.loads(line) for line in (folder / "windows.jsonl").read_text().splitlines()]
+    assert [(r["start_seconds"], r["end_seconds"]) for r in rows] == [(4.0 * i, 4.0 * i + 4) for i in range(15)]
+    assert all(set(r) >= {"think", "answer", "label", "transcript"} for r in rows)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["windows"] == 15 and summary["failed"] == 0
+    assert (folder / "timeline.png").stat().st_size > 1000
+    assert "session.mp4: 15 windows (0 failed)" in done.stdout
+
+
 def test_eval_then_compare(tiny_model, tiny_benchmark, tmp_path):
     for name in ("a", "b"):
         done = r1omni("eval", "--model", str(tiny_model), "--data", str(tiny_benchmark / "test_id.jsonl"),
@@ -176,10 +231,12 @@ def test_choice_lists_match_the_registries():
     from r1omni.clips import MODALITIES
     from r1omni.data import CORPORA
     from r1omni.labels import LABEL_SETS
+    from r1omni.timeline import SPLITS
 
     assert set(cli.MODALITY_CHOICES) == set(MODALITIES)
     assert set(cli.CORPUS_CHOICES) == set(CORPORA)
     assert set(cli.LABEL_SET_CHOICES) == set(LABEL_SETS)
+    assert set(cli.SEGMENT_CHOICES) == set(SPLITS)
 
 
 def test_serve_flags_leave_defaults_to_the_config():

@@ -11,7 +11,8 @@ from r1omni.inference import Prediction, predict_files, sample_for_path
 from r1omni.media import write_audio
 from r1omni.models import Completions, PreparedBatch, SamplingConfig
 
-FIELDS = {"path", "think", "answer", "label", "format_ok", "output", "error", "timings", "claims", "face_crop"}
+FIELDS = {"path", "think", "answer", "label", "format_ok", "output", "error", "timings", "claims", "face_crop",
+          "transcript"}
 STAGES = {"decode_seconds", "preprocess_seconds", "generate_seconds"}
 SHORT = SamplingConfig(max_new_tokens=5)
 

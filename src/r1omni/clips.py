@@ -7,7 +7,10 @@ happens when a video has no audio stream (``missing_audio``): "omit" leaves the 
 prompt (the model sees video only) and is counted by the caller; "error" raises. It never
 substitutes silence unasked. With ``face_crop`` the frames are cropped to the face
 (:func:`r1omni.media.faces.crop_faces`); what the detector found is each clip's ``notes``, so a
-clip used whole because no face was seen says so in every output.
+clip used whole because no face was seen says so in every output. With ``transcribe`` the clip's
+speech is recognised (:func:`r1omni.media.transcribe.transcribe`) and fills the question's
+subtitle slot when the sample has no subtitle of its own; the transcript (text, language, word
+times) is a note too, also when the sample's own subtitle was used.
 
 Decoded media can be cached in memory: small benchmarks are decoded once, not once per epoch.
 
@@ -22,8 +25,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from r1omni.media import MediaError, load_audio, sample_frames
 from r1omni.media.faces import crop_faces
+from r1omni.media.transcribe import transcribe
 from r1omni.models.policy import ClipInput
 from r1omni.schema import Sample
 from r1omni.template import get_prompt, with_subtitle
@@ -63,6 +69,8 @@ class ClipLoader:
     use_subtitle: bool = True
     missing_audio: str = "omit"
     face_crop: bool = False
+    transcribe: bool = False
+    """Recognise the speech and use it as the subtitle when the sample has none (the ``asr`` extra)."""
     cache: bool = False
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -74,40 +82,64 @@ class ClipLoader:
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
 
-    def question(self, sample: Sample) -> str:
+    def question(self, sample: Sample, transcript: str | None = None) -> str:
+        """The prompt, with the sample's subtitle (or, lacking one, ``transcript``) when subtitles are used."""
         text = get_prompt(self.prompt)
-        return with_subtitle(text, sample.subtitle) if self.use_subtitle else text
+        return with_subtitle(text, sample.subtitle or transcript) if self.use_subtitle else text
 
-    def _decode(self, sample: Sample):
+    def _decode(self, sample: Sample) -> tuple[np.ndarray | None, np.ndarray | None, dict]:
         key = (sample.video, sample.audio)
         if key in self._cache:
             return self._cache[key]
-        frames, notes = None, {}
+        frames = None
         if sample.video is not None and self.modalities != "audio":
             frames = sample_frames(sample.video, self.num_frames).frames
-            if self.face_crop:
-                cropped = crop_faces(frames)
-                frames, notes["face_crop"] = cropped.frames, cropped.summary()
         waveform = None
-        if self.modalities != "video":
+        if self.modalities != "video" or self.transcribe:   # a video-only model still reads the words
             audio = load_audio(sample.audio if sample.audio is not None else sample.video)
             if audio.has_audio:
                 waveform = audio.waveform
-            elif self.missing_audio == "error":
+            elif self.missing_audio == "error" and self.modalities != "video":
                 raise MediaError(sample.media_path, "no audio stream (missing_audio='error')")
-        if frames is None and waveform is None:
-            raise MediaError(sample.media_path, f"nothing to feed the model with modalities={self.modalities!r}")
+        decoded = self._finish(sample.media_path, frames, waveform)
         if self.cache:
-            self._cache[key] = (frames, waveform, notes)
+            self._cache[key] = decoded
+        return decoded
+
+    def _finish(self, path: str, frames: np.ndarray | None, waveform: np.ndarray | None
+                ) -> tuple[np.ndarray | None, np.ndarray | None, dict]:
+        """Decoded media -> what the model reads: the modalities kept, the face crop, the transcript (notes)."""
+        notes: dict = {}
+        if self.modalities == "audio":
+            frames = None
+        if frames is not None and self.face_crop:
+            cropped = crop_faces(frames)
+            frames, notes["face_crop"] = cropped.frames, cropped.summary()
+        if waveform is not None and self.transcribe:
+            notes["transcript"] = transcribe(waveform).to_dict()
+        if self.modalities == "video":
+            waveform = None
+        if frames is None and waveform is None:
+            raise MediaError(path, f"nothing to feed the model with modalities={self.modalities!r}")
         return frames, waveform, notes
 
     def load(self, sample: Sample) -> ClipInput:
         """Decode one sample; raises :class:`~r1omni.media.MediaError` naming the file on failure."""
         return self._load(sample)[0]
 
+    def from_media(self, sample: Sample, frames: np.ndarray | None, waveform: np.ndarray | None
+                   ) -> tuple[ClipInput, dict]:
+        """The clip and notes for media decoded elsewhere (a window of a long recording), decided as
+        :meth:`load_many` decides them for a file."""
+        return self._clip(sample, *self._finish(sample.media_path, frames, waveform))
+
     def _load(self, sample: Sample) -> tuple[ClipInput, dict]:
-        frames, waveform, notes = self._decode(sample)
-        return ClipInput(question=self.question(sample), frames=frames, waveform=waveform), dict(notes)
+        return self._clip(sample, *self._decode(sample))
+
+    def _clip(self, sample: Sample, frames: np.ndarray | None, waveform: np.ndarray | None, notes: dict
+              ) -> tuple[ClipInput, dict]:
+        transcript = (notes.get("transcript") or {}).get("text") or None
+        return ClipInput(question=self.question(sample, transcript), frames=frames, waveform=waveform), dict(notes)
 
     def load_many(self, samples: list[Sample]) -> LoadedClips:
         """Decode every sample; a sample that fails is recorded in ``failures``, never raised or dropped."""

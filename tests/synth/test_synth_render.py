@@ -101,3 +101,29 @@ def test_speakers_vary_less_than_emotions():
     assert max(speakers) - min(speakers) < 5.0  # +-2.5 semitones
     assert _pitch_hz(_voice(PROTOTYPES["sad"]["voice"])) < _pitch_hz(_voice(neutral)) < \
         _pitch_hz(_voice(PROTOTYPES["surprise"]["voice"]))
+
+
+def test_a_small_face_sits_off_centre_on_a_plain_wall(tmp_path):
+    from dataclasses import replace
+
+    from r1omni.media import sample_frames
+    from r1omni.schema import read_samples
+    from r1omni.synth import SynthConfig, generate_benchmark
+    from r1omni.synth.config import StyleConfig
+    from r1omni.synth.generate import _style_settings, split_fingerprint
+
+    small = StyleConfig(frame_size_px=128, face_fraction=0.4)
+    config = SynthConfig(split_sizes={"test_id": 4}, id_style=small)
+    samples = read_samples(generate_benchmark(tmp_path, config, progress=False)["test_id"])
+    for sample in samples:
+        frames = sample_frames(sample.video, 2).frames.astype(np.float32)                   # (2, 128, 128, 3)
+        busy = frames.std(axis=(0, 3)) > 12                                 # (128, 128): the face's detail
+        rows, cols = np.nonzero(busy)
+        assert cols.min() >= 128 // 2 - 40 and cols.mean() > 64                             # right half
+        assert cols.max() - cols.min() <= 0.4 * 128 + 4 and rows.max() - rows.min() <= 0.4 * 128 + 4
+    # A whole-frame face keeps the fingerprint benchmarks had before the option existed; a small one changes it.
+    plain = SynthConfig(split_sizes={"test_id": 4})
+    assert "face_fraction" not in _style_settings(plain.id_style)
+    assert split_fingerprint(plain, "test_id", 0) != split_fingerprint(replace(plain, id_style=small), "test_id", 0)
+    with pytest.raises(ValueError, match="face_fraction"):
+        StyleConfig(face_fraction=0.1)

@@ -1,4 +1,5 @@
-"""The HTTP API and the web page: ``POST /v1/predict``, ``GET /v1/model``, ``GET /healthz``, ``/``.
+"""The HTTP API and the web page: ``POST /v1/predict``, ``POST /v1/timeline``, ``GET /v1/model``,
+``GET /healthz``, ``/``.
 
 A prediction goes through three steps, as litgpt's servers split them:
 
@@ -10,6 +11,18 @@ A prediction goes through three steps, as litgpt's servers split them:
   audio evidence (``r1omni.explain.reasoning``'s word lists, so the page does not repeat them), each
   clause's cue claims checked against the cues measured on the clip (``r1omni.claims``,
   ``r1omni.cues``), the per-modality attribution when asked, and timings.
+
+Options per request (query parameter, form field or JSON key): ``explain``, ``face_crop`` (frames
+cropped to the face; the response says whether one was found) and ``transcribe`` (the speech,
+recognised offline, becomes the subtitle; the response carries the transcript).
+
+``POST /v1/timeline`` takes a long recording the same ways and answers window by window: an
+``application/x-ndjson`` stream of one ``start`` line (the number of windows), one ``window`` line
+per answered window (its times, answer, label, reasoning and transcript, and the windows done so
+far) and a last ``summary`` line (share of time per emotion, changes), or an ``error`` line; the
+page draws it as a timeline under the player while it arrives. Recordings up to
+``max_recording_seconds`` are accepted; the client going away stops the work at the next window
+batch.
 
 Every error is JSON ``{"error": code, "message": text}`` with its status: 400 malformed request,
 403 path outside the media root, 404 missing path, 413 upload or clip too large, 415 unsupported
@@ -23,18 +36,20 @@ Not here: model loading details (``r1omni.models``), decoding (``r1omni.media``)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -50,8 +65,10 @@ from r1omni.serve.config import ServeConfig
 from r1omni.serve.errors import ServeError
 from r1omni.serve.inputs import ClipRequest, PathRequest, check_clip, read_path_request, receive_upload, sample_for_clip
 from r1omni.serve.worker import BatchWorker, ClipResult, Job, QueueFull, WorkerClosed
+from r1omni.timeline import SPLITS, TimelineOptions, WindowPrediction
 
-__all__ = ["create_app", "decode_request", "predict", "encode_response", "reasoning_segments", "STATIC_DIR"]
+__all__ = ["create_app", "decode_request", "predict", "encode_response", "encode_window", "stream_timeline",
+           "reasoning_segments", "STATIC_DIR"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +140,31 @@ class Timings(BaseModel):
     """From the request's arrival to the response, upload included."""
 
 
+class FaceCropSummary(BaseModel):
+    face_found: bool
+    face_frames: int
+    """Sampled frames in which a face was found."""
+    frames: int
+    used: str
+    """What the model saw: "face crop", or "whole frame (no face found)"."""
+
+
+class Word(BaseModel):
+    word: str
+    start: float
+    end: float
+    """Seconds from the start of the clip."""
+    probability: float
+
+
+class Transcript(BaseModel):
+    text: str
+    """What was said; the model read it as the subtitle."""
+    language: str
+    language_probability: float
+    words: list[Word]
+
+
 class MediaSummary(BaseModel):
     duration_seconds: float | None
     has_video: bool
@@ -145,6 +187,29 @@ class PredictResponse(BaseModel):
     media: MediaSummary
     timings: Timings
     attribution: Attribution | None = None
+    face_crop: FaceCropSummary | None = None
+    """With ``face_crop``: whether a face was found and what the model saw."""
+    transcript: Transcript | None = None
+    """With ``transcribe``: the recognised speech."""
+
+
+class TimelineWindow(BaseModel):
+    """One ``window`` line of the ``/v1/timeline`` stream."""
+
+    type: Literal["window"] = "window"
+    index: int
+    start_seconds: float
+    end_seconds: float
+    label: str | None
+    answer: str | None
+    think: str | None
+    format_ok: bool
+    transcript: str | None
+    reasoning: list[ReasoningSegment]
+    error: str | None
+    done: int
+    """Windows answered so far."""
+    total: int
 
 
 class ModelInfo(BaseModel):
@@ -180,36 +245,41 @@ _ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in
 _PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "A video or audio clip"},
-        "explain": {"type": "boolean", "default": False}}}},
+        "explain": {"type": "boolean", "default": False},
+        "face_crop": {"type": "boolean", "default": False},
+        "transcribe": {"type": "boolean", "default": False}}}},
     "application/json": {"schema": PathRequest.model_json_schema()},
 }}}
+_TIMELINE_STREAM = {200: {"description": "One JSON object per line: start, window (one per window), summary or error",
+                          "content": {"application/x-ndjson": {"schema": TimelineWindow.model_json_schema()}}}}
 
 
 # -- the three steps ---------------------------------------------------------------------------------------
-async def decode_request(request: Request, config: ServeConfig, request_id: str,
-                         explain: bool) -> tuple[ClipRequest, MediaInfo]:
-    """The clip named or carried by ``request``, on disk and within the limits. A temporary upload
-    is removed here if a check fails; afterwards the caller removes it (``ClipRequest.discard``)."""
+async def decode_request(request: Request, config: ServeConfig, request_id: str, flags: dict[str, bool],
+                         max_seconds: float | None = None) -> tuple[ClipRequest, MediaInfo]:
+    """The clip named or carried by ``request``, on disk and within the limits (``max_seconds``: the
+    longest accepted, default ``max_duration_seconds``). A temporary upload is removed here if a check
+    fails; afterwards the caller removes it (``ClipRequest.discard``)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        clip = await receive_upload(request, config, request_id, explain)
+        clip = await receive_upload(request, config, request_id, flags)
     elif content_type == "application/json":
-        clip = await read_path_request(request, config, request_id, explain)
+        clip = await read_path_request(request, config, request_id, flags)
     else:
         raise ServeError(415, "unsupported_media_type",
                          f"send multipart/form-data with a 'file' field, or JSON {{\"path\": ...}}; "
                          f"got {content_type or 'no content type'!r}")
     checked = False
     try:
-        info = await run_in_threadpool(check_clip, clip, config)
+        info = await run_in_threadpool(check_clip, clip, config, max_seconds)
         checked = True
     finally:
         if not checked:  # refused, or the client went away: the upload goes now
             clip.discard()
-    logger.info("request %s: %s of %d bytes, %s s, video=%s audio=%s, explain=%s", request_id,
-                "upload" if clip.temporary else "server file", clip.size_bytes,
+    logger.info("request %s: %s of %d bytes, %s s, video=%s audio=%s, explain=%s face_crop=%s transcribe=%s",
+                request_id, "upload" if clip.temporary else "server file", clip.size_bytes,
                 f"{info.duration_seconds:.1f}" if info.duration_seconds is not None else "?",
-                info.has_video, info.has_audio, clip.explain)
+                info.has_video, info.has_audio, clip.explain, clip.face_crop, clip.transcribe)
     return clip, info
 
 
@@ -218,7 +288,8 @@ async def predict(worker: BatchWorker, clip: ClipRequest, info: MediaInfo, timeo
     if not worker.alive:
         raise ServeError(503, "unavailable", "the model worker is not running")
     try:
-        future = worker.submit(Job(sample_for_clip(clip, info), explain=clip.explain))
+        future = worker.submit(Job(sample_for_clip(clip, info), explain=clip.explain, face_crop=clip.face_crop,
+                                   transcribe=clip.transcribe))
     except QueueFull:
         logger.warning("request %s: refused, queue full (%d waiting)", clip.id, worker.queued)
         raise ServeError(503, "queue_full", f"the server is busy ({worker.config.max_queue} clips waiting); retry later",
@@ -282,7 +353,53 @@ def encode_response(clip: ClipRequest, info: MediaInfo, result: ClipResult, star
         media=MediaSummary(duration_seconds=info.duration_seconds, has_video=info.has_video,
                            has_audio=info.has_audio, size_bytes=clip.size_bytes),
         timings=timings,
-        attribution=_attribution(result.attribution, info, explain_method) if result.attribution else None)
+        attribution=_attribution(result.attribution, info, explain_method) if result.attribution else None,
+        face_crop=FaceCropSummary(**result.notes["face_crop"]) if result.notes.get("face_crop") else None,
+        transcript=Transcript(**result.notes["transcript"]) if result.notes.get("transcript") else None)
+
+
+def _ndjson(line: dict) -> bytes:
+    return (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def encode_window(window: WindowPrediction, done: int, total: int) -> TimelineWindow:
+    """One answered window as its line of the timeline stream (cue claims per clause, as for a clip)."""
+    levels = {claim["cue"]: claim["actual"] for claim in window.claims if claim["actual"]}
+    return TimelineWindow(index=window.index, start_seconds=window.start_seconds, end_seconds=window.end_seconds,
+                          label=window.label, answer=window.answer, think=window.think, format_ok=window.format_ok,
+                          transcript=window.transcript, reasoning=reasoning_segments(window.think, levels),
+                          error=window.error, done=done, total=total)
+
+
+async def stream_timeline(worker: BatchWorker, job: Job, clip: ClipRequest, info: MediaInfo) -> AsyncIterator[bytes]:
+    """The NDJSON lines of one timeline job as its windows are answered (see the module docstring).
+    The upload is removed, and the job stopped, when the stream ends for any reason."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Queue = asyncio.Queue()
+    job.on_window = lambda window, done, total: loop.call_soon_threadsafe(arrived.put_nowait, (window, done, total))
+    finished = asyncio.wrap_future(job.future)
+    try:
+        yield _ndjson({"type": "start", "id": clip.id, "duration_seconds": info.duration_seconds,
+                       "window_seconds": job.timeline.window_seconds, "split": job.timeline.split})
+        while True:
+            waiting = asyncio.ensure_future(arrived.get())
+            await asyncio.wait({waiting, finished}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                break
+            yield _ndjson(encode_window(*waiting.result()).model_dump())
+        while not arrived.empty():
+            yield _ndjson(encode_window(*arrived.get_nowait()).model_dump())
+        try:
+            result = finished.result()
+        except Exception as err:  # noqa: BLE001 — reported in the stream, whose 200 status is already sent
+            reason = err.reason if hasattr(err, "reason") else f"the server failed ({type(err).__name__})"
+            yield _ndjson({"type": "error", "error": "timeline_failed", "message": f"{clip.name}: {reason}"})
+            return
+        yield _ndjson({"type": "summary", "summary": result.summary})
+    finally:
+        job.cancel()
+        clip.discard()
 
 
 # -- the application -----------------------------------------------------------------------------------------
@@ -310,6 +427,7 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
         modalities=config.modalities, label_set=label_set.name, labels=list(label_set.labels),
         reasoning_words={"visual": list(VISUAL_WORDS), "audio": list(AUDIO_WORDS)},
         limits={"max_upload_bytes": config.max_upload_bytes, "max_duration_seconds": config.max_duration_seconds,
+                "max_recording_seconds": config.max_recording_seconds,
                 "request_timeout_seconds": config.request_timeout_seconds, "max_queue": config.max_queue,
                 "max_batch_size": config.max_batch_size})
 
@@ -371,7 +489,9 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_PREDICT_BODY)
     async def predict_route(request: Request, explain: bool = Query(
-            False, description="Also compute the per-modality attribution (about nine model passes).")
+            False, description="Also compute the per-modality attribution (about nine model passes)."),
+            face_crop: bool = Query(False, description="Crop the frames to the largest face."),
+            transcribe: bool = Query(False, description="Recognise the speech and use it as the subtitle.")
     ) -> JSONResponse:
         """Answer for one clip: a multipart upload (field ``file``) or JSON ``{"path": ...}`` under the
         media root."""
@@ -384,7 +504,8 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
                                                 "retry later", headers={"Retry-After": "1"})
         in_flight += 1
         try:
-            clip, info = await decode_request(request, config, request_id, explain)
+            clip, info = await decode_request(request, config, request_id,
+                                              {"explain": explain, "face_crop": face_crop, "transcribe": transcribe})
             try:
                 result = await predict(worker, clip, info, config.request_timeout_seconds)
             finally:
@@ -395,6 +516,56 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
         logger.info("request %s: answered in %.3f s (batch of %d)", request_id, response.timings.total_seconds,
                     response.batch_size)
         return JSONResponse(response.model_dump(), headers={"X-Request-ID": request_id})
+
+    @app.post("/v1/timeline", responses={**_ERRORS, **_TIMELINE_STREAM}, openapi_extra=_PREDICT_BODY)
+    async def timeline_route(
+            request: Request,
+            segment_seconds: float = Query(4.0, gt=0, description="Window length (with split=speech: the longest)."),
+            overlap_seconds: float = Query(0.0, ge=0, description="Overlap of consecutive fixed windows."),
+            split: Literal[SPLITS] = Query("fixed", description="fixed windows, or utterances (voice activity)."),
+            face_crop: bool = Query(False, description="Crop the frames to the largest face."),
+            transcribe: bool = Query(False, description="Recognise the speech of each window as its subtitle.")
+    ) -> StreamingResponse:
+        """A long recording answered window by window, streamed as NDJSON (see the module docstring)."""
+        nonlocal in_flight
+        request_id = uuid.uuid4().hex[:12]
+        try:
+            options = TimelineOptions(window_seconds=segment_seconds, overlap_seconds=overlap_seconds, split=split,
+                                      batch_size=config.max_batch_size)
+        except ValueError as err:
+            raise ServeError(422, "invalid_request", str(err)) from None
+        if in_flight >= max_in_flight:
+            raise ServeError(503, "queue_full", f"the server is busy ({in_flight} requests in progress); "
+                                                "retry later", headers={"Retry-After": "1"})
+        in_flight += 1
+        try:
+            clip, info = await decode_request(request, config, request_id,
+                                              {"face_crop": face_crop, "transcribe": transcribe},
+                                              max_seconds=config.max_recording_seconds)
+            job = Job(sample_for_clip(clip, info), face_crop=clip.face_crop, transcribe=clip.transcribe,
+                      timeline=options)
+            try:
+                worker.submit(job)
+            except (QueueFull, WorkerClosed) as err:
+                clip.discard()
+                raise ServeError(503, "queue_full" if isinstance(err, QueueFull) else "shutting_down",
+                                 f"the server is busy or stopping ({err}); retry later",
+                                 headers={"Retry-After": "1"}) from None
+        except BaseException:
+            in_flight -= 1
+            raise
+
+        async def lines() -> AsyncIterator[bytes]:
+            nonlocal in_flight
+            try:
+                async for line in stream_timeline(worker, job, clip, info):
+                    yield line
+            finally:
+                in_flight -= 1
+
+        logger.info("request %s: timeline of %s s in %g s windows", request_id,
+                    f"{info.duration_seconds:.1f}" if info.duration_seconds else "?", segment_seconds)
+        return StreamingResponse(lines(), media_type="application/x-ndjson", headers={"X-Request-ID": request_id})
 
     return app
 

@@ -36,6 +36,9 @@ class ServeConfig:
     streamed without one, its byte count) shows it, without reading the rest."""
     max_duration_seconds: float = 600.0
     """Longest accepted clip (from its headers, before decoding); longer ones get 413."""
+    max_recording_seconds: float = 4 * 3600.0
+    """Longest recording the timeline endpoint accepts (it is read window by window, so memory does
+    not grow with the length; time does)."""
     request_timeout_seconds: float = 300.0
     """Longest wait for the model (queue + inference) before the request fails with 504."""
     max_queue: int = 32
@@ -65,7 +68,7 @@ class ServeConfig:
         for name in ("max_upload_bytes", "max_queue", "max_batch_size", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_duration_seconds", "request_timeout_seconds"):
+        for name in ("max_duration_seconds", "max_recording_seconds", "request_timeout_seconds"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.batch_window_seconds < 0:

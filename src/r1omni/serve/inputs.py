@@ -31,7 +31,7 @@ from r1omni.schema import Sample
 from r1omni.serve.config import ServeConfig
 from r1omni.serve.errors import ServeError
 
-__all__ = ["ClipRequest", "PathRequest", "receive_upload", "read_path_request", "resolve_media_path",
+__all__ = ["ClipRequest", "PathRequest", "FLAGS", "receive_upload", "read_path_request", "resolve_media_path",
            "check_clip", "sample_for_clip", "parse_flag", "FORM_ALLOWANCE_BYTES"]
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ _MAX_JSON_BYTES = 64 * 1024
 _SAFE_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
+FLAGS = ("explain", "face_crop", "transcribe")
+"""The per-request options: a query parameter, a form field or a JSON key of that name sets each."""
 
 
 @dataclass
@@ -54,6 +56,8 @@ class ClipRequest:
     name: str                 # the client's file name or requested path: the only name messages show
     temporary: bool           # an upload the server must remove when the request ends
     explain: bool = False
+    face_crop: bool = False
+    transcribe: bool = False
     size_bytes: int = 0
 
     def discard(self) -> None:
@@ -70,6 +74,10 @@ class PathRequest(BaseModel):
     """Relative to the media root (or absolute, inside it)."""
     explain: bool = False
     """Also compute the per-modality attribution (slower: about nine model passes)."""
+    face_crop: bool = False
+    """Crop the frames to the largest face (the clip is used whole when none is found)."""
+    transcribe: bool = False
+    """Recognise the speech and use it as the subtitle (needs the server's ``asr`` extra)."""
 
 
 def parse_flag(value: str | None, name: str) -> bool:
@@ -179,10 +187,10 @@ class _MultipartUpload:
             self.file_path.unlink(missing_ok=True)
 
 
-async def receive_upload(request: Request, config: ServeConfig, request_id: str, explain: bool) -> ClipRequest:
+async def receive_upload(request: Request, config: ServeConfig, request_id: str, flags: dict[str, bool]) -> ClipRequest:
     """Stream a ``multipart/form-data`` upload into a temporary file (see the module docstring).
 
-    ``explain`` is the query's value; a form field ``explain`` may also set it."""
+    ``flags`` are the query's values of :data:`FLAGS`; a form field of the same name may also set each."""
     body_limit = config.max_upload_bytes + FORM_ALLOWANCE_BYTES
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -219,14 +227,16 @@ async def receive_upload(request: Request, config: ServeConfig, request_id: str,
     clip = ClipRequest(id=request_id, path=upload.file_path, name=upload.filename or "upload", temporary=True,
                        size_bytes=upload.file_bytes)
     try:
-        clip.explain = explain or parse_flag(upload.fields.get("explain"), "explain")
+        for name in FLAGS:
+            setattr(clip, name, flags.get(name, False) or parse_flag(upload.fields.get(name), name))
     except ServeError:
         clip.discard()
         raise
     return clip
 
 
-async def read_path_request(request: Request, config: ServeConfig, request_id: str, explain: bool) -> ClipRequest:
+async def read_path_request(request: Request, config: ServeConfig, request_id: str,
+                            flags: dict[str, bool]) -> ClipRequest:
     """A JSON ``{"path": ..., "explain": ...}`` request for a file under the media root."""
     body = bytearray()
     async for chunk in request.stream():
@@ -243,7 +253,7 @@ async def read_path_request(request: Request, config: ServeConfig, request_id: s
                                                 "upload the file instead")
     path = resolve_media_path(Path(config.media_root).resolve(), payload.path)
     return ClipRequest(id=request_id, path=path, name=payload.path, temporary=False,
-                       explain=explain or payload.explain,
+                       **{name: flags.get(name, False) or getattr(payload, name) for name in FLAGS},
                        size_bytes=path.stat().st_size if path.is_file() else 0)
 
 
@@ -267,15 +277,17 @@ def resolve_media_path(root: Path, requested: str) -> Path:
     return candidate
 
 
-def check_clip(clip: ClipRequest, config: ServeConfig) -> MediaInfo:
-    """Probe the clip's headers; refuse unreadable media (422) and over-long clips (413). Blocking."""
+def check_clip(clip: ClipRequest, config: ServeConfig, max_seconds: float | None = None) -> MediaInfo:
+    """Probe the clip's headers; refuse unreadable media (422) and clips over ``max_seconds`` (413; default
+    the config's ``max_duration_seconds``). Blocking."""
+    limit = config.max_duration_seconds if max_seconds is None else max_seconds
     try:
         info = probe(clip.path)
     except MediaError as err:
         raise ServeError(422, "unreadable_media", f"{clip.name}: {err.reason}") from None
-    if info.duration_seconds is not None and info.duration_seconds > config.max_duration_seconds:
+    if info.duration_seconds is not None and info.duration_seconds > limit:
         raise ServeError(413, "clip_too_long", f"{clip.name}: the clip lasts {info.duration_seconds:.1f} s; "
-                                               f"the limit is {config.max_duration_seconds:g} s")
+                                               f"the limit is {limit:g} s")
     if config.modalities == "audio" and not info.has_audio:
         raise ServeError(422, "unreadable_media", f"{clip.name}: no audio stream (this server reads audio only)")
     if config.modalities == "video" and not info.has_video:

@@ -4,10 +4,15 @@ Request handlers :meth:`BatchWorker.submit` a :class:`Job` and await its future;
 takes the oldest waiting job, waits up to ``batch_window_seconds`` (counted from that job's arrival,
 so a backlog is taken at once) for up to ``max_batch_size`` jobs, and answers them together:
 
-* decode the clips (``ClipLoader.load_many``); a clip that fails gets its own error, the rest go on;
+* decode the clips (``ClipLoader.load_many``, one loader per combination of the jobs' face-crop and
+  transcript options); a clip that fails gets its own error, the rest go on;
 * clips without ``explain``: ``r1omni.inference.answer_clips`` (greedy, one generate call), the
   same path as ``r1omni predict`` and ``r1omni eval``, under the server's label set;
 * clips with ``explain``: ``r1omni.explain.attribute`` (its factual run is the answer).
+
+A job with ``timeline`` options is a long recording: it runs alone, window batch after window
+batch (``r1omni.timeline.predict_timeline``), handing each window to ``on_window`` as it is
+answered, and stops between batches once ``cancel()`` is called (its client went away).
 
 All model calls happen on this thread, so torch runs one job at a time. A full queue raises
 :class:`QueueFull` at once (the route answers 503); a job whose future was cancelled (its request
@@ -21,6 +26,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -34,8 +40,9 @@ from r1omni.labels import get_label_set
 from r1omni.models import Policy, SamplingConfig
 from r1omni.schema import Sample
 from r1omni.serve.config import ServeConfig
+from r1omni.timeline import TimelineOptions, WindowPrediction, predict_timeline, summarize_timeline
 
-__all__ = ["Job", "ClipResult", "BatchWorker", "QueueFull", "WorkerClosed"]
+__all__ = ["Job", "ClipResult", "TimelineResult", "TimelineCancelled", "BatchWorker", "QueueFull", "WorkerClosed"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +55,34 @@ class WorkerClosed(Exception):
     """The worker is stopping (or stopped) and takes no more jobs."""
 
 
+class TimelineCancelled(Exception):
+    """A timeline job was cancelled between window batches."""
+
+
 @dataclass
 class Job:
     sample: Sample
     explain: bool = False
+    face_crop: bool = False
+    transcribe: bool = False
+    timeline: TimelineOptions | None = None
+    """Set for a long recording: answered window by window (the future's result is a :class:`TimelineResult`)."""
+    on_window: Callable[[WindowPrediction, int, int], None] | None = None
+    """Called on the worker thread with each answered window, the windows done and their total."""
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     enqueued_at: float = field(default_factory=time.perf_counter)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """Stop a timeline job at its next window batch (and drop a job not yet started)."""
+        self.cancelled.set()
+        self.future.cancel()
+
+
+@dataclass
+class TimelineResult:
+    windows: list[WindowPrediction]
+    summary: dict
 
 
 @dataclass
@@ -71,6 +100,8 @@ class ClipResult:
     timings: dict[str, float] = field(default_factory=dict)
     cue_levels: dict[str, str] = field(default_factory=dict)
     """Cue levels measured on the decoded clip (``r1omni.cues``), to check the reasoning's claims against."""
+    notes: dict = field(default_factory=dict)
+    """What decoding decided (``face_crop``, ``transcript``), from :class:`~r1omni.clips.LoadedClips`."""
 
     def take(self, answer: Answer) -> None:
         """Fill in the answer the one path (``r1omni.inference``) gave."""
@@ -139,14 +170,18 @@ class BatchWorker:
                 self._cond.wait()
             if self._closed:
                 return None
+            if self._queue[0].timeline is not None:   # a recording runs alone
+                return [self._queue.popleft()]
             deadline = self._queue[0].enqueued_at + self.config.batch_window_seconds
             while len(self._queue) < self.config.max_batch_size and not self._closed:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            take = min(self.config.max_batch_size, len(self._queue))
-            return [self._queue.popleft() for _ in range(take)]
+            batch = []
+            while self._queue and len(batch) < self.config.max_batch_size and self._queue[0].timeline is None:
+                batch.append(self._queue.popleft())
+            return batch
 
     def _run(self) -> None:
         self.policy.module.eval()
@@ -156,7 +191,11 @@ class BatchWorker:
             if not jobs:
                 continue
             try:
-                results = self.run_batch(jobs)
+                results = [self.run_timeline(jobs[0])] if jobs[0].timeline is not None else self.run_batch(jobs)
+            except TimelineCancelled as err:
+                logger.info("timeline %s", err)
+                jobs[0].future.set_exception(err)
+                continue
             except Exception as err:  # noqa: BLE001 — a failing batch must not kill the server: each
                 # request gets the error (a 500 naming it), and the worker goes on with the next batch.
                 logger.exception("batch of %d clips failed", len(jobs))
@@ -166,42 +205,80 @@ class BatchWorker:
             for job, result in zip(jobs, results):
                 job.future.set_result(result)
 
+    def _loader(self, job: Job, cache: bool = True) -> ClipLoader:
+        return ClipLoader(num_frames=self.policy.num_frames, prompt=self.config.prompt,
+                          modalities=self.config.modalities, face_crop=job.face_crop, transcribe=job.transcribe,
+                          cache=cache)
+
     def run_batch(self, jobs: list[Job]) -> list[ClipResult]:
         """Answer ``jobs`` (see the module docstring); one result per job, in order."""
         started = time.perf_counter()
         self.batch_sizes.append(len(jobs))
-        loader = ClipLoader(num_frames=self.policy.num_frames, prompt=self.config.prompt,
-                            modalities=self.config.modalities,
-                            cache=True)  # attribution decodes each clip again: keep the first decode
         results = [ClipResult(batch_size=len(jobs)) for _ in jobs]
-        loaded = loader.load_many([job.sample for job in jobs])
-        for job, result in zip(jobs, results):
-            result.timings.update(queue_seconds=started - job.enqueued_at,
-                                  decode_seconds=loaded.decode_seconds[job.sample.id])
-            if (error := loaded.error_of(job.sample)) is not None:
-                result.error = error.reason
-        clips = dict(zip([i for i, job in enumerate(jobs) if job.sample.id not in loaded.failures], loaded.clips))
-        for i, clip in clips.items():
-            results[i].cue_levels = cue_levels(clip_cues(clip.waveform, clip.frames))
-        plain = [i for i in clips if not jobs[i].explain]
-        explained = [i for i in clips if jobs[i].explain]
+        groups: dict[tuple[bool, bool], list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault((job.face_crop, job.transcribe), []).append(i)
+        clips, loaders, unreadable = {}, {}, 0
+        for members in groups.values():
+            # Cached: attribution decodes each clip again, and must see what the answer saw.
+            loader = self._loader(jobs[members[0]])
+            loaded = loader.load_many([jobs[i].sample for i in members])
+            unreadable += len(loaded.failures)
+            kept = iter(loaded.clips)
+            for i in members:
+                sample = jobs[i].sample
+                results[i].timings.update(queue_seconds=started - jobs[i].enqueued_at,
+                                          decode_seconds=loaded.decode_seconds[sample.id])
+                if (error := loaded.error_of(sample)) is not None:
+                    results[i].error = error.reason
+                    continue
+                clips[i], loaders[i], results[i].notes = next(kept), loader, loaded.notes[sample.id]
+                results[i].cue_levels = cue_levels(clip_cues(clips[i].waveform, clips[i].frames))
+        plain = [i for i in sorted(clips) if not jobs[i].explain]
+        explained = [i for i in sorted(clips) if jobs[i].explain]
         with torch.no_grad():
             answers = answer_clips(self.policy, [clips[i] for i in plain], self.sampling, self.labels)
             for i, answer in zip(plain, answers):
                 results[i].take(answer)
-            if explained:
+            by_loader: dict[int, list[int]] = {}
+            for i in explained:
+                by_loader.setdefault(id(loaders[i]), []).append(i)
+            for members in by_loader.values():
                 tick = time.perf_counter()
-                attributions, _ = attribute(self.policy, [jobs[i].sample for i in explained], loader, self.labels,
-                                            method=self.config.explain_method, batch_size=len(explained),
-                                            max_new_tokens=self.sampling.max_new_tokens)
+                attributions, _ = attribute(self.policy, [jobs[i].sample for i in members], loaders[members[0]],
+                                            self.labels, method=self.config.explain_method,
+                                            batch_size=len(members), max_new_tokens=self.sampling.max_new_tokens)
                 seconds = time.perf_counter() - tick
                 by_id = {a.id: a for a in attributions}
-                for i in explained:
+                for i in members:
                     found = by_id[jobs[i].sample.id]
                     results[i].take(parse_answer(found.output, self.labels))
                     results[i].attribution = found
                     results[i].timings["attribution_seconds"] = seconds
         self.clips_answered += len(jobs)
         logger.info("batch of %d clips (%d explained, %d unreadable) in %.3f s", len(jobs), len(explained),
-                    len(loaded.failures), time.perf_counter() - started)
+                    unreadable, time.perf_counter() - started)
         return results
+
+    def run_timeline(self, job: Job) -> TimelineResult:
+        """A long recording window batch by window batch; each window goes to ``job.on_window`` as it is
+        answered. A recording that cannot be read raises :class:`~r1omni.media.MediaError`."""
+        started = time.perf_counter()
+        windows: list[WindowPrediction] = []
+        progress = {"total": 0}
+
+        def note_progress(done: int, total: int) -> None:
+            progress["total"] = total
+            if job.cancelled.is_set():
+                raise TimelineCancelled(f"cancelled after {done} of {total} windows")
+
+        with torch.no_grad():
+            for window in predict_timeline(self.policy, job.sample.media_path, job.timeline,
+                                           self._loader(job, cache=False), self.sampling, self.labels,
+                                           progress=note_progress):
+                windows.append(window)
+                if job.on_window is not None:
+                    job.on_window(window, len(windows), progress["total"])
+        self.clips_answered += len(windows)
+        logger.info("timeline of %d windows in %.3f s", len(windows), time.perf_counter() - started)
+        return TimelineResult(windows, summarize_timeline(windows))

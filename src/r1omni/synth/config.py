@@ -50,7 +50,14 @@ class StyleConfig:
     face-only clips reached 0.81 held-out accuracy at 0.3 but 0.50 at 1.0 in the same budget, so
     the default keeps pose modest (the probe in the project notes made the same finding)."""
 
+    face_fraction: float = 1.0
+    """Side of the face picture as a share of the frame. Below 1 the face is drawn that much smaller and
+    placed off-centre (in the right half, at a height drawn per clip) on a plain background, as a
+    phone at arm's length frames a person: for measuring what a face crop recovers."""
+
     def __post_init__(self) -> None:
+        if not 0.2 <= self.face_fraction <= 1:
+            raise ValueError(f"StyleConfig.face_fraction={self.face_fraction}; use a value in [0.2, 1]")
         if self.container not in _CONTAINERS:
             raise ValueError(f"StyleConfig.container={self.container!r}; use one of {_CONTAINERS}")
         if self.frame_size_px < 32 or self.frame_size_px % 2:

@@ -30,6 +30,7 @@ from dataclasses import asdict
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from r1omni.atomic import COMPLETE_MARKER, atomic_write_text
@@ -55,28 +56,52 @@ def clip_path(out_dir: str | os.PathLike, split: str, index: int, style: StyleCo
     return Path(out_dir) / "clips" / split / f"{split}-{index:05d}{style.container}"
 
 
+def _style_settings(style: StyleConfig) -> dict:
+    """The style's fields, less those added since version 4 that are at their defaults (a benchmark made
+    before them is still what they describe, so it is not rebuilt)."""
+    settings = asdict(style)
+    if settings["face_fraction"] == 1.0:
+        del settings["face_fraction"]
+    return settings
+
+
 def split_fingerprint(config: SynthConfig, split: str, seed: int) -> str:
     """A digest of everything that decides a split's content."""
     settings = config.to_dict()
     for key in ("split_sizes", "id_style", "ood_style"):
         settings.pop(key)
     settings.update(version=GENERATOR_VERSION, seed=seed, split=split, size=config.split_sizes.get(split, 0),
-                    styles=[asdict(style) for style in config.styles_of(split)])
+                    styles=[_style_settings(style) for style in config.styles_of(split)])
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 def render_clip(spec: ClipSpec, style: StyleConfig, apex_fraction: float):
     """(frames (T, H, W, 3) uint8, waveform (S,) float32) of one clip."""
-    frames = render_face(spec.cues["face"], spec.identity_params,
-                         clip_rng(spec.seed, spec.split, spec.index, FACE_STREAM),
-                         frame_size_px=style.frame_size_px, num_frames=style.num_frames,
-                         face_style=style.face_style, apex_fraction=apex_fraction,
+    face_rng = clip_rng(spec.seed, spec.split, spec.index, FACE_STREAM)
+    face_px = 2 * round(style.frame_size_px * style.face_fraction / 2)   # even, as yuv420p needs
+    frames = render_face(spec.cues["face"], spec.identity_params, face_rng, frame_size_px=face_px,
+                         num_frames=style.num_frames, face_style=style.face_style, apex_fraction=apex_fraction,
                          pose_variation=style.pose_variation)
+    if face_px < style.frame_size_px:
+        frames = _place_small(frames, style.frame_size_px, face_rng)
     waveform = synthesize_voice(spec.cues["voice"], spec.speaker_params,
                                 clip_rng(spec.seed, spec.split, spec.index, VOICE_STREAM),
                                 duration_seconds=style.duration_seconds, sample_rate_hz=style.sample_rate_hz,
                                 voice_style=style.voice_style)
     return frames, waveform
+
+
+def _place_small(faces: np.ndarray, frame_size_px: int, rng: np.random.Generator) -> np.ndarray:
+    """The face frames (T, F, F, 3) pasted into larger frames (T, S, S, 3): right half, height drawn per clip,
+    on a plain grey-blue wall with sensor noise."""
+    count, face_px = faces.shape[:2]
+    free = frame_size_px - face_px
+    left = int(rng.integers(free // 2, free + 1))
+    top = int(rng.integers(0, free + 1))
+    wall = np.array([118, 124, 134], np.float32) * rng.uniform(0.8, 1.2)
+    frames = wall + rng.normal(0.0, 3.0, (count, frame_size_px, frame_size_px, 3)).astype(np.float32)
+    frames[:, top:top + face_px, left:left + face_px] = faces
+    return np.clip(frames, 0, 255).astype(np.uint8)
 
 
 def _write_one(job: tuple[ClipSpec, StyleConfig, float, str]) -> None:

@@ -319,14 +319,31 @@ _SERVE_FIELDS = ("media_root", "label_set", "model_name", "max_duration_seconds"
 # -- demo ---------------------------------------------------------------------------------------
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from r1omni.demo import DemoConfig, run_demo
+    from dataclasses import replace
 
+    from r1omni.demo import DemoConfig, StudyConfig, run_budget_study, run_demo
+    from r1omni.synth.config import VALIDATION_SPLITS
+
+    say = lambda line: print(line, flush=True)  # noqa: E731 — the CLI is the only printer
+    if args.study:
+        study = StudyConfig.quick() if args.quick else StudyConfig()
+        if args.seeds:
+            study.seeds = tuple(args.seeds)
+        if args.output_dir:
+            study.output_dir = args.output_dir
+        if args.threads:
+            study.demo.threads = args.threads
+        run_budget_study(study, say)
+        print(f"wrote {study.output_dir}/summary.md, summary.json, budget.png")
+        return 0
     config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
+    if args.validation:
+        config = replace(config, eval_splits=VALIDATION_SPLITS)
     if args.output_dir:
         config.output_dir = args.output_dir
     if args.threads:
         config.threads = args.threads
-    run_demo(config, say=lambda line: print(line, flush=True))
+    run_demo(config, say=say)
     return 0
 
 
@@ -458,6 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output-dir", default=None, help="report folder (default demo_out, demo_out_quick)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2)")
+    demo.add_argument("--validation", action="store_true",
+                      help="evaluate on the validation splits (for tuning a recipe) instead of the test splits")
+    demo.add_argument("--study", choices=["budget"], default=None,
+                      help="budget: RLVR against label SFT at several training budgets and seeds (~2 h; "
+                           "--quick: minutes)")
+    demo.add_argument("--seeds", type=int, nargs="+", default=None, help="with --study: the seeds (default 0 1 2)")
 
     train = commands.add_parser("train", help="SFT and GRPO recipes (run under `accelerate launch` to scale)")
     train_sub = train.add_subparsers(dest="recipe", required=True, metavar="RECIPE")

@@ -34,9 +34,11 @@ from r1omni.models.policy import ClipInput
 from r1omni.schema import Sample
 from r1omni.template import get_prompt, with_subtitle
 
-__all__ = ["ClipLoader", "LoadedClips", "MODALITIES"]
+__all__ = ["ClipLoader", "LoadedClips", "MODALITIES", "SAMPLE_QUESTION"]
 
 MODALITIES = ("video_audio", "video", "audio")
+SAMPLE_QUESTION = "sample"
+"""``ClipLoader.prompt`` value meaning: each sample's own question, ``meta["question"]`` (instruction data)."""
 
 
 @dataclass
@@ -60,7 +62,8 @@ class LoadedClips:
 class ClipLoader:
     """Decodes samples into :class:`ClipInput`.
 
-    ``prompt`` is a named prompt of ``r1omni.template.PROMPTS`` or literal text.
+    ``prompt`` is a named prompt of ``r1omni.template.PROMPTS``, literal text, or
+    :data:`SAMPLE_QUESTION` for each sample's own question.
     """
 
     num_frames: int
@@ -84,7 +87,12 @@ class ClipLoader:
 
     def question(self, sample: Sample, transcript: str | None = None) -> str:
         """The prompt, with the sample's subtitle (or, lacking one, ``transcript``) when subtitles are used."""
-        text = get_prompt(self.prompt)
+        if self.prompt == SAMPLE_QUESTION:
+            if not sample.meta.get("question"):
+                raise MediaError(sample.media_path, "prompt='sample' but the sample has no meta['question']")
+            text = sample.meta["question"]
+        else:
+            text = get_prompt(self.prompt)
         return with_subtitle(text, sample.subtitle or transcript) if self.use_subtitle else text
 
     def _decode(self, sample: Sample) -> tuple[np.ndarray | None, np.ndarray | None, dict]:

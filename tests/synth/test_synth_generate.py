@@ -21,13 +21,14 @@ from r1omni.labels import DFEW, SYNONYMS
 from r1omni.media import load_audio, sample_frames
 from r1omni.schema import read_jsonl, read_samples
 from r1omni.synth import SPLITS, SynthConfig, generate_benchmark
-from r1omni.synth.config import StyleConfig
+from r1omni.synth.config import OOD_SPLITS, TEST_SPLITS, StyleConfig
 
 EMOTION_WORDS = sorted(set(SYNONYMS) | set(DFEW.labels))
 NUM_FRAMES = 4  # what the demo model samples
 # Big enough for simple classifiers on decoded media to mean something (30 clips per class in
 # train), small enough to build in ~15 s of CPU time.
-BENCH_SIZES = {"pretrain": 7, "cold_start": 21, "train": 210, "test_id": 105, "test_ood": 70}
+BENCH_SIZES = {"pretrain": 21, "cold_start": 21, "train": 210, "val_id": 14, "val_ood": 14, "test_id": 105,
+               "test_ood": 70, "test_mix": 70}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_manifests_layout_and_counts(bench):
         assert (out_dir / "clips" / split / "COMPLETE").is_file()
         counts = Counter(r["label"] for r in rows)
         assert set(counts) == set(DFEW.labels) and max(counts.values()) - min(counts.values()) <= 1
-        ood = [split == "test_ood" or (split == "pretrain" and SynthConfig().is_ood_pretrain_clip(i))
+        ood = [split in OOD_SPLITS or (split == "pretrain" and SynthConfig().is_ood_pretrain_clip(i))
                for i in range(len(rows))]
         assert [r["meta"]["style"] for r in rows] == ["ood" if o else "id" for o in ood]
         assert [Path(r["video"]).suffix for r in rows] == [".webm" if o else ".mp4" for o in ood]
@@ -95,6 +96,42 @@ def test_meta_holds_the_ground_truth(decoded):
     assert {s.meta["carrier"] for s in samples} == {"both", "face", "voice", "conflict"}
     hints = [s for s in samples if s.meta["subtitle_carries_label"]]
     assert hints and all(s.subtitle for s in hints)
+
+
+def test_identities_of_training_validation_and_test_never_meet(bench):
+    _, manifests = bench
+    faces = {split: {s.meta["identity"] for s in read_samples(path)} for split, path in manifests.items()}
+    training = faces["pretrain"] | faces["cold_start"] | faces["train"]
+    for held_out in ("val_id", "val_ood", *TEST_SPLITS):
+        assert not faces[held_out] & training, held_out
+    assert not (faces["val_id"] | faces["val_ood"]) & (faces["test_id"] | faces["test_ood"] | faces["test_mix"])
+
+
+def test_the_mix_split_is_voice_led(bench):
+    _, manifests = bench
+    samples = read_samples(manifests["test_mix"])
+    carriers = Counter(s.meta["carrier"] for s in samples)
+    assert carriers["face"] == 0 and carriers["voice"] > carriers["both"] / 2 and carriers["conflict"] > 0
+    assert all(s.meta["label_modality"] == "voice" for s in samples if s.meta["carrier"] == "conflict")
+    assert {s.meta["style"] for s in samples} == {"ood"}
+
+
+def test_pretraining_instructions_never_tie_a_face_or_voice_to_an_emotion(bench):
+    _, manifests = bench
+    samples = read_samples(manifests["pretrain"])
+    assert {s.meta["task"] for s in samples} >= {"describe", "cue", "text_emotion"}
+    for sample in samples:
+        question, answer, task = sample.meta["question"], sample.meta["answer"], sample.meta["task"]
+        assert question and answer
+        if task == "text_emotion":
+            # The answer is the emotion the subtitle's words hint at, drawn apart from what the clip shows.
+            assert answer.endswith(f"<answer>{sample.meta['subtitle_emotion'] or 'neutral'}</answer>")
+            assert f'the subtitle reads: "{sample.subtitle}"' in answer
+        else:
+            assert not [w for w in EMOTION_WORDS if re.search(rf"\b{re.escape(w)}\b", answer.lower())], sample.id
+            assert claim_errors(answer, sample.meta["cues"]) == []
+    hinted = [s for s in samples if s.meta["subtitle_emotion"]]
+    assert hinted and any(s.meta["subtitle_emotion"] != s.label for s in hinted)
 
 
 def test_descriptions_name_no_emotion_and_are_true(decoded):

@@ -34,7 +34,8 @@ def make_clip(path: Path, index: int) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    """Manifest of six labelled clips with reasoning, a description and a subtitle (relative paths)."""
+    """Manifest of six labelled clips with reasoning, a description, an instruction (question and answer)
+    and a subtitle (relative paths)."""
     folder = tmp_path_factory.mktemp("tiny_dataset")
     samples = []
     for index, label in enumerate(LABELS):
@@ -42,7 +43,8 @@ def tiny_dataset(tmp_path_factory) -> Path:
         samples.append(Sample(id=f"clip{index}", corpus="toy", video=str(video), label=label, split="train",
                               subtitle=f"line number {index}",
                               reasoning=f"The person looks {label} and the voice sounds {label}.",
-                              meta={"description": f"The mouth is tight and the voice is loud {index}."}))
+                              meta={"description": f"The mouth is tight and the voice is loud {index}.",
+                                    "question": f"How loud is clip {index}?", "answer": "The voice is loud."}))
     manifest = folder / "train.jsonl"
     write_samples(manifest, samples, relative_to=folder)
     return manifest

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from r1omni.clips import ClipLoader
+from r1omni.clips import SAMPLE_QUESTION, ClipLoader
+from r1omni.media import MediaError
 from r1omni.models import init_preset, load_policy
 from r1omni.schema import read_samples, write_samples
 from r1omni.template import render_completion
@@ -90,10 +91,29 @@ def test_each_target_trains_on_its_text(target, tiny_dataset, tmp_path):
     train_sft(config)
     first = read_samples(tiny_dataset)[StepOrder(6, 1, 1, config.seed).indices(0, 0)[0]]
     expected = {"reasoning": render_completion(first.reasoning, first.label), "label": first.label,
-                "description": first.meta["description"]}[target]
+                "description": first.meta["description"], "instruction": first.meta["answer"]}[target]
     logged = json.loads((tmp_path / "samples.jsonl").read_text().splitlines()[0])
     assert logged["target"] == expected
-    assert config.prompt == ("describe" if target == "description" else "train")
+    assert config.prompt == {"description": "describe", "instruction": SAMPLE_QUESTION}.get(target, "train")
+
+
+def test_instruction_data_asks_each_clips_own_question(tiny_dataset):
+    sample = read_samples(tiny_dataset)[2]
+    clip = ClipLoader(num_frames=2, prompt=SAMPLE_QUESTION).load(sample)
+    assert clip.question.endswith("How loud is clip 2?") and "line number 2" in clip.question
+    sample.meta.pop("question")
+    with pytest.raises(MediaError, match="no meta\\['question'\\]"):
+        ClipLoader(num_frames=2, prompt=SAMPLE_QUESTION).load(sample)
+
+
+def test_snapshots_hold_the_model_after_the_given_steps(tiny_dataset, tmp_path):
+    result = train_sft(sft_config(tiny_dataset, tmp_path, max_steps=3, clips_per_step=2, snapshot_steps=[1, 3]))
+    snapshots = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
+    assert snapshots == ["step-0000001", "step-0000003"]
+    final, last = (parameters(load_policy(path)) for path in (result.final_model, tmp_path / "snapshots" / snapshots[1]))
+    first = parameters(load_policy(tmp_path / "snapshots" / snapshots[0]))
+    assert all(torch.equal(final[name], last[name]) for name in final)
+    assert any(not torch.equal(final[name], first[name]) for name in final)
 
 
 def test_samples_without_the_target_are_rejected(tiny_dataset, tmp_path):
@@ -146,7 +166,7 @@ def test_trainable_media_parts_receive_gradients(tiny_dataset):
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"target": "reasons"}, r"target must be one of \('reasoning', 'label', 'description'\), got 'reasons'"),
+    ({"target": "reasons"}, r"target must be one of \('reasoning', 'label', 'description', 'instruction'\), got 'reasons'"),
     ({"epochs": 0.0}, r"set epochs > 0 or max_steps"),
     ({"clips_per_step": 0}, r"clips_per_step and gradient_accumulation_steps must be >= 1"),
     ({"gradient_accumulation_steps": 0}, r"clips_per_step and gradient_accumulation_steps must be >= 1"),

@@ -17,7 +17,7 @@ from r1omni.schema import read_samples
 
 __all__ = ["write_report"]
 
-_NAMES = {"random_init": "random init", "base": "base (perception pre-trained)",
+_NAMES = {"random_init": "random init", "base": "base (instruction pre-trained)",
           "cold_start_sft": "cold-start SFT (EMER-SFT)", "label_sft": "label SFT (MAFW-DFEW-SFT)",
           "rlvr": "RLVR (GRPO from cold start)", "rlvr_grounding": "RLVR + grounding reward"}
 
@@ -38,10 +38,15 @@ def _save(fig, path: Path) -> None:
     tmp.replace(path)
 
 
+def _keys(results: dict) -> list[str]:
+    """The evaluation splits' result keys, in order (``id``, ``ood``, ``mix``, or the validation splits)."""
+    return [split.removeprefix("test_") for split in results["eval_splits"]]
+
+
 def _table_png(results: dict, path: Path) -> None:
     plt = _plt()
     names = list(results["variants"])
-    columns = [("id", "war"), ("id", "uar"), ("ood", "war"), ("ood", "uar")]
+    columns = [(key, metric) for key in _keys(results) for metric in ("war", "uar")]
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / len(names)
     for i, name in enumerate(names):
@@ -59,13 +64,14 @@ def _table_png(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _recall_png(metrics: dict, path: Path) -> None:
+def _recall_png(metrics: dict, keys: list[str], path: Path) -> None:
     plt = _plt()
     names = [n for n in metrics if n != "random_init"]
-    labels = metrics[names[0]]["id"]["normalized"]["labels"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    labels = metrics[names[0]][keys[0]]["normalized"]["labels"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.6), sharey=True, squeeze=False)
+    axes = axes[0]
     width = 0.8 / len(names)
-    for ax, split in zip(axes, ("id", "ood")):
+    for ax, split in zip(axes, keys):
         for i, name in enumerate(names):
             recall = metrics[name][split]["normalized"]["per_class_recall"]
             ax.bar([c + i * width for c in range(len(labels))], [100 * (recall[l] or 0) for l in labels], width,
@@ -106,10 +112,9 @@ def _grpo_png(metrics_path: Path, path: Path) -> bool:
     return True
 
 
-def _examples(evals: Path, manifests: dict, variants: list[str]) -> list[str]:
-    """Three in-distribution clips (face-, voice- and both-carried when available) with every
-    variant's output."""
-    samples = read_samples(manifests["test_id"])
+def _examples(evals: Path, manifests: dict, variants: list[str], split: str) -> list[str]:
+    """Three clips of ``split`` (face-, voice- and both-carried when available) with every variant's output."""
+    samples = read_samples(manifests[split])
     chosen = []
     for modality in ("face", "voice", "both"):
         for sample in samples:
@@ -118,8 +123,8 @@ def _examples(evals: Path, manifests: dict, variants: list[str]) -> list[str]:
                 break
     outputs = {}
     for name in variants:
-        rows = [json.loads(line) for line in (evals / name / "id" / PREDICTIONS).read_text().splitlines()
-                if line]
+        rows = [json.loads(line) for line in
+                (evals / name / split.removeprefix("test_") / PREDICTIONS).read_text().splitlines() if line]
         outputs[name] = {r["id"]: r for r in rows}
     lines = []
     for sample in chosen[:3]:
@@ -136,44 +141,79 @@ def _examples(evals: Path, manifests: dict, variants: list[str]) -> list[str]:
 
 
 def write_report(out: Path, results: dict, metrics: dict, evals: Path, runs: Path, manifests: dict) -> None:
+    keys = _keys(results)
     plots = out / "plots"
     _table_png(results, plots / "table.png")
-    _recall_png(metrics, plots / "per_class_recall.png")
+    _recall_png(metrics, keys, plots / "per_class_recall.png")
     has_curves = _grpo_png(runs / "rlvr" / "metrics.jsonl", plots / "grpo_curves.png")
     for name in metrics:
-        for split in ("id", "ood"):
-            source = evals / name / split / "confusion_normalized.png"
+        for key in keys:
+            source = evals / name / key / "confusion_normalized.png"
             if source.is_file():
-                shutil.copyfile(source, plots / f"confusion_{name}_{split}.png")
+                shutil.copyfile(source, plots / f"confusion_{name}_{key}.png")
+    lines = _summary_lines(results, keys)
+    lines += ["", "![table](plots/table.png)", "", "![per-class recall](plots/per_class_recall.png)", ""]
+    if has_curves:
+        lines += ["![GRPO curves](plots/grpo_curves.png)", ""]
+    lines += _carrier_lines(results, keys) + _reasoning_lines(results, keys[0]) + _attribution_lines(results)
+    lines += ["", "## Example outputs", ""] + _examples(evals, manifests, list(results["variants"]),
+                                                        results["eval_splits"][0])
+    lines += ["## Confusion matrices", ""]
+    for name in metrics:
+        lines.append(" ".join(f"![{name} {key}](plots/confusion_{name}_{key}.png)" for key in keys))
+    lines += ["", "## Stage timings (seconds)", ""]
+    lines += [f"- {stage}: {seconds:.1f}" for stage, seconds in results["stage_seconds"].items()]
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
 
+
+def _summary_lines(results: dict, keys: list[str]) -> list[str]:
+    """The header, the main table (budget and WAR / UAR / format per split) and the paired differences."""
     env = results["environment"]
     lines = ["# r1omni demo: the R1-Omni pipeline on the generated benchmark", "",
              f"Wall time {results['wall_seconds'] / 60:.1f} min on {env['cpu_model']} ({env['cpu_count']} CPUs, "
              f"{env['torch_threads']} torch threads; python {env['python']}, torch {env['torch']}, "
              f"transformers {env['transformers']}, av {env['av']}, numpy {env['numpy']}; "
-             f"install digest {env['installed_digest']}). "
+             f"install digest {env['installed_digest']}). Evaluated on {', '.join(results['eval_splits'])}. "
              "Scores use the normalized track (answers mapped to the 7 classes); strict-track numbers are in "
              "results.json. Paired differences are mean per-clip correctness differences on the same clips, "
              "± one standard error.", "",
-             "| variant | clip-views | ID WAR | ID UAR | ID format | OOD WAR | OOD UAR | OOD format |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| variant | clip-views | generated tokens | train s | " + " | ".join(
+                 f"{key.upper()} WAR | {key.upper()} UAR | {key.upper()} format" for key in keys) + " |",
+             "|---|---:|---:|---:|" + "---:|" * (3 * len(keys))]
     for name, row in results["variants"].items():
-        lines.append(f"| {_NAMES.get(name, name)} | {row['clip_views']} | {row['id']['war']:.3f} | "
-                     f"{row['id']['uar']:.3f} | {row['id']['format_rate']:.2f} | {row['ood']['war']:.3f} | "
-                     f"{row['ood']['uar']:.3f} | {row['ood']['format_rate']:.2f} |")
-    lines += ["", "| paired difference | ID | OOD |", "|---|---:|---:|"]
+        budget = row.get("budget", {})
+        lines.append(f"| {_NAMES.get(name, name)} | {row['clip_views']} | {budget.get('generated_tokens', 0)} | "
+                     f"{budget.get('wall_seconds', 0):.0f} | " + " | ".join(
+                         f"{row[key]['war']:.3f} | {row[key]['uar']:.3f} | {row[key]['format_rate']:.2f}"
+                         for key in keys) + " |")
+    lines += ["", "| paired difference | " + " | ".join(key.upper() for key in keys) + " |",
+              "|---|" + "---:|" * len(keys)]
     for name, by_split in results["paired"].items():
-        lines.append(f"| {name} | {by_split['id']['diff']:+.3f} ± {by_split['id']['se']:.3f} | "
-                     f"{by_split['ood']['diff']:+.3f} ± {by_split['ood']['se']:.3f} |")
-    lines += ["", "![table](plots/table.png)", "", "![per-class recall](plots/per_class_recall.png)", ""]
-    if has_curves:
-        lines += ["![GRPO curves](plots/grpo_curves.png)", ""]
-    lines += ["## Reasoning quality (in distribution)", "",
-              "| variant | format | cites visual | cites audio | voice-only clips: cites voice | face-only clips: "
-              "cites face | reasoning = answer | cue claims per answer | hallucinated cue claims | "
-              "subtitle quoted right |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines.append(f"| {name} | " + " | ".join(f"{by_split[key]['diff']:+.3f} ± {by_split[key]['se']:.3f}"
+                                               for key in keys) + " |")
+    return lines
+
+
+def _carrier_lines(results: dict, keys: list[str]) -> list[str]:
+    """Accuracy per carrying modality: can each modality be learned, and does the model use it?"""
+    carriers = ("face", "voice", "both", "conflict")
+    lines = ["## Accuracy by the modality that carries the label", "",
+             "| variant | " + " | ".join(f"{key.upper()} {c}" for key in keys for c in carriers) + " |",
+             "|---|" + "---:|" * (len(keys) * len(carriers))]
     for name, row in results["variants"].items():
-        r = row["id"].get("reasoning", {})
+        cells = [row[key].get("by_carrier", {}).get(c) for key in keys for c in carriers]
+        lines.append(f"| {_NAMES.get(name, name)} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in cells)
+                     + " |")
+    return lines + [""]
+
+
+def _reasoning_lines(results: dict, key: str) -> list[str]:
+    lines = [f"## Reasoning quality ({key})", "",
+             "| variant | format | cites visual | cites audio | voice-only clips: cites voice | face-only clips: "
+             "cites face | reasoning = answer | cue claims per answer | hallucinated cue claims | "
+             "subtitle quoted right |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, row in results["variants"].items():
+        r = row[key].get("reasoning", {})
         lines.append(f"| {_NAMES.get(name, name)} | {r.get('format_rate', 0):.2f} | "
                      f"{r.get('mentions_visual_rate', 0):.2f} | {r.get('mentions_audio_rate', 0):.2f} | "
                      f"{r.get('voice_only_cites_voice_rate', 0):.2f} | {r.get('face_only_cites_face_rate', 0):.2f} | "
@@ -183,23 +223,21 @@ def write_report(out: Path, results: dict, metrics: dict, evals: Path, runs: Pat
         by_split = results["paired_hallucination"]
         lines += ["", "Hallucinated share of a clip's cue claims, RLVR + grounding − RLVR, paired over the clips "
                   "where both make claims: " + ", ".join(
-                      f"{key.upper()} {by_split[key]['diff']:+.3f} ± {by_split[key]['se']:.3f} (n = {by_split[key]['n']})"
-                      for key in ("id", "ood"))]
+                      f"{k.upper()} {v['diff']:+.3f} ± {v['se']:.3f} (n = {v['n']})" for k, v in by_split.items())]
+    return lines
+
+
+def _attribution_lines(results: dict) -> list[str]:
     attributed = {n: row["attribution"] for n, row in results["variants"].items() if "attribution" in row}
-    if attributed:
-        lines += ["", "## Modality attribution (in distribution; the carrying modality is known)", "",
-                  "| variant | names the carrier | decisive: video | audio | both | neither | "
-                  "flip w/o audio | flip w/o video |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for name, summary in attributed.items():
-            decisive = summary.get("decisive", {})
-            lines.append(f"| {_NAMES.get(name, name)} | {summary.get('attribution_accuracy', 0):.2f} | "
-                         f"{decisive.get('video', 0):.2f} | {decisive.get('audio', 0):.2f} | "
-                         f"{decisive.get('both', 0):.2f} | {decisive.get('neither', 0):.2f} | "
-                         f"{summary['no_audio']['flip_rate']:.2f} | {summary['no_video']['flip_rate']:.2f} |")
-    lines += ["", "## Example outputs", ""] + _examples(evals, manifests, list(results["variants"]))
-    lines += ["## Confusion matrices", ""]
-    for name in metrics:
-        lines.append(f"![{name} ID](plots/confusion_{name}_id.png) ![{name} OOD](plots/confusion_{name}_ood.png)")
-    lines += ["", "## Stage timings (seconds)", ""]
-    lines += [f"- {stage}: {seconds:.1f}" for stage, seconds in results["stage_seconds"].items()]
-    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    if not attributed:
+        return []
+    lines = ["", "## Modality attribution (in distribution; the carrying modality is known)", "",
+             "| variant | names the carrier | decisive: video | audio | both | neither | "
+             "flip w/o audio | flip w/o video |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, summary in attributed.items():
+        decisive = summary.get("decisive", {})
+        lines.append(f"| {_NAMES.get(name, name)} | {summary.get('attribution_accuracy', 0):.2f} | "
+                     f"{decisive.get('video', 0):.2f} | {decisive.get('audio', 0):.2f} | "
+                     f"{decisive.get('both', 0):.2f} | {decisive.get('neither', 0):.2f} | "
+                     f"{summary['no_audio']['flip_rate']:.2f} | {summary['no_video']['flip_rate']:.2f} |")
+    return lines

@@ -14,10 +14,19 @@ from typing import Any
 
 from r1omni.labels import DFEW
 
-__all__ = ["StyleConfig", "SynthConfig", "PRESETS", "SPLITS", "CARRIERS", "get_preset"]
+__all__ = ["StyleConfig", "SynthConfig", "PRESETS", "SPLITS", "VALIDATION_SPLITS", "TEST_SPLITS", "OOD_SPLITS",
+           "CARRIERS", "PRETRAIN_TASKS", "get_preset"]
 
-# The splits, in generation order, mirroring the paper's stages (see r1omni.synth.generate).
-SPLITS = ("pretrain", "cold_start", "train", "test_id", "test_ood")
+# The splits, in generation order, mirroring the paper's stages (see r1omni.synth.generate): base
+# pre-training, cold start, RL / label training, validation in and out of distribution (for tuning
+# recipes), and three test splits: in distribution, another style (test_ood) and another style with
+# another modality mix (test_mix, RAVDESS's role: acted, voice-led).
+SPLITS = ("pretrain", "cold_start", "train", "val_id", "val_ood", "test_id", "test_ood", "test_mix")
+VALIDATION_SPLITS = ("val_id", "val_ood")
+TEST_SPLITS = ("test_id", "test_ood", "test_mix")
+OOD_SPLITS = ("val_ood", "test_ood", "test_mix")
+# Base pre-training tasks (instruction data with no face / voice -> emotion mapping; see synth.text).
+PRETRAIN_TASKS = ("describe", "face", "voice", "cue", "subtitle", "text_emotion")
 # Which modality carries the label in a clip.
 CARRIERS = ("both", "face", "voice", "conflict")
 _CONTAINERS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -86,11 +95,20 @@ class StyleConfig:
 
 
 def _default_sizes() -> dict[str, int]:
-    return {"pretrain": 1050, "cold_start": 580, "train": 2100, "test_id": 350, "test_ood": 350}
+    return {"pretrain": 1050, "cold_start": 580, "train": 2100, "val_id": 210, "val_ood": 210, "test_id": 350,
+            "test_ood": 350, "test_mix": 350}
 
 
 def _default_carriers() -> dict[str, float]:
     return {"both": 0.45, "face": 0.2, "voice": 0.2, "conflict": 0.15}
+
+
+def _mix_carriers() -> dict[str, float]:
+    return {"both": 0.25, "face": 0.0, "voice": 0.45, "conflict": 0.3}
+
+
+def _pretrain_tasks() -> dict[str, float]:
+    return {"describe": 0.3, "face": 0.1, "voice": 0.1, "cue": 0.2, "subtitle": 0.15, "text_emotion": 0.15}
 
 
 def _ood_style() -> StyleConfig:
@@ -105,13 +123,27 @@ class SynthConfig:
     split_sizes: dict[str, int] = field(default_factory=_default_sizes)
     """Clips per split; keys from ``SPLITS``. Labels are balanced within every block of 7 clips."""
     id_style: StyleConfig = field(default_factory=StyleConfig)
-    """Style of every split except ``test_ood``."""
+    """Style of every split but the out-of-distribution ones (``OOD_SPLITS``)."""
     ood_style: StyleConfig = field(default_factory=_ood_style)
-    """Style of ``test_ood``: other faces, voices, noise and file format, same cue mapping."""
+    """Style of ``val_ood``, ``test_ood`` and ``test_mix``: other faces, voices, noise and file format,
+    same cue mapping."""
     carrier_weights: dict[str, float] = field(default_factory=_default_carriers)
     """Share of clips per carrier (normalised): "both" modalities show the label; only the "face" or
     only the "voice" does (the other stays at rest); "conflict": one shows it strongly, the other
     weakly shows another emotion. Neutral clips are always "both" (nothing to carry)."""
+    mix_carrier_weights: dict[str, float] = field(default_factory=_mix_carriers)
+    """The carrier shares of ``test_mix``: voice-led, as RAVDESS's acted speech is (a model that took
+    a face shortcut in training loses here)."""
+    mix_conflict_modality: str = "voice"
+    """In ``test_mix`` conflict clips this modality shows the label strongly (the other a weak distractor)."""
+    pretrain_tasks: dict[str, float] = field(default_factory=_pretrain_tasks)
+    """Share of base pre-training clips per instruction task (normalised; keys from ``PRETRAIN_TASKS``):
+    describe the clip, the face or the voice; one cue's level; read the subtitle back; and, from the
+    subtitle's words alone, the emotion question answered in the <think>/<answer> format. None of
+    them ties a face or a voice to an emotion word, so the base answers, mostly by guessing."""
+    pretrain_hint_fraction: float = 0.5
+    """Share of pre-training subtitles whose words hint at an emotion, drawn independently of what the
+    clip's face and voice show (so the text task teaches reading, not the face / voice mapping)."""
     carrier_intensity: tuple[float, float] = (0.75, 1.0)
     """Range of the expression strength (0 rest .. 1 prototype) of a label-carrying modality."""
     distractor_intensity: tuple[float, float] = (0.3, 0.45)
@@ -140,10 +172,11 @@ class SynthConfig:
     test_ood still measures how emotion training on one style transfers to another. Measured in
     the demo (seed 0): with 0, every variant was near chance on test_ood (cold start 0.31, label SFT
     0.33) because the towers had never seen that style; with 1/3, 0.50 and 0.65."""
-    num_identities: int = 32
+    num_identities: int = 40
     """Face identities and speakers per style (a pool; each clip draws one of each)."""
-    test_identity_fraction: float = 0.25
-    """Share of the ID pool kept for test_id only (subject-independent test); 0 shares the pool."""
+    test_identity_fraction: float = 0.2
+    """Share of a style's pool kept for its test splits, and as much again for its validation split
+    (subject-independent evaluation); 0 shares the pool."""
 
     def __post_init__(self) -> None:
         if isinstance(self.id_style, dict):
@@ -158,12 +191,19 @@ class SynthConfig:
         bad = {k: v for k, v in self.split_sizes.items() if not isinstance(v, int) or v < 0}
         if bad:
             raise ValueError(f"SynthConfig.split_sizes must be non-negative integers, got {bad}")
-        unknown = sorted(set(self.carrier_weights) - set(CARRIERS))
-        if unknown:
-            raise ValueError(f"SynthConfig.carrier_weights has unknown carrier(s) {unknown}; use {CARRIERS}")
-        if any(w < 0 for w in self.carrier_weights.values()) or sum(self.carrier_weights.values()) <= 0:
-            raise ValueError(f"SynthConfig.carrier_weights must be >= 0 with a positive sum, got "
-                             f"{self.carrier_weights}")
+        for name, known in (("carrier_weights", CARRIERS), ("mix_carrier_weights", CARRIERS),
+                            ("pretrain_tasks", PRETRAIN_TASKS)):
+            weights = getattr(self, name)
+            unknown = sorted(set(weights) - set(known))
+            if unknown:
+                raise ValueError(f"SynthConfig.{name} has unknown key(s) {unknown}; use {known}")
+            if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+                raise ValueError(f"SynthConfig.{name} must be >= 0 with a positive sum, got {weights}")
+        if self.mix_conflict_modality not in ("face", "voice"):
+            raise ValueError(f"SynthConfig.mix_conflict_modality={self.mix_conflict_modality!r}; use 'face' or 'voice'")
+        if not 0 <= self.test_identity_fraction <= 1 / 3:
+            raise ValueError(f"SynthConfig.test_identity_fraction={self.test_identity_fraction}; use [0, 1/3] "
+                             "(the same share again goes to validation)")
         for name in ("carrier_intensity", "distractor_intensity"):
             low, high = getattr(self, name)
             if not 0 <= low <= high <= 1:
@@ -171,7 +211,7 @@ class SynthConfig:
         if self.distractor_intensity[1] >= self.carrier_intensity[0]:
             raise ValueError("SynthConfig.distractor_intensity must lie below carrier_intensity, or a "
                              "conflict clip has no stronger modality; lower the distractor range")
-        for name in ("subtitle_fraction", "label_hint_fraction", "test_identity_fraction", "pretrain_ood_share"):
+        for name in ("subtitle_fraction", "label_hint_fraction", "pretrain_ood_share", "pretrain_hint_fraction"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"SynthConfig.{name}={value}; use a fraction in [0, 1]")
@@ -195,9 +235,13 @@ class SynthConfig:
 
     def style_for(self, split: str, index: int = 0) -> StyleConfig:
         """The style of clip ``index`` of ``split``."""
-        if split == "test_ood" or (split == "pretrain" and self.is_ood_pretrain_clip(index)):
+        if split in OOD_SPLITS or (split == "pretrain" and self.is_ood_pretrain_clip(index)):
             return self.ood_style
         return self.id_style
+
+    def carriers_for(self, split: str) -> dict[str, float]:
+        """The carrier shares of ``split`` (``test_mix`` has its own)."""
+        return self.mix_carrier_weights if split == "test_mix" else self.carrier_weights
 
     def is_ood_pretrain_clip(self, index: int) -> bool:
         """Whether pre-training clip ``index`` is OOD style: evenly interleaved, exactly
@@ -227,9 +271,11 @@ PRESETS: dict[str, SynthConfig] = {
     # The demo: generation in a minute or two on 2 CPU cores, training in ~15 minutes.
     "default": SynthConfig(),
     # `r1omni demo --quick` and integration tests: seconds to generate.
-    "quick": _sized(pretrain=70, cold_start=70, train=140, test_id=70, test_ood=70),
+    "quick": _sized(pretrain=70, cold_start=70, train=140, val_id=35, val_ood=35, test_id=70, test_ood=70,
+                    test_mix=70),
     # Unit tests of other modules: 2 clips per class and split.
-    "tiny": _sized(pretrain=14, cold_start=14, train=14, test_id=14, test_ood=14),
+    "tiny": _sized(pretrain=14, cold_start=14, train=14, val_id=14, val_ood=14, test_id=14, test_ood=14,
+                   test_mix=14),
 }
 
 

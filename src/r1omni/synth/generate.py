@@ -2,15 +2,17 @@
 
 Layout of ``out_dir``::
 
-    pretrain.jsonl  cold_start.jsonl  train.jsonl  test_id.jsonl  test_ood.jsonl   (schema manifests)
+    pretrain.jsonl  cold_start.jsonl  train.jsonl  val_id.jsonl  val_ood.jsonl
+    test_id.jsonl  test_ood.jsonl  test_mix.jsonl       (schema manifests, one per split)
     synth_config.json                 the config and seed of the last generation
-    clips/<split>/<split>-00000.mp4   one file per clip (test_ood: .webm), H.264+AAC / VP9+Opus
+    clips/<split>/<split>-00000.mp4   one file per clip (OOD splits: .webm), H.264+AAC / VP9+Opus
     clips/<split>/.fingerprint        what the split is being built from (config, seed, version)
     clips/<split>/COMPLETE            written after the manifest: the split is finished
 
 Media paths in manifests are relative to ``out_dir``, so the folder can be moved. Every sample has
 the label, the subtitle and ``meta`` (carrier, cue values, description, identity, speaker ...);
-cold_start samples also have ``reasoning``.
+cold_start samples also have ``reasoning``, pretrain samples an instruction (``meta["task"]``,
+``meta["question"]``, ``meta["answer"]``).
 
 Idempotent: a split whose manifest and COMPLETE marker match the current fingerprint is left alone.
 An unfinished split with the same fingerprint is resumed (clips are written atomically, so a file
@@ -47,7 +49,7 @@ __all__ = ["generate_benchmark", "render_clip", "write_split", "clip_path", "spl
 logger = logging.getLogger(__name__)
 
 # Bump when a change to the generator changes its output, so that old splits are rebuilt.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 _FINGERPRINT_FILE = ".fingerprint"
 _MIN_JOBS_PER_PROCESS_POOL = 100
 
@@ -118,7 +120,8 @@ def _to_sample(spec: ClipSpec, path: Path, with_reasoning: bool, config: SynthCo
     reasoning = spec.reasoning(config.cues_per_modality, config.reasoning_cue_wording) if with_reasoning else None
     return Sample(id=spec.id, corpus="synth", video=str(path), label=spec.label, label_raw=spec.label,
                   split=spec.split, subtitle=spec.subtitle, reasoning=reasoning,
-                  meta=spec.meta(config.cues_per_modality))
+                  meta=spec.meta(config.cues_per_modality,
+                                 config.pretrain_tasks if spec.split == "pretrain" else None))
 
 
 def _clear_split(clip_dir: Path, split: str) -> None:

@@ -4,9 +4,11 @@
 Each clip has its own random streams, seeded from ``(seed, split, index, stream)``, so a clip is
 the same whatever else is generated and in whatever order: stream 0 draws the spec (label mix,
 cue values, identity, speaker, subtitle), 1 the face's nuisances, 2 the voice's, 3 the wording of
-the reasoning. Labels are balanced within every block of 7 consecutive indices. Identities and
-speakers come from per-style pools (seeded from ``(seed, style)``); test_id draws from a held-out
-part of the ID pool (and test_ood of the OOD pool, when pre-training clips use the OOD style).
+the reasoning, 5 a pre-training clip's instruction task. Labels are balanced within every block of
+7 consecutive indices. Identities and speakers come from per-style pools (seeded from
+``(seed, style)``): a style's test splits draw from a held-out part of its pool and its validation
+split from another, so evaluation is subject-independent (the OOD pool's first part serves the
+pre-training clips rendered in that style).
 
 This module decides content; it does not render or write files.
 """
@@ -19,17 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from r1omni.synth.config import SynthConfig
+from r1omni.synth.config import TEST_SPLITS, VALIDATION_SPLITS, SynthConfig
 from r1omni.synth.cues import NOUNS, expression, sample_carrier
 from r1omni.synth.face import sample_identity
-from r1omni.synth.text import choose_subtitle, describe, write_reasoning
+from r1omni.synth.text import choose_subtitle, describe, write_instruction, write_reasoning
 from r1omni.synth.voice import sample_speaker
 
 __all__ = ["ClipSpec", "sample_clip_spec", "clip_rng", "SPEC_STREAM", "FACE_STREAM", "VOICE_STREAM",
            "TEXT_STREAM"]
 
 SPEC_STREAM, FACE_STREAM, VOICE_STREAM, TEXT_STREAM = 0, 1, 2, 3
-_LABEL_STREAM = 4
+_LABEL_STREAM, _TASK_STREAM = 4, 5
 _IDENTITY_STREAM, _SPEAKER_STREAM = 1_000_001, 1_000_002
 
 
@@ -69,13 +71,22 @@ class ClipSpec:
     speaker_params: dict[str, Any]
     subtitle: str | None
     subtitle_carries_label: bool
+    subtitle_emotion: str | None = None
+    """The emotion the subtitle's words hint at (None: ordinary words). In pre-training clips it is
+    drawn independently of the label; elsewhere it is the label when ``subtitle_carries_label``."""
 
-    def meta(self, max_cues_per_modality: int | None = None) -> dict[str, Any]:
-        """The sample's ``meta``: ground truth for explanation and analysis."""
+    def meta(self, max_cues_per_modality: int | None = None, pretrain_tasks: dict[str, float] | None = None
+             ) -> dict[str, Any]:
+        """The sample's ``meta``: ground truth for explanation and analysis; with ``pretrain_tasks`` also the
+        clip's instruction (``task``, ``question``, ``answer``) for base pre-training."""
         row = asdict(self)
         for key in ("id", "split", "index", "seed", "label", "subtitle"):
             row.pop(key)
         row["description"] = describe(self.cues, max_cues_per_modality)
+        if pretrain_tasks:
+            rng = clip_rng(self.seed, self.split, self.index, _TASK_STREAM)
+            row["task"], row["question"], row["answer"] = write_instruction(
+                self.cues, self.subtitle, self.subtitle_emotion, rng, pretrain_tasks, max_cues_per_modality)
         return row
 
     def reasoning(self, max_cues_per_modality: int | None = None, cue_wording: str = "varied") -> str:
@@ -88,15 +99,18 @@ class ClipSpec:
 
 
 def _pool_range(config: SynthConfig, split: str, style: str) -> tuple[int, int]:
-    """Which identities of the style's pool a split draws from: the test split of a style keeps a
-    held-out part when other splits use that style too (subject-independent testing)."""
+    """Which identities of the style's pool a split draws from: its last block for test splits, the block
+    before it for its validation split, the rest for training (subject-independent evaluation). The OOD
+    pool keeps the first block for the pre-training clips only when some are rendered in that style."""
     total = config.num_identities
-    if style == config.ood_style.name and config.pretrain_ood_share == 0:
-        return 0, total
     held_out = int(round(total * config.test_identity_fraction))
-    if held_out in (0, total):
+    if held_out == 0:
         return 0, total
-    return (total - held_out, total) if split in ("test_id", "test_ood") else (0, total - held_out)
+    if split in TEST_SPLITS:
+        return total - held_out, total
+    if split in VALIDATION_SPLITS:
+        return total - 2 * held_out, total - held_out
+    return 0, total - 2 * held_out
 
 
 def sample_clip_spec(config: SynthConfig, split: str, index: int, seed: int = 0) -> ClipSpec:
@@ -108,12 +122,14 @@ def sample_clip_spec(config: SynthConfig, split: str, index: int, seed: int = 0)
     label = labels[int(clip_rng(seed, split, block, _LABEL_STREAM).permutation(len(labels))[offset])]
     rng = clip_rng(seed, split, index, SPEC_STREAM)
 
-    carrier = sample_carrier(label, config.carrier_weights, rng)
+    carrier = sample_carrier(label, config.carriers_for(split), rng)
     strong = float(rng.uniform(*config.carrier_intensity))
     weak = float(rng.uniform(*config.distractor_intensity))
     distractor = None
     if carrier == "conflict":
         label_modality = "face" if rng.random() < 0.5 else "voice"
+        if split == "test_mix":
+            label_modality = config.mix_conflict_modality
         others = [other for other in NOUNS if other not in (label, "neutral")]
         distractor = others[int(rng.integers(len(others)))]
         shown = {label_modality: (label, strong),
@@ -138,15 +154,21 @@ def sample_clip_spec(config: SynthConfig, split: str, index: int, seed: int = 0)
     speaker_params = sample_speaker(np.random.default_rng([seed, style_code, _SPEAKER_STREAM, voice_index]),
                                     style.voice_style)
 
-    subtitle, carries = None, False
+    subtitle, carries, hinted = None, False, None
     if rng.random() < config.subtitle_fraction:
-        carries = label != "neutral" and rng.random() < config.label_hint_fraction
-        subtitle = choose_subtitle(label if carries else None, rng)
+        if split == "pretrain":   # the words point anywhere: reading them must not teach the face / voice mapping
+            emotions = [other for other in NOUNS if other != "neutral"]
+            hinted = emotions[int(rng.integers(len(emotions)))] if rng.random() < config.pretrain_hint_fraction else None
+        else:
+            carries = label != "neutral" and rng.random() < config.label_hint_fraction
+            hinted = label if carries else None
+        subtitle = choose_subtitle(hinted, rng)
+        carries = hinted == label and hinted is not None
 
     return ClipSpec(
         id=f"synth-{split}-{index:05d}", split=split, index=index, seed=seed, label=label, carrier=carrier,
         label_modality=label_modality, distractor=distractor, style=style.name, intensity=intensity, cues=cues,
         identity=f"{style.name}-face-{face_index:02d}", identity_params=identity_params,
         speaker=f"{style.name}-voice-{voice_index:02d}", speaker_params=speaker_params,
-        subtitle=subtitle, subtitle_carries_label=carries,
+        subtitle=subtitle, subtitle_carries_label=carries, subtitle_emotion=hinted,
     )

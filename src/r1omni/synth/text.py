@@ -6,6 +6,9 @@ of :data:`r1omni.claims.PHRASES`, so the vocabulary is closed and small: ``corpu
 it, and every cue claim the generator writes is one :func:`r1omni.claims.extract_claims` can check.
 
 - :func:`describe` (pre-training captions) uses the first wording of each phrase and no emotion word.
+- :func:`write_instruction` (base pre-training) asks one question of a clip and answers it: describe
+  the clip, its face or its voice; one cue's level; the subtitle read back; or the emotion question
+  answered from the subtitle's words alone. No answer ties a face or a voice to an emotion word.
 - :func:`write_reasoning` (cold-start targets) varies the wording, says what each modality shows
   (or that it shows nothing clear), quotes the subtitle and concludes with the label.
 
@@ -20,11 +23,14 @@ import numpy as np
 
 from r1omni.claims import FACE_CUES, MODALITIES, PHRASES, VOICE_CUES, cue_levels, flat_cues
 from r1omni.synth.cues import NOUNS
+from r1omni.template import PROMPTS, render_completion
 
 __all__ = [
     "NEUTRAL_SUBTITLES",
     "HINT_SUBTITLES",
+    "CUE_QUESTIONS",
     "describe",
+    "write_instruction",
     "write_reasoning",
     "choose_subtitle",
     "corpus",
@@ -93,6 +99,31 @@ _CONCLUSIONS = ("Therefore, the emotion is {label}.", "Based on these clues, the
                 "So the person's emotion is {label}.")
 
 
+# Base pre-training questions (the emotion question is the GRPO prompt itself, r1omni.template).
+_DESCRIBE_QUESTION = PROMPTS["describe"]
+_FACE_QUESTION = "Describe the person's face."
+_VOICE_QUESTION = "Describe the person's voice."
+_SUBTITLE_QUESTION = "What does the subtitle say?"
+_SUBTITLE_ANSWER = 'The subtitle reads: "{subtitle}"'
+CUE_QUESTIONS: dict[str, str] = {
+    "mouth_curve": "Which way do the corners of the mouth turn?",
+    "mouth_open": "How open is the mouth?",
+    "brow_raise": "How high are the brows?",
+    "brow_tilt": "How are the brows slanted?",
+    "eye_open": "How open are the eyes?",
+    "nose_wrinkle": "Is the nose wrinkled?",
+    "pitch": "Is the pitch high or low?",
+    "pitch_range": "How much does the pitch vary?",
+    "contour": "Where does the pitch go toward the end?",
+    "rate": "How fast is the speech?",
+    "loudness": "How loud is the voice?",
+    "pauses": "Are there pauses in the speech?",
+    "tremor": "Is the voice steady?",
+    "breathiness": "Is the voice breathy?",
+    "harshness": "Is the voice harsh?",
+}
+
+
 def _salient(levels: dict[str, str], modality: str, values: dict[str, float] | None = None,
              limit: int | None = None) -> list[tuple[str, str]]:
     """(cue, level) pairs of a modality that are away from rest, in the fixed cue order; with
@@ -145,6 +176,41 @@ def describe(cues: dict[str, Any], max_cues_per_modality: int | None = None) -> 
 
 def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
     return options[int(rng.integers(len(options)))]
+
+
+def write_instruction(cues: dict[str, Any], subtitle: str | None, subtitle_emotion: str | None,
+                      rng: np.random.Generator, weights: dict[str, float],
+                      max_cues_per_modality: int | None = None) -> tuple[str, str, str]:
+    """``(task, question, answer)`` of one base pre-training example, the task drawn by ``weights``.
+
+    Tasks (see ``SynthConfig.pretrain_tasks``): ``describe`` (:func:`describe`), ``face`` / ``voice``
+    (one modality's sentence), ``cue`` (one cue's level in its canonical wording), ``subtitle`` (read
+    back), ``text_emotion`` (the emotion question, answered in the <think>/<answer> format from the
+    subtitle's words: the hinted emotion, or neutral for ordinary words). A task the clip cannot
+    serve (no subtitle) falls back to ``describe``.
+    """
+    names = sorted(weights)
+    probs = np.array([weights[name] for name in names], dtype=np.float64)
+    task = names[int(rng.choice(len(names), p=probs / probs.sum()))]
+    if task in ("subtitle", "text_emotion") and not subtitle:
+        task = "describe"
+    levels, values = cue_levels(cues), flat_cues(cues)
+    if task == "face" or task == "voice":
+        clause = _modality_clause(levels, task, None, values, max_cues_per_modality)
+        return task, _FACE_QUESTION if task == "face" else _VOICE_QUESTION, _sentence(clause)
+    if task == "cue":
+        cue = sorted(CUE_QUESTIONS)[int(rng.integers(len(CUE_QUESTIONS)))]
+        return task, CUE_QUESTIONS[cue], _sentence(PHRASES[cue][levels[cue]][0])
+    if task == "subtitle":
+        return task, _SUBTITLE_QUESTION, _SUBTITLE_ANSWER.format(subtitle=subtitle.strip())
+    if task == "text_emotion":
+        label = subtitle_emotion or "neutral"
+        words = (_pick(_TEXT_HINT, rng).format(noun=NOUNS[label]) if subtitle_emotion
+                 else _pick(_TEXT_PLAIN, rng))
+        think = (f"{_TEXT_OPENER.format(subtitle=subtitle.strip())} {words} "
+                 f"{_pick(_CONCLUSIONS, rng).format(label=label)}")
+        return task, PROMPTS["train"], render_completion(think, label)
+    return "describe", _DESCRIBE_QUESTION, describe(cues, max_cues_per_modality)
 
 
 def write_reasoning(cues: dict[str, Any], label: str, rng: np.random.Generator, *, carrier: str,
@@ -221,6 +287,8 @@ def corpus() -> list[str]:
         texts.extend(sentences)
     texts.extend(_VIDEO_OPENERS + _AUDIO_OPENERS + _TEXT_PLAIN + _NEUTRAL)
     texts.append(_TEXT_OPENER.format(subtitle=NEUTRAL_SUBTITLES[0]))
+    texts.extend((_DESCRIBE_QUESTION, _FACE_QUESTION, _VOICE_QUESTION, _SUBTITLE_QUESTION, *CUE_QUESTIONS.values()))
+    texts.append(_SUBTITLE_ANSWER.format(subtitle=NEUTRAL_SUBTITLES[0]))
     for label, noun in NOUNS.items():
         texts.append(label)
         for template in _TEXT_HINT + _BOTH + _FACE_ONLY + _VOICE_ONLY:

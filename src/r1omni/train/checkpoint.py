@@ -23,9 +23,11 @@ from r1omni.atomic import COMPLETE_MARKER, atomic_dir, atomic_write_text, is_com
 from r1omni.models import Policy
 from r1omni.train.setup import unwrapped
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "TrainResult", "CHECKPOINT_DIR"]
+__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "save_snapshot", "TrainResult",
+           "CHECKPOINT_DIR", "SNAPSHOT_DIR"]
 
 CHECKPOINT_DIR = "checkpoints"
+SNAPSHOT_DIR = "snapshots"
 
 
 def _step_dir(output_dir: Path, step: int) -> Path:
@@ -87,14 +89,25 @@ class TrainResult:
     """Clips seen in total (steps × global batch): the budget each row of a comparison reports."""
     wall_seconds: float
     skipped_clips: int
+    generated_tokens: int = 0
+    """Completion tokens sampled during training (GRPO's rollouts, this process's; 0 for SFT)."""
+
+
+def _save_model(accelerator: Accelerator, policy: Policy, folder: Path) -> Path:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        with unwrapped(policy, accelerator), atomic_dir(folder) as tmp:
+            policy.save(tmp)
+    accelerator.wait_for_everyone()
+    return folder
 
 
 def save_final(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike) -> Path:
     """Write the trained policy to ``OUT/final`` atomically (main process); all processes call it."""
-    final = Path(output_dir) / "final"
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        with unwrapped(policy, accelerator), atomic_dir(final) as tmp:
-            policy.save(tmp)
-    accelerator.wait_for_everyone()
-    return final
+    return _save_model(accelerator, policy, Path(output_dir) / "final")
+
+
+def save_snapshot(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, step: int) -> Path:
+    """The policy after ``step`` in ``OUT/snapshots/step-NNNNNNN`` (a model folder, no optimiser state):
+    one run then yields the models of several budgets. All processes call it."""
+    return _save_model(accelerator, policy, Path(output_dir) / SNAPSHOT_DIR / f"step-{step:07d}")

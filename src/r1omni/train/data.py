@@ -16,7 +16,7 @@ from r1omni.template import render_completion
 
 __all__ = ["StepOrder", "TARGETS", "target_text"]
 
-TARGETS = ("reasoning", "label", "description")
+TARGETS = ("reasoning", "label", "description", "instruction")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ class StepOrder:
 
 def target_text(sample: Sample, target: str) -> str:
     """The assistant's text for SFT: reasoning + answer (cold start), the bare label (label-SFT
-    baseline, as MAFW-DFEW-SFT), or the clip's cue description (base perception pre-training)."""
+    baseline, as MAFW-DFEW-SFT), the clip's cue description (perception pre-training), or the answer
+    to the clip's own question (``meta["answer"]``, instruction pre-training; the question is
+    ``meta["question"]``, see ``r1omni.clips.SAMPLE_QUESTION``)."""
     if target == "reasoning":
         if not sample.reasoning or not sample.label:
             raise ValueError(f"sample {sample.id!r} has no reasoning/label for target 'reasoning'")
@@ -67,4 +69,8 @@ def target_text(sample: Sample, target: str) -> str:
         if not description:
             raise ValueError(f"sample {sample.id!r} has no meta['description'] for target 'description'")
         return description
+    if target == "instruction":
+        if not sample.meta.get("answer") or not sample.meta.get("question"):
+            raise ValueError(f"sample {sample.id!r} has no meta['question'] / meta['answer'] for target 'instruction'")
+        return sample.meta["answer"]
     raise ValueError(f"target must be one of {TARGETS}, got {target!r}")

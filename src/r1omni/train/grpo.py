@@ -38,7 +38,14 @@ from r1omni.clips import ClipLoader
 from r1omni.models import ClipInput, Policy, PreparedBatch, SamplingConfig
 from r1omni.rewards import RewardFunction, WeightedReward, resolve_rewards
 from r1omni.schema import Sample, read_samples
-from r1omni.train.checkpoint import TrainResult, latest_checkpoint, load_checkpoint, save_checkpoint, save_final
+from r1omni.train.checkpoint import (
+    TrainResult,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_final,
+    save_snapshot,
+)
 from r1omni.train.data import StepOrder
 from r1omni.train.losses import ADVANTAGE_SCALES, AGGREGATIONS, group_advantages, policy_loss
 from r1omni.train.rollout import HFGenerateEngine, RolloutEngine
@@ -147,6 +154,8 @@ class GRPOConfig:
     sample_every: int = 0
     """Every N steps log the completions of one group with their rewards (0 = never)."""
     save_every: int = 0
+    snapshot_steps: list[int] = field(default_factory=list)
+    """Also save the model after these steps (``OUT/snapshots/``), e.g. for a budget curve from one run."""
     resume: bool = False
     num_threads: int | None = None
 
@@ -222,10 +231,11 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
     """
     started = time.perf_counter()
     run = _setup(config, reward_functions)
-    start_step, skipped = 0, 0
+    start_step, skipped, generated = 0, 0, 0
     if config.resume and (checkpoint := latest_checkpoint(Path(config.output_dir))) is not None:
         state = load_checkpoint(run.accelerator, checkpoint)
         start_step, skipped = state["step"], state.get("skipped_clips", 0)
+        generated = state.get("generated_tokens", 0)
         logger.info("resumed from %s at step %d", checkpoint, start_step)
     tracker = RunTracker(Path(config.output_dir), run.total_steps, start_step,
                          enabled=run.accelerator.is_main_process, description="grpo",
@@ -243,6 +253,7 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
             skipped += failed
             if clips:
                 rollouts.append(_collect(run, step, clips, samples, stats, timings))
+        generated += sum(int(r.mask.sum()) for r in rollouts)
         update = _update(run, step, rollouts, timings)
         if step % config.log_every == 0 or step == run.total_steps:
             tracker.log(step, _step_metrics(stats, update, timings, skipped, rollouts))
@@ -250,12 +261,15 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
             tracker.samples(step, rollouts[0].samples)
         if config.save_every and step % config.save_every == 0 and step < run.total_steps:
             save_checkpoint(run.accelerator, run.policy, Path(config.output_dir), step,
-                            {"skipped_clips": skipped, "config": config_to_dict(config)})
+                            {"skipped_clips": skipped, "generated_tokens": generated,
+                             "config": config_to_dict(config)})
+        if step in config.snapshot_steps:
+            save_snapshot(run.accelerator, run.policy, Path(config.output_dir), step)
     tracker.close()
     final = save_final(run.accelerator, run.policy, Path(config.output_dir))
     clip_views = run.total_steps * run.order.global_batch * config.gradient_accumulation_steps
     return TrainResult(Path(config.output_dir), final, run.total_steps, clip_views, time.perf_counter() - started,
-                       skipped)
+                       skipped, generated)
 
 
 def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None) -> _Run:

@@ -7,8 +7,9 @@ trained the same way. Three uses differ only in ``target``:
 
 * ``reasoning``: ``<think>…</think>\\n<answer>label</answer>`` (the paper's EMER cold start);
 * ``label``: the bare label word (the paper's MAFW-DFEW-SFT baseline);
-* ``description``: the clip's cue description (r1omni's base pre-training for tiny models,
-  standing in for HumanOmni's instruction tuning; never shows an emotion word).
+* ``description``: the clip's cue description (perception pre-training, never an emotion word);
+* ``instruction``: each clip's own question and answer (``meta``), r1omni's base pre-training of
+  tiny models, standing in for HumanOmni's instruction tuning.
 
 Run under ``accelerate launch`` for several processes; each trains on its own slice of every
 global batch (``r1omni.train.data.StepOrder``).
@@ -24,10 +25,17 @@ from pathlib import Path
 
 import torch
 
-from r1omni.clips import ClipLoader
+from r1omni.clips import SAMPLE_QUESTION, ClipLoader
 from r1omni.models import SamplingConfig
 from r1omni.schema import Sample, read_samples
-from r1omni.train.checkpoint import TrainResult, latest_checkpoint, load_checkpoint, save_checkpoint, save_final
+from r1omni.train.checkpoint import (
+    TrainResult,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_final,
+    save_snapshot,
+)
 from r1omni.train.data import TARGETS, StepOrder, target_text
 from r1omni.train.setup import (
     OptimConfig,
@@ -46,7 +54,7 @@ __all__ = ["SFTConfig", "train_sft"]
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_PROMPTS = {"reasoning": "train", "label": "train", "description": "describe"}
+_DEFAULT_PROMPTS = {"reasoning": "train", "label": "train", "description": "describe", "instruction": SAMPLE_QUESTION}
 
 
 @dataclass
@@ -62,7 +70,8 @@ class SFTConfig:
     target: str = "reasoning"
     """What the assistant learns to say: reasoning, label or description."""
     prompt: str | None = None
-    """Named prompt or text; None picks ``train`` (reasoning, label) or ``describe`` (description)."""
+    """Named prompt or text; None picks ``train`` (reasoning, label), ``describe`` (description) or each
+    sample's own question (instruction)."""
     use_subtitle: bool = True
     """Put the clip's subtitle (when it has one) before the question."""
     trainable: list[str] | None = None
@@ -85,6 +94,8 @@ class SFTConfig:
     """Every N steps log a greedy completion of the first clip of the batch (0 = never)."""
     save_every: int = 0
     """Checkpoint every N steps (0 = only at the end)."""
+    snapshot_steps: list[int] = field(default_factory=list)
+    """Also save the model after these steps (``OUT/snapshots/``), e.g. for a budget curve from one run."""
     resume: bool = False
     """Continue from the newest complete checkpoint in output_dir."""
     num_threads: int | None = None
@@ -195,6 +206,8 @@ def train_sft(config: SFTConfig) -> TrainResult:
         if config.save_every and step % config.save_every == 0 and step < total_steps:
             save_checkpoint(accelerator, policy, output_dir, step,
                             {"skipped_clips": skipped, "config": config_to_dict(config)})
+        if step in config.snapshot_steps:
+            save_snapshot(accelerator, policy, output_dir, step)
     tracker.close()
 
     # -- save --------------------------------------------------------------------------------

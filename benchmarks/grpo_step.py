@@ -556,7 +556,8 @@ def main() -> None:
             print(f"    compute floor {1000 * floor:.1f} ms (forward + backward of {floor_tokens} completion tokens, "
                   f"no generation loop); step = {step_seconds[decoder] / floor:.1f}x the floor")
         print(f"  fast / reference: {step_seconds['reference'] / step_seconds['fast']:.2f}x faster step")
-    print(f"\npeak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak resident memory of this process: {peak_mib:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -110,7 +110,8 @@ def test_snapshots_hold_the_model_after_the_given_steps(tiny_dataset, tmp_path):
     result = train_sft(sft_config(tiny_dataset, tmp_path, max_steps=3, clips_per_step=2, snapshot_steps=[1, 3]))
     snapshots = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
     assert snapshots == ["step-0000001", "step-0000003"]
-    final, last = (parameters(load_policy(path)) for path in (result.final_model, tmp_path / "snapshots" / snapshots[1]))
+    final = parameters(load_policy(result.final_model))
+    last = parameters(load_policy(tmp_path / "snapshots" / snapshots[1]))
     first = parameters(load_policy(tmp_path / "snapshots" / snapshots[0]))
     assert all(torch.equal(final[name], last[name]) for name in final)
     assert any(not torch.equal(final[name], first[name]) for name in final)
@@ -166,7 +167,8 @@ def test_trainable_media_parts_receive_gradients(tiny_dataset):
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"target": "reasons"}, r"target must be one of \('reasoning', 'label', 'description', 'instruction'\), got 'reasons'"),
+    ({"target": "reasons"},
+     r"target must be one of \('reasoning', 'label', 'description', 'instruction'\), got 'reasons'"),
     ({"epochs": 0.0}, r"set epochs > 0 or max_steps"),
     ({"clips_per_step": 0}, r"clips_per_step and gradient_accumulation_steps must be >= 1"),
     ({"gradient_accumulation_steps": 0}, r"clips_per_step and gradient_accumulation_steps must be >= 1"),

@@ -26,10 +26,10 @@ from r1omni.atomic import atomic_write_bytes, atomic_write_text, is_complete
 from r1omni.demo.pipeline import (
     DemoConfig,
     StageBudget,
-    run_grpo,
-    run_sft,
     correct,
     paired,
+    run_grpo,
+    run_sft,
     split_key,
     train_starting_points,
 )

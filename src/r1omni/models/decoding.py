@@ -250,7 +250,8 @@ class Qwen2Step:
     @staticmethod
     def _norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
         wide = x.float()
-        return norm.weight * (wide * torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)).to(x.dtype)
+        scale = torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+        return norm.weight * (wide * scale).to(x.dtype)
 
     def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         half = self.head_dim // 2

@@ -158,7 +158,8 @@ def sample_clip_spec(config: SynthConfig, split: str, index: int, seed: int = 0)
     if rng.random() < config.subtitle_fraction:
         if split == "pretrain":   # the words point anywhere: reading them must not teach the face / voice mapping
             emotions = [other for other in NOUNS if other != "neutral"]
-            hinted = emotions[int(rng.integers(len(emotions)))] if rng.random() < config.pretrain_hint_fraction else None
+            hints = rng.random() < config.pretrain_hint_fraction
+            hinted = emotions[int(rng.integers(len(emotions)))] if hints else None
         else:
             carries = label != "neutral" and rng.random() < config.label_hint_fraction
             hinted = label if carries else None

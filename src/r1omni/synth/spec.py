@@ -55,11 +55,12 @@ class ClipSpec:
     seed: int
     label: str
     carrier: str
-    """"both", "face", "voice" or "conflict" (see SynthConfig.carrier_weights)."""
+    """"both", "face", "voice" or "conflict" (see SynthConfig.carrier_weights); "independent" in pre-training
+    clips under SynthConfig.pretrain_independent_modalities."""
     label_modality: str
     """The modality showing the label: "face", "voice" or "both"."""
     distractor: str | None
-    """In a conflict clip, the emotion the weak modality shows; else None."""
+    """In a conflict clip, the emotion the weak modality shows; in an "independent" one, the voice's."""
     style: str
     intensity: dict[str, float]
     """Expression strength per modality (0 rest .. 1 prototype) of the emotion it shows."""
@@ -126,7 +127,13 @@ def sample_clip_spec(config: SynthConfig, split: str, index: int, seed: int = 0)
     strong = float(rng.uniform(*config.carrier_intensity))
     weak = float(rng.uniform(*config.distractor_intensity))
     distractor = None
-    if carrier == "conflict":
+    if split == "pretrain" and config.pretrain_independent_modalities:
+        # The face shows the clip's label, the voice an emotion drawn apart from it: no description of one
+        # modality can then be read off the other, so pre-training has to look at the face to describe it.
+        carrier, label_modality = "independent", "face"
+        distractor = labels[int(rng.integers(len(labels)))]
+        shown = {"face": (label, strong), "voice": (distractor, float(rng.uniform(*config.carrier_intensity)))}
+    elif carrier == "conflict":
         label_modality = "face" if rng.random() < 0.5 else "voice"
         if split == "test_mix":
             label_modality = config.mix_conflict_modality

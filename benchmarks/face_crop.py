@@ -75,7 +75,8 @@ def main() -> None:
             print(f"{name:26s} WAR {metrics['normalized']['war']:.3f}  face-only clips WAR {face_war:.3f} "
                   f"(n = {face_clips}){found}")
         whole, cropped = runs["small faces, whole frame"][0], runs["small faces, face crop"][0]
-        print(f"face crop - whole frame on small faces: {cropped['normalized']['war'] - whole['normalized']['war']:+.3f} WAR")
+        gain = cropped["normalized"]["war"] - whole["normalized"]["war"]
+        print(f"face crop - whole frame on small faces: {gain:+.3f} WAR")
 
 
 if __name__ == "__main__":

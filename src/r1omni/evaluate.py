@@ -220,7 +220,8 @@ def render_report(metrics: dict) -> str:
         m = metrics[track]
         lines.append(f"| {track} | {m['war']:.4f} | {m['uar']:.4f} | {m['format_rate']:.3f} | {m['unparseable']} |")
     if crop := metrics.get("face_crop"):
-        lines.append(f"\nFace crop: no face found in {crop['no_face']} of {crop['clips']} clips (those were used whole).")
+        lines.append(f"\nFace crop: no face found in {crop['no_face']} of {crop['clips']} clips "
+                     "(those were used whole).")
     for track in TRACKS:
         if "mean_over_folds" in metrics[track]:
             mean = metrics[track]["mean_over_folds"]

@@ -74,7 +74,7 @@ def _recall_png(metrics: dict, keys: list[str], path: Path) -> None:
     for ax, split in zip(axes, keys):
         for i, name in enumerate(names):
             recall = metrics[name][split]["normalized"]["per_class_recall"]
-            ax.bar([c + i * width for c in range(len(labels))], [100 * (recall[l] or 0) for l in labels], width,
+            ax.bar([c + i * width for c in range(len(labels))], [100 * (recall[label] or 0) for label in labels], width,
                    label=_NAMES.get(name, name))
         ax.set_xticks([c + 0.4 - width / 2 for c in range(len(labels))], labels, rotation=30)
         ax.set_title(f"per-class recall, {split.upper()}")

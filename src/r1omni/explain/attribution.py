@@ -106,6 +106,13 @@ def _decisive(flips: dict[str, bool]) -> str:
     return "both" if flips.get("no_media", False) else "neither"
 
 
+def _verdicts(sample, think: str | None, clip) -> list[dict]:
+    """Each cue claim of ``think`` with its verdict: against the true cues where the sample has them,
+    else against the cues measured on the clip."""
+    cues = sample.meta.get("cues") or clip_cues(clip.waveform, clip.frames)
+    return [asdict(check) for check in check_claims(think or "", cue_levels(cues))]
+
+
 def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, labels: LabelSet | None,
               method: str = "blank", batch_size: int = 16, max_new_tokens: int = 512,
               progress=None) -> tuple[list[ClipAttribution], int]:
@@ -135,8 +142,7 @@ def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, labels:
         }
         per_clip = [ClipAttribution(id=s.id, label=s.label, pred=a.label, output=a.output,
                                     expected=EXPECTED_MODALITY.get(s.meta.get("label_modality")),
-                                    claims=[asdict(check) for check in check_claims(
-                                        a.think or "", cue_levels(s.meta.get("cues") or clip_cues(c.waveform, c.frames)))])
+                                    claims=_verdicts(s, a.think, c))
                     for s, a, c in zip(chunk, answers, clips)]
         for condition, counterfactual in variants.items():
             answer, total = _scores(policy, counterfactual, factual.ids, factual.mask, spans)

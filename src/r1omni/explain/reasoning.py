@@ -128,7 +128,8 @@ def _modality_citation(rows: list[dict], samples_by_id: dict[str, Sample]) -> di
     reasoning cites that modality: the paper's "under-used audio cues", measured (and the same for the face)."""
     summary: dict[str, float | int] = {}
     for carrier, cites in (("voice", mentions_audio), ("face", mentions_visual)):
-        carried = [r for r in rows if (s := samples_by_id.get(r["id"])) is not None and s.meta.get("carrier") == carrier]
+        carried = [r for r in rows
+                   if (s := samples_by_id.get(r["id"])) is not None and s.meta.get("carrier") == carrier]
         if carried:
             summary[f"{carrier}_only_clips"] = len(carried)
             summary[f"{carrier}_only_cites_{carrier}_rate"] = sum(cites(r["think"]) for r in carried) / len(carried)

@@ -32,7 +32,8 @@ def cascade(name: str):
 
     loaded = cv2.CascadeClassifier(cv2.data.haarcascades + name)
     if loaded.empty():
-        raise RuntimeError(f"OpenCV's {name} did not load from {cv2.data.haarcascades}; reinstall opencv-python-headless")
+        raise RuntimeError(f"OpenCV's {name} did not load from {cv2.data.haarcascades}; "
+                           "reinstall opencv-python-headless")
     return loaded
 
 

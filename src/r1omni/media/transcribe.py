@@ -63,7 +63,8 @@ def _import_faster_whisper():
         import faster_whisper
         import faster_whisper.vad
     except ImportError as err:
-        raise MissingExtraError(f"speech recognition needs faster-whisper ({err}); install it with: {_INSTALL}") from err
+        raise MissingExtraError(
+            f"speech recognition needs faster-whisper ({err}); install it with: {_INSTALL}") from err
     return faster_whisper
 
 

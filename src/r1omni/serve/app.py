@@ -292,8 +292,8 @@ async def predict(worker: BatchWorker, clip: ClipRequest, info: MediaInfo, timeo
                                    transcribe=clip.transcribe))
     except QueueFull:
         logger.warning("request %s: refused, queue full (%d waiting)", clip.id, worker.queued)
-        raise ServeError(503, "queue_full", f"the server is busy ({worker.config.max_queue} clips waiting); retry later",
-                         headers={"Retry-After": "1"}) from None
+        busy = f"the server is busy ({worker.config.max_queue} clips waiting); retry later"
+        raise ServeError(503, "queue_full", busy, headers={"Retry-After": "1"}) from None
     except WorkerClosed:
         raise ServeError(503, "shutting_down", "the server is shutting down") from None
     try:

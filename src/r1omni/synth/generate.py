@@ -181,7 +181,8 @@ def write_split(out_dir: str | os.PathLike, config: SynthConfig, split: str, see
             bar.update()
     bar.close()
 
-    samples = [_to_sample(spec, path, with_reasoning=split == "cold_start", config=config) for spec, path in zip(specs, paths)]
+    samples = [_to_sample(spec, path, with_reasoning=split == "cold_start", config=config)
+               for spec, path in zip(specs, paths)]
     write_samples(manifest, samples, relative_to=out_dir)
     atomic_write_text(marker, fingerprint + "\n")
     return manifest

@@ -44,6 +44,10 @@ def test_the_verdict_reads_the_paired_differences_against_two_standard_errors():
     sentence = _verdict(rising, budgets)
     assert sentence.startswith("RLVR first matches or beats label SFT at 200 clip-views")
     assert "matches at 200" in sentence and "beats at 400" in sentence
+    falling = [{"diff": 0.01, "se": 0.01}, {"diff": -0.01, "se": 0.03}, {"diff": -0.1, "se": 0.03}]
+    sentence = _verdict(falling, budgets)
+    assert sentence.startswith("RLVR matches or beats label SFT from 100 clip-views but trails it again from 400")
+    assert "trails at 400 (-0.100 ± 0.030)" in sentence
     pooled = _pooled([{"diff": 0.1, "se": 0.03, "n": 10}, {"diff": 0.3, "se": 0.04, "n": 10}])
     assert pooled == {"diff": pytest.approx(0.2), "se": pytest.approx(0.025), "n": 20, "seeds": 2}
     with pytest.raises(ValueError, match="multiple of"):

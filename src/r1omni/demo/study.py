@@ -128,7 +128,8 @@ def _war(folder: Path) -> dict:
 
 
 def _verdict(curve: list[dict], budgets: tuple[int, ...]) -> str:
-    """One sentence: at which budget RLVR − label SFT first stops trailing by more than two standard errors."""
+    """One sentence: at which budget RLVR − label SFT first stops trailing by more than two standard errors,
+    and whether it falls behind again at a larger one."""
     states = ["beats" if p["diff"] > 2 * p["se"] else "matches" if p["diff"] >= -2 * p["se"] else "trails"
               for p in curve]
     detail = ", ".join(f"{state} at {budget:,} ({point['diff']:+.3f} ± {point['se']:.3f})"
@@ -136,6 +137,11 @@ def _verdict(curve: list[dict], budgets: tuple[int, ...]) -> str:
     reached = next((budget for budget, state in zip(budgets, states) if state != "trails"), None)
     if reached is None:
         return f"RLVR does not match label SFT at any budget up to {budgets[-1]:,} clip-views: {detail}"
+    # Both near chance at the smallest budgets "match" too: say when label SFT pulls ahead again.
+    behind = next((budget for budget, state in zip(budgets, states) if budget > reached and state == "trails"), None)
+    if behind is not None:
+        return (f"RLVR matches or beats label SFT from {reached:,} clip-views but trails it again from {behind:,}: "
+                f"{detail}")
     return f"RLVR first matches or beats label SFT at {reached:,} clip-views: {detail}"
 
 

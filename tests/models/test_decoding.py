@@ -14,7 +14,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from r1omni.models.decoding import PreallocatedLayer, preallocated_cache, sample_tokens
+from r1omni.models.decoding import PreallocatedLayer, decode, preallocated_cache, sample_tokens
 from r1omni.models.policy import SamplingConfig
 
 
@@ -76,6 +76,22 @@ def test_greedy_takes_the_argmax():
 def test_unknown_decoder_is_refused():
     with pytest.raises(ValueError, match="decoder must be one of"):
         SamplingConfig(decoder="turbo")
+
+
+def test_decode_records_logprobs_only_when_asked():
+    """The per-step record is optional (GRPO scores again); asked for, it is each chosen token's log-softmax."""
+    torch.manual_seed(0)
+    table = torch.randn(97, 97)                                        # next-token logits of each token
+    first = table[torch.tensor([1, 2, 3])]                             # (N, V)
+    args = dict(stop_ids=torch.tensor([-1]), pad_id=0, prompt_ids=torch.zeros(3, 0, dtype=torch.long))
+    plain_ids, plain_logprobs = decode(first, lambda tokens, index: table[tokens], SamplingConfig(max_new_tokens=6),
+                                       **args)
+    ids, logprobs = decode(first, lambda tokens, index: table[tokens],
+                           SamplingConfig(max_new_tokens=6, logprobs=True), **args)
+    assert plain_logprobs is None and torch.equal(plain_ids, ids)
+    logits = torch.cat([first[:, None], table[ids[:, :-1]]], dim=1)   # (N, C, V)
+    expected = logits.log_softmax(-1).gather(-1, ids[..., None])[..., 0]
+    assert torch.allclose(logprobs, expected, atol=1e-6)
 
 
 def _tiny_qwen2(seed: int = 0):

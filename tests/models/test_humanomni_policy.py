@@ -158,7 +158,7 @@ def test_generate_sampling_rows_and_masks(policy):
 def test_fast_and_reference_decoders_give_the_same_tokens(policy):
     """r1omni's loop (prefill once, Qwen2Step) against transformers' generate on the merged embeddings."""
     batch = policy.prepare(_clips())
-    out = {decoder: policy.generate(batch, 2, SamplingConfig(max_new_tokens=12, decoder=decoder))
+    out = {decoder: policy.generate(batch, 2, SamplingConfig(max_new_tokens=12, decoder=decoder, logprobs=True))
            for decoder in ("fast", "reference")}
     assert torch.equal(out["fast"].ids, out["reference"].ids)
     assert torch.equal(out["fast"].mask, out["reference"].mask)

@@ -273,7 +273,7 @@ def test_fast_and_reference_decoders_give_the_same_tokens_and_logprobs(policy, r
     """The fast loop (pre-sized cache) against the earlier one, and both against teacher-forced scoring."""
     batch = policy.prepare(make_clips(policy.settings.frame_height))
     out = {decoder: policy.generate(batch, num_return_sequences=2,
-                                    sampling=SamplingConfig(max_new_tokens=12, decoder=decoder,
+                                    sampling=SamplingConfig(max_new_tokens=12, decoder=decoder, logprobs=True,
                                                             repetition_penalty=repetition_penalty))
            for decoder in ("fast", "reference")}
     fast, reference = out["fast"], out["reference"]

@@ -10,14 +10,17 @@ step for tiny ones). Here:
 
 * :func:`decode` is the loop: the prompts are prefilled by the caller (once per clip), each step
   suppresses forbidden ids, picks the next tokens, records their log-probabilities under the
-  untempered model (what the trainer's scoring computes) and stops when every row has ended;
+  untempered model when asked (what the trainer's scoring computes; GRPO scores again with
+  gradients, so its rollouts skip it) and stops when every row has ended;
 * :class:`PreallocatedLayer` is a ``DynamicLayer`` whose keys / values are views into buffers
   sized once for prompt + ``max_new_tokens``: a step writes one position and copies nothing.
   Attention still sees only the filled length (unlike transformers' ``StaticCache``, which attends
   over the whole buffer behind a mask and was slower here);
 * :class:`Qwen2Step` is one decoding step of a Qwen2-architecture decoder (Qwen2, the Qwen2.5-Omni
   thinker's text model, HumanOmni's LLM) written out with the model's own weights, in the order
-  transformers computes it; other decoders (Qwen3-Omni's MoE) step through their own forward;
+  transformers computes it, with the query / key / value and the gate / up projections stacked
+  into one product each and fused RMSNorm; other decoders (Qwen3-Omni's MoE) step through their
+  own forward;
 * :func:`sample_tokens` draws from the top-k candidates only (then top-p among them), which is
   the distribution the logits warpers give, at a fraction of the cost.
 
@@ -143,15 +146,16 @@ def token_chooser(sampling: SamplingConfig) -> Callable[[torch.Tensor, torch.Ten
 
 def decode(first_logits: torch.Tensor, step: Callable[[torch.Tensor, int], torch.Tensor], sampling: SamplingConfig,
            stop_ids: torch.Tensor, pad_id: int, prompt_ids: torch.Tensor,
-           suppressed_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+           suppressed_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Decode up to ``sampling.max_new_tokens`` tokens per row after a prefill.
 
     ``first_logits`` (N, V) predict each row's first new token; ``step(tokens (N,), index)`` feeds the
     tokens chosen at step ``index`` (0-based) and returns the logits (N, V) of the next ones.
     ``prompt_ids`` (N, P) are what a repetition penalty reads besides the new tokens. A row ends at
     its first id of ``stop_ids`` and is padded with ``pad_id`` after it; ``suppressed_ids`` are never
-    chosen. Returns the ids (N, C) and each id's log-probability under the untempered model (N, C),
-    C being the steps taken (the loop stops when every row has ended).
+    chosen. Returns the ids (N, C) and, when ``sampling.logprobs`` is set, each id's log-probability
+    under the untempered model (N, C; else None), C being the steps taken (the loop stops when every
+    row has ended).
     """
     choose = token_chooser(sampling)
     logits = first_logits
@@ -165,12 +169,14 @@ def decode(first_logits: torch.Tensor, step: Callable[[torch.Tensor, int], torch
     generated, logprobs = [], []
     for index in range(sampling.max_new_tokens):
         scores = logits.float()                                                      # (N, V)
-        log_normaliser = scores.logsumexp(dim=-1)                                    # (N,) before suppression,
-        if suppressed is not None:                                                   # as scoring computes it
+        if sampling.logprobs:                                                        # before suppression,
+            log_normaliser = scores.logsumexp(dim=-1)                                # as scoring computes it
+        if suppressed is not None:
             scores[:, suppressed] = float("-inf")
         seen = history[:, :prompt_len + index] if history is not None else prompt_ids
         tokens = choose(seen, scores)                                                # (N,)
-        logprobs.append(scores.gather(1, tokens[:, None])[:, 0] - log_normaliser)
+        if sampling.logprobs:
+            logprobs.append(scores.gather(1, tokens[:, None])[:, 0] - log_normaliser)
         tokens = tokens.masked_fill(done, pad_id)
         generated.append(tokens)
         done = done | torch.isin(tokens, stop_ids)
@@ -179,32 +185,41 @@ def decode(first_logits: torch.Tensor, step: Callable[[torch.Tensor, int], torch
         if history is not None:
             history[:, prompt_len + index] = tokens
         logits = step(tokens, index)
-    return torch.stack(generated, dim=1), torch.stack(logprobs, dim=1)              # (N, C), (N, C)
+    return torch.stack(generated, dim=1), (torch.stack(logprobs, dim=1) if logprobs else None)  # (N, C), (N, C)
 
 
 @dataclass(frozen=True)
 class _LayerWeights:
-    """One decoder layer's tensors as ``(weight, bias)`` pairs, read from its modules once: a step then calls
-    no module. They are the modules' own tensors, so an optimiser update in between is seen."""
+    """One decoder layer's tensors, read from its modules once per rollout: a step then calls no module.
+    The query / key / value projections are stacked into one matrix, and so are the gate and up
+    projections, so a step runs four matrix products per layer instead of seven (the copies are taken
+    when the step is built, after the last optimiser update)."""
 
-    q: tuple
-    k: tuple
-    v: tuple
+    qkv: tuple
     o: tuple
-    gate: tuple
-    up: tuple
+    gate_up: tuple
     down: tuple
     scaling: float
     norm_in: nn.Module
     norm_post: nn.Module
 
+    @staticmethod
+    @torch.no_grad()
+    def _stack(*linears: nn.Module) -> tuple:
+        """One (weight, bias) for several linear maps of the same input; bias None when none has one."""
+        weight = torch.cat([linear.weight for linear in linears])
+        if all(linear.bias is None for linear in linears):
+            return weight, None
+        return weight, torch.cat([linear.bias if linear.bias is not None else weight.new_zeros(linear.out_features)
+                                  for linear in linears])
+
     @classmethod
     def of(cls, layer: nn.Module) -> "_LayerWeights":
         attention, mlp = layer.self_attn, layer.mlp
-        pairs = [(linear.weight, linear.bias) for linear in (attention.q_proj, attention.k_proj, attention.v_proj,
-                                                             attention.o_proj, mlp.gate_proj, mlp.up_proj,
-                                                             mlp.down_proj)]
-        return cls(*pairs, attention.scaling, layer.input_layernorm, layer.post_attention_layernorm)
+        return cls(cls._stack(attention.q_proj, attention.k_proj, attention.v_proj),
+                   (attention.o_proj.weight, attention.o_proj.bias), cls._stack(mlp.gate_proj, mlp.up_proj),
+                   (mlp.down_proj.weight, mlp.down_proj.bias), attention.scaling, layer.input_layernorm,
+                   layer.post_attention_layernorm)
 
 
 class Qwen2Step:
@@ -249,9 +264,8 @@ class Qwen2Step:
 
     @staticmethod
     def _norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-        wide = x.float()
-        scale = torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
-        return norm.weight * (wide * scale).to(x.dtype)
+        """The decoder's RMSNorm (float32 inside, as transformers computes it) as one fused call."""
+        return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=norm.variance_epsilon).to(x.dtype)
 
     def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         half = self.head_dim // 2
@@ -272,20 +286,19 @@ class Qwen2Step:
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Hidden states (N, D) after the final norm for ``tokens`` (N,) at ``positions`` (N,)."""
-        rows = tokens.shape[0]
-        x = self.decoder.embed_tokens(tokens)[:, None]                                   # (N, 1, D)
+        rows, heads, kv_heads = tokens.shape[0], self.num_heads, self.num_kv_heads
+        x = self.decoder.embed_tokens(tokens)                                            # (N, D)
         freqs = positions.float()[:, None] * self.inv_freq.to(x.device)[None]           # (N, D_h / 2)
         angles = torch.cat((freqs, freqs), dim=-1)                                       # (N, D_h)
-        cos = (angles.cos() * self.rotary_scale).to(x.dtype)[:, None, None]              # (N, 1, 1, D_h)
-        sin = (angles.sin() * self.rotary_scale).to(x.dtype)[:, None, None]
+        cos = (angles.cos() * self.rotary_scale).to(x.dtype)[:, None]                    # (N, 1, D_h)
+        sin = (angles.sin() * self.rotary_scale).to(x.dtype)[:, None]
         for w, cache_layer in zip(self.layers, self.cache.layers):
-            h = self._norm(x, w.norm_in)                                                 # (N, 1, D)
-            q = F.linear(h, *w.q).view(rows, 1, self.num_heads, self.head_dim).transpose(1, 2)
-            k = F.linear(h, *w.k).view(rows, 1, self.num_kv_heads, self.head_dim).transpose(1, 2)
-            v = F.linear(h, *w.v).view(rows, 1, self.num_kv_heads, self.head_dim).transpose(1, 2)
-            keys, values = cache_layer.update(self._rotate(k, cos, sin), v)              # (N, H_kv, L, D_h)
-            out = self._attend(self._rotate(q, cos, sin), keys, values, w.scaling)       # (N, H, 1, D_h)
-            x = x + F.linear(out.transpose(1, 2).reshape(rows, 1, self.num_heads * self.head_dim), *w.o)
-            h = self._norm(x, w.norm_post)
-            x = x + F.linear(F.silu(F.linear(h, *w.gate)) * F.linear(h, *w.up), *w.down)  # (N, 1, D)
-        return self._norm(x, self.decoder.norm)[:, 0]                                    # (N, D)
+            projected = F.linear(self._norm(x, w.norm_in), *w.qkv).view(rows, heads + 2 * kv_heads, self.head_dim)
+            rotated = self._rotate(projected[:, :heads + kv_heads], cos, sin)             # (N, H + H_kv, D_h)
+            q, k = rotated[:, :heads, None], rotated[:, heads:, None]                     # (N, H | H_kv, 1, D_h)
+            keys, values = cache_layer.update(k, projected[:, heads + kv_heads:, None])  # (N, H_kv, L, D_h)
+            out = self._attend(q, keys, values, w.scaling)                               # (N, H, 1, D_h)
+            x = x + F.linear(out.reshape(rows, heads * self.head_dim), *w.o)
+            gate, up = F.linear(self._norm(x, w.norm_post), *w.gate_up).chunk(2, dim=-1)  # (N, I) each
+            x = x + F.linear(F.silu(gate) * up, *w.down)                                  # (N, D)
+        return self._norm(x, self.decoder.norm)                                          # (N, D)

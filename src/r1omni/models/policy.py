@@ -76,6 +76,9 @@ class SamplingConfig:
     top_p: float = 1.0
     repetition_penalty: float = 1.0
     decoder: str = "fast"    # one of DECODERS; greedy tokens are the same with either
+    logprobs: bool = False
+    """Record each new token's log-probability (``Completions.logprobs``). Off unless asked: GRPO scores
+    its rollouts again with gradients, and the record costs a full-vocabulary logsumexp per step."""
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -124,6 +127,7 @@ class Completions:
     texts: list[str]          # (N,) decoded without special tokens
     clip_index: torch.Tensor  # (N,) which clip of the batch each row belongs to
     logprobs: torch.Tensor | None = None  # (N, C) log-probability of each token under the untempered model
+    #                                       (when ``SamplingConfig.logprobs`` asked for it)
 
     @property
     def lengths(self) -> torch.Tensor:

@@ -130,7 +130,7 @@ class HumanOmniPolicy:
         return Completions(ids, mask, texts, clip_index, logprobs)
 
     def _decode(self, embeds: torch.Tensor, attention_mask: torch.Tensor, group: int, sampling: SamplingConfig
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The fast path: prefill the B merged prompts once, repeat the cache G times, then
         :func:`r1omni.models.decoding.decode` with :class:`~r1omni.models.decoding.Qwen2Step`. Positions
         count each row's real tokens, as transformers' generate counts them for left-padded rows."""

@@ -345,18 +345,18 @@ class QwenOmniPolicy:
                                 torch.full_like(ids[:, 0], completion_len))  # (N,)
         mask = (torch.arange(completion_len, device=ids.device)[None] <= first_eos[:, None]).long()  # (N, C)
         ids = ids.masked_fill(mask == 0, self.pad_token_id)
-        logprobs = logprobs.masked_fill(mask == 0, 0.0)
+        logprobs = logprobs.masked_fill(mask == 0, 0.0) if logprobs is not None else None
         texts = self.tokenizer.batch_decode([row[:int(n)] for row, n in zip(ids.tolist(), mask.sum(1).tolist())],
                                             skip_special_tokens=True)
         clip_index = torch.arange(batch.num_clips, device=ids.device).repeat_interleave(num_return_sequences)  # (N,)
         return Completions(ids=ids, mask=mask, texts=texts, clip_index=clip_index, logprobs=logprobs)
 
     def _decode(self, batch: PreparedBatch, group: int, sampling: SamplingConfig
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Prefill the B prompts once, repeat the cache G times, decode up to max_new_tokens
         (:func:`r1omni.models.decoding.decode`).
 
-        Returns the ids (N, C) and each id's log-probability under the untempered model (N, C).
+        Returns the ids (N, C) and, if asked, each id's log-probability under the untempered model (N, C).
         """
         shared = self._shared
         prompts = shared.embed_prompts(batch.input_ids, batch.attention_mask, batch.media)

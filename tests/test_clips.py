@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from real_media import astronaut_frames, needs_asr, needs_espeak, speak
 
-from r1omni.clips import ClipLoader
+from r1omni.clips import ClipLoader, MediaCache
 from r1omni.media import load_audio, write_clip
 from r1omni.schema import Sample
 
@@ -68,3 +68,19 @@ def test_without_transcribe_nothing_is_recognised(av_clip):
     loaded = ClipLoader(num_frames=2).load_many([Sample(id="a", corpus="t", video=str(av_clip))])
     assert "transcript" not in loaded.notes["a"]
     assert np.isfinite(loaded.clips[0].waveform).all()
+
+
+def test_a_shared_cache_decodes_a_file_once_for_loaders_with_the_same_media_settings(av_clip, monkeypatch):
+    import r1omni.clips as clips
+    decoded = []
+    original = clips.sample_frames
+    monkeypatch.setattr(clips, "sample_frames", lambda path, n: decoded.append(n) or original(path, n))
+    sample = Sample(id="a", corpus="t", video=str(av_clip), subtitle="hello there")
+    cache = MediaCache()
+    first = ClipLoader(num_frames=4, cache=cache).load(sample)
+    other_prompt = ClipLoader(num_frames=4, prompt="train", use_subtitle=False, cache=cache).load(sample)
+    assert decoded == [4] and len(cache) == 1
+    assert other_prompt.frames is first.frames and other_prompt.question != first.question
+    ClipLoader(num_frames=2, cache=cache).load(sample)         # another frame count: its own entry
+    ClipLoader(num_frames=4).load(sample)                       # no cache: decoded every time
+    assert decoded == [4, 2, 4] and len(cache) == 2

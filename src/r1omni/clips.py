@@ -12,7 +12,9 @@ speech is recognised (:func:`r1omni.media.transcribe.transcribe`) and fills the 
 subtitle slot when the sample has no subtitle of its own; the transcript (text, language, word
 times) is a note too, also when the sample's own subtitle was used.
 
-Decoded media can be cached in memory: small benchmarks are decoded once, not once per epoch.
+Decoded media can be cached in memory (:class:`MediaCache`): small benchmarks are decoded once, not
+once per epoch, and one cache handed to several loaders (the demo's stages and variants) decodes
+each file once for all of them.
 
 :meth:`ClipLoader.load_many` is the one decode loop of the package: training, evaluation,
 explanation, ``predict`` and the server all call it and get the clips, the samples kept and one
@@ -34,7 +36,7 @@ from r1omni.models.policy import ClipInput
 from r1omni.schema import Sample
 from r1omni.template import get_prompt, with_subtitle
 
-__all__ = ["ClipLoader", "LoadedClips", "MODALITIES", "SAMPLE_QUESTION"]
+__all__ = ["ClipLoader", "LoadedClips", "MediaCache", "MODALITIES", "SAMPLE_QUESTION"]
 
 MODALITIES = ("video_audio", "video", "audio")
 SAMPLE_QUESTION = "sample"
@@ -58,6 +60,32 @@ class LoadedClips:
         return self.failures.get(sample.id)
 
 
+class MediaCache:
+    """Decoded clips kept in memory, for as many loaders as share it.
+
+    An entry is keyed by the files and by every loader setting that changes the decoded arrays, so
+    loaders that differ only in prompt or subtitle use share entries and others never read them.
+    The arrays are handed out as they are: nothing downstream writes into them.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple, tuple[np.ndarray | None, np.ndarray | None, dict]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple) -> tuple[np.ndarray | None, np.ndarray | None, dict] | None:
+        return self._entries.get(key)
+
+    def put(self, key: tuple, decoded: tuple[np.ndarray | None, np.ndarray | None, dict]) -> None:
+        self._entries[key] = decoded
+
+    @classmethod
+    def of_run(cls, shared: MediaCache | None, enabled: bool) -> MediaCache | None:
+        """The cache a run's loader uses: the caller's ``shared`` one, else a private one if ``enabled``."""
+        return shared if shared is not None else cls() if enabled else None
+
+
 @dataclass
 class ClipLoader:
     """Decodes samples into :class:`ClipInput`.
@@ -74,8 +102,8 @@ class ClipLoader:
     face_crop: bool = False
     transcribe: bool = False
     """Recognise the speech and use it as the subtitle when the sample has none (the ``asr`` extra)."""
-    cache: bool = False
-    _cache: dict = field(default_factory=dict, repr=False)
+    cache: MediaCache | None = None
+    """Where decoded media is kept (several loaders may share one); None decodes on every load."""
 
     def __post_init__(self) -> None:
         if self.modalities not in MODALITIES:
@@ -96,9 +124,11 @@ class ClipLoader:
         return with_subtitle(text, sample.subtitle or transcript) if self.use_subtitle else text
 
     def _decode(self, sample: Sample) -> tuple[np.ndarray | None, np.ndarray | None, dict]:
-        key = (sample.video, sample.audio)
-        if key in self._cache:
-            return self._cache[key]
+        key = (sample.video, sample.audio, self.num_frames, self.modalities, self.missing_audio, self.face_crop,
+               self.transcribe)
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            return cached
         frames = None
         if sample.video is not None and self.modalities != "audio":
             frames = sample_frames(sample.video, self.num_frames).frames
@@ -110,8 +140,8 @@ class ClipLoader:
             elif self.missing_audio == "error" and self.modalities != "video":
                 raise MediaError(sample.media_path, "no audio stream (missing_audio='error')")
         decoded = self._finish(sample.media_path, frames, waveform)
-        if self.cache:
-            self._cache[key] = decoded
+        if self.cache is not None:
+            self.cache.put(key, decoded)
         return decoded
 
     def _finish(self, path: str, frames: np.ndarray | None, waveform: np.ndarray | None

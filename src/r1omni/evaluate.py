@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from r1omni.atomic import atomic_write_text
-from r1omni.clips import ClipLoader
+from r1omni.clips import ClipLoader, MediaCache
 from r1omni.environment import describe_environment
 from r1omni.explain.reasoning import reasoning_quality
 from r1omni.inference import Answer, answer_clips
@@ -102,8 +102,9 @@ def _failure_row(sample: Sample, error: MediaError) -> dict:
 
 def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labels: LabelSet | None = None,
              options: EvalOptions | None = None,
-             progress: Callable[[int, int], None] | None = None) -> dict:
-    """Generate (or reuse) predictions for ``samples`` and write predictions, metrics, plots, report."""
+             progress: Callable[[int, int], None] | None = None, media: MediaCache | None = None) -> dict:
+    """Generate (or reuse) predictions for ``samples`` and write predictions, metrics, plots, report;
+    ``media``: decoded clips shared with other evaluations of the same files (several models)."""
     options = options or EvalOptions()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +127,7 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     logger.info("evaluating %d clips (%d already predicted)", len(todo), len(done))
     loader = ClipLoader(num_frames=policy.num_frames, prompt=options.prompt, modalities=options.modalities,
                         use_subtitle=options.use_subtitle, face_crop=options.face_crop,
-                        transcribe=options.transcribe, cache=options.cache_media)
+                        transcribe=options.transcribe, cache=MediaCache.of_run(media, options.cache_media))
     sampling = SamplingConfig(max_new_tokens=options.max_new_tokens)
     started = time.perf_counter()
     with open(predictions_path, "a", encoding="utf-8") as handle:

@@ -41,7 +41,7 @@ import torch
 
 from r1omni.atomic import atomic_dir, atomic_write_text, is_complete
 from r1omni.claims import claim_errors, extract_claims
-from r1omni.clips import SAMPLE_QUESTION, ClipLoader
+from r1omni.clips import SAMPLE_QUESTION, ClipLoader, MediaCache
 from r1omni.demo.report import write_report
 from r1omni.environment import describe_environment
 from r1omni.evaluate import EvalOptions, evaluate
@@ -153,14 +153,14 @@ class DemoConfig:
 
 def run_sft(config: DemoConfig, model: str, data: Path, target: str, out: Path, budget: StageBudget,
          epochs: float = 1.0, prompt: str | None = None, snapshot_steps: list[int] | None = None,
-         schedule: str = "cosine") -> TrainResult:
+         schedule: str = "cosine", media: MediaCache | None = None) -> TrainResult:
     sft = SFTConfig(model=model, data=str(data), output_dir=str(out), target=target, prompt=prompt or config.prompt,
                     max_steps=budget.steps or None, epochs=epochs, clips_per_step=config.clips_per_step,
                     trainable=budget.trainable,
                     optim=OptimConfig(lr=budget.lr, schedule=schedule, warmup_ratio=0.05), seed=config.seed,
                     log_every=5, num_threads=config.threads, snapshot_steps=snapshot_steps or [])
     logger.info("SFT (%s) from %s", target, model)
-    return train_sft(sft)
+    return train_sft(sft, media=media)
 
 
 def grpo_steps(config: DemoConfig, train_clips: int) -> int:
@@ -169,7 +169,8 @@ def grpo_steps(config: DemoConfig, train_clips: int) -> int:
 
 
 def run_grpo(config: DemoConfig, model: str, data: Path, out: Path, rewards: dict[str, float] | None = None,
-          steps: int | None = None, snapshot_steps: list[int] | None = None) -> TrainResult:
+          steps: int | None = None, snapshot_steps: list[int] | None = None,
+          media: MediaCache | None = None) -> TrainResult:
     grpo = GRPOConfig(model=model, data=str(data), output_dir=str(out), prompt=config.prompt,
                       rewards=rewards or {"accuracy": 1.0, "format": 1.0},
                       num_generations=config.grpo_generations, clips_per_step=config.grpo_clips_per_step,
@@ -180,7 +181,7 @@ def run_grpo(config: DemoConfig, model: str, data: Path, out: Path, rewards: dic
                       optim=OptimConfig(lr=config.grpo.lr, schedule="constant", warmup_ratio=0.0),
                       seed=config.seed, log_every=1, sample_every=25, num_threads=config.threads,
                       snapshot_steps=snapshot_steps or [])
-    return train_grpo(grpo)
+    return train_grpo(grpo, media=media)
 
 
 _SETTINGS_FILE = "demo_settings.json"
@@ -242,10 +243,12 @@ def _by_carrier(eval_dir: Path, samples: list[Sample]) -> dict[str, float]:
 @dataclass
 class _Stages:
     """What stage 2-5 produced: each variant's model folder and its budget (clip-views, generated tokens,
-    wall seconds)."""
+    wall seconds); ``media`` holds the decoded clips, so that every stage and variant of the run decodes a
+    file once (a large share of training and evaluation time on these small clips)."""
 
     models: dict[str, Path] = field(default_factory=dict)
     budgets: dict[str, dict] = field(default_factory=dict)
+    media: MediaCache = field(default_factory=MediaCache)
 
 
 def _train_once(runs: Path, stages: _Stages, name: str, say, train: Callable[[], TrainResult]) -> None:
@@ -317,21 +320,22 @@ def _train_stages(config: DemoConfig, out: Path, manifests: dict[str, Path], say
                                 "(MAFW-DFEW-SFT's role)")
     _train_once(runs, stages, "label_sft", say, lambda: run_sft(
         config, str(stages.models["base"]), manifests["train"], "label", runs / "label_sft", config.label_sft,
-        config.label_sft_epochs))
+        config.label_sft_epochs, media=stages.media))
     done(ticket)
 
     steps = grpo_steps(config, len(read_samples(manifests["train"])))
     ticket = stage("rlvr", f"5/8 GRPO from the cold start on the training labels (R1-Omni's role), {steps} steps "
                            f"x {config.grpo_clips_per_step} clips x G={config.grpo_generations}")
     _train_once(runs, stages, "rlvr", say, lambda: run_grpo(
-        config, str(stages.models["cold_start_sft"]), manifests["train"], runs / "rlvr"))
+        config, str(stages.models["cold_start_sft"]), manifests["train"], runs / "rlvr", media=stages.media))
     done(ticket)
     if config.grounding_weight:
         ticket = stage("rlvr_grounding", f"5b/8 the same GRPO run with the grounding reward (weight "
                                          f"{config.grounding_weight:g}): true cue claims in the reasoning are paid for")
         rewards = {"accuracy": 1.0, "format": 1.0, "grounding": config.grounding_weight}
         _train_once(runs, stages, "rlvr_grounding", say, lambda: run_grpo(
-            config, str(stages.models["cold_start_sft"]), manifests["train"], runs / "rlvr_grounding", rewards))
+            config, str(stages.models["cold_start_sft"]), manifests["train"], runs / "rlvr_grounding", rewards,
+            media=stages.media))
         done(ticket)
     return stages
 
@@ -356,13 +360,13 @@ def train_starting_points(config: DemoConfig, out: Path, manifests: dict[str, Pa
         "parameters")
     _train_once(runs, stages, "base", say, lambda: run_sft(
         config, str(init_dir), manifests["pretrain"], "instruction", runs / "base", config.pretrain,
-        prompt=SAMPLE_QUESTION))
+        prompt=SAMPLE_QUESTION, media=stages.media))
     done(ticket)
 
     ticket = stage("cold_start_sft", "3/8 cold-start SFT on the reasoning split (EMER-SFT's role)")
     _train_once(runs, stages, "cold_start_sft", say, lambda: run_sft(
         config, str(stages.models["base"]), manifests["cold_start"], "reasoning", runs / "cold_start_sft",
-        config.cold_start))
+        config.cold_start, media=stages.media))
     done(ticket)
     return stages
 
@@ -379,7 +383,8 @@ def _evaluate_all(config: DemoConfig, stages: _Stages, manifests: dict[str, Path
         policy = load_policy(model_dir)
         policy.module.eval()
         metrics[name] = {split_key(split): evaluate(policy, read_samples(manifests[split]),
-                                                    evals / name / split_key(split), labels, options)
+                                                    evals / name / split_key(split), labels, options,
+                                                    media=stages.media)
                          for split in config.eval_splits}
         say(f"   {name:15s} " + "  ".join(f"{key.upper()} WAR {m['normalized']['war']:.3f}"
                                           for key, m in metrics[name].items()))
@@ -397,7 +402,7 @@ def _attribute_all(config: DemoConfig, stages: _Stages, manifests: dict[str, Pat
     for name in [n for n in stages.models if n not in ("random_init", "base")]:
         policy = load_policy(stages.models[name])
         policy.module.eval()
-        loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt)
+        loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt, cache=stages.media)
         results, _ = attribute(policy, clips, loader, get_label_set("synth"), max_new_tokens=config.max_new_tokens,
                                batch_size=config.eval_batch_size)
         attribution[name] = summarize(results)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from r1omni.atomic import atomic_write_bytes, atomic_write_text, is_complete
+from r1omni.clips import MediaCache
 from r1omni.demo.pipeline import (
     DemoConfig,
     StageBudget,
@@ -75,16 +76,17 @@ def _steps(config: StudyConfig, method: str) -> list[int]:
     return [budget // per_step for budget in config.budgets]
 
 
-def _train_method(config: StudyConfig, demo: DemoConfig, method: str, start: Path, data: Path, run: Path) -> None:
+def _train_method(config: StudyConfig, demo: DemoConfig, method: str, start: Path, data: Path, run: Path,
+                  media: MediaCache) -> None:
     """One long run of ``method`` with a model saved at every budget (skipped when already complete)."""
     steps = _steps(config, method)
     if is_complete(run / "final") and all(is_complete(run / SNAPSHOT_DIR / f"step-{s:07d}") for s in steps):
         return
     if method == "label_sft":
         budget = StageBudget(steps=steps[-1], lr=demo.label_sft.lr, trainable=demo.label_sft.trainable)
-        run_sft(demo, str(start), data, "label", run, budget, snapshot_steps=steps, schedule="constant")
+        run_sft(demo, str(start), data, "label", run, budget, snapshot_steps=steps, schedule="constant", media=media)
     else:
-        run_grpo(demo, str(start), data, run, steps=steps[-1], snapshot_steps=steps)
+        run_grpo(demo, str(start), data, run, steps=steps[-1], snapshot_steps=steps, media=media)
 
 
 def _study_seed(config: StudyConfig, seed: int, say: Callable[[str], None]) -> dict:
@@ -100,7 +102,7 @@ def _study_seed(config: StudyConfig, seed: int, say: Callable[[str], None]) -> d
     for method in METHODS:
         run = out / "study" / method
         say(f"   seed {seed}: {method} to {config.budgets[-1]} clip-views, a model at each of {list(config.budgets)}")
-        _train_method(config, demo, method, starts[method], manifests["train"], run)
+        _train_method(config, demo, method, starts[method], manifests["train"], run, stages.media)
         folders[method] = {}
         for budget, step in zip(config.budgets, _steps(config, method)):
             policy = load_policy(run / SNAPSHOT_DIR / f"step-{step:07d}")
@@ -108,7 +110,7 @@ def _study_seed(config: StudyConfig, seed: int, say: Callable[[str], None]) -> d
             folders[method][budget] = {}
             for split in demo.eval_splits:
                 target = out / "study" / "eval" / method / str(budget) / split_key(split)
-                evaluate(policy, read_samples(manifests[split]), target, labels, options)
+                evaluate(policy, read_samples(manifests[split]), target, labels, options, media=stages.media)
                 folders[method][budget][split_key(split)] = target
     return folders
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from r1omni.claims import cue_levels
-from r1omni.clips import ClipLoader
+from r1omni.clips import ClipLoader, MediaCache
 from r1omni.cues import clip_cues
 from r1omni.explain.attribution import ClipAttribution, attribute
 from r1omni.inference import Answer, answer_clips, parse_answer
@@ -208,7 +208,7 @@ class BatchWorker:
     def _loader(self, job: Job, cache: bool = True) -> ClipLoader:
         return ClipLoader(num_frames=self.policy.num_frames, prompt=self.config.prompt,
                           modalities=self.config.modalities, face_crop=job.face_crop, transcribe=job.transcribe,
-                          cache=cache)
+                          cache=MediaCache() if cache else None)
 
     def run_batch(self, jobs: list[Job]) -> list[ClipResult]:
         """Answer ``jobs`` (see the module docstring); one result per job, in order."""

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from r1omni.clips import ClipLoader
+from r1omni.clips import ClipLoader, MediaCache
 from r1omni.models import ClipInput, Policy, PreparedBatch, SamplingConfig
 from r1omni.rewards import RewardFunction, WeightedReward, resolve_rewards
 from r1omni.schema import Sample, read_samples
@@ -220,7 +220,8 @@ class _Update:
     lr: float
 
 
-def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None = None) -> TrainResult:
+def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None = None,
+               media: MediaCache | None = None) -> TrainResult:
     """Train ``config.model`` with GRPO on ``config.data``; returns where the final model is and the budget.
 
     ``reward_functions`` adds the caller's own rewards (TRL's contract: ``(completions, **columns) ->
@@ -230,7 +231,7 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
     averaged). Each process seeds with ``seed + rank`` so that processes draw different samples.
     """
     started = time.perf_counter()
-    run = _setup(config, reward_functions)
+    run = _setup(config, reward_functions, media)
     start_step, skipped, generated = 0, 0, 0
     if config.resume and (checkpoint := latest_checkpoint(Path(config.output_dir))) is not None:
         state = load_checkpoint(run.accelerator, checkpoint)
@@ -272,7 +273,8 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
                        skipped, generated)
 
 
-def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None) -> _Run:
+def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None,
+           media: MediaCache | None = None) -> _Run:
     """Policy (trainable parts set), frozen reference, data, optimiser, engine and bound rewards."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -296,7 +298,7 @@ def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | 
         raise ValueError(f"{config.data}: {len(unlabelled)} sample(s) have no label (e.g. {unlabelled[0]!r}); "
                          "GRPO's accuracy reward needs labels")
     loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt, use_subtitle=config.use_subtitle,
-                        cache=config.cache_media)
+                        cache=MediaCache.of_run(media, config.cache_media))
     order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
     total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch
                                                  / config.gradient_accumulation_steps))

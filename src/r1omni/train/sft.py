@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from r1omni.clips import SAMPLE_QUESTION, ClipLoader
+from r1omni.clips import SAMPLE_QUESTION, ClipLoader, MediaCache
 from r1omni.models import SamplingConfig
 from r1omni.schema import Sample, read_samples
 from r1omni.train.checkpoint import (
@@ -123,7 +123,9 @@ def _usable(samples: list[Sample], target: str) -> tuple[list[Sample], list[str]
     return kept, problems
 
 
-def train_sft(config: SFTConfig) -> TrainResult:
+def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult:
+    """Train ``config.model`` on ``config.data``; ``media``: decoded clips shared with other runs of this
+    process (a private cache when None and ``config.cache_media``)."""
     started = time.perf_counter()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -141,7 +143,7 @@ def train_sft(config: SFTConfig) -> TrainResult:
         raise ValueError(f"{config.data}: {len(problems)} sample(s) cannot be used for target "
                          f"{config.target!r}, e.g. {problems[0]}")
     loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt, use_subtitle=config.use_subtitle,
-                        cache=config.cache_media)
+                        cache=MediaCache.of_run(media, config.cache_media))
     order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
     accum = config.gradient_accumulation_steps
     total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch / accum))

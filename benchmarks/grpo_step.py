@@ -29,13 +29,16 @@ Part 1 runs two settings: the original one (4 prompts x G=4, 16 new tokens) and 
 
 Part 3, the embedded demo's real GRPO step (``qwen2.5-omni-demo`` from random init, 8 generated clips
 x G=8, 100 new tokens at T 0.5 / top-k 50, beta 0.04, 2 torch threads, as ``r1omni demo`` runs it);
-random weights never stop early, so every rollout decodes all 100 tokens (the worst case; the demo's
-trained cold start averages ~87).
+random weights rarely stop early, so almost every row decodes all 100 tokens (the worst case; the
+demo's trained cold start averages ~87).
 
 For every setting the **compute floor** is measured in the same run: one batched forward + backward
 of the same rows and tokens (``token_logprobs`` of the step's completions, ``.sum().backward()``),
-no generation loop; the step time is printed as a multiple of it. The process's peak resident memory
-is printed at the end.
+no generation loop; the step time is printed as a multiple of it. For the demo's step, also its
+matrix-product work (GFLOP of linear layers and attention in the rollout, the reference forward and the
+policy forward + backward, counted by torch's ``FlopCounterMode``) and the time that work would take at
+this machine's float32 product rate measured in the same run (2048^3): a bound no implementation of the
+same step in float32 beats here. The process's peak resident memory is printed at the end.
 
 The reward is a toy verifiable one (the share of "e" characters in a completion): random weights
 never produce the ``<think>/<answer>`` format, and the figures here are about speed only.
@@ -436,9 +439,52 @@ def compute_floor(policy, clips: list[ClipInput], sampling: SamplingConfig, gene
     return statistics.median(times), int(completions.mask.sum())
 
 
-def demo_step(work: Path, steps: int, warmup: int, decoder: str) -> tuple[dict[str, float], float, int, float]:
+def matmul_work(policy, clips: list[ClipInput], sampling: SamplingConfig, generations: int) -> dict[str, float]:
+    """GFLOP of the matrix products (linear layers, attention) in one step's phases: a rollout of ``clips``, the
+    reference's forward over its completions (the policy's shape), the policy's forward + backward. Counted by
+    torch's FlopCounterMode, taught the CPU attention kernels; elementwise work is not counted."""
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+    def forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_backward_flop_count(grad_out, query, key, value)
+
+    kernels = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: forward,
+               torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: backward}
+    batch = policy.prepare(clips)
+    work = {}
+    with FlopCounterMode(display=False, custom_mapping=kernels) as counter:
+        completions = policy.generate(batch, num_return_sequences=generations, sampling=sampling)
+    work["rollout"] = counter.get_total_flops() / 1e9
+    with FlopCounterMode(display=False, custom_mapping=kernels) as counter, torch.no_grad():
+        policy.token_logprobs(batch, completions.ids, completions.clip_index)
+    work["reference"] = counter.get_total_flops() / 1e9
+    with FlopCounterMode(display=False, custom_mapping=kernels) as counter:
+        logp = policy.token_logprobs(batch, completions.ids, completions.clip_index)          # (N, C)
+        (logp * completions.mask).sum().backward()
+    policy.module.zero_grad(set_to_none=True)
+    work["policy"] = counter.get_total_flops() / 1e9
+    return work
+
+
+def sgemm_rate(size: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 matrix-product rate now (GFLOP/s, best of ``repeats`` size³ products): the
+    fastest any of the step's products could run."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    times = []
+    for _ in range(repeats + 1):
+        tick = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - tick)
+    return 2 * size ** 3 / min(times[1:]) / 1e9
+
+
+def demo_step(work: Path, steps: int, warmup: int, decoder: str
+              ) -> tuple[dict[str, float], float, int, float, dict[str, float]]:
     """The demo's GRPO step (see the module docstring) with ``decoder``: median time split, completion tokens
-    per step, and the compute floor of the same rows and tokens."""
+    per step, the compute floor of the same rows and tokens, and the step's matrix-product work."""
     from r1omni.models import load_policy
 
     manifest = generate_benchmark(work / "bench", preset="tiny", splits=["train"], progress=False)["train"]
@@ -460,7 +506,7 @@ def demo_step(work: Path, steps: int, warmup: int, decoder: str) -> tuple[dict[s
     loader = ClipLoader(num_frames=policy.num_frames, prompt="train")
     clips = loader.load_many(read_samples(manifest)[:8]).clips
     floor, floor_tokens = compute_floor(policy, clips, sampling, generations=8)
-    return split, tokens, floor_tokens, floor
+    return split, tokens, floor_tokens, floor, matmul_work(policy, clips, sampling, generations=8)
 
 
 def set_trainable_llm(policy) -> None:
@@ -545,8 +591,8 @@ def main() -> None:
               f"2 threads, {args.demo_steps} steps), by decoder:")
         step_seconds = {}
         for decoder in ("reference", "fast"):
-            split, tokens_per_step, floor_tokens, floor = demo_step(work, args.demo_steps, min(args.warmup, 2),
-                                                                    decoder)
+            split, tokens_per_step, floor_tokens, floor, gflop = demo_step(work, args.demo_steps,
+                                                                           min(args.warmup, 2), decoder)
             step_seconds[decoder] = sum(split.values())
             print(f"  {decoder}: {tokens_per_step:.0f} completion tokens/step, {step_seconds[decoder]:.2f} s/step "
                   f"(median phases)")
@@ -556,6 +602,13 @@ def main() -> None:
             print(f"    compute floor {1000 * floor:.1f} ms (forward + backward of {floor_tokens} completion tokens, "
                   f"no generation loop); step = {step_seconds[decoder] / floor:.1f}x the floor")
         print(f"  fast / reference: {step_seconds['reference'] / step_seconds['fast']:.2f}x faster step")
+        rate = sgemm_rate()
+        bound = sum(gflop.values()) / rate
+        print(f"  matrix-product work of a step: {sum(gflop.values()):.1f} GFLOP ("
+              + ", ".join(f"{name} {value:.1f}" for name, value in gflop.items())
+              + f"); at this machine's float32 product rate measured now ({rate:.0f} GFLOP/s, 2048^3) that is "
+              f"{bound:.2f} s: the fast step is {step_seconds['fast'] / bound:.1f}x it, and 3x the reference step "
+              f"({step_seconds['reference'] / 3:.2f} s) would be {step_seconds['reference'] / 3 / bound:.1f}x it")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of this process: {peak_mib:.0f} MiB")
 

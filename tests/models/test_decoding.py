@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 from transformers.generation.logits_process import (
     LogitsProcessorList,
     TemperatureLogitsWarper,
@@ -128,6 +128,28 @@ def test_qwen2_step_equals_the_decoders_own_step_on_left_padded_rows():
             got = model.lm_head(lean(tokens, next_position + index))                         # (N, V)
             assert torch.allclose(got, expected, atol=1e-5), index
             tokens = expected.argmax(-1)
+
+
+def test_qwen2_step_tables_give_the_numbers_of_the_per_step_computation():
+    """The rotary table and the additive key mask are built once per rollout; both must give exactly what
+    the decoder's rotary embedding and SDPA's own boolean-mask conversion give (demo results depend on it)."""
+    from r1omni.models.decoding import Qwen2Step
+
+    model = _tiny_qwen2()
+    key_mask = torch.ones(3, 11, dtype=torch.bool)
+    key_mask[1, :2] = False
+    layer = PreallocatedLayer(11)
+    step = Qwen2Step(model.model, Cache(layers=[layer]), key_mask)
+    positions = torch.tensor([4, 0, 9])
+    cos, signed_sin = step._rotary(positions, torch.float32)                               # (N, 1, D_h)
+    x = torch.zeros(1, 3, model.config.hidden_size)
+    expected_cos, expected_sin = model.model.rotary_emb(x, positions[None])                 # (1, N, D_h)
+    half = step.head_dim // 2
+    assert torch.equal(cos[:, 0], expected_cos[0])
+    assert torch.equal(signed_sin[:, 0], torch.cat((-expected_sin[0, :, :half], expected_sin[0, :, half:]), -1))
+    q, keys = torch.randn(3, 4, 1, step.head_dim), torch.randn(3, 2, 11, step.head_dim)
+    by_bool = F.scaled_dot_product_attention(q, keys, keys, attn_mask=key_mask[:, None, None], enable_gqa=True)
+    assert torch.equal(step._attend(q, keys, keys, None), by_bool)
 
 
 def test_qwen2_step_refuses_other_decoders():

@@ -254,12 +254,17 @@ class Qwen2Step:
         True where a row may attend (its real prompt positions, then every new position)."""
         if not self.supports(decoder):
             raise ValueError(f"{type(decoder).__name__} is not a Qwen2-architecture decoder this step reproduces")
-        self.decoder, self.cache, self.key_mask = decoder, cache, key_mask.bool()
+        self.decoder, self.cache = decoder, cache
+        # The mask as the additive bias SDPA turns a boolean mask into, built once: the same numbers
+        # (tested), without a conversion per layer and step.
+        self.key_bias = torch.zeros(key_mask.shape, dtype=decoder.embed_tokens.weight.dtype, device=key_mask.device
+                                    ).masked_fill(~key_mask.bool(), float("-inf"))[:, None, None]  # (N, 1, 1, L_max)
         config = decoder.config
         self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim = decoder.layers[0].self_attn.head_dim
         self.inv_freq = decoder.rotary_emb.inv_freq.float()
         self.rotary_scale = decoder.rotary_emb.attention_scaling
+        self.rotary_table: tuple[torch.Tensor, torch.Tensor] | None = None   # built at the first step
         self.layers = [_LayerWeights.of(layer) for layer in decoder.layers]
 
     @staticmethod
@@ -267,14 +272,30 @@ class Qwen2Step:
         """The decoder's RMSNorm (float32 inside, as transformers computes it) as one fused call."""
         return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=norm.variance_epsilon).to(x.dtype)
 
-    def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = self.head_dim // 2
-        return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+    def _rotary(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and signed sin (N, 1, D_h) of ``positions``, looked up in a table of every position this
+        rollout can reach (the first step's farthest position plus the cache's room), computed once with
+        the decoder's arithmetic; the sine's first half is negated so that :meth:`_rotate` needs no
+        negation (-a * b equals a * -b exactly)."""
+        if self.rotary_table is None:
+            reach = int(positions.max()) + self.cache.layers[0].capacity + 1
+            freqs = torch.arange(reach, device=positions.device).float()[:, None] * self.inv_freq.to(positions.device)
+            angles = torch.cat((freqs, freqs), dim=-1)                                   # (reach, D_h)
+            cos = (angles.cos() * self.rotary_scale).to(dtype)
+            sin = (angles.sin() * self.rotary_scale).to(dtype)
+            half = self.head_dim // 2
+            self.rotary_table = cos, torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)
+        cos, signed_sin = self.rotary_table
+        return cos[positions][:, None], signed_sin[positions][:, None]                   # (N, 1, D_h) each
+
+    def _rotate(self, x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+        """x·cos + rotate_half(x)·sin, rotate_half(x) = (-x₂, x₁) written as roll(x) times the signed sine."""
+        return x * cos + x.roll(self.head_dim // 2, dims=-1) * signed_sin
 
     def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float) -> torch.Tensor:
         """One query per row over the cached keys, behind the key mask; each query head reads its key /
         value head in place (torch >= 2.5) or from a repeated copy."""
-        mask = self.key_mask[:, None, None, :keys.shape[2]]                               # (N, 1, 1, L)
+        mask = self.key_bias[..., :keys.shape[2]].to(q.dtype)                              # (N, 1, 1, L)
         if self.num_heads == self.num_kv_heads:
             return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=scale)
         if _SDPA_GQA:
@@ -288,10 +309,7 @@ class Qwen2Step:
         """Hidden states (N, D) after the final norm for ``tokens`` (N,) at ``positions`` (N,)."""
         rows, heads, kv_heads = tokens.shape[0], self.num_heads, self.num_kv_heads
         x = self.decoder.embed_tokens(tokens)                                            # (N, D)
-        freqs = positions.float()[:, None] * self.inv_freq.to(x.device)[None]           # (N, D_h / 2)
-        angles = torch.cat((freqs, freqs), dim=-1)                                       # (N, D_h)
-        cos = (angles.cos() * self.rotary_scale).to(x.dtype)[:, None]                    # (N, 1, D_h)
-        sin = (angles.sin() * self.rotary_scale).to(x.dtype)[:, None]
+        cos, sin = self._rotary(positions, x.dtype)                                       # (N, 1, D_h) each
         for w, cache_layer in zip(self.layers, self.cache.layers):
             projected = F.linear(self._norm(x, w.norm_in), *w.qkv).view(rows, heads + 2 * kv_heads, self.head_dim)
             rotated = self._rotate(projected[:, :heads + kv_heads], cos, sin)             # (N, H + H_kv, D_h)

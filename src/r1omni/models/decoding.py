@@ -274,7 +274,7 @@ class Qwen2Step:
 
     def _rotary(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and signed sin (N, 1, D_h) of ``positions``, looked up in a table of every position this
-        rollout can reach (the first step's farthest position plus the cache's room), computed once with
+        rollout can reach (the first step's farthest position plus the cache's capacity), computed once with
         the decoder's arithmetic; the sine's first half is negated so that :meth:`_rotate` needs no
         negation (-a * b equals a * -b exactly)."""
         if self.rotary_table is None:
@@ -309,10 +309,10 @@ class Qwen2Step:
         """Hidden states (N, D) after the final norm for ``tokens`` (N,) at ``positions`` (N,)."""
         rows, heads, kv_heads = tokens.shape[0], self.num_heads, self.num_kv_heads
         x = self.decoder.embed_tokens(tokens)                                            # (N, D)
-        cos, sin = self._rotary(positions, x.dtype)                                       # (N, 1, D_h) each
+        cos, signed_sin = self._rotary(positions, x.dtype)                                # (N, 1, D_h) each
         for w, cache_layer in zip(self.layers, self.cache.layers):
             projected = F.linear(self._norm(x, w.norm_in), *w.qkv).view(rows, heads + 2 * kv_heads, self.head_dim)
-            rotated = self._rotate(projected[:, :heads + kv_heads], cos, sin)             # (N, H + H_kv, D_h)
+            rotated = self._rotate(projected[:, :heads + kv_heads], cos, signed_sin)      # (N, H + H_kv, D_h)
             q, k = rotated[:, :heads, None], rotated[:, heads:, None]                     # (N, H | H_kv, 1, D_h)
             keys, values = cache_layer.update(k, projected[:, heads + kv_heads:, None])  # (N, H_kv, L, D_h)
             out = self._attend(q, keys, values, w.scaling)                               # (N, H, 1, D_h)

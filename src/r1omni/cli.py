@@ -498,12 +498,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (args.command == "demo" or getattr(args, "threads", None)) and "numpy" not in sys.modules:
+    if "numpy" not in sys.modules:
         # Before numpy / torch load (as a command they are not loaded yet; called from Python they may
-        # be): their thread pools must not depend on the caller's variables.
-        from r1omni.environment import pin_thread_variables
+        # be): their kernels, and the thread pools where a command sets a count, must not depend on
+        # the CPU's vector width or the caller's variables.
+        from r1omni.environment import pin_isa, pin_thread_variables
 
-        pin_thread_variables()
+        pin_isa()
+        if args.command == "demo" or getattr(args, "threads", None):
+            pin_thread_variables()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from transformers.utils import logging as hf_logging

@@ -5,10 +5,27 @@ exercises the same decoding path as real data. Codec choices per container are o
 FFmpeg can write (H.264 / VP9 / MPEG-4 video; AAC / FLAC / Opus / PCM / MP3 audio). Not a general
 transcoder: no resizing, no colour management beyond yuv420p, no variable frame rate. Bad
 arguments raise ``ValueError`` naming the path; nothing is written for zero frames.
+
+The same frames and waveform give the same file, byte for byte, in any process and on any machine
+(the generated benchmark is one benchmark). What stands in the way, and how it is handled here:
+- x264 picks assembly by CPU, and on AVX-512 machines one of its paths makes the bitstream depend on
+  process state (measured: the same frames gave 2-5 different files over 15 encodes in three
+  processes). x264 runs without assembly (``asm=0``), whose output is the same everywhere.
+- FFmpeg's RGB -> YUV conversion (libswscale) takes other SIMD paths on other CPUs, and its plain-C
+  path gives other pixels than its x86 one. The conversion is done here instead, in integers.
+- Matroska / WebM write random ids and every muxer a version string: ``+bitexact`` removes both.
+- FFmpeg's MPEG-4 encoder picks SIMD DCTs that differ from its C ones: it runs bit-exact, integer DCTs.
+- FFmpeg's AAC encoder rounds differently with and without AVX2 / FMA (measured: 11 of the quick
+  benchmark's 569 files differed with FFmpeg capped at SSE4.2). Every file is encoded with FFmpeg's
+  kernels capped at SSE2, which every x86-64 CPU has (:data:`X86_64_BASELINE`).
+libvpx (VP9) gives the same bytes at every SIMD level it offers (``VPX_SIMD_CAPS_MASK``, measured).
+libopus chooses its level (C / SSE4.1 / AVX2) by CPU with no override: AVX2 and AVX-512 machines
+take the same path; a CPU without AVX2 may write other Opus bytes (the .webm styles).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +33,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["write_clip", "write_audio", "CONTAINER_CODECS"]
+from r1omni.environment import ffmpeg_cpu_flags_within, isa_level
+
+__all__ = ["write_clip", "write_audio", "CONTAINER_CODECS", "X86_64_BASELINE"]
 
 # container suffix -> (video codec, pixel format, audio codec, audio sample format)
 CONTAINER_CODECS: dict[str, tuple[str, str, str, str]] = {
@@ -29,6 +48,13 @@ CONTAINER_CODECS: dict[str, tuple[str, str, str, str]] = {
 # No random stream ids (Matroska / WebM write a random SegmentUID otherwise) and no version strings:
 # the same frames give the same file, byte for byte.
 _BITEXACT = {"fflags": "+bitexact"}
+X86_64_BASELINE = 0x1 | 0x2 | 0x8 | 0x10 | 0x1000
+"""FFmpeg's flags for MMX, MMXEXT, SSE, SSE2 and CMOV (``AV_CPU_FLAG_*``): what every x86-64 CPU has."""
+# x264 without its CPU-dependent assembly (see the module docstring).
+_X264_PARAMS = "asm=0"
+# BT.601 limited range ("tv"), the matrix decoders assume for an untagged stream, in 8-bit integers:
+# rows give Y, U, V from R, G, B; rounding offset 128 before the shift by 8.
+_RGB_TO_YUV = np.array([[66, 129, 25], [-38, -74, 112], [112, -94, -18]], dtype=np.int32)
 _AUDIO_CODECS = {".wav": ("pcm_s16le", "s16"), ".flac": ("flac", "s16"), ".mp3": ("libmp3lame", "fltp"),
                  ".m4a": ("aac", "fltp"), ".ogg": ("libopus", "flt")}
 
@@ -41,6 +67,25 @@ def _as_channels(waveform: np.ndarray) -> np.ndarray:
         raise ValueError(f"waveform must be (samples,) or (channels, samples) with 1 or 2 channels, "
                          f"got shape {wav.shape}")
     return np.clip(wav, -1.0, 1.0)
+
+
+def _x86_64_baseline() -> contextlib.AbstractContextManager:
+    """FFmpeg's kernels capped at :data:`X86_64_BASELINE` while a file is written, on x86-64 machines."""
+    return ffmpeg_cpu_flags_within(X86_64_BASELINE) if isa_level() is not None else contextlib.nullcontext()
+
+
+def _yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """One (H, W, 3) uint8 RGB frame as yuv420p planes stacked (H * 3 / 2, W), as PyAV takes them.
+
+    Integer arithmetic only, so every CPU gives the same bytes; chroma is computed from the sum of
+    each 2 x 2 block (the average, rounded once)."""
+    height, width, _ = rgb.shape
+    pixels = rgb.astype(np.int32)                                               # (H, W, 3)
+    luma = ((pixels @ _RGB_TO_YUV[0] + 128) >> 8) + 16                          # (H, W)
+    blocks = pixels.reshape(height // 2, 2, width // 2, 2, 3).sum(axis=(1, 3))   # (H/2, W/2, 3), x4
+    chroma = ((blocks @ _RGB_TO_YUV[1:].T + 512) >> 10) + 128                    # (H/2, W/2, 2)
+    planes = np.concatenate([luma.ravel(), chroma[..., 0].ravel(), chroma[..., 1].ravel()])
+    return np.clip(planes, 0, 255).astype(np.uint8).reshape(-1, width)           # (H*3/2, W)
 
 
 def _encode_audio(container: av.container.OutputContainer, stream: av.AudioStream, wav: np.ndarray,
@@ -95,7 +140,7 @@ def write_clip(path: str | os.PathLike, frames: np.ndarray, fps: float, waveform
         raise ValueError(f"{path}: faststart applies to mp4 / mov only, not {suffix!r}")
     rate = Fraction(fps).limit_denominator(1001)
     options = {**_BITEXACT, "movflags": "faststart"} if faststart else dict(_BITEXACT)
-    with av.open(str(path), mode="w", options=options) as container:
+    with _x86_64_baseline(), av.open(str(path), mode="w", options=options) as container:
         vstream = container.add_stream(video_codec, rate=rate)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
         # One encoder thread: with frame threads x264 limits motion search by the other threads' progress,
@@ -105,9 +150,12 @@ def write_clip(path: str | os.PathLike, frames: np.ndarray, fps: float, waveform
         if keyframe_interval is not None:
             vstream.codec_context.gop_size = keyframe_interval
         if video_codec == "libx264":
-            vstream.options = {"crf": str(crf), "preset": "veryfast"}
+            params = _X264_PARAMS
             if keyframe_interval is not None:
-                vstream.options = {**vstream.options, "x264-params": f"keyint={keyframe_interval}:scenecut=0"}
+                params += f":keyint={keyframe_interval}:scenecut=0"
+            vstream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": params}
+        elif video_codec == "mpeg4":  # its SIMD DCTs differ from the C ones: integer DCTs, bit-exact mode
+            vstream.options = {"flags": "+bitexact", "dct": "int", "idct": "int"}
         elif video_codec == "libvpx-vp9":
             vstream.options = {"crf": str(crf + 10), "b:v": "0", "deadline": "realtime", "cpu-used": "8"}
         astream = None
@@ -117,7 +165,7 @@ def write_clip(path: str | os.PathLike, frames: np.ndarray, fps: float, waveform
             astream = container.add_stream(audio_codec, rate=sample_rate_hz)
             astream.layout = "mono" if wav.shape[0] == 1 else "stereo"
         for index in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(frames[index], format="rgb24")
+            frame = av.VideoFrame.from_ndarray(_yuv420p(frames[index]), format="yuv420p")
             frame.pts = index
             frame.time_base = 1 / rate
             for packet in vstream.encode(frame):
@@ -139,7 +187,7 @@ def write_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate_hz: i
     wav = _as_channels(waveform)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = "ogg" if suffix == ".ogg" else None
-    with av.open(str(path), mode="w", format=fmt, options=dict(_BITEXACT)) as container:
+    with _x86_64_baseline(), av.open(str(path), mode="w", format=fmt, options=dict(_BITEXACT)) as container:
         stream = container.add_stream(codec, rate=sample_rate_hz)
         stream.layout = "mono" if wav.shape[0] == 1 else "stereo"
         _encode_audio(container, stream, wav, sample_format, sample_rate_hz)

@@ -14,6 +14,10 @@ the label, the subtitle and ``meta`` (carrier, cue values, description, identity
 cold_start samples also have ``reasoning``, pretrain samples an instruction (``meta["task"]``,
 ``meta["question"]``, ``meta["answer"]``).
 
+The files are the same, byte for byte, on every machine, in any number of processes
+(:mod:`r1omni.media.encode` says how); :func:`file_hashes` and :func:`benchmark_digest` are how two
+machines check that they hold the same benchmark.
+
 Idempotent: a split whose manifest and COMPLETE marker match the current fingerprint is left alone.
 An unfinished split with the same fingerprint is resumed (clips are written atomically, so a file
 that exists is whole); one with another fingerprint is cleared and rebuilt. Manifests are written
@@ -44,12 +48,12 @@ from r1omni.synth.spec import FACE_STREAM, VOICE_STREAM, ClipSpec, clip_rng, sam
 from r1omni.synth.voice import synthesize_voice
 
 __all__ = ["generate_benchmark", "render_clip", "write_split", "clip_path", "split_fingerprint",
-           "GENERATOR_VERSION"]
+           "file_hashes", "benchmark_digest", "GENERATOR_VERSION"]
 
 logger = logging.getLogger(__name__)
 
 # Bump when a change to the generator changes its output, so that old splits are rebuilt.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 _FINGERPRINT_FILE = ".fingerprint"
 _MIN_JOBS_PER_PROCESS_POOL = 100
 
@@ -213,3 +217,30 @@ def generate_benchmark(out_dir: str | os.PathLike, preset: str | SynthConfig = "
     if not config_file.is_file() or config_file.read_text() != settings + "\n":
         atomic_write_text(config_file, settings + "\n")
     return {split: write_split(out_dir, config, split, seed, progress, workers) for split in wanted}
+
+
+def file_hashes(out_dir: str | os.PathLike) -> dict[str, str]:
+    """sha256 of the benchmark's config, every manifest and every clip, by path relative to ``out_dir``
+    (``/``-separated), in sorted order. The progress markers are left out: they are bookkeeping."""
+    out_dir = Path(out_dir)
+    files = [out_dir / "synth_config.json", *out_dir.glob("*.jsonl"), *out_dir.glob("clips/*/*")]
+    found = {path.relative_to(out_dir).as_posix(): path for path in files
+             if path.is_file() and path.name not in (_FINGERPRINT_FILE, COMPLETE_MARKER)}
+    return {name: hashlib.sha256(found[name].read_bytes()).hexdigest() for name in sorted(found)}
+
+
+def benchmark_digest(out_dir: str | os.PathLike) -> dict[str, str]:
+    """A short digest per split (its manifest and clips) and of everything (``all``): equal digests, equal
+    files. The demo records it beside its numbers."""
+    hashes = file_hashes(out_dir)
+
+    def digest(names: list[str]) -> str:
+        lines = "".join(f"{hashes[name]}  {name}\n" for name in names)
+        return hashlib.sha256(lines.encode("utf-8")).hexdigest()[:16]
+
+    splits = sorted({name.split("/")[1] for name in hashes if name.startswith("clips/")}
+                    | {name[:-len(".jsonl")] for name in hashes if name.endswith(".jsonl")})
+    result = {split: digest([n for n in hashes if n == f"{split}.jsonl" or n.startswith(f"clips/{split}/")])
+              for split in splits}
+    result["all"] = digest(list(hashes))
+    return result

@@ -16,7 +16,7 @@ import torch
 
 from r1omni.evaluate import EvalOptions, evaluate, label_set_for, score_predictions
 from r1omni.labels import DFEW, get_label_set
-from r1omni.media import write_clip
+from r1omni.media import write_audio, write_clip
 from r1omni.models import Completions, PreparedBatch
 from r1omni.schema import Sample
 
@@ -124,6 +124,9 @@ class GreyLevelPolicy:
     @property
     def num_frames(self) -> int:
         return 2
+
+    def check_clip(self, clip):
+        pass  # reads any clip
 
     def prepare(self, clips):
         subtitles = [c.question.split('"')[1] for c in clips]
@@ -251,6 +254,19 @@ def test_truncated_last_line_is_generated_again(tmp_path, grey_clips):
     lines = predictions.read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [s.id for s in samples]
     assert volume(metrics["normalized"]) == volume(clean["normalized"])
+
+
+def test_audio_too_short_for_the_model_is_a_row_with_its_error(tmp_path, grey_clips):
+    from r1omni.models import init_preset
+
+    short = write_audio(tmp_path / "short.wav", (0.3 * np.sin(np.arange(160) / 5)).astype(np.float32))  # 10 ms
+    samples = stub_samples(grey_clips)[:2] + [Sample(id="short", corpus="dfew", audio=str(short), label="sad")]
+    metrics = evaluate(init_preset("qwen2.5-omni-tiny", seed=0), samples, tmp_path / "out",
+                       options=EvalOptions(batch_size=3, max_new_tokens=4))
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "out" / "predictions.jsonl").read_text().splitlines())}
+    assert metrics["n"] == 2 and metrics["skipped"] == 1
+    assert rows["short"]["error"].startswith(f"{short}: audio of 160 samples")
+    assert rows["clip0"]["error"] is None and isinstance(rows["clip0"]["output"], str)
 
 
 def test_rejects_unlabelled_foreign_labels_and_repeated_ids(tmp_path, grey_clips):

@@ -125,9 +125,9 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
         atomic_write_text(predictions_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done.values()))
     todo = [s for s in samples if s.id not in done]
     logger.info("evaluating %d clips (%d already predicted)", len(todo), len(done))
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=options.prompt, modalities=options.modalities,
-                        use_subtitle=options.use_subtitle, face_crop=options.face_crop,
-                        transcribe=options.transcribe, cache=MediaCache.of_run(media, options.cache_media))
+    loader = ClipLoader.for_policy(policy, prompt=options.prompt, modalities=options.modalities,
+                                    use_subtitle=options.use_subtitle, face_crop=options.face_crop,
+                                    transcribe=options.transcribe, cache=MediaCache.of_run(media, options.cache_media))
     sampling = SamplingConfig(max_new_tokens=options.max_new_tokens)
     started = time.perf_counter()
     with open(predictions_path, "a", encoding="utf-8") as handle:

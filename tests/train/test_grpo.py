@@ -131,6 +131,12 @@ def test_non_finite_reward_stops_the_run(tiny_dataset, tmp_path):
     assert not (tmp_path / "final").exists()
 
 
+def test_a_clip_the_model_cannot_read_is_skipped_and_counted(short_audio_dataset, tmp_path):
+    result = train_grpo(toy_config(short_audio_dataset, tmp_path, max_steps=1, clips_per_step=2),
+                        reward_functions=TOY_REWARDS)
+    assert result.skipped_clips == 1 and read_metrics(tmp_path)[0]["skipped_clips"] == 1
+
+
 def test_unlabelled_samples_are_rejected(tiny_dataset, tmp_path):
     source = json.loads(tiny_dataset.read_text().splitlines()[0])
     manifest = tmp_path / "unlabelled.jsonl"

@@ -63,6 +63,12 @@ def test_sft_reduces_the_loss_on_a_fixed_batch(tiny_dataset, tmp_path):
     assert logged[-1] < logged[0]
 
 
+def test_a_clip_the_model_cannot_read_is_skipped_and_counted(short_audio_dataset, tmp_path):
+    result = train_sft(sft_config(short_audio_dataset, tmp_path, max_steps=1, clips_per_step=2))
+    assert result.skipped_clips == 1
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["skipped_clips"] == 1
+
+
 def test_only_the_assistant_tokens_are_scored(tiny_dataset):
     policy = init_preset(PRESET, seed=0)
     samples = read_samples(tiny_dataset)[:2]

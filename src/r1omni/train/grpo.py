@@ -297,8 +297,8 @@ def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | 
     if unlabelled:
         raise ValueError(f"{config.data}: {len(unlabelled)} sample(s) have no label (e.g. {unlabelled[0]!r}); "
                          "GRPO's accuracy reward needs labels")
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt, use_subtitle=config.use_subtitle,
-                        cache=MediaCache.of_run(media, config.cache_media))
+    loader = ClipLoader.for_policy(policy, prompt=config.prompt, use_subtitle=config.use_subtitle,
+                                    cache=MediaCache.of_run(media, config.cache_media))
     order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
     total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch
                                                  / config.gradient_accumulation_steps))

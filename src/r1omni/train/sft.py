@@ -142,8 +142,8 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult
     if problems:
         raise ValueError(f"{config.data}: {len(problems)} sample(s) cannot be used for target "
                          f"{config.target!r}, e.g. {problems[0]}")
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt, use_subtitle=config.use_subtitle,
-                        cache=MediaCache.of_run(media, config.cache_media))
+    loader = ClipLoader.for_policy(policy, prompt=config.prompt, use_subtitle=config.use_subtitle,
+                                    cache=MediaCache.of_run(media, config.cache_media))
     order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
     accum = config.gradient_accumulation_steps
     total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch / accum))

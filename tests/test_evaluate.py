@@ -18,7 +18,7 @@ from r1omni.evaluate import EvalOptions, evaluate, label_set_for, score_predicti
 from r1omni.labels import DFEW, get_label_set
 from r1omni.media import write_audio, write_clip
 from r1omni.models import Completions, PreparedBatch
-from r1omni.schema import Sample
+from r1omni.schema import ManifestError, Sample
 
 TRACK_KEYS = {"war", "uar", "per_class_recall", "confusion", "labels", "unparseable", "format_rate", "n"}
 ROW_KEYS = {"id", "label", "output", "answer", "pred", "format_ok"}
@@ -254,6 +254,16 @@ def test_truncated_last_line_is_generated_again(tmp_path, grey_clips):
     lines = predictions.read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [s.id for s in samples]
     assert volume(metrics["normalized"]) == volume(clean["normalized"])
+
+
+def test_a_damaged_prediction_before_the_last_names_the_file_and_line(tmp_path, grey_clips):
+    samples = stub_samples(grey_clips)
+    evaluate(GreyLevelPolicy(), samples, tmp_path, options=EvalOptions(batch_size=4))
+    predictions = tmp_path / "predictions.jsonl"
+    lines = predictions.read_text().splitlines(keepends=True)
+    predictions.write_text(lines[0] + lines[1][:20] + "\n" + "".join(lines[2:]))
+    with pytest.raises(ManifestError, match=r"predictions.jsonl:2: not valid JSON"):
+        evaluate(GreyLevelPolicy(), samples, tmp_path, options=EvalOptions(batch_size=4))
 
 
 def test_audio_too_short_for_the_model_is_a_row_with_its_error(tmp_path, grey_clips):

@@ -33,7 +33,7 @@ from r1omni.labels import LabelSet, get_label_set, strict_label
 from r1omni.media import MediaError
 from r1omni.metrics import METRICS, PREDICTIONS, TRACKS, classification_report, mean_over_folds
 from r1omni.models import Policy, SamplingConfig
-from r1omni.schema import Sample
+from r1omni.schema import Sample, read_log
 
 __all__ = ["EvalOptions", "evaluate", "score_predictions", "TRACKS", "label_set_for", "write_confusion_png"]
 
@@ -73,20 +73,6 @@ def label_set_for(samples: list[Sample], name: str | None = None) -> LabelSet:
     return LabelSet("data", labels, labels)
 
 
-def _read_existing(path: Path) -> dict[str, dict]:
-    if not path.exists():
-        return {}
-    rows = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a line cut by an interruption: everything after it is generated again
-            rows[row["id"]] = row
-    return rows
-
-
 def _prediction_row(sample: Sample, answer: Answer, labels: LabelSet, notes: dict) -> dict:
     """The two-track row: ``pred`` is the one path's label, ``pred_strict`` the released exact match;
     ``notes`` are the loader's (what the face crop found)."""
@@ -119,7 +105,7 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     if outside:
         raise ValueError(f"labels {outside} are not in the {labels.name} label set {list(labels.labels)}")
     predictions_path = output_dir / PREDICTIONS
-    done = _read_existing(predictions_path)
+    done = {row["id"]: row for row in read_log(predictions_path)}  # a torn last row is generated again
     if done:
         # Rewrite without any half-written tail so appends continue a valid file.
         atomic_write_text(predictions_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done.values()))

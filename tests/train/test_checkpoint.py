@@ -170,6 +170,8 @@ def test_sft_resume_gives_the_uninterrupted_parameters(tiny_dataset, tmp_path, m
     # Checkpoints of steps 1-3 were written; only the newest two are kept.
     kept = sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir())
     assert kept == ["step-0000002", "step-0000003"]
+    with open(tmp_path / "resumed" / "metrics.jsonl", "a") as metrics:   # a kill or full disk mid-append
+        metrics.write('{"step": 4, "elapsed_seconds": 1')
     train_sft(config(tmp_path / "resumed", resume=True))
     whole, resumed = final_parameters(tmp_path / "whole"), final_parameters(tmp_path / "resumed")
     for name in whole:

@@ -30,8 +30,8 @@ from r1omni.models import SamplingConfig
 from r1omni.schema import Sample, read_samples
 from r1omni.train.checkpoint import (
     TrainResult,
-    latest_checkpoint,
     load_checkpoint,
+    prepare_run_folder,
     save_checkpoint,
     save_final,
     save_snapshot,
@@ -97,7 +97,9 @@ class SFTConfig:
     snapshot_steps: list[int] = field(default_factory=list)
     """Also save the model after these steps (``OUT/snapshots/``), e.g. for a budget curve from one run."""
     resume: bool = False
-    """Continue from the newest complete checkpoint in output_dir."""
+    """Continue from the newest complete checkpoint in output_dir (refused if another config wrote it)."""
+    overwrite: bool = False
+    """Start over in an output_dir that holds an earlier run, deleting its checkpoints, model and logs."""
     num_threads: int | None = None
     """torch CPU threads (None = leave torch's default)."""
 
@@ -108,6 +110,8 @@ class SFTConfig:
             raise ValueError("set epochs > 0 or max_steps")
         if self.clips_per_step < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("clips_per_step and gradient_accumulation_steps must be >= 1")
+        if self.resume and self.overwrite:
+            raise ValueError("resume=true continues the run in output_dir and overwrite=true deletes it; set one")
         if self.prompt is None:
             self.prompt = _DEFAULT_PROMPTS[self.target]
 
@@ -131,6 +135,7 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult
         torch.set_num_threads(config.num_threads)
     output_dir = Path(config.output_dir)
     accelerator = make_accelerator(config.mixed_precision, log_dir=str(output_dir))
+    checkpoint = prepare_run_folder(accelerator, output_dir, config_to_dict(config), config.resume, config.overwrite)
     seed_everything(config.seed)
 
     # -- setup -------------------------------------------------------------------------------
@@ -151,7 +156,7 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult
     policy.module, optimizer, scheduler = accelerator.prepare(policy.module, optimizer, scheduler)
 
     start_step, skipped = 0, 0
-    if config.resume and (checkpoint := latest_checkpoint(output_dir)) is not None:
+    if checkpoint is not None:
         state = load_checkpoint(accelerator, checkpoint)
         start_step, skipped = state["step"], state.get("skipped_clips", 0)
         logger.info("resumed from %s at step %d", checkpoint, start_step)
@@ -206,8 +211,7 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult
                 bare.module.train()
             tracker.samples(step, [{"target": targets[0], "output": greedy.texts[0]}])
         if config.save_every and step % config.save_every == 0 and step < total_steps:
-            save_checkpoint(accelerator, policy, output_dir, step,
-                            {"skipped_clips": skipped, "config": config_to_dict(config)})
+            save_checkpoint(accelerator, policy, output_dir, step, config_to_dict(config), {"skipped_clips": skipped})
         if step in config.snapshot_steps:
             save_snapshot(accelerator, policy, output_dir, step)
     tracker.close()

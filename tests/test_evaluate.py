@@ -9,6 +9,7 @@ files and their fields must be right.
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -145,6 +146,19 @@ class GreyLevelPolicy:
                            texts=texts, clip_index=torch.arange(n))
 
 
+class DarkerGreyPolicy(GreyLevelPolicy):
+    """Another model: other weights, and it answers as if every clip were one grey level darker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.module = torch.nn.Linear(2, 2)
+
+    def prepare(self, clips):
+        batch = super().prepare(clips)
+        batch.media["levels"] = [level - 1 for level in batch.media["levels"]]
+        return batch
+
+
 @pytest.fixture(scope="module")
 def grey_clips(tmp_path_factory):
     """grey level -> a 4-frame 32x32 mp4 of that uniform grey with a short tone."""
@@ -254,6 +268,53 @@ def test_truncated_last_line_is_generated_again(tmp_path, grey_clips):
     lines = predictions.read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [s.id for s in samples]
     assert volume(metrics["normalized"]) == volume(clean["normalized"])
+
+
+def test_another_models_predictions_are_not_reused(tmp_path, grey_clips, caplog):
+    samples = stub_samples(grey_clips)
+    first = evaluate(GreyLevelPolicy(), samples, tmp_path / "shared")
+    other = DarkerGreyPolicy()
+    with caplog.at_level(logging.WARNING, logger="r1omni.evaluate"):
+        reused = evaluate(other, samples, tmp_path / "shared")
+    alone = evaluate(DarkerGreyPolicy(), samples, tmp_path / "alone")
+    assert other.generated == [s.id for s in samples]          # every clip answered again, by the new model
+    assert "holds predictions made with other settings (model.weights_sha256 " in caplog.text
+    assert volume(reused["normalized"]) == volume(alone["normalized"]) != volume(first["normalized"])
+    assert ((tmp_path / "shared" / "predictions.jsonl").read_text()
+            == (tmp_path / "alone" / "predictions.jsonl").read_text())
+
+
+def test_other_answering_settings_start_over_and_batch_size_does_not(tmp_path, grey_clips, caplog):
+    samples = stub_samples(grey_clips)
+    evaluate(GreyLevelPolicy(), samples, tmp_path, options=EvalOptions(batch_size=4))
+    same = GreyLevelPolicy()
+    evaluate(same, samples, tmp_path, options=EvalOptions(batch_size=2))
+    assert same.calls == 0
+    dfew = get_label_set("dfew")
+    options, labels = {}, dfew
+    for change, named in ((dict(max_new_tokens=16), "sampling.max_new_tokens 512 -> 16"),
+                          (dict(prompt="train"), "prompt 'inference' -> 'train'"),
+                          (dict(modalities="video"), "modalities 'video_audio' -> 'video'"),
+                          ("labels", "label_set.name 'dfew' -> 'renamed'")):
+        if change == "labels":
+            labels = type(dfew)("renamed", dfew.labels, dfew.raw)
+        else:
+            options.update(change)
+        policy = GreyLevelPolicy()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="r1omni.evaluate"):
+            evaluate(policy, samples, tmp_path, labels=labels, options=EvalOptions(**options))
+        assert f"other settings ({named})" in caplog.text and policy.calls == 1, change
+
+
+def test_model_identity_tells_models_apart_by_their_weights():
+    from r1omni.evaluate import model_identity
+    from r1omni.models import init_preset
+
+    first, again, other = (model_identity(init_preset("qwen2.5-omni-tiny", seed=seed)) for seed in (0, 0, 1))
+    assert first == again and first["weights_sha256"] != other["weights_sha256"]
+    assert {k: v for k, v in first.items() if k != "weights_sha256"} == {
+        k: v for k, v in other.items() if k != "weights_sha256"}
 
 
 def test_a_damaged_prediction_before_the_last_names_the_file_and_line(tmp_path, grey_clips):

@@ -33,6 +33,7 @@ from accelerate import Accelerator
 from r1omni.atomic import COMPLETE_MARKER, atomic_dir, atomic_write_text, is_complete
 from r1omni.models import Policy
 from r1omni.train.setup import unwrapped
+from r1omni.yamlconfig import config_differences
 
 __all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "save_snapshot", "TrainResult",
            "CHECKPOINT_DIR", "SNAPSHOT_DIR", "RUN_INDEPENDENT_FIELDS", "run_digest", "prepare_run_folder"]
@@ -65,21 +66,9 @@ def run_digest(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``field stored -> current`` for each identity field (dotted) that differs."""
-    old, new = _flatten(_run_identity(stored)), _flatten(_run_identity(current))
-    return [f"{key} {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}"
-            for key in sorted(set(old) | set(new)) if old.get(key, "<absent>") != new.get(key, "<absent>")]
+    return config_differences(_run_identity(stored), _run_identity(current))
 
 
 def _step_dir(output_dir: Path, step: int) -> Path:

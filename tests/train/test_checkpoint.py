@@ -10,6 +10,7 @@ global generator). Each piece missing breaks the equality below.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -252,3 +253,34 @@ def test_keep_last_counts_only_the_current_runs_checkpoints(tiny_dataset, tmp_pa
     for step in (1, 2, 3):
         save_checkpoint(accelerator, policy, tmp_path, step, config, {}, keep_last=2)
     assert sorted(p.name for p in foreign.parent.iterdir()) == ["step-0000002", "step-0000003", "step-0000100"]
+
+
+def cut_in_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(("damage", "named"), [
+    (lambda c: cut_in_half(c / "model.safetensors"), r"model.safetensors: \d+ bytes, \d+ when saved"),
+    (lambda c: (c / "model.safetensors").unlink(), r"model.safetensors: missing"),
+    (lambda c: cut_in_half(c / "optimizer.bin"), r"optimizer.bin: \d+ bytes, \d+ when saved"),
+    (lambda c: (c / "state.json").write_text('{"step": '), r"state.json: cannot read the checkpoint's state"),
+], ids=["weights cut", "weights deleted", "optimizer cut", "state cut"])
+def test_resume_passes_over_a_damaged_newest_checkpoint(tiny_dataset, finished_run, caplog, damage, named):
+    whole = final_parameters(finished_run)
+    shutil.rmtree(finished_run / "final")
+    damage(finished_run / "checkpoints" / "step-0000004")
+    with caplog.at_level("WARNING", logger="r1omni.train.checkpoint"):
+        train_sft(sft_run(tiny_dataset, finished_run, resume=True))        # from step 2: steps 3 to 6 again
+    assert re.search(rf"step-0000004 is damaged \(.*step-0000004/{named}.*\); trying the checkpoint before it",
+                     caplog.text)
+    resumed = final_parameters(finished_run)
+    assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+    assert [row["step"] for row in metric_rows(finished_run)] == list(range(1, 7))
+
+
+def test_resume_without_an_intact_checkpoint_names_each_damage(tiny_dataset, finished_run):
+    for step in ("step-0000002", "step-0000004"):
+        (finished_run / "checkpoints" / step / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"no intact checkpoint to resume from \(.*step-0000004/model.safetensors: "
+                                         r"missing; .*step-0000002/model.safetensors: missing\); pass overwrite=true"):
+        train_sft(sft_run(tiny_dataset, finished_run, resume=True))

@@ -2,7 +2,8 @@
 
 A checkpoint folder ``OUT/checkpoints/step-NNNNNNN/`` holds accelerate's state (model, optimiser,
 scheduler, every process's RNG states: ``accelerator.save_state``, which also handles DeepSpeed),
-r1omni's ``state.json`` (step, data position, config) and ``model/``, the policy saved in the
+r1omni's ``state.json`` (step, data position, config, and the size of every file, so that a resume
+passes over a checkpoint damaged since) and ``model/``, the policy saved in the
 format :func:`r1omni.models.load_policy` reads. It is written under a temporary name and renamed
 into place with a ``COMPLETE`` marker, so a killed write leaves only a ``.tmp`` folder that
 :func:`latest_checkpoint` ignores.
@@ -93,6 +94,27 @@ def _read_state(checkpoint: Path) -> dict[str, Any]:
     return state
 
 
+def _file_sizes(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _damage(checkpoint: Path) -> str | None:
+    """Why a complete checkpoint cannot be resumed from (its state unreadable, a file deleted or cut, as a
+    full disk or a hand leaves it), or None. Sizes are compared with those recorded when it was saved;
+    a checkpoint saved before sizes were recorded is checked for its state only."""
+    try:
+        recorded = _read_state(checkpoint).get("files", {})
+    except ValueError as err:
+        return str(err)
+    for name, size in recorded.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{path}: missing"
+        if path.stat().st_size != size:
+            return f"{path}: {path.stat().st_size} bytes, {size} when saved"
+    return None
+
+
 def _belongs_to(checkpoint: Path, config: dict[str, Any]) -> bool:
     try:
         return not _differences(_read_state(checkpoint)["config"], config)
@@ -113,10 +135,12 @@ def save_checkpoint(accelerator: Accelerator, policy: Policy, output_dir: str | 
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()     # every process's files are written before they are listed
     if accelerator.is_main_process:
         with unwrapped(policy, accelerator):
             policy.save(tmp / "model")
-        record = {"step": step, "run_digest": run_digest(config), "config": config, **state}
+        record = {"step": step, "run_digest": run_digest(config), "config": config, "files": _file_sizes(tmp),
+                  **state}
         atomic_write_text(tmp / "state.json", json.dumps(record, indent=2, default=str))
         (tmp / COMPLETE_MARKER).write_text("ok\n")
         if final.exists():
@@ -142,8 +166,9 @@ def prepare_run_folder(accelerator: Accelerator, output_dir: str | os.PathLike, 
 
     ``overwrite`` deletes what an earlier run wrote (:data:`RUN_OUTPUTS`) and starts over. Otherwise a
     folder holding checkpoints is refused to a new run (its keep-last would delete the old run's, or
-    the old run's higher steps would outlive its own), and to a resume whose config differs from the
-    newest checkpoint's in a field that decides the result (the message lists them).
+    the old run's higher steps would outlive its own), and a resume takes the newest intact checkpoint
+    (a damaged one is passed over with a warning naming it), refused if its config differs from this
+    one in a field that decides the result (the message lists them).
     """
     output_dir = Path(output_dir)
     if overwrite:
@@ -158,12 +183,25 @@ def prepare_run_folder(accelerator: Accelerator, output_dir: str | os.PathLike, 
         raise ValueError(f"{output_dir} already holds a run's checkpoints (newest: {newest.name}); pass resume=true "
                          "to continue that run, overwrite=true to delete it and start over, or choose another "
                          "output_dir")
-    differences = _differences(_read_state(newest)["config"], config)
-    if differences:
-        raise ValueError(f"{newest} belongs to another run; its config differs from this one in "
-                         f"{'; '.join(differences)} (checkpoint -> now). Resume with the checkpoint's settings, "
-                         "pass overwrite=true to delete that run and start over, or choose another output_dir")
-    return newest
+    return _newest_intact(output_dir, config)
+
+
+def _newest_intact(output_dir: Path, config: dict[str, Any]) -> Path:
+    """The checkpoint a resume loads: the newest one that is intact, if it belongs to this run."""
+    damaged = []
+    for checkpoint in reversed(_complete_checkpoints(output_dir)):
+        if (problem := _damage(checkpoint)) is not None:
+            logger.warning("%s is damaged (%s); trying the checkpoint before it", checkpoint, problem)
+            damaged.append(problem)
+            continue
+        differences = _differences(_read_state(checkpoint)["config"], config)
+        if differences:
+            raise ValueError(f"{checkpoint} belongs to another run; its config differs from this one in "
+                             f"{'; '.join(differences)} (checkpoint -> now). Resume with the checkpoint's settings, "
+                             "pass overwrite=true to delete that run and start over, or choose another output_dir")
+        return checkpoint
+    raise ValueError(f"{output_dir}: no intact checkpoint to resume from ({'; '.join(damaged)}); pass overwrite=true "
+                     "to start over")
 
 
 def _delete_run_outputs(output_dir: Path) -> None:

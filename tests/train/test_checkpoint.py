@@ -284,3 +284,14 @@ def test_resume_without_an_intact_checkpoint_names_each_damage(tiny_dataset, fin
     with pytest.raises(ValueError, match=r"no intact checkpoint to resume from \(.*step-0000004/model.safetensors: "
                                          r"missing; .*step-0000002/model.safetensors: missing\); pass overwrite=true"):
         train_sft(sft_run(tiny_dataset, finished_run, resume=True))
+
+
+def test_a_run_removes_what_killed_saves_left_and_nothing_else(tiny_dataset, tmp_path):
+    left = [tmp_path / ".final.k3j2x9.tmp", tmp_path / "..final.k3j2x9.tmp.p0q8.tmp",
+            tmp_path / "checkpoints" / ".step-0000050.tmp", tmp_path / "snapshots" / ".step-0000003.zz81.tmp"]
+    kept = [tmp_path / ".final.old", tmp_path / "notes" / ".final.k3j2x9.tmp", tmp_path / ".step-0000050.tmp"]
+    for path in left + kept:
+        (path / "model").mkdir(parents=True)
+        (path / "model" / "model.safetensors").write_bytes(b"x" * 64)
+    train_sft(sft_run(tiny_dataset, tmp_path, max_steps=1, save_every=0))
+    assert [path for path in left if path.exists()] == [] and all(path.exists() for path in kept)

@@ -31,7 +31,7 @@ from typing import Any
 
 from accelerate import Accelerator
 
-from r1omni.atomic import COMPLETE_MARKER, atomic_dir, atomic_write_text, is_complete
+from r1omni.atomic import COMPLETE_MARKER, atomic_dir, atomic_write_text, is_complete, remove_stale_temporaries
 from r1omni.models import Policy
 from r1omni.train.setup import unwrapped
 from r1omni.yamlconfig import config_differences
@@ -164,6 +164,7 @@ def prepare_run_folder(accelerator: Accelerator, output_dir: str | os.PathLike, 
     """The gate before training (all processes call it): the checkpoint to resume from, or None to
     start at step 0.
 
+    Temporary folders that killed saves left behind are removed (main process) once the run may go on.
     ``overwrite`` deletes what an earlier run wrote (:data:`RUN_OUTPUTS`) and starts over. Otherwise a
     folder holding checkpoints is refused to a new run (its keep-last would delete the old run's, or
     the old run's higher steps would outlive its own), and a resume takes the newest intact checkpoint
@@ -171,11 +172,16 @@ def prepare_run_folder(accelerator: Accelerator, output_dir: str | os.PathLike, 
     one in a field that decides the result (the message lists them).
     """
     output_dir = Path(output_dir)
-    if overwrite:
-        if accelerator.is_main_process:
+    checkpoint = None if overwrite else _checkpoint_to_resume(output_dir, config, resume)
+    if accelerator.is_main_process:
+        if overwrite:
             _delete_run_outputs(output_dir)
-        accelerator.wait_for_everyone()
-        return None
+        _remove_killed_writes(output_dir)
+    accelerator.wait_for_everyone()
+    return checkpoint
+
+
+def _checkpoint_to_resume(output_dir: Path, config: dict[str, Any], resume: bool) -> Path | None:
     newest = latest_checkpoint(output_dir)
     if newest is None:
         return None
@@ -184,6 +190,14 @@ def prepare_run_folder(accelerator: Accelerator, output_dir: str | os.PathLike, 
                          "to continue that run, overwrite=true to delete it and start over, or choose another "
                          "output_dir")
     return _newest_intact(output_dir, config)
+
+
+def _remove_killed_writes(output_dir: Path) -> None:
+    """Temporary folders of saves that were killed (``final``, checkpoints, snapshots), never reused."""
+    for folder, name_glob in ((output_dir, "final"), (output_dir / CHECKPOINT_DIR, "step-*"),
+                              (output_dir / SNAPSHOT_DIR, "step-*")):
+        for path in remove_stale_temporaries(folder, name_glob):
+            logger.warning("removed %s, left by a save that was killed", path)
 
 
 def _newest_intact(output_dir: Path, config: dict[str, Any]) -> Path:

@@ -53,6 +53,7 @@ from r1omni.train.setup import (
     PAPER_TRAINABLE_PARTS,
     OptimConfig,
     build_optimizer,
+    check_step_settings,
     clip_gradients,
     frozen_reference,
     make_accelerator,
@@ -165,6 +166,10 @@ class GRPOConfig:
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ValueError("num_generations must be >= 2: GRPO compares completions within a group")
+        if self.clips_per_step < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError("clips_per_step and gradient_accumulation_steps must be >= 1")
+        check_step_settings(self.max_steps, self.epochs, self.log_every, self.save_every, self.sample_every,
+                            self.snapshot_steps)
         if not self.sampling.do_sample:
             raise ValueError("GRPO rollouts must sample: set sampling.do_sample=true (greedy gives G identical "
                              "completions and zero advantages)")

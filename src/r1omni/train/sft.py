@@ -40,6 +40,7 @@ from r1omni.train.data import TARGETS, StepOrder, target_text
 from r1omni.train.setup import (
     OptimConfig,
     build_optimizer,
+    check_step_settings,
     clip_gradients,
     make_accelerator,
     open_policy,
@@ -106,8 +107,8 @@ class SFTConfig:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
-        if self.max_steps is None and self.epochs <= 0:
-            raise ValueError("set epochs > 0 or max_steps")
+        check_step_settings(self.max_steps, self.epochs, self.log_every, self.save_every, self.sample_every,
+                            self.snapshot_steps)
         if self.clips_per_step < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("clips_per_step and gradient_accumulation_steps must be >= 1")
         if self.resume and self.overwrite:

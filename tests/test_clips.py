@@ -32,6 +32,23 @@ def test_failures_are_kept_per_sample_and_the_others_go_on(av_clip, tmp_path):
     assert clip.frames.shape[0] == 4 and clip.waveform is not None
 
 
+def test_a_clip_the_model_cannot_read_fails_alone_naming_its_file(av_clip, tmp_path):
+    from r1omni.media import write_audio
+    from r1omni.models import ClipRejected, init_preset
+
+    policy = init_preset("qwen2.5-omni-tiny", seed=0)
+    short = write_audio(tmp_path / "short.wav", (0.3 * np.sin(np.arange(160) / 5)).astype(np.float32))  # 10 ms
+    samples = [Sample(id="a", corpus="t", video=str(av_clip)), Sample(id="b", corpus="t", audio=str(short)),
+               Sample(id="c", corpus="t", video=str(av_clip))]
+    loaded = ClipLoader.for_policy(policy).load_many(samples)
+    assert [s.id for s in loaded.kept] == ["a", "c"] and list(loaded.failures) == ["b"]
+    assert str(loaded.failures["b"]).startswith(f"{short}: audio of 160 samples (10.0 ms) is too short")
+    assert policy.prepare(loaded.clips).num_clips == 2
+    # prepare itself still refuses the clip, saying which one, for a caller that did not check.
+    with pytest.raises(ClipRejected, match=r"clips\[1\]: audio of 160 samples"):
+        policy.prepare([ClipLoader(num_frames=policy.num_frames).load(s) for s in samples])
+
+
 def test_modalities_leave_the_other_stream_out(av_clip):
     sample = Sample(id="a", corpus="t", video=str(av_clip))
     video = ClipLoader(num_frames=2, modalities="video").load(sample)

@@ -9,6 +9,7 @@ files and their fields must be right.
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -16,9 +17,9 @@ import torch
 
 from r1omni.evaluate import EvalOptions, evaluate, label_set_for, score_predictions
 from r1omni.labels import DFEW, get_label_set
-from r1omni.media import write_clip
+from r1omni.media import write_audio, write_clip
 from r1omni.models import Completions, PreparedBatch
-from r1omni.schema import Sample
+from r1omni.schema import ManifestError, Sample
 
 TRACK_KEYS = {"war", "uar", "per_class_recall", "confusion", "labels", "unparseable", "format_rate", "n"}
 ROW_KEYS = {"id", "label", "output", "answer", "pred", "format_ok"}
@@ -125,6 +126,9 @@ class GreyLevelPolicy:
     def num_frames(self) -> int:
         return 2
 
+    def check_clip(self, clip):
+        pass  # reads any clip
+
     def prepare(self, clips):
         subtitles = [c.question.split('"')[1] for c in clips]
         levels = [int(round(float(c.frames.mean()))) // 50 for c in clips]
@@ -140,6 +144,19 @@ class GreyLevelPolicy:
         n = len(texts)
         return Completions(ids=torch.zeros(n, 1, dtype=torch.long), mask=torch.ones(n, 1, dtype=torch.long),
                            texts=texts, clip_index=torch.arange(n))
+
+
+class DarkerGreyPolicy(GreyLevelPolicy):
+    """Another model: other weights, and it answers as if every clip were one grey level darker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.module = torch.nn.Linear(2, 2)
+
+    def prepare(self, clips):
+        batch = super().prepare(clips)
+        batch.media["levels"] = [level - 1 for level in batch.media["levels"]]
+        return batch
 
 
 @pytest.fixture(scope="module")
@@ -251,6 +268,76 @@ def test_truncated_last_line_is_generated_again(tmp_path, grey_clips):
     lines = predictions.read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [s.id for s in samples]
     assert volume(metrics["normalized"]) == volume(clean["normalized"])
+
+
+def test_another_models_predictions_are_not_reused(tmp_path, grey_clips, caplog):
+    samples = stub_samples(grey_clips)
+    first = evaluate(GreyLevelPolicy(), samples, tmp_path / "shared")
+    other = DarkerGreyPolicy()
+    with caplog.at_level(logging.WARNING, logger="r1omni.evaluate"):
+        reused = evaluate(other, samples, tmp_path / "shared")
+    alone = evaluate(DarkerGreyPolicy(), samples, tmp_path / "alone")
+    assert other.generated == [s.id for s in samples]          # every clip answered again, by the new model
+    assert "holds predictions made with other settings (model.weights_sha256 " in caplog.text
+    assert volume(reused["normalized"]) == volume(alone["normalized"]) != volume(first["normalized"])
+    assert ((tmp_path / "shared" / "predictions.jsonl").read_text()
+            == (tmp_path / "alone" / "predictions.jsonl").read_text())
+
+
+def test_other_answering_settings_start_over_and_batch_size_does_not(tmp_path, grey_clips, caplog):
+    samples = stub_samples(grey_clips)
+    evaluate(GreyLevelPolicy(), samples, tmp_path, options=EvalOptions(batch_size=4))
+    same = GreyLevelPolicy()
+    evaluate(same, samples, tmp_path, options=EvalOptions(batch_size=2))
+    assert same.calls == 0
+    dfew = get_label_set("dfew")
+    options, labels = {}, dfew
+    for change, named in ((dict(max_new_tokens=16), "sampling.max_new_tokens 512 -> 16"),
+                          (dict(prompt="train"), "prompt 'inference' -> 'train'"),
+                          (dict(modalities="video"), "modalities 'video_audio' -> 'video'"),
+                          ("labels", "label_set.name 'dfew' -> 'renamed'")):
+        if change == "labels":
+            labels = type(dfew)("renamed", dfew.labels, dfew.raw)
+        else:
+            options.update(change)
+        policy = GreyLevelPolicy()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="r1omni.evaluate"):
+            evaluate(policy, samples, tmp_path, labels=labels, options=EvalOptions(**options))
+        assert f"other settings ({named})" in caplog.text and policy.calls == 1, change
+
+
+def test_model_identity_tells_models_apart_by_their_weights():
+    from r1omni.evaluate import model_identity
+    from r1omni.models import init_preset
+
+    first, again, other = (model_identity(init_preset("qwen2.5-omni-tiny", seed=seed)) for seed in (0, 0, 1))
+    assert first == again and first["weights_sha256"] != other["weights_sha256"]
+    assert {k: v for k, v in first.items() if k != "weights_sha256"} == {
+        k: v for k, v in other.items() if k != "weights_sha256"}
+
+
+def test_a_damaged_prediction_before_the_last_names_the_file_and_line(tmp_path, grey_clips):
+    samples = stub_samples(grey_clips)
+    evaluate(GreyLevelPolicy(), samples, tmp_path, options=EvalOptions(batch_size=4))
+    predictions = tmp_path / "predictions.jsonl"
+    lines = predictions.read_text().splitlines(keepends=True)
+    predictions.write_text(lines[0] + lines[1][:20] + "\n" + "".join(lines[2:]))
+    with pytest.raises(ManifestError, match=r"predictions.jsonl:2: not valid JSON"):
+        evaluate(GreyLevelPolicy(), samples, tmp_path, options=EvalOptions(batch_size=4))
+
+
+def test_audio_too_short_for_the_model_is_a_row_with_its_error(tmp_path, grey_clips):
+    from r1omni.models import init_preset
+
+    short = write_audio(tmp_path / "short.wav", (0.3 * np.sin(np.arange(160) / 5)).astype(np.float32))  # 10 ms
+    samples = stub_samples(grey_clips)[:2] + [Sample(id="short", corpus="dfew", audio=str(short), label="sad")]
+    metrics = evaluate(init_preset("qwen2.5-omni-tiny", seed=0), samples, tmp_path / "out",
+                       options=EvalOptions(batch_size=3, max_new_tokens=4))
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "out" / "predictions.jsonl").read_text().splitlines())}
+    assert metrics["n"] == 2 and metrics["skipped"] == 1
+    assert rows["short"]["error"].startswith(f"{short}: audio of 160 samples")
+    assert rows["clip0"]["error"] is None and isinstance(rows["clip0"]["output"], str)
 
 
 def test_rejects_unlabelled_foreign_labels_and_repeated_ids(tmp_path, grey_clips):

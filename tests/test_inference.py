@@ -37,6 +37,13 @@ def wav_file(tmp_path_factory):
     return write_audio(tmp_path_factory.mktemp("audio") / "voice.wav", waveform)
 
 
+@pytest.fixture(scope="module")
+def short_wav(tmp_path_factory):
+    """10 ms of tone: decodes fine, but too short for one Qwen2.5-Omni audio token."""
+    waveform = (0.3 * np.sin(np.arange(160) / 5)).astype(np.float32)
+    return write_audio(tmp_path_factory.mktemp("short") / "short.wav", waveform)
+
+
 def check_answered(record: Prediction, path) -> None:
     assert record.path == str(path) and record.error is None
     assert isinstance(record.output, str) and isinstance(record.answer, str)
@@ -58,6 +65,15 @@ def test_a_corrupt_file_does_not_stop_its_batch(tiny_policy, av_clip, silent_cli
     assert set(broken.to_dict()) == FIELDS
 
 
+def test_audio_too_short_for_the_model_fails_alone(tiny_policy, av_clip, short_wav):
+    paths = [av_clip, short_wav, av_clip]
+    records = list(predict_files(tiny_policy, paths, batch_size=3, sampling=SHORT))
+    assert [r.path for r in records] == [str(p) for p in paths]
+    check_answered(records[0], av_clip)
+    check_answered(records[2], av_clip)
+    assert records[1].output is None and "short.wav" in records[1].error and "too short" in records[1].error
+
+
 class EchoPolicy:
     """Says what it was given: "happy" for a clip with audio, "sad" for one without, and the frame count."""
 
@@ -70,6 +86,9 @@ class EchoPolicy:
     @property
     def num_frames(self) -> int:
         return 3
+
+    def check_clip(self, clip):
+        pass  # reads any clip
 
     def prepare(self, clips):
         texts = [f"<think>{0 if c.frames is None else len(c.frames)} frames</think>\n"

@@ -14,7 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_dir", "COMPLETE_MARKER", "is_complete"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_dir", "COMPLETE_MARKER", "is_complete",
+           "remove_stale_temporaries"]
 
 COMPLETE_MARKER = "COMPLETE"
 
@@ -70,3 +71,23 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 def is_complete(path: str | os.PathLike) -> bool:
     """True when ``path`` is a folder finished by :func:`atomic_dir`."""
     return (Path(path) / COMPLETE_MARKER).is_file()
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, name_glob: str) -> list[Path]:
+    """Remove what killed writes left in ``folder`` for destinations matching ``name_glob``, and return it.
+
+    A kill skips the clean-up above, leaving ``.NAME.<random>.tmp`` (and ``..NAME.<random>.tmp.<random>.tmp``
+    from an atomic write nested in one), up to a whole model copy each, under names nothing reuses. Call
+    it only where no other process is writing to those destinations (a run's own folder as it starts).
+    ``.NAME.old`` is kept: between :func:`atomic_dir`'s two renames it is the only complete copy.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted({*folder.glob(f".{name_glob}.*tmp"), *folder.glob(f"..{name_glob}.*tmp")})
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return stale

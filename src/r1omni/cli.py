@@ -144,8 +144,8 @@ def _predict_timelines(args: argparse.Namespace, policy, sampling) -> int:
 
     options = TimelineOptions(window_seconds=args.segment, overlap_seconds=args.segment_overlap,
                               split=args.segment_by, batch_size=args.batch_size)
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=args.prompt, modalities=args.modalities,
-                        face_crop=args.face_crop, transcribe=args.transcribe)
+    loader = ClipLoader.for_policy(policy, prompt=args.prompt, modalities=args.modalities,
+                                    face_crop=args.face_crop, transcribe=args.transcribe)
     labels = get_label_set(args.label_set)
     failures = 0
     for video in args.videos:
@@ -277,7 +277,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         samples = samples[:args.limit]
     labels = label_set_for(samples, args.labels or corpus)
     policy = load_policy(args.model)
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=args.prompt)
+    loader = ClipLoader.for_policy(policy, prompt=args.prompt)
     bar = tqdm(total=len(samples), desc="explain", unit="clip")
     results, skipped = attribute(policy, samples, loader, labels, method=args.method, batch_size=args.batch_size,
                                  max_new_tokens=args.max_new_tokens,

@@ -18,13 +18,18 @@ each file once for all of them.
 
 :meth:`ClipLoader.load_many` is the one decode loop of the package: training, evaluation,
 explanation, ``predict`` and the server all call it and get the clips, the samples kept and one
-:class:`~r1omni.media.MediaError` per sample that failed. What a failure means is each caller's
-policy (skip and count in training, a row with the error in evaluation, a 422 in the server).
+:class:`~r1omni.media.MediaError` per sample that failed. A sample fails when its file cannot be
+decoded, and also when the model could not read the decoded clip (``Policy.check_clip``: audio too
+short for one Qwen-Omni audio token); a loader made with :meth:`ClipLoader.for_policy` asks, so that
+no clip reaches ``prepare`` to fail there and take its whole batch with it. What a failure means is
+each caller's policy (skip and count in training, a row with the error in evaluation, a 422 in the
+server).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +37,7 @@ import numpy as np
 from r1omni.media import MediaError, load_audio, sample_frames
 from r1omni.media.faces import crop_faces
 from r1omni.media.transcribe import transcribe
-from r1omni.models.policy import ClipInput
+from r1omni.models.policy import ClipInput, ClipRejected, Policy
 from r1omni.schema import Sample
 from r1omni.template import get_prompt, with_subtitle
 
@@ -104,6 +109,13 @@ class ClipLoader:
     """Recognise the speech and use it as the subtitle when the sample has none (the ``asr`` extra)."""
     cache: MediaCache | None = None
     """Where decoded media is kept (several loaders may share one); None decodes on every load."""
+    model_check: Callable[[ClipInput], None] | None = None
+    """The model's per-clip check (``Policy.check_clip``); a clip it rejects fails like an unreadable file."""
+
+    @classmethod
+    def for_policy(cls, policy: Policy, **options) -> ClipLoader:
+        """The loader every caller with a model uses: the model's frame count and its per-clip check."""
+        return cls(num_frames=policy.num_frames, model_check=policy.check_clip, **options)
 
     def __post_init__(self) -> None:
         if self.modalities not in MODALITIES:
@@ -177,10 +189,17 @@ class ClipLoader:
     def _clip(self, sample: Sample, frames: np.ndarray | None, waveform: np.ndarray | None, notes: dict
               ) -> tuple[ClipInput, dict]:
         transcript = (notes.get("transcript") or {}).get("text") or None
-        return ClipInput(question=self.question(sample, transcript), frames=frames, waveform=waveform), dict(notes)
+        clip = ClipInput(question=self.question(sample, transcript), frames=frames, waveform=waveform)
+        if self.model_check is not None:
+            try:
+                self.model_check(clip)
+            except ClipRejected as err:
+                raise MediaError(sample.media_path, str(err)) from None
+        return clip, dict(notes)
 
     def load_many(self, samples: list[Sample]) -> LoadedClips:
-        """Decode every sample; a sample that fails is recorded in ``failures``, never raised or dropped."""
+        """Decode every sample; a sample that fails (unreadable, or rejected by ``model_check``) is recorded
+        in ``failures``, never raised or dropped."""
         loaded = LoadedClips([], [], {}, {})
         for sample in samples:
             tick = time.perf_counter()

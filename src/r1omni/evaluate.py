@@ -10,19 +10,26 @@ separately and named:
 WAR, UAR, per-class recall, confusion matrix (also as PNG), unparseable count and format rate per
 track; per fold and the mean over folds when the clips carry several folds; reasoning quality
 (``r1omni.explain.reasoning``) beside them. Evaluation is resumable: predictions are appended per
-batch and clips already in ``predictions.jsonl`` are not generated again. A clip whose media
-cannot be decoded is recorded with its error, left out of the metrics and counted as skipped.
+batch and clips already in ``predictions.jsonl`` are not generated again, but only when they were
+made with the same settings (``eval_settings.json``: a digest of the model's weights, its family,
+frame count and chat template, the prompt, modalities, subtitles, face crop, transcription, the
+decoding settings and the label set). Rows made otherwise are not this evaluation's answers: the
+folder starts over, with a warning naming what differed. A clip whose media cannot be decoded is
+recorded with its error, left out of the metrics and counted as skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import torch
 
 from r1omni.atomic import atomic_write_text
 from r1omni.clips import ClipLoader, MediaCache
@@ -33,12 +40,17 @@ from r1omni.labels import LabelSet, get_label_set, strict_label
 from r1omni.media import MediaError
 from r1omni.metrics import METRICS, PREDICTIONS, TRACKS, classification_report, mean_over_folds
 from r1omni.models import Policy, SamplingConfig
-from r1omni.schema import Sample
+from r1omni.schema import Sample, read_log
+from r1omni.yamlconfig import config_differences
 
-__all__ = ["EvalOptions", "evaluate", "score_predictions", "TRACKS", "label_set_for", "write_confusion_png"]
+__all__ = ["EvalOptions", "evaluate", "score_predictions", "TRACKS", "label_set_for", "write_confusion_png",
+           "model_identity", "SETTINGS"]
 
 logger = logging.getLogger(__name__)
 
+SETTINGS = "eval_settings.json"
+# What an earlier evaluation in the folder wrote; stale once the predictions are made again.
+_RESULTS = (METRICS, "report.md", *(f"confusion_{track}.png" for track in TRACKS))
 
 
 @dataclass
@@ -73,18 +85,56 @@ def label_set_for(samples: list[Sample], name: str | None = None) -> LabelSet:
     return LabelSet("data", labels, labels)
 
 
-def _read_existing(path: Path) -> dict[str, dict]:
-    if not path.exists():
-        return {}
-    rows = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a line cut by an interruption: everything after it is generated again
-            rows[row["id"]] = row
-    return rows
+def model_identity(policy: Policy) -> dict:
+    """What decides a model's answers besides the clip: family, frame count, chat template and every
+    weight (a SHA-256 over the state dict's names, dtypes, shapes and bytes). One pass over the
+    weights: seconds for a 7B model, small next to generating its answers."""
+    weights = hashlib.sha256()
+    for name, tensor in sorted(policy.module.state_dict().items()):
+        weights.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}\n".encode())
+        weights.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    template = getattr(policy.tokenizer, "chat_template", None) or ""
+    return {"family": policy.family, "num_frames": policy.num_frames, "weights_sha256": weights.hexdigest(),
+            "chat_template_sha256": hashlib.sha256(str(template).encode()).hexdigest()}
+
+
+def _settings(policy: Policy, labels: LabelSet, options: EvalOptions, sampling: SamplingConfig) -> dict:
+    """Everything that decides a prediction row besides its clip (batch size and caching do not)."""
+    answering = {k: v for k, v in asdict(options).items() if k not in ("batch_size", "cache_media", "max_new_tokens")}
+    settings = {"model": model_identity(policy), **answering, "sampling": asdict(sampling),
+                "label_set": {"name": labels.name, "labels": list(labels.labels)}}
+    return json.loads(json.dumps(settings))     # as it reads back from the file
+
+
+def _read_settings(path: Path) -> dict | None:
+    """The settings on record (written atomically, so whole or absent unless edited by hand)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        logger.warning("%s: unreadable (%s); treated as no settings on record", path, err)
+        return None
+
+
+def _reusable_predictions(output_dir: Path, settings: dict) -> dict[str, dict]:
+    """Rows of an earlier evaluation in ``output_dir`` made with ``settings``, by clip id. Rows made with
+    other settings (or none on record) are dropped, with a warning naming what differed, and the folder
+    starts over; the files are replaced atomically, predictions first, so a crash in between never
+    pairs stale rows with the new settings."""
+    predictions_path, settings_path = output_dir / PREDICTIONS, output_dir / SETTINGS
+    rows = read_log(predictions_path)   # a torn last row is generated again
+    previous = _read_settings(settings_path)
+    if rows and previous != settings:
+        changed = "none on record" if previous is None else "; ".join(config_differences(previous, settings))
+        logger.warning("%s holds predictions made with other settings (%s); evaluating every clip again",
+                       predictions_path, changed)
+        rows = []
+        for name in _RESULTS:
+            (output_dir / name).unlink(missing_ok=True)
+    atomic_write_text(predictions_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(settings_path, json.dumps(settings, indent=2))
+    return {row["id"]: row for row in rows}
 
 
 def _prediction_row(sample: Sample, answer: Answer, labels: LabelSet, notes: dict) -> dict:
@@ -118,19 +168,15 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     outside = sorted({s.label for s in samples} - set(labels.labels))
     if outside:
         raise ValueError(f"labels {outside} are not in the {labels.name} label set {list(labels.labels)}")
-    predictions_path = output_dir / PREDICTIONS
-    done = _read_existing(predictions_path)
-    if done:
-        # Rewrite without any half-written tail so appends continue a valid file.
-        atomic_write_text(predictions_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done.values()))
+    sampling = SamplingConfig(max_new_tokens=options.max_new_tokens)
+    done = _reusable_predictions(output_dir, _settings(policy, labels, options, sampling))
     todo = [s for s in samples if s.id not in done]
     logger.info("evaluating %d clips (%d already predicted)", len(todo), len(done))
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=options.prompt, modalities=options.modalities,
-                        use_subtitle=options.use_subtitle, face_crop=options.face_crop,
-                        transcribe=options.transcribe, cache=MediaCache.of_run(media, options.cache_media))
-    sampling = SamplingConfig(max_new_tokens=options.max_new_tokens)
+    loader = ClipLoader.for_policy(policy, prompt=options.prompt, modalities=options.modalities,
+                                    use_subtitle=options.use_subtitle, face_crop=options.face_crop,
+                                    transcribe=options.transcribe, cache=MediaCache.of_run(media, options.cache_media))
     started = time.perf_counter()
-    with open(predictions_path, "a", encoding="utf-8") as handle:
+    with open(output_dir / PREDICTIONS, "a", encoding="utf-8") as handle:
         for start in range(0, len(todo), options.batch_size):
             chunk = todo[start:start + options.batch_size]
             loaded = loader.load_many(chunk)

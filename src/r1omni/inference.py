@@ -120,8 +120,8 @@ def predict_files(policy: Policy, paths: Iterable[str | Path], modalities: str =
     """Yield one :class:`Prediction` per path, in order (labels of ``label_set``, as the server maps them)."""
     sampling = sampling or SamplingConfig(max_new_tokens=512)
     labels = get_label_set(label_set)
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=prompt, modalities=modalities, face_crop=face_crop,
-                        transcribe=transcribe)
+    loader = ClipLoader.for_policy(policy, prompt=prompt, modalities=modalities, face_crop=face_crop,
+                                    transcribe=transcribe)
     for chunk in _batches([sample_for_path(p) for p in paths], batch_size):
         loaded = loader.load_many(chunk)
         decode_seconds = sum(loaded.decode_seconds.values()) / len(chunk)

@@ -4,12 +4,17 @@ A manifest is a JSONL file of samples; every corpus adapter, the benchmark gener
 import command write one, and training, evaluation and explanation read it. Paths inside a
 manifest may be relative: they are resolved against the manifest's folder when read.
 
+An append-only log (training metrics and samples, evaluation predictions) is JSONL too, but written
+a line at a time, so a kill or a full disk can leave its last line cut: :func:`read_log` drops such
+a line (with a warning naming the file and line) and refuses damage anywhere else.
+
 Standard library only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -18,7 +23,9 @@ from typing import Any
 
 from r1omni.atomic import atomic_write_text
 
-__all__ = ["Sample", "read_jsonl", "write_jsonl", "read_samples", "write_samples", "ManifestError"]
+__all__ = ["Sample", "read_jsonl", "read_log", "write_jsonl", "read_samples", "write_samples", "ManifestError"]
+
+logger = logging.getLogger(__name__)
 
 
 class ManifestError(ValueError):
@@ -91,6 +98,35 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
             if not isinstance(row, dict):
                 raise ManifestError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)
+    return rows
+
+
+def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of an append-only JSONL log ([] when there is no file yet).
+
+    A last line that does not parse is a write cut short (a kill, a full disk): it is dropped with a
+    warning naming the file and line, and whoever resumes writes its row again. A bad line before
+    the last cannot come from an interrupted append, so it raises :class:`ManifestError` naming the
+    file and line rather than silently losing the rows after it.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    numbered = [(n, line) for n, line in enumerate(path.read_bytes().split(b"\n"), 1) if line.strip()]
+    rows = []
+    for position, (line_no, line) in enumerate(numbered):
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            if position == len(numbered) - 1:
+                logger.warning("%s:%d: dropping a torn last line (%s); its row is written again", path, line_no, err)
+                break
+            raise ManifestError(f"{path}:{line_no}: not valid JSON ({err}); only the last line of a log can be "
+                                "cut by an interrupted write, so this file is damaged: repair or delete that "
+                                "line") from None
+        if not isinstance(row, dict):
+            raise ManifestError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
     return rows
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["load_config", "config_from_dict", "config_to_dict", "ConfigError"]
+__all__ = ["load_config", "config_from_dict", "config_to_dict", "config_differences", "ConfigError"]
 
 T = TypeVar("T")
 
@@ -139,3 +139,29 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain dict of a config dataclass (for logs and checkpoints)."""
     return dataclasses.asdict(config)
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``key old -> new`` for every (dotted, nested) key whose value differs, for messages that say what
+    changed between two settings dicts.
+
+    >>> config_differences({"seed": 1, "optim": {"lr": 0.1}}, {"seed": 1, "optim": {"lr": 0.2}, "x": 3})
+    ['optim.lr 0.1 -> 0.2', 'x <absent> -> 3']
+    """
+    before, after = _flatten(old), _flatten(new)
+
+    def show(values: dict[str, Any], key: str) -> str:
+        return repr(values[key]) if key in values else "<absent>"
+
+    return [f"{key} {show(before, key)} -> {show(after, key)}" for key in sorted(set(before) | set(after))
+            if key not in before or key not in after or before[key] != after[key]]

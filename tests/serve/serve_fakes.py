@@ -45,6 +45,9 @@ class StubPolicy:
             self.release.set()
         self.batch_sizes: list[int] = []
 
+    def check_clip(self, clip):
+        pass  # reads any clip
+
     def prepare(self, clips):
         n = len(clips)
         return PreparedBatch(torch.zeros((n, 1), dtype=torch.long), torch.ones((n, 1), dtype=torch.long))

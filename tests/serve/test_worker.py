@@ -43,6 +43,21 @@ def test_waiting_jobs_are_answered_in_one_batch(make_worker, stub_factory, media
     assert worker.clips_answered == 4
 
 
+def test_a_clip_the_model_cannot_read_fails_alone(media_dir, tmp_path):
+    from serve_fakes import tone
+
+    from r1omni.media import write_audio
+    from r1omni.models import init_preset
+
+    short = write_audio(tmp_path / "short.wav", tone(0.01))     # 10 ms: too short for one audio token
+    worker = BatchWorker(init_preset("qwen2.5-omni-tiny", seed=0), ServeConfig(label_set="synth", max_new_tokens=4))
+    jobs = [job(media_dir, "voice.wav"), Job(Sample(id="short", corpus="serve", audio=str(short))),
+            job(media_dir, "clip.mp4")]
+    results = worker.run_batch(jobs)
+    assert [r.error is None for r in results] == [True, False, True]
+    assert "too short" in results[1].error and all(isinstance(results[i].output, str) for i in (0, 2))
+
+
 def test_queue_is_bounded(make_worker, media_dir):
     worker = make_worker(max_queue=2)  # not started: nothing leaves the queue
     worker.submit(job(media_dir))

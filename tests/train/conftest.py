@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from r1omni.media import write_clip
-from r1omni.schema import Sample, write_samples
+from r1omni.media import write_audio, write_clip
+from r1omni.schema import Sample, read_samples, write_samples
 
 PRESET = "qwen2.5-omni-tiny"
 LABELS = ("happy", "sad", "angry", "neutral", "happy", "sad")
@@ -59,3 +59,17 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     init_preset(PRESET, seed=0).save(folder)
     return folder
 
+
+
+@pytest.fixture(scope="session")
+def short_audio_dataset(tiny_dataset, tmp_path_factory) -> Path:
+    """Manifest of one clip of ``tiny_dataset`` and a labelled 10 ms wav, which decodes but is too short
+    for one Qwen2.5-Omni audio token."""
+    folder = tmp_path_factory.mktemp("short_audio")
+    short = write_audio(folder / "short.wav", (0.3 * np.sin(np.arange(160) / 5)).astype(np.float32))
+    first = read_samples(tiny_dataset)[0]
+    samples = [first, Sample(id="short", corpus="toy", audio=str(short), label="sad", split="train",
+                             reasoning="The voice sounds sad.", meta=dict(first.meta))]
+    manifest = folder / "train.jsonl"
+    write_samples(manifest, samples)
+    return manifest

@@ -10,6 +10,7 @@ global generator). Each piece missing breaks the equality below.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -170,8 +171,127 @@ def test_sft_resume_gives_the_uninterrupted_parameters(tiny_dataset, tmp_path, m
     # Checkpoints of steps 1-3 were written; only the newest two are kept.
     kept = sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir())
     assert kept == ["step-0000002", "step-0000003"]
+    with open(tmp_path / "resumed" / "metrics.jsonl", "a") as metrics:   # a kill or full disk mid-append
+        metrics.write('{"step": 4, "elapsed_seconds": 1')
     train_sft(config(tmp_path / "resumed", resume=True))
     whole, resumed = final_parameters(tmp_path / "whole"), final_parameters(tmp_path / "resumed")
     for name in whole:
         assert torch.equal(whole[name], resumed[name]), name
     assert metric_rows(tmp_path / "resumed") == metric_rows(tmp_path / "whole")
+
+
+def sft_run(data: Path, output_dir: Path, **overrides) -> SFTConfig:
+    settings = dict(model=TINY, data=str(data), output_dir=str(output_dir), max_steps=6, save_every=2,
+                    clips_per_step=2, seed=1, num_threads=1, optim=OptimConfig(lr=3e-3))
+    return SFTConfig(**{**settings, **overrides})
+
+
+@pytest.fixture
+def finished_run(tiny_dataset, tmp_path) -> Path:
+    """Run A: 6 steps, checkpoints of steps 2 and 4 kept, a final model."""
+    train_sft(sft_run(tiny_dataset, tmp_path / "run"))
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+    return tmp_path / "run"
+
+
+def test_a_new_run_refuses_a_folder_holding_another_runs_checkpoints(tiny_dataset, finished_run):
+    # Run B's only checkpoint (step 1) used to be deleted at once: keep-last kept A's higher steps.
+    other = sft_run(tiny_dataset, finished_run, max_steps=2, save_every=1, seed=5, optim=OptimConfig(lr=1e-3))
+    with pytest.raises(ValueError, match=r"run already holds a run's checkpoints \(newest: step-0000004\); "
+                                         r"pass resume=true .* overwrite=true .* another output_dir"):
+        train_sft(other)
+    assert sorted(p.name for p in (finished_run / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+
+
+def test_resume_refuses_another_runs_checkpoint_naming_what_differs(tiny_dataset, finished_run):
+    # B used to resume from A's step 4, past its own 2 steps, and ship A's weights as its final model.
+    other = sft_run(tiny_dataset, finished_run, max_steps=2, save_every=1, seed=5, optim=OptimConfig(lr=1e-3),
+                    resume=True)
+    with pytest.raises(ValueError, match=r"step-0000004 belongs to another run; its config differs from this one "
+                                         r"in max_steps 6 -> 2; optim.lr 0.003 -> 0.001; seed 1 -> 5 \(checkpoint -> now\)"):
+        train_sft(other)
+
+
+def test_resume_accepts_settings_that_do_not_change_the_result(tiny_dataset, finished_run):
+    from r1omni.train.checkpoint import run_digest
+
+    first = final_parameters(finished_run)
+    shutil.rmtree(finished_run / "final")
+    train_sft(sft_run(tiny_dataset, finished_run, save_every=3, log_every=2, resume=True))   # steps 5 and 6 again
+    state = json.loads((finished_run / "checkpoints" / "step-0000004" / "state.json").read_text())
+    assert state["run_digest"] == run_digest(state["config"])
+    resumed = final_parameters(finished_run)
+    assert all(torch.equal(first[name], resumed[name]) for name in first)
+
+
+def test_overwrite_deletes_the_earlier_run_and_starts_over(tiny_dataset, finished_run, tmp_path):
+    def other(output_dir: Path, **flags) -> SFTConfig:
+        return sft_run(tiny_dataset, output_dir, max_steps=3, save_every=1, seed=5, optim=OptimConfig(lr=1e-3),
+                       **flags)
+
+    train_sft(other(finished_run, overwrite=True))
+    train_sft(other(tmp_path / "fresh"))
+    assert sorted(p.name for p in (finished_run / "checkpoints").iterdir()) == ["step-0000001", "step-0000002"]
+    assert metric_rows(finished_run) == metric_rows(tmp_path / "fresh")
+    overwritten, fresh = final_parameters(finished_run), final_parameters(tmp_path / "fresh")
+    assert all(torch.equal(fresh[name], overwritten[name]) for name in fresh)
+    with pytest.raises(ValueError, match="resume=true continues the run in output_dir and overwrite=true deletes it"):
+        other(finished_run, overwrite=True, resume=True)
+
+
+def test_keep_last_counts_only_the_current_runs_checkpoints(tiny_dataset, tmp_path):
+    from r1omni.train.checkpoint import save_checkpoint
+    from r1omni.train.setup import make_accelerator
+    from r1omni.yamlconfig import config_to_dict
+
+    foreign = tmp_path / "checkpoints" / "step-0000100"      # left by another run (or an older r1omni)
+    foreign.mkdir(parents=True)
+    (foreign / "state.json").write_text(json.dumps({"step": 100, "config": {"seed": 99}}))
+    (foreign / COMPLETE_MARKER).write_text("ok\n")
+    config = config_to_dict(sft_run(tiny_dataset, tmp_path))
+    accelerator, policy = make_accelerator(), init_preset(TINY.removeprefix("preset:"), seed=0)
+    for step in (1, 2, 3):
+        save_checkpoint(accelerator, policy, tmp_path, step, config, {}, keep_last=2)
+    assert sorted(p.name for p in foreign.parent.iterdir()) == ["step-0000002", "step-0000003", "step-0000100"]
+
+
+def cut_in_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(("damage", "named"), [
+    (lambda c: cut_in_half(c / "model.safetensors"), r"model.safetensors: \d+ bytes, \d+ when saved"),
+    (lambda c: (c / "model.safetensors").unlink(), r"model.safetensors: missing"),
+    (lambda c: cut_in_half(c / "optimizer.bin"), r"optimizer.bin: \d+ bytes, \d+ when saved"),
+    (lambda c: (c / "state.json").write_text('{"step": '), r"state.json: cannot read the checkpoint's state"),
+], ids=["weights cut", "weights deleted", "optimizer cut", "state cut"])
+def test_resume_passes_over_a_damaged_newest_checkpoint(tiny_dataset, finished_run, caplog, damage, named):
+    whole = final_parameters(finished_run)
+    shutil.rmtree(finished_run / "final")
+    damage(finished_run / "checkpoints" / "step-0000004")
+    with caplog.at_level("WARNING", logger="r1omni.train.checkpoint"):
+        train_sft(sft_run(tiny_dataset, finished_run, resume=True))        # from step 2: steps 3 to 6 again
+    assert re.search(rf"step-0000004 is damaged \(.*step-0000004/{named}.*\); trying the checkpoint before it",
+                     caplog.text)
+    resumed = final_parameters(finished_run)
+    assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+    assert [row["step"] for row in metric_rows(finished_run)] == list(range(1, 7))
+
+
+def test_resume_without_an_intact_checkpoint_names_each_damage(tiny_dataset, finished_run):
+    for step in ("step-0000002", "step-0000004"):
+        (finished_run / "checkpoints" / step / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"no intact checkpoint to resume from \(.*step-0000004/model.safetensors: "
+                                         r"missing; .*step-0000002/model.safetensors: missing\); pass overwrite=true"):
+        train_sft(sft_run(tiny_dataset, finished_run, resume=True))
+
+
+def test_a_run_removes_what_killed_saves_left_and_nothing_else(tiny_dataset, tmp_path):
+    left = [tmp_path / ".final.k3j2x9.tmp", tmp_path / "..final.k3j2x9.tmp.p0q8.tmp",
+            tmp_path / "checkpoints" / ".step-0000050.tmp", tmp_path / "snapshots" / ".step-0000003.zz81.tmp"]
+    kept = [tmp_path / ".final.old", tmp_path / "notes" / ".final.k3j2x9.tmp", tmp_path / ".step-0000050.tmp"]
+    for path in left + kept:
+        (path / "model").mkdir(parents=True)
+        (path / "model" / "model.safetensors").write_bytes(b"x" * 64)
+    train_sft(sft_run(tiny_dataset, tmp_path, max_steps=1, save_every=0))
+    assert [path for path in left if path.exists()] == [] and all(path.exists() for path in kept)

@@ -131,6 +131,12 @@ def test_non_finite_reward_stops_the_run(tiny_dataset, tmp_path):
     assert not (tmp_path / "final").exists()
 
 
+def test_a_clip_the_model_cannot_read_is_skipped_and_counted(short_audio_dataset, tmp_path):
+    result = train_grpo(toy_config(short_audio_dataset, tmp_path, max_steps=1, clips_per_step=2),
+                        reward_functions=TOY_REWARDS)
+    assert result.skipped_clips == 1 and read_metrics(tmp_path)[0]["skipped_clips"] == 1
+
+
 def test_unlabelled_samples_are_rejected(tiny_dataset, tmp_path):
     source = json.loads(tiny_dataset.read_text().splitlines()[0])
     manifest = tmp_path / "unlabelled.jsonl"
@@ -147,6 +153,10 @@ def test_unlabelled_samples_are_rejected(tiny_dataset, tmp_path):
     ({"beta": -0.1}, r"beta must be >= 0"),
     ({"rollout_engine": "sglang"}, r"rollout_engine must be one of \['hf', 'vllm'\]"),
     ({"rollout_engine": "vllm"}, r"needs vllm\.model=PATH"),
+    ({"max_steps": -5}, r"max_steps must be >= 1, got -5; leave it unset"),
+    ({"epochs": 0.0}, r"set epochs > 0 or max_steps"),
+    ({"save_every": -1}, r"save_every must be >= 0 \(0 saves only the final model\), got -1"),
+    ({"clips_per_step": 0}, r"clips_per_step and gradient_accumulation_steps must be >= 1"),
 ])
 def test_bad_config_is_rejected_with_a_fix(overrides, message):
     settings = dict(model=TINY, data="train.jsonl", output_dir="out", sampling=SamplingConfig(do_sample=True))

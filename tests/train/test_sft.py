@@ -63,6 +63,12 @@ def test_sft_reduces_the_loss_on_a_fixed_batch(tiny_dataset, tmp_path):
     assert logged[-1] < logged[0]
 
 
+def test_a_clip_the_model_cannot_read_is_skipped_and_counted(short_audio_dataset, tmp_path):
+    result = train_sft(sft_config(short_audio_dataset, tmp_path, max_steps=1, clips_per_step=2))
+    assert result.skipped_clips == 1
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["skipped_clips"] == 1
+
+
 def test_only_the_assistant_tokens_are_scored(tiny_dataset):
     policy = init_preset(PRESET, seed=0)
     samples = read_samples(tiny_dataset)[:2]
@@ -172,6 +178,12 @@ def test_trainable_media_parts_receive_gradients(tiny_dataset):
     ({"epochs": 0.0}, r"set epochs > 0 or max_steps"),
     ({"clips_per_step": 0}, r"clips_per_step and gradient_accumulation_steps must be >= 1"),
     ({"gradient_accumulation_steps": 0}, r"clips_per_step and gradient_accumulation_steps must be >= 1"),
+    ({"max_steps": -5}, r"max_steps must be >= 1, got -5; leave it unset to train for `epochs` instead"),
+    ({"max_steps": 0}, r"max_steps must be >= 1, got 0"),
+    ({"save_every": -1}, r"save_every must be >= 0 \(0 saves only the final model\), got -1"),
+    ({"log_every": 0}, r"log_every must be >= 1 \(1 logs every step\), got 0"),
+    ({"sample_every": -2}, r"sample_every must be >= 0 \(0 logs no samples\), got -2"),
+    ({"snapshot_steps": [5, -1]}, r"snapshot_steps must be steps >= 1, got \[5, -1\]"),
 ])
 def test_bad_sft_config_is_rejected_with_a_fix(overrides, message):
     with pytest.raises(ValueError, match=message):

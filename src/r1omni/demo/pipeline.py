@@ -402,7 +402,7 @@ def _attribute_all(config: DemoConfig, stages: _Stages, manifests: dict[str, Pat
     for name in [n for n in stages.models if n not in ("random_init", "base")]:
         policy = load_policy(stages.models[name])
         policy.module.eval()
-        loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt, cache=stages.media)
+        loader = ClipLoader.for_policy(policy, prompt=config.prompt, cache=stages.media)
         results, _ = attribute(policy, clips, loader, get_label_set("synth"), max_new_tokens=config.max_new_tokens,
                                batch_size=config.eval_batch_size)
         attribution[name] = summarize(results)

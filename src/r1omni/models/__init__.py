@@ -14,9 +14,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from r1omni.models.policy import ClipInput, Completions, Policy, PreparedBatch, SamplingConfig
+from r1omni.models.policy import ClipInput, ClipRejected, Completions, Policy, PreparedBatch, SamplingConfig
 
-__all__ = ["ClipInput", "Completions", "Policy", "PreparedBatch", "SamplingConfig", "load_policy",
+__all__ = ["ClipInput", "ClipRejected", "Completions", "Policy", "PreparedBatch", "SamplingConfig", "load_policy",
            "init_preset", "list_presets", "family_of"]
 
 # config.json "model_type" -> family module (imported lazily: each pulls a different part of transformers)

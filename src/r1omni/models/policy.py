@@ -13,6 +13,10 @@ code above ``r1omni.models`` never cares which model it drives. The contract:
   with ONE call of ``policy.module(...)``, so that a trainer may replace ``policy.module`` with its
   accelerate / DDP / DeepSpeed-wrapped version and still get gradient synchronisation. Media is
   encoded once per clip inside that call and shared by the clip's rows.
+* :meth:`Policy.check_clip` says, per clip and before any batching, whether ``prepare`` can read a
+  clip (a Qwen-Omni clip needs audio long enough for one audio token): it raises
+  :class:`ClipRejected`, which the decode loop records against the clip's file like an unreadable
+  file, so one bad clip never takes its batch-mates down with it.
 * :meth:`Policy.save` writes a folder that :func:`r1omni.models.load_policy` reads back.
 
 A modality is absent from a clip when its field in :class:`ClipInput` is None: the policy then
@@ -31,7 +35,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-__all__ = ["ClipInput", "SamplingConfig", "PreparedBatch", "Completions", "Policy", "MODEL_PARTS", "DECODERS"]
+__all__ = ["ClipInput", "ClipRejected", "SamplingConfig", "PreparedBatch", "Completions", "Policy", "MODEL_PARTS",
+           "DECODERS"]
 
 # Names of the parts a training config can freeze or train (not every family has every part).
 MODEL_PARTS = ("llm", "vision_tower", "audio_tower", "vision_projector", "audio_projector", "gate_text_encoder",
@@ -40,6 +45,12 @@ MODEL_PARTS = ("llm", "vision_tower", "audio_tower", "vision_projector", "audio_
 # Decoding loops: "fast" (pre-sized KV cache, sampling among the top-k candidates; see
 # r1omni.models.decoding) and "reference" (the earlier loop, kept to measure the speed-up against).
 DECODERS = ("fast", "reference")
+
+
+class ClipRejected(ValueError):
+    """A clip this model cannot read, whatever else is in its batch (audio too short for one audio
+    token, a media token typed into the question). A per-clip failure: the message says why, and the
+    caller names the file (:meth:`r1omni.clips.ClipLoader.load_many` turns it into a ``MediaError``)."""
 
 
 @dataclass
@@ -145,6 +156,10 @@ class Policy(Protocol):
     @property
     def num_frames(self) -> int:
         """How many frames per clip the model reads (``r1omni.media.sample_frames`` count)."""
+        ...
+
+    def check_clip(self, clip: ClipInput) -> None:
+        """Raise :class:`ClipRejected` when ``prepare`` would refuse this clip; cheap (no features)."""
         ...
 
     def prepare(self, clips: list[ClipInput]) -> PreparedBatch: ...

@@ -206,9 +206,9 @@ class BatchWorker:
                 job.future.set_result(result)
 
     def _loader(self, job: Job, cache: bool = True) -> ClipLoader:
-        return ClipLoader(num_frames=self.policy.num_frames, prompt=self.config.prompt,
-                          modalities=self.config.modalities, face_crop=job.face_crop, transcribe=job.transcribe,
-                          cache=MediaCache() if cache else None)
+        return ClipLoader.for_policy(self.policy, prompt=self.config.prompt, modalities=self.config.modalities,
+                                     face_crop=job.face_crop, transcribe=job.transcribe,
+                                     cache=MediaCache() if cache else None)
 
     def run_batch(self, jobs: list[Job]) -> list[ClipResult]:
         """Answer ``jobs`` (see the module docstring); one result per job, in order."""

@@ -2,15 +2,27 @@
 
 A checkpoint folder ``OUT/checkpoints/step-NNNNNNN/`` holds accelerate's state (model, optimiser,
 scheduler, every process's RNG states: ``accelerator.save_state``, which also handles DeepSpeed),
-r1omni's ``state.json`` (step, data position, config) and ``model/``, the policy saved in the
+r1omni's ``state.json`` (step, data position, config, and the size of every file, so that a resume
+passes over a checkpoint damaged since) and ``model/``, the policy saved in the
 format :func:`r1omni.models.load_policy` reads. It is written under a temporary name and renamed
 into place with a ``COMPLETE`` marker, so a killed write leaves only a ``.tmp`` folder that
 :func:`latest_checkpoint` ignores.
+
+A run folder holds one run. Every ``state.json`` carries the config it was trained with and its
+digest (:func:`run_digest`, over the fields that decide the result), and
+:func:`prepare_run_folder` is every recipe's gate before training: a new run refuses a folder that
+holds checkpoints (continue them with ``resume``, delete them with ``overwrite``, or choose another
+folder), and a resume refuses a checkpoint of another config, naming the fields that differ. Mixed
+folders are refused rather than kept apart because ``final/`` and the logs have one place per
+folder, so two runs in one folder would overwrite each other's results anyway. Keeping the last N
+checkpoints counts only the current run's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -19,24 +31,102 @@ from typing import Any
 
 from accelerate import Accelerator
 
-from r1omni.atomic import COMPLETE_MARKER, atomic_dir, atomic_write_text, is_complete
+from r1omni.atomic import COMPLETE_MARKER, atomic_dir, atomic_write_text, is_complete, remove_stale_temporaries
 from r1omni.models import Policy
 from r1omni.train.setup import unwrapped
+from r1omni.yamlconfig import config_differences
 
 __all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "save_snapshot", "TrainResult",
-           "CHECKPOINT_DIR", "SNAPSHOT_DIR"]
+           "CHECKPOINT_DIR", "SNAPSHOT_DIR", "RUN_INDEPENDENT_FIELDS", "run_digest", "prepare_run_folder"]
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 SNAPSHOT_DIR = "snapshots"
+# What a run writes into its folder; ``overwrite`` deletes exactly these.
+RUN_OUTPUTS = (CHECKPOINT_DIR, SNAPSHOT_DIR, "final", "tensorboard", "metrics.jsonl", "samples.jsonl")
+
+# Config fields that decide where, when and how fast a run writes and computes, not which weights it
+# ends with: a checkpoint saved under one value resumes exactly under another (more threads, a
+# different save_every after a crash, the folder moved). Every other field is the run's identity,
+# max_steps and epochs included: they set the length of the learning-rate schedule (cosine or
+# linear decay over the total steps), so step 50 of a 100-step run is not step 50 of a 200-step run,
+# and "extending" a run by resuming it with more steps would train neither run.
+RUN_INDEPENDENT_FIELDS = frozenset({"output_dir", "resume", "overwrite", "num_threads", "log_every", "sample_every",
+                                    "save_every", "snapshot_steps", "cache_media"})
+
+
+def _run_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a config (``config_to_dict``) that decide the run's result, as JSON would store them."""
+    return json.loads(json.dumps({k: v for k, v in config.items() if k not in RUN_INDEPENDENT_FIELDS}, default=str))
+
+
+def run_digest(config: dict[str, Any]) -> str:
+    """A short digest of the run's identity: equal for configs that train the same run."""
+    text = json.dumps(_run_identity(config), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``field stored -> current`` for each identity field (dotted) that differs."""
+    return config_differences(_run_identity(stored), _run_identity(current))
 
 
 def _step_dir(output_dir: Path, step: int) -> Path:
     return output_dir / CHECKPOINT_DIR / f"step-{step:07d}"
 
 
+def _complete_checkpoints(output_dir: Path) -> list[Path]:
+    """Finished checkpoint folders of a run folder, oldest first."""
+    folder = output_dir / CHECKPOINT_DIR
+    return sorted(p for p in folder.glob("step-*") if is_complete(p)) if folder.is_dir() else []
+
+
+def _read_state(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's ``state.json``; a ValueError naming the file when it is missing or damaged."""
+    path = checkpoint / "state.json"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the checkpoint's state ({err})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise ValueError(f"{path}: no 'config' in the checkpoint's state, so it cannot be matched to a run")
+    return state
+
+
+def _file_sizes(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _damage(checkpoint: Path) -> str | None:
+    """Why a complete checkpoint cannot be resumed from (its state unreadable, a file deleted or cut, as a
+    full disk or a hand leaves it), or None. Sizes are compared with those recorded when it was saved;
+    a checkpoint saved before sizes were recorded is checked for its state only."""
+    try:
+        recorded = _read_state(checkpoint).get("files", {})
+    except ValueError as err:
+        return str(err)
+    for name, size in recorded.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{path}: missing"
+        if path.stat().st_size != size:
+            return f"{path}: {path.stat().st_size} bytes, {size} when saved"
+    return None
+
+
+def _belongs_to(checkpoint: Path, config: dict[str, Any]) -> bool:
+    try:
+        return not _differences(_read_state(checkpoint)["config"], config)
+    except ValueError:
+        return False
+
+
 def save_checkpoint(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, step: int,
-                    state: dict[str, Any], keep_last: int = 2) -> Path:
-    """Save everything needed to resume at ``step``; all processes must call it."""
+                    config: dict[str, Any], state: dict[str, Any], keep_last: int = 2) -> Path:
+    """Save everything needed to resume at ``step``; all processes must call it. ``config`` is the run's
+    (``config_to_dict``), stored with its digest; of the checkpoints of this run only the newest
+    ``keep_last`` are kept, and those of any other run are never touched."""
     output_dir = Path(output_dir)
     final = _step_dir(output_dir, step)
     tmp = final.with_name(f".{final.name}.tmp")
@@ -45,16 +135,19 @@ def save_checkpoint(accelerator: Accelerator, policy: Policy, output_dir: str | 
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()     # every process's files are written before they are listed
     if accelerator.is_main_process:
         with unwrapped(policy, accelerator):
             policy.save(tmp / "model")
-        atomic_write_text(tmp / "state.json", json.dumps({"step": step, **state}, indent=2))
+        record = {"step": step, "run_digest": run_digest(config), "config": config, "files": _file_sizes(tmp),
+                  **state}
+        atomic_write_text(tmp / "state.json", json.dumps(record, indent=2, default=str))
         (tmp / COMPLETE_MARKER).write_text("ok\n")
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        completed = sorted(p for p in final.parent.glob("step-*") if is_complete(p))
-        for old in completed[:-keep_last] if keep_last > 0 else []:
+        own = [p for p in _complete_checkpoints(output_dir) if _belongs_to(p, config)]
+        for old in own[:-keep_last] if keep_last > 0 else []:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
@@ -62,11 +155,77 @@ def save_checkpoint(accelerator: Accelerator, policy: Policy, output_dir: str | 
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint of a run folder, or None."""
-    folder = Path(output_dir) / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return None
-    complete = sorted(p for p in folder.glob("step-*") if is_complete(p))
+    complete = _complete_checkpoints(Path(output_dir))
     return complete[-1] if complete else None
+
+
+def prepare_run_folder(accelerator: Accelerator, output_dir: str | os.PathLike, config: dict[str, Any],
+                       resume: bool, overwrite: bool) -> Path | None:
+    """The gate before training (all processes call it): the checkpoint to resume from, or None to
+    start at step 0.
+
+    Temporary folders that killed saves left behind are removed (main process) once the run may go on.
+    ``overwrite`` deletes what an earlier run wrote (:data:`RUN_OUTPUTS`) and starts over. Otherwise a
+    folder holding checkpoints is refused to a new run (its keep-last would delete the old run's, or
+    the old run's higher steps would outlive its own), and a resume takes the newest intact checkpoint
+    (a damaged one is passed over with a warning naming it), refused if its config differs from this
+    one in a field that decides the result (the message lists them).
+    """
+    output_dir = Path(output_dir)
+    checkpoint = None if overwrite else _checkpoint_to_resume(output_dir, config, resume)
+    if accelerator.is_main_process:
+        if overwrite:
+            _delete_run_outputs(output_dir)
+        _remove_killed_writes(output_dir)
+    accelerator.wait_for_everyone()
+    return checkpoint
+
+
+def _checkpoint_to_resume(output_dir: Path, config: dict[str, Any], resume: bool) -> Path | None:
+    newest = latest_checkpoint(output_dir)
+    if newest is None:
+        return None
+    if not resume:
+        raise ValueError(f"{output_dir} already holds a run's checkpoints (newest: {newest.name}); pass resume=true "
+                         "to continue that run, overwrite=true to delete it and start over, or choose another "
+                         "output_dir")
+    return _newest_intact(output_dir, config)
+
+
+def _remove_killed_writes(output_dir: Path) -> None:
+    """Temporary folders of saves that were killed (``final``, checkpoints, snapshots), never reused."""
+    for folder, name_glob in ((output_dir, "final"), (output_dir / CHECKPOINT_DIR, "step-*"),
+                              (output_dir / SNAPSHOT_DIR, "step-*")):
+        for path in remove_stale_temporaries(folder, name_glob):
+            logger.warning("removed %s, left by a save that was killed", path)
+
+
+def _newest_intact(output_dir: Path, config: dict[str, Any]) -> Path:
+    """The checkpoint a resume loads: the newest one that is intact, if it belongs to this run."""
+    damaged = []
+    for checkpoint in reversed(_complete_checkpoints(output_dir)):
+        if (problem := _damage(checkpoint)) is not None:
+            logger.warning("%s is damaged (%s); trying the checkpoint before it", checkpoint, problem)
+            damaged.append(problem)
+            continue
+        differences = _differences(_read_state(checkpoint)["config"], config)
+        if differences:
+            raise ValueError(f"{checkpoint} belongs to another run; its config differs from this one in "
+                             f"{'; '.join(differences)} (checkpoint -> now). Resume with the checkpoint's settings, "
+                             "pass overwrite=true to delete that run and start over, or choose another output_dir")
+        return checkpoint
+    raise ValueError(f"{output_dir}: no intact checkpoint to resume from ({'; '.join(damaged)}); pass overwrite=true "
+                     "to start over")
+
+
+def _delete_run_outputs(output_dir: Path) -> None:
+    for name in RUN_OUTPUTS:
+        path = output_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    logger.info("overwrite: deleted the earlier run's outputs in %s", output_dir)
 
 
 def load_checkpoint(accelerator: Accelerator, path: str | os.PathLike) -> dict[str, Any]:
@@ -74,8 +233,9 @@ def load_checkpoint(accelerator: Accelerator, path: str | os.PathLike) -> dict[s
     path = Path(path)
     if not is_complete(path):
         raise ValueError(f"{path}: not a complete checkpoint (no {COMPLETE_MARKER} marker)")
+    state = _read_state(path)
     accelerator.load_state(str(path))
-    return json.loads((path / "state.json").read_text())
+    return state
 
 
 @dataclass

@@ -40,8 +40,8 @@ from r1omni.rewards import RewardFunction, WeightedReward, resolve_rewards
 from r1omni.schema import Sample, read_samples
 from r1omni.train.checkpoint import (
     TrainResult,
-    latest_checkpoint,
     load_checkpoint,
+    prepare_run_folder,
     save_checkpoint,
     save_final,
     save_snapshot,
@@ -53,6 +53,7 @@ from r1omni.train.setup import (
     PAPER_TRAINABLE_PARTS,
     OptimConfig,
     build_optimizer,
+    check_step_settings,
     clip_gradients,
     frozen_reference,
     make_accelerator,
@@ -157,11 +158,18 @@ class GRPOConfig:
     snapshot_steps: list[int] = field(default_factory=list)
     """Also save the model after these steps (``OUT/snapshots/``), e.g. for a budget curve from one run."""
     resume: bool = False
+    """Continue from the newest complete checkpoint in output_dir (refused if another config wrote it)."""
+    overwrite: bool = False
+    """Start over in an output_dir that holds an earlier run, deleting its checkpoints, model and logs."""
     num_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ValueError("num_generations must be >= 2: GRPO compares completions within a group")
+        if self.clips_per_step < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError("clips_per_step and gradient_accumulation_steps must be >= 1")
+        check_step_settings(self.max_steps, self.epochs, self.log_every, self.save_every, self.sample_every,
+                            self.snapshot_steps)
         if not self.sampling.do_sample:
             raise ValueError("GRPO rollouts must sample: set sampling.do_sample=true (greedy gives G identical "
                              "completions and zero advantages)")
@@ -174,6 +182,8 @@ class GRPOConfig:
                              "policy's shapes (vLLM cannot load a thinker-only folder)")
         if self.beta < 0:
             raise ValueError("beta must be >= 0")
+        if self.resume and self.overwrite:
+            raise ValueError("resume=true continues the run in output_dir and overwrite=true deletes it; set one")
         if self.loss.aggregation == "dr_grpo" and self.loss.advantage_scale != "none":
             logger.warning("dr_grpo is usually run with loss.advantage_scale=none (unscaled advantages)")
 
@@ -194,6 +204,8 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     total_steps: int
+    checkpoint: Path | None
+    """Where to resume from (:func:`r1omni.train.checkpoint.prepare_run_folder`); None starts at step 0."""
 
 
 @dataclass
@@ -233,11 +245,11 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
     started = time.perf_counter()
     run = _setup(config, reward_functions, media)
     start_step, skipped, generated = 0, 0, 0
-    if config.resume and (checkpoint := latest_checkpoint(Path(config.output_dir))) is not None:
-        state = load_checkpoint(run.accelerator, checkpoint)
+    if run.checkpoint is not None:
+        state = load_checkpoint(run.accelerator, run.checkpoint)
         start_step, skipped = state["step"], state.get("skipped_clips", 0)
         generated = state.get("generated_tokens", 0)
-        logger.info("resumed from %s at step %d", checkpoint, start_step)
+        logger.info("resumed from %s at step %d", run.checkpoint, start_step)
     tracker = RunTracker(Path(config.output_dir), run.total_steps, start_step,
                          enabled=run.accelerator.is_main_process, description="grpo",
                          postfix_keys=("reward", "accuracy", "format", "kl"))
@@ -261,9 +273,8 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
         if config.sample_every and step % config.sample_every == 0 and rollouts:
             tracker.samples(step, rollouts[0].samples)
         if config.save_every and step % config.save_every == 0 and step < run.total_steps:
-            save_checkpoint(run.accelerator, run.policy, Path(config.output_dir), step,
-                            {"skipped_clips": skipped, "generated_tokens": generated,
-                             "config": config_to_dict(config)})
+            save_checkpoint(run.accelerator, run.policy, Path(config.output_dir), step, config_to_dict(config),
+                            {"skipped_clips": skipped, "generated_tokens": generated})
         if step in config.snapshot_steps:
             save_snapshot(run.accelerator, run.policy, Path(config.output_dir), step)
     tracker.close()
@@ -281,6 +292,8 @@ def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | 
     rewards = resolve_rewards(config.rewards, accuracy_normalize=config.accuracy_normalize,
                               format_paper_regex=config.format_paper_regex, extra=reward_functions)
     accelerator = make_accelerator(config.mixed_precision, log_dir=config.output_dir)
+    checkpoint = prepare_run_folder(accelerator, config.output_dir, config_to_dict(config), config.resume,
+                                    config.overwrite)
     seed_everything(config.seed + accelerator.process_index)
     policy = open_policy(config.model, seed=config.seed)
     trainable = config.trainable
@@ -297,8 +310,8 @@ def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | 
     if unlabelled:
         raise ValueError(f"{config.data}: {len(unlabelled)} sample(s) have no label (e.g. {unlabelled[0]!r}); "
                          "GRPO's accuracy reward needs labels")
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt, use_subtitle=config.use_subtitle,
-                        cache=MediaCache.of_run(media, config.cache_media))
+    loader = ClipLoader.for_policy(policy, prompt=config.prompt, use_subtitle=config.use_subtitle,
+                                    cache=MediaCache.of_run(media, config.cache_media))
     order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
     total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch
                                                  / config.gradient_accumulation_steps))
@@ -306,7 +319,7 @@ def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | 
     policy.module, optimizer, scheduler = accelerator.prepare(policy.module, optimizer, scheduler)
     engine = ENGINES[config.rollout_engine](accelerator, config)
     return _Run(config, accelerator, policy, reference, engine, loader, samples, order, rewards, optimizer,
-                scheduler, total_steps)
+                scheduler, total_steps, checkpoint)
 
 
 def _load_clips(run: _Run, step: int, micro: int) -> tuple[list[ClipInput], list[Sample], int]:

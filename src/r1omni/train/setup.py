@@ -24,7 +24,7 @@ from r1omni.models.policy import MODEL_PARTS
 
 __all__ = ["OptimConfig", "PAPER_TRAINABLE_PARTS", "make_accelerator", "open_policy", "set_trainable_parts",
            "build_optimizer", "frozen_reference", "seed_everything", "PRESET_PREFIX", "unwrapped",
-           "clip_gradients"]
+           "clip_gradients", "check_step_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,24 @@ class OptimConfig:
             raise ValueError(f"schedule must be cosine, linear or constant, got {self.schedule!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+def check_step_settings(max_steps: int | None, epochs: float, log_every: int, save_every: int, sample_every: int,
+                        snapshot_steps: list[int]) -> None:
+    """The step counts SFT and GRPO share, checked in their configs' ``__post_init__``: a negative one
+    would train no step (``max_steps=-5``) or save at every step (``step % -1 == 0``) without a word."""
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}; leave it unset to train for `epochs` instead")
+    if max_steps is None and epochs <= 0:
+        raise ValueError("set epochs > 0 or max_steps")
+    if log_every < 1:
+        raise ValueError(f"log_every must be >= 1 (1 logs every step), got {log_every}")
+    if save_every < 0:
+        raise ValueError(f"save_every must be >= 0 (0 saves only the final model), got {save_every}")
+    if sample_every < 0:
+        raise ValueError(f"sample_every must be >= 0 (0 logs no samples), got {sample_every}")
+    if any(step < 1 for step in snapshot_steps):
+        raise ValueError(f"snapshot_steps must be steps >= 1, got {snapshot_steps}")
 
 
 def seed_everything(seed: int) -> None:

@@ -30,8 +30,8 @@ from r1omni.models import SamplingConfig
 from r1omni.schema import Sample, read_samples
 from r1omni.train.checkpoint import (
     TrainResult,
-    latest_checkpoint,
     load_checkpoint,
+    prepare_run_folder,
     save_checkpoint,
     save_final,
     save_snapshot,
@@ -40,6 +40,7 @@ from r1omni.train.data import TARGETS, StepOrder, target_text
 from r1omni.train.setup import (
     OptimConfig,
     build_optimizer,
+    check_step_settings,
     clip_gradients,
     make_accelerator,
     open_policy,
@@ -97,17 +98,21 @@ class SFTConfig:
     snapshot_steps: list[int] = field(default_factory=list)
     """Also save the model after these steps (``OUT/snapshots/``), e.g. for a budget curve from one run."""
     resume: bool = False
-    """Continue from the newest complete checkpoint in output_dir."""
+    """Continue from the newest complete checkpoint in output_dir (refused if another config wrote it)."""
+    overwrite: bool = False
+    """Start over in an output_dir that holds an earlier run, deleting its checkpoints, model and logs."""
     num_threads: int | None = None
     """torch CPU threads (None = leave torch's default)."""
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
-        if self.max_steps is None and self.epochs <= 0:
-            raise ValueError("set epochs > 0 or max_steps")
+        check_step_settings(self.max_steps, self.epochs, self.log_every, self.save_every, self.sample_every,
+                            self.snapshot_steps)
         if self.clips_per_step < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("clips_per_step and gradient_accumulation_steps must be >= 1")
+        if self.resume and self.overwrite:
+            raise ValueError("resume=true continues the run in output_dir and overwrite=true deletes it; set one")
         if self.prompt is None:
             self.prompt = _DEFAULT_PROMPTS[self.target]
 
@@ -131,6 +136,7 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult
         torch.set_num_threads(config.num_threads)
     output_dir = Path(config.output_dir)
     accelerator = make_accelerator(config.mixed_precision, log_dir=str(output_dir))
+    checkpoint = prepare_run_folder(accelerator, output_dir, config_to_dict(config), config.resume, config.overwrite)
     seed_everything(config.seed)
 
     # -- setup -------------------------------------------------------------------------------
@@ -142,8 +148,8 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult
     if problems:
         raise ValueError(f"{config.data}: {len(problems)} sample(s) cannot be used for target "
                          f"{config.target!r}, e.g. {problems[0]}")
-    loader = ClipLoader(num_frames=policy.num_frames, prompt=config.prompt, use_subtitle=config.use_subtitle,
-                        cache=MediaCache.of_run(media, config.cache_media))
+    loader = ClipLoader.for_policy(policy, prompt=config.prompt, use_subtitle=config.use_subtitle,
+                                    cache=MediaCache.of_run(media, config.cache_media))
     order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
     accum = config.gradient_accumulation_steps
     total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch / accum))
@@ -151,7 +157,7 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult
     policy.module, optimizer, scheduler = accelerator.prepare(policy.module, optimizer, scheduler)
 
     start_step, skipped = 0, 0
-    if config.resume and (checkpoint := latest_checkpoint(output_dir)) is not None:
+    if checkpoint is not None:
         state = load_checkpoint(accelerator, checkpoint)
         start_step, skipped = state["step"], state.get("skipped_clips", 0)
         logger.info("resumed from %s at step %d", checkpoint, start_step)
@@ -206,8 +212,7 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult
                 bare.module.train()
             tracker.samples(step, [{"target": targets[0], "output": greedy.texts[0]}])
         if config.save_every and step % config.save_every == 0 and step < total_steps:
-            save_checkpoint(accelerator, policy, output_dir, step,
-                            {"skipped_clips": skipped, "config": config_to_dict(config)})
+            save_checkpoint(accelerator, policy, output_dir, step, config_to_dict(config), {"skipped_clips": skipped})
         if step in config.snapshot_steps:
             save_snapshot(accelerator, policy, output_dir, step)
     tracker.close()

@@ -15,6 +15,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from r1omni.atomic import atomic_write_text
+from r1omni.schema import read_log
+
 __all__ = ["RunTracker", "NonFiniteError", "check_finite"]
 
 
@@ -56,11 +59,12 @@ class RunTracker:
 
     @staticmethod
     def _truncate_after(path: Path, step: int) -> None:
-        """On resume, drop lines logged after the checkpoint (they will be logged again)."""
+        """On resume, drop rows logged after the checkpoint (they will be logged again), and a last line
+        cut by an interrupted write (:func:`r1omni.schema.read_log`)."""
         if not path.exists():
             return
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+        kept = [row for row in read_log(path) if row.get("step", 0) <= step]
+        atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept))
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:

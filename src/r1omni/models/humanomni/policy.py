@@ -101,6 +101,9 @@ class HumanOmniPolicy:
 
     # -- the protocol --------------------------------------------------------------------------------
 
+    def check_clip(self, clip: ClipInput) -> None:
+        self.processor.check(clip)
+
     def prepare(self, clips: list[ClipInput]) -> PreparedBatch:
         return self.processor(clips).to(self.device)
 

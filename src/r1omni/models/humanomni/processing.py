@@ -41,7 +41,7 @@ from transformers import AutoTokenizer, BertTokenizer, PreTrainedConfig, Whisper
 
 from r1omni.atomic import atomic_write_text
 from r1omni.models.humanomni.modeling import AUDIO_TOKEN_INDEX, VIDEO_TOKEN_INDEX
-from r1omni.models.policy import ClipInput, PreparedBatch
+from r1omni.models.policy import ClipInput, ClipRejected, PreparedBatch
 
 __all__ = ["FRAME_MODES", "PAD_FILL", "FrameSettings", "HumanOmniProcessor", "expand_to_square",
            "frames_to_pixel_values", "user_content", "wrap_modality_tags", "tokenize_with_sentinels",
@@ -213,13 +213,22 @@ class HumanOmniProcessor:
 
     # -- batch ----------------------------------------------------------------------------------------
 
+    @staticmethod
+    def check(clip: ClipInput) -> None:
+        """Raise :class:`ClipRejected` for a clip :meth:`__call__` cannot read (see ``Policy.check_clip``);
+        Whisper pads any non-empty soundtrack, so only an empty one is refused."""
+        if clip.waveform is not None and len(clip.waveform) == 0:
+            raise ClipRejected("empty waveform; pass waveform=None for a clip without audio")
+
     def __call__(self, clips: list[ClipInput]) -> PreparedBatch:
         if not clips:
             raise ValueError("prepare needs at least one clip")
         prompts, rows, videos, waveforms = [], [], [], []
         for i, clip in enumerate(clips):
-            if clip.waveform is not None and len(clip.waveform) == 0:
-                raise ValueError(f"clip {i}: empty waveform; pass waveform=None for a clip without audio")
+            try:
+                self.check(clip)
+            except ClipRejected as err:   # say which clip, for a caller that did not check each one
+                raise ClipRejected(f"clips[{i}]: {err}") from None
             has_video, has_audio = clip.frames is not None, clip.waveform is not None
             prompt = self.render_prompt(clip.question, has_video, has_audio)
             prompts.append(prompt)

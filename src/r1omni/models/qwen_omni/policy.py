@@ -324,6 +324,9 @@ class QwenOmniPolicy:
         self.thinker.to(device)
         return self
 
+    def check_clip(self, clip: ClipInput) -> None:
+        self.preprocessor.check(clip)
+
     def prepare(self, clips: list[ClipInput]) -> PreparedBatch:
         return self.preprocessor(clips)
 

@@ -47,7 +47,7 @@ from PIL import Image
 from transformers import WhisperFeatureExtractor
 
 from r1omni.atomic import atomic_write_text
-from r1omni.models.policy import ClipInput, PreparedBatch
+from r1omni.models.policy import ClipInput, ClipRejected, PreparedBatch
 
 __all__ = ["FamilyTokens", "QWEN2_5_OMNI_TOKENS", "QWEN3_OMNI_TOKENS", "FAMILY_TOKENS", "OmniPreprocessing",
            "OmniPreprocessor", "chat_template", "patchify", "resize_and_normalize", "num_audio_tokens",
@@ -284,15 +284,40 @@ class OmniPreprocessor:
         pixels = resize_and_normalize(frames, s.frame_height, s.frame_width, s.image_mean, s.image_std)
         return patchify(pixels, s.patch_size, s.temporal_patch_size, s.merge_size)
 
+    def check(self, clip: ClipInput) -> None:
+        """Raise :class:`ClipRejected` for a clip :meth:`__call__` cannot read (see ``Policy.check_clip``)."""
+        self._check_question(clip.question)
+        if clip.waveform is not None:
+            self._check_audio_length(min(len(clip.waveform), self._max_audio_samples))
+
+    @property
+    def _max_audio_samples(self) -> int:
+        return int(self.settings.max_audio_seconds * self.settings.sample_rate_hz)
+
+    def _check_audio_length(self, num_samples: int) -> None:
+        """The audio tower's convolutions and pooling leave nothing of a few mel frames (about 20 ms)."""
+        hop = self.feature_extractor.hop_length
+        if self.audio_tokens(math.ceil(num_samples / hop)) >= 1:
+            return
+        needed = next(frames for frames in range(1, 10_000) if self.audio_tokens(frames) >= 1)
+        shortest = (needed - 1) * hop + 1
+        rate = self.settings.sample_rate_hz
+        raise ClipRejected(f"audio of {num_samples} samples ({1000 * num_samples / rate:.1f} ms) is too short for "
+                           f"one {self.settings.family} audio token (it needs at least {shortest} samples, "
+                           f"{1000 * shortest / rate:.1f} ms); pass waveform=None for a clip without audio")
+
+    def _check_question(self, question: str) -> None:
+        for token in self.settings.tokens.all():
+            if token in question:
+                raise ClipRejected(f"question contains the media token {token!r}; media go in ClipInput.frames / "
+                                   "ClipInput.waveform, not in the text")
+
     def audio_inputs(self, waveform: np.ndarray) -> np.ndarray:
         """Waveform (S,) -> log-mel features (M, F_clip) of the clip's valid frames only."""
         hop = self.feature_extractor.hop_length
-        max_samples = int(self.settings.max_audio_seconds * self.settings.sample_rate_hz)
-        wav = np.asarray(waveform, dtype=np.float32)[:max_samples]
+        wav = np.asarray(waveform, dtype=np.float32)[:self._max_audio_samples]
         num_frames = math.ceil(len(wav) / hop)
-        if num_audio_tokens(self.settings.family, num_frames, self.settings.audio_n_window) < 1:
-            raise ValueError(f"waveform of {len(wav)} samples is too short to give one audio token; "
-                             "pass waveform=None for a clip without audio")
+        self._check_audio_length(len(wav))
         # Three hops of silence after the clip cover every STFT window that overlaps it (n_fft/2 = 200
         # samples), so the valid frames equal those of HF's 30-s zero padding, whatever else is in the batch.
         padded = self.feature_extractor(wav, sampling_rate=self.settings.sample_rate_hz, padding="max_length",
@@ -309,10 +334,7 @@ class OmniPreprocessor:
     # -- prompt --------------------------------------------------------------------------------
     def render(self, clip: ClipInput) -> str:
         """The prompt text with one placeholder per present modality (video part, audio part, question)."""
-        for token in self.settings.tokens.all():
-            if token in clip.question:
-                raise ValueError(f"question contains the media token {token!r}; media go in ClipInput.frames / "
-                                 "ClipInput.waveform, not in the text")
+        self._check_question(clip.question)
         parts: list[dict[str, str]] = []
         if clip.frames is not None:
             parts.append({"type": "video"})
@@ -345,6 +367,10 @@ class OmniPreprocessor:
         for index, clip in enumerate(clips):
             if not isinstance(clip, ClipInput):
                 raise TypeError(f"clips[{index}] is {type(clip).__name__}, expected ClipInput")
+            try:
+                self.check(clip)
+            except ClipRejected as err:   # say which clip, for a caller that did not check each one
+                raise ClipRejected(f"clips[{index}]: {err}") from None
             text = self.render(clip)
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             for name, absent in (("video", clip.frames is None), ("audio", clip.waveform is None)):

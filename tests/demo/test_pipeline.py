@@ -1,15 +1,36 @@
 """`r1omni demo --quick` end to end (r1omni.demo.pipeline and .report): what it writes, that a re-run reuses it,
-and that the same seed gives the same numbers whatever the thread variables; not its accuracy."""
+that the same seed gives the same numbers whatever the thread variables and the CPU's vector width, and
+that they are the committed ones (``quick-seed0.json``); not its accuracy."""
 
 import hashlib
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from r1omni.environment import isa_level, pins_digest
+
 pytestmark = pytest.mark.slow
+
+COMMITTED = Path(__file__).with_name("quick-seed0.json")
+# An AVX2 machine's libraries, capped from outside (as tests/synth/test_benchmark_hashes.py does).
+AVX2_MACHINE = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                "ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell", "OPENCV_CPU_DISABLE": "AVX512-SKX",
+                "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
+# The command line with r1omni's own cap switched off, FFmpeg capped as an AVX2 machine's would be.
+UNPINNED_DEMO = """
+import ctypes, sys
+import r1omni.environment as environment
+avutil = environment._libavutil()
+if avutil is not None and environment.isa_level() in ("x86-64-v3", "x86-64-v4"):
+    avutil.av_force_cpu_flags(ctypes.c_int(avutil.av_get_cpu_flags() & ~0x300000))
+environment.pin_isa = lambda: {}
+from r1omni.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 VARIANTS = ("base", "cold_start_sft", "label_sft", "rlvr", "rlvr_grounding")
 
@@ -76,21 +97,49 @@ def _numbers(value):
     return json.dumps(strip(value), sort_keys=True)
 
 
+def _record(out) -> dict:
+    """What the committed record holds: the numbers (no timings) and the weights' digests."""
+    results = json.loads((out / "results.json").read_text())
+    record = {key: json.loads(_numbers(results[key])) for key in ("variants", "paired", "paired_hallucination")}
+    record["weights_sha256"] = _digests(out)
+    return record
+
+
+def _first_difference(a, b, path=""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}")
+    return f"{path}: committed {a!r}, measured {b!r}"
+
+
+def _lock_digest() -> str:
+    lock = Path(__file__).parents[2] / "requirements.lock"
+    return pins_digest(line for line in lock.read_text().splitlines() if not line.startswith("#"))
+
+
 def _digests(out):
     """sha256 of every saved model's weights, by path relative to the run folder."""
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(out.glob("runs/*/final/*.safetensors"))}
 
 
-def test_the_same_seed_gives_the_same_numbers_whatever_the_thread_variables(quick_demo, tmp_path):
+def test_the_same_seed_gives_the_same_numbers_whatever_the_thread_variables_and_the_vector_width(quick_demo,
+                                                                                                 tmp_path):
+    """The second run plays an AVX2 machine that does not pin anything (its libraries capped from outside,
+    r1omni's own cap switched off) with other thread variables: it must compute what this machine
+    computes with the cap. On an AVX2 machine the emulation changes nothing and the test still holds."""
     out, _ = quick_demo  # made under the suite's OMP_NUM_THREADS=1
     again = tmp_path / "again"
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
-    completed = subprocess.run([sys.executable, "-m", "r1omni", "demo", "--quick", "-o", str(again)],
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", **AVX2_MACHINE}
+    completed = subprocess.run([sys.executable, "-c", UNPINNED_DEMO, "demo", "--quick", "-o", str(again)],
                                capture_output=True, text=True, timeout=900, env=env)
     assert completed.returncode == 0, completed.stderr[-3000:]
     first, second = (json.loads((d / "results.json").read_text()) for d in (out, again))
     assert second["environment"]["thread_variables"]["OMP_NUM_THREADS"] == "2"   # the caller's, recorded
+    assert first["environment"]["isa"]["pinned"] in ("x86-64-v3", None)
+    assert second["environment"]["isa"]["pinned"] is None and second["environment"]["isa"]["torch_cpu_capability"] \
+        in ("AVX2", "DEFAULT")
     assert first["environment"]["pinned_thread_variables"] == second["environment"]["pinned_thread_variables"]
     assert first["environment"]["torch_threads"] == second["environment"]["torch_threads"]
     for key in ("variants", "paired", "paired_hallucination"):
@@ -99,6 +148,24 @@ def test_the_same_seed_gives_the_same_numbers_whatever_the_thread_variables(quic
     for split in ("id", "ood"):
         assert ((out / "eval" / "rlvr" / split / "predictions.jsonl").read_text()
                 == (again / "eval" / "rlvr" / split / "predictions.jsonl").read_text())
+
+
+def test_the_quick_demo_gives_the_committed_numbers(quick_demo):
+    """Every number and every saved weight of ``demo --quick`` (seed 0) equals the committed record: on any
+    machine of x86-64-v3 or above, with the locked packages. A change meant to move them rewrites the
+    record: ``python tests/demo/test_pipeline.py OUT`` with OUT a fresh ``demo --quick`` folder."""
+    machine, lock_digest = isa_level(), _lock_digest()
+    if machine not in ("x86-64-v3", "x86-64-v4"):
+        pytest.skip(f"the committed numbers are those of x86-64-v3 kernels; this machine is {machine}")
+    out, _ = quick_demo
+    results = json.loads((out / "results.json").read_text())
+    if results["environment"]["installed_digest"] != lock_digest:
+        pytest.skip("the installed packages are not the lock's (make test-latest): other numbers may be right")
+    committed = json.loads(COMMITTED.read_text())
+    measured = _record(out)
+    differ = [key for key in committed if committed[key] != measured.get(key)]
+    assert not differ, (f"demo --quick differs from {COMMITTED.name} in {differ}; first difference: "
+                        f"{_first_difference(committed[differ[0]], measured.get(differ[0]))}")
 
 
 def test_results_record_the_environment(quick_demo):
@@ -137,3 +204,8 @@ def test_changed_settings_rebuild_instead_of_reusing_stale_models(tmp_path):
     (tmp_path / "demo_settings.json").unlink()
     _forget_stale_results(tmp_path, config, bench, said.append)
     assert not (tmp_path / "eval").exists()
+
+
+if __name__ == "__main__":  # rewrite the committed record from a fresh `demo --quick` folder (see above)
+    COMMITTED.write_text(json.dumps(_record(Path(sys.argv[1])), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {COMMITTED}")

@@ -51,6 +51,7 @@ from r1omni.metrics import PREDICTIONS
 from r1omni.models import SamplingConfig, init_preset, load_policy
 from r1omni.schema import Sample, read_samples
 from r1omni.synth import generate_benchmark
+from r1omni.synth.generate import benchmark_digest
 from r1omni.synth.config import TEST_SPLITS, VALIDATION_SPLITS
 from r1omni.synth.text import corpus as synth_corpus
 from r1omni.train.checkpoint import TrainResult
@@ -287,7 +288,9 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
 
     ticket = stage("benchmark", f"1/8 benchmark ({config.synth_preset}) in {bench}")
     manifests = generate_benchmark(bench, preset=config.synth_preset, seed=config.seed)
-    say(f"   splits: { {split: len(read_samples(path)) for split, path in manifests.items()} }")
+    bench_digest = benchmark_digest(bench)
+    say(f"   splits: { {split: len(read_samples(path)) for split, path in manifests.items()} }, "
+        f"digest {bench_digest['all']}")
     _forget_stale_results(out, config, bench, say)
     done(ticket)
     stages = _train_stages(config, out, manifests, say, stage, done)
@@ -303,6 +306,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
     ticket = stage("report", "8/8 results and report")
     eval_samples = {split: read_samples(manifests[split]) for split in config.eval_splits}
     results = _results(config, metrics, stages, out / "eval", attribution, timings, started, eval_samples)
+    results["benchmark_digest"] = bench_digest   # equal digests: the same files, byte for byte
     write_report(out, results, metrics, out / "eval", out / "runs", manifests)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     done(ticket)

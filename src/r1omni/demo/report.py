@@ -173,7 +173,9 @@ def _summary_lines(results: dict, keys: list[str]) -> list[str]:
              f"Wall time {results['wall_seconds'] / 60:.1f} min on {env['cpu_model']} ({env['cpu_count']} CPUs, "
              f"{env['torch_threads']} torch threads; python {env['python']}, torch {env['torch']}, "
              f"transformers {env['transformers']}, av {env['av']}, numpy {env['numpy']}; "
-             f"install digest {env['installed_digest']}). Evaluated on {', '.join(results['eval_splits'])}. "
+             f"install digest {env['installed_digest']}; CPU level {env['isa']['machine']}, kernels capped at "
+             f"{env['isa']['pinned'] or 'nothing'}; benchmark digest {results['benchmark_digest']['all']}). "
+             f"Evaluated on {', '.join(results['eval_splits'])}. "
              "Scores use the normalized track (answers mapped to the 7 classes); strict-track numbers are in "
              "results.json. Paired differences are mean per-clip correctness differences on the same clips, "
              "± one standard error.", "",

@@ -172,6 +172,9 @@ def prepare_run_folder(accelerator: Accelerator, output_dir: str | os.PathLike, 
     one in a field that decides the result (the message lists them).
     """
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"output_dir {output_dir} is a file; give a folder (it holds the run's checkpoints, "
+                         "metrics and final model)")
     checkpoint = None if overwrite else _checkpoint_to_resume(output_dir, config, resume)
     if accelerator.is_main_process:
         if overwrite:

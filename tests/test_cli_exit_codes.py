@@ -90,10 +90,10 @@ def test_segment_json_keeps_stdout_json_and_refuses_a_file_cut_short(model, medi
     assert [r["index"] for r in rows if "index" in r] == [0, 1] and not (tmp_path / "cut").exists()
 
 
-def test_segment_seconds_must_be_finite(model, media, capsys):
+def test_segment_seconds_must_be_finite(model, media, tmp_path, capsys):
     """D17: inf was accepted."""
-    assert main(_predict(model, "--segment", "inf", media[".mkv"])) == USAGE
-    assert "window_seconds must be a positive number" in capsys.readouterr().err
+    assert main(_predict(model, "--segment", "inf", "-o", tmp_path / "out", media[".mkv"])) == USAGE
+    assert "window_seconds must be a finite number of seconds >= 0.1, got inf" in capsys.readouterr().err
 
 
 def test_eval_of_an_empty_manifest_produces_nothing_and_says_so(tmp_path, capsys):

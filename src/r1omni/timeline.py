@@ -37,9 +37,15 @@ from r1omni.models import Policy, SamplingConfig
 from r1omni.schema import Sample
 
 __all__ = ["SPLITS", "TimelineOptions", "WindowPrediction", "timeline_spans", "predict_timeline",
-           "summarize_timeline", "write_timeline", "output_names", "TooManyWindows", "fixed_window_count", "NO_LABEL"]
+           "summarize_timeline", "write_timeline", "output_names", "TooManyWindows", "fixed_window_count", "NO_LABEL",
+           "MIN_WINDOW_SECONDS", "MAX_OVERLAP_SHARE"]
 
 SPLITS = ("fixed", "speech")
+MIN_WINDOW_SECONDS = 0.1
+"""Shortest window: less holds about one frame, and a window start would not move past float rounding."""
+MAX_OVERLAP_SHARE = 0.9
+"""Most of a window its successor may overlap: windows start at least a tenth of a window apart, so the
+work per second of recording is bounded (4 s windows overlapping by 3.999 s would be 1,000 per second)."""
 NO_LABEL = "(none)"
 """How a window whose answer names no label of the label set is counted in the summary."""
 
@@ -63,10 +69,13 @@ class TimelineOptions:
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
-        if not (math.isfinite(self.window_seconds) and self.window_seconds > 0):
-            raise ValueError(f"window_seconds must be a positive number of seconds, got {self.window_seconds}")
-        if not (math.isfinite(self.overlap_seconds) and 0 <= self.overlap_seconds < self.window_seconds):
-            raise ValueError(f"overlap_seconds must be in [0, window_seconds), got {self.overlap_seconds}")
+        if not (math.isfinite(self.window_seconds) and self.window_seconds >= MIN_WINDOW_SECONDS):
+            raise ValueError(f"window_seconds must be a finite number of seconds >= {MIN_WINDOW_SECONDS}, "
+                             f"got {self.window_seconds}")
+        most = MAX_OVERLAP_SHARE * self.window_seconds
+        if not (math.isfinite(self.overlap_seconds) and 0 <= self.overlap_seconds <= most):
+            raise ValueError(f"overlap_seconds must be in [0, {MAX_OVERLAP_SHARE:g} x window_seconds] = [0, {most:g}], "
+                             f"got {self.overlap_seconds}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_windows is not None and self.max_windows < 1:
@@ -90,7 +99,7 @@ class TooManyWindows(ValueError):
 def fixed_window_count(duration_seconds: float, options: TimelineOptions) -> int:
     """About how many fixed windows ``duration_seconds`` gives (one more at most), without listing them."""
     hop = options.window_seconds - options.overlap_seconds
-    return max(1, math.ceil(max(duration_seconds - options.overlap_seconds, 0.0) / hop))
+    return max(1, math.ceil(max(duration_seconds - options.overlap_seconds, 0.0) / hop))   # hop >= 0.01 s
 
 
 @dataclass

@@ -36,8 +36,8 @@ from r1omni.schema import Sample
 from r1omni.serve.config import ServeConfig
 from r1omni.serve.errors import ServeError
 
-__all__ = ["ClipRequest", "PathRequest", "FLAGS", "receive_upload", "read_path_request", "resolve_media_path",
-           "check_clip", "sample_for_clip", "parse_flag", "FORM_ALLOWANCE_BYTES"]
+__all__ = ["ClipRequest", "PathRequest", "FLAGS", "FLAG_WORDS", "receive_upload", "read_path_request",
+           "resolve_media_path", "check_clip", "sample_for_clip", "parse_flag", "FORM_ALLOWANCE_BYTES"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +47,11 @@ _MAX_FIELD_BYTES = 1024
 _MAX_JSON_BYTES = 64 * 1024
 _SAFE_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 _TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
+_FALSE = ("0", "false", "no", "off")
 FLAGS = ("explain", "face_crop", "transcribe")
 """The per-request options: a query parameter, a form field or a JSON key of that name sets each."""
+FLAG_WORDS = ("true", "false", "1", "0", "yes", "no", "on", "off")
+"""What a form field of :data:`FLAGS` may say (any case); the OpenAPI form lists them."""
 
 
 @dataclass
@@ -175,8 +177,12 @@ class _MultipartUpload:
         name = params.get(b"name", b"").decode("utf-8", "replace")
         filename = params.get(b"filename")
         if filename is None:
-            if name in self.fields or len(self.fields) >= 8:
-                raise ServeError(400, "bad_multipart", f"form field {name!r} repeated or too many fields")
+            # Only the documented fields (the OpenAPI form has no others), each once.
+            if name not in FLAGS:
+                raise ServeError(400, "bad_multipart", f"unknown form field {name!r}; the form takes 'file' and "
+                                                       f"optionally {', '.join(FLAGS)}")
+            if name in self.fields:
+                raise ServeError(400, "bad_multipart", f"form field {name!r} repeated")
             self._part = name
             return
         if name != "file":
@@ -275,8 +281,9 @@ async def receive_upload(request: Request, config: ServeConfig, request_id: str,
     clip = ClipRequest(id=request_id, path=upload.file_path, name=upload.filename or "upload", temporary=True,
                        size_bytes=upload.file_bytes)
     try:
-        for name in FLAGS:
-            setattr(clip, name, flags.get(name, False) or parse_flag(upload.fields.get(name), name))
+        for name in FLAGS:   # the form's value is checked even when the query already set the flag
+            from_form = parse_flag(upload.fields.get(name), name)
+            setattr(clip, name, flags.get(name, False) or from_form)
     except ServeError:
         clip.discard()
         raise

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from r1omni.claims import check_claims
 from r1omni.explain.reasoning import mentions_audio, mentions_visual
-from r1omni.serve.inputs import PathRequest
+from r1omni.serve.inputs import FLAG_WORDS, FLAGS, PathRequest
 
 __all__ = ["Claim", "ReasoningSegment", "ModalityEffect", "Attribution", "Timings", "FaceCropSummary", "Word",
            "Transcript", "MediaSummary", "PredictResponse", "TimelineWindow", "ModelInfo", "Health", "ErrorBody",
@@ -26,6 +26,9 @@ __all__ = ["Claim", "ReasoningSegment", "ModalityEffect", "Attribution", "Timing
 # ("the face is tense, but the voice is calm" holds one visual and one audio clause).
 _CLAUSE_END = re.compile(r"(?<=[.!?;])\s+|,\s+(?=(?:but|while|whereas|yet|although|though)\b)", re.IGNORECASE)
 _COMPONENT = "#/components/schemas/{model}"
+# A form field is text: the words the server reads as a boolean (r1omni.serve.inputs.parse_flag).
+_FORM_FLAG = {"type": "string", "enum": list(FLAG_WORDS), "default": "false",
+              "description": "true or false (also 1/0, yes/no, on/off; any case)"}
 
 
 class Claim(BaseModel):
@@ -187,11 +190,10 @@ ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in 
     (422, "Unreadable media or invalid request"), (507, "No space left on the server to store the upload"),
     (503, "Queue full or server shutting down"), (504, "No answer within the request timeout"))}
 PREDICT_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "additionalProperties": False,
+                                       "properties": {
         "file": {"type": "string", "format": "binary", "description": "A video or audio clip"},
-        "explain": {"type": "boolean", "default": False},
-        "face_crop": {"type": "boolean", "default": False},
-        "transcribe": {"type": "boolean", "default": False}}}},
+        **{flag: _FORM_FLAG for flag in FLAGS}}}},
     "application/json": {"schema": {"$ref": _COMPONENT.format(model="PathRequest")}},
 }}}
 TIMELINE_STREAM = {200: {"description": "One JSON object per line: start, window (one per window), summary or error",

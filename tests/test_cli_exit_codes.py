@@ -227,3 +227,17 @@ def test_train_says_whether_clips_were_skipped_or_the_run_diverged(tmp_path, cap
     monkeypatch.setattr(sft, "train_sft", diverge)
     assert main(["train", "sft", str(_sft_config(tmp_path))]) == FAILED
     assert "r1omni train: error: step 3: loss is nan" in capsys.readouterr().err
+
+
+def test_eval_and_explain_say_when_clips_were_skipped(model, media, tmp_path, capsys):
+    """A clip whose media cannot be read is skipped and counted: partial (3); all of them: nothing (4)."""
+    rows = [{"id": "good", "corpus": "synth", "audio": str(media["wav"]), "label": "happy"},
+            {"id": "bad", "corpus": "synth", "video": str(media["text"]), "label": "sad"}]
+    both, bad_only = tmp_path / "both.jsonl", tmp_path / "bad.jsonl"
+    both.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    bad_only.write_text(json.dumps(rows[1]) + "\n")
+    common = ["--model", str(model), "--max-new-tokens", "3", "--labels", "synth"]
+    assert main(["eval", *common, "--data", str(both), "-o", str(tmp_path / "e1")]) == PARTIAL
+    assert main(["eval", *common, "--data", str(bad_only), "-o", str(tmp_path / "e2")]) == NOTHING
+    assert main(["explain", *common, "--data", str(both), "-o", str(tmp_path / "x1")]) == PARTIAL
+    assert "skipped 1 clip(s) whose media could not be decoded" in capsys.readouterr().out

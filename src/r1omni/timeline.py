@@ -55,9 +55,10 @@ class TimelineOptions:
     """How a recording is cut into windows."""
 
     window_seconds: float = 4.0
-    """Length of a window (with ``split="speech"``: the longest a window of one utterance may be)."""
+    """Length of a window (with ``split="speech"``: the longest a window of one utterance may be); at
+    least :data:`MIN_WINDOW_SECONDS`."""
     overlap_seconds: float = 0.0
-    """Overlap of consecutive fixed windows."""
+    """Overlap of consecutive fixed windows; at most :data:`MAX_OVERLAP_SHARE` of a window."""
     split: str = "fixed"
     """"fixed" (windows one after the other) or "speech" (utterances from the voice-activity detector)."""
     batch_size: int = 4

@@ -42,8 +42,7 @@ class ServeConfig:
     not grow with the length; time does)."""
     max_timeline_windows: int = 3600
     """Most windows one timeline request may ask for (4 h in 4 s windows): what bounds its work, since
-    a tiny window or a large overlap multiplies the model calls (a 10-minute file in 4 s windows
-    overlapping by 3.999 s would be 596,002). More gets 413 before any work."""
+    a short window or a large overlap multiplies the model calls. More gets 413 before any work."""
     upload_idle_timeout_seconds: float = 30.0
     """Longest pause while a request body arrives; a client silent for longer gets 408 and its partial
     upload is removed. Uploads in progress hold no in-flight place (``r1omni.serve.admission``)."""

@@ -63,3 +63,21 @@ def test_a_folder_is_not_taken_for_a_file_nor_a_file_for_a_folder(tmp_path):
         with atomic_dir(tmp_path / "file"):
             pass
     assert (tmp_path / "file").read_text() == "x"
+
+
+def test_torchs_unnamed_write_failure_on_a_full_disk_is_a_full_disk(tmp_path, monkeypatch):
+    """D18: torch.save reports ENOSPC as 'PytorchStreamWriter failed writing file ...' (a RuntimeError, no
+    errno): on a disk with under 1 MiB free it is taken for what it is; elsewhere it stays what it was."""
+    import shutil
+    from collections import namedtuple
+
+    from r1omni.atomic import system_write_error
+
+    usage = namedtuple("usage", "total used free")
+    torch_error = RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing "
+                               "file data/0: file write failed")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 20, 10 << 20, 12 << 10))
+    named = system_write_error(torch_error, tmp_path / "checkpoints" / ".step-0000002.tmp")
+    assert named.errno == errno.ENOSPC and named.filename.endswith(".step-0000002.tmp")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, 1 << 30, 9 << 30))
+    assert system_write_error(torch_error, tmp_path) is None

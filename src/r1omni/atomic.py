@@ -29,6 +29,7 @@ COMPLETE_MARKER = "COMPLETE"
 # Write failures that are the system's, not the caller's: reported against the destination.
 _SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG})
 _OS_ERROR_IN_TEXT = re.compile(r"\(os error (\d+)\)")
+_NEARLY_FULL_BYTES = 1 << 20
 
 
 def _umask() -> int:
@@ -47,15 +48,27 @@ def _umask() -> int:
 def system_write_error(err: BaseException, path: str | os.PathLike) -> OSError | None:
     """``err`` as an :class:`OSError` naming ``path`` when it is the system refusing a write (disk full,
     quota, I/O error, read-only disk), else None. Rust-backed writers (safetensors) put the errno in
-    their message as "(os error N)" instead of raising an OSError."""
+    their message as "(os error N)" instead of raising an OSError; torch's writer loses it altogether
+    ("PytorchStreamWriter failed writing file ..."), so a RuntimeError while the disk holding ``path``
+    has under 1 MiB free is taken for a full disk."""
     if isinstance(err, OSError):
         code = err.errno
     else:
         found = _OS_ERROR_IN_TEXT.search(str(err))
         code = int(found.group(1)) if found else None
+        if code is None and isinstance(err, RuntimeError) and _nearly_full(Path(path)):
+            code = errno.ENOSPC
     if code not in _SYSTEM_ERRNOS:
         return None
     return OSError(code, os.strerror(code), os.fspath(path))
+
+
+def _nearly_full(path: Path) -> bool:
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    try:
+        return existing is not None and shutil.disk_usage(existing).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False
 
 
 def _refuse_folder(path: Path) -> None:

@@ -125,9 +125,20 @@ def test_audio_only_file(tiny_policy, wav_file, av_clip):
     assert as_video.error is not None and "voice.wav" in as_video.error
 
 
-def test_sample_for_path():
-    assert sample_for_path("a/b.WAV").audio == "a/b.WAV" and sample_for_path("a/b.WAV").video is None
-    assert sample_for_path("a/b.mp4").video == "a/b.mp4"
+def test_sample_for_path_reads_the_headers_not_the_name(tiny_policy, wav_file, av_clip, tmp_path):
+    """D13: predict chose by suffix, so an audio-only .mp4 failed with "no video stream" while the
+    server, which probes the headers, answered it."""
+    import shutil
+
+    audio_named_mp4 = tmp_path / "audio_only.mp4"
+    shutil.copyfile(write_audio(tmp_path / "voice.m4a", np.zeros(16000, np.float32)), audio_named_mp4)
+    wav_named_mp4 = shutil.copyfile(wav_file, tmp_path / "voice_named.mp4")
+    for path in (wav_file, audio_named_mp4, wav_named_mp4):
+        assert sample_for_path(path).audio == str(path) and sample_for_path(path).video is None
+    assert sample_for_path(av_clip).video == str(av_clip)
+    assert sample_for_path(tmp_path / "missing.wav").video == str(tmp_path / "missing.wav")   # decoding says why
+    [record] = predict_files(tiny_policy, [audio_named_mp4], sampling=SHORT)
+    check_answered(record, audio_named_mp4)
 
 
 class ClaimingPolicy(EchoPolicy):

@@ -1,11 +1,15 @@
 """The ``r1omni`` command: subcommands over the library. The only module that prints.
 
-Each subcommand imports what it needs when it runs, so ``r1omni --help`` answers at once.
+Each subcommand imports what it needs when it runs, so ``r1omni --help`` answers at once. Every
+command ends with one of the :class:`ExitCode` statuses, so that a script can tell "all done" from
+"done, but some inputs failed" and from "nothing produced" without reading the output.
 """
 
 from __future__ import annotations
 
 import argparse
+import enum
+import errno
 import json
 import logging
 import os
@@ -14,7 +18,35 @@ from collections.abc import Callable
 
 from r1omni.labels import DEFAULT_LABEL_SET, LABEL_SETS  # standard library only
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "ExitCode"]
+
+
+class ExitCode(enum.IntEnum):
+    """The exit statuses of every command (the README's "Exit codes" table)."""
+
+    OK = 0
+    """Everything asked for was done."""
+    FAILED = 1
+    """The command stopped: the system refused (disk full, I/O error), training diverged, or a bug
+    (with a traceback). Finished outputs are whole; unfinished ones are not visible."""
+    USAGE = 2
+    """Bad arguments, config, model folder or input file (as argparse's own errors); nothing was done."""
+    PARTIAL = 3
+    """Done, but some inputs failed: each is named in the output (its record's ``error``, a skip count)."""
+    NOTHING = 4
+    """Nothing was produced: every input failed, or there was nothing to work on."""
+
+
+def _outcome(produced: int, failed: int) -> ExitCode:
+    """OK when every input gave a result, PARTIAL when some failed, NOTHING when none gave one."""
+    if produced == 0:
+        return ExitCode.NOTHING
+    return ExitCode.PARTIAL if failed else ExitCode.OK
+
+
+# OSErrors about the paths a user gave (usage), as opposed to the system failing a command.
+_PATH_ERRNOS = frozenset({errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.ELOOP,
+                          errno.ENAMETOOLONG})
 
 # Literal where the registry's module is heavy (media, torch), so that `r1omni --help` answers at
 # once; tests/test_cli.py keeps them equal to r1omni.clips.MODALITIES, r1omni.data.CORPORA and
@@ -42,10 +74,13 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
 
     options = dict(_parse_options(args.option))
     result = import_corpus(args.corpus, args.root, fold=args.fold, split=args.split, **options)
-    write_samples(args.output, result.samples)
     print(result.summary())
+    if not result.samples:
+        print(f"wrote nothing: no sample was kept, so there is no manifest to write to {args.output}", file=sys.stderr)
+        return ExitCode.NOTHING
+    write_samples(args.output, result.samples)
     print(f"wrote {len(result.samples)} samples to {args.output}")
-    return 0
+    return _outcome(result.used, len(result.skipped))
 
 
 def _parse_options(pairs: list[str] | None) -> list[tuple[str, object]]:
@@ -54,7 +89,7 @@ def _parse_options(pairs: list[str] | None) -> list[tuple[str, object]]:
     options = []
     for pair in pairs or []:
         if "=" not in pair:
-            raise SystemExit(f"--option {pair!r} must look like key=value")
+            raise ValueError(f"--option {pair!r} must look like key=value")
         key, value = pair.split("=", 1)
         options.append((key, yaml.safe_load(value)))
     return options
@@ -68,7 +103,7 @@ def _cmd_synth_generate(args: argparse.Namespace) -> int:
     manifests = generate_benchmark(args.output_dir, preset=args.preset, seed=args.seed, progress=not args.quiet)
     for split, path in manifests.items():
         print(f"{split}: {path}")
-    return 0
+    return ExitCode.OK
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -78,7 +113,7 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 
     for name, description in sorted(list_presets().items()):
         print(f"{name:24s} {description}")
-    return 0
+    return ExitCode.OK
 
 
 def _cmd_models_init(args: argparse.Namespace) -> int:
@@ -91,7 +126,7 @@ def _cmd_models_init(args: argparse.Namespace) -> int:
         policy.save(tmp)
     params = sum(p.numel() for p in policy.module.parameters())
     print(f"{args.preset}: {params / 1e6:.2f}M parameters ({policy.family}) -> {args.output}")
-    return 0
+    return ExitCode.OK
 
 
 # -- predict ------------------------------------------------------------------------------------
@@ -101,10 +136,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from r1omni.models import SamplingConfig, load_policy
 
     _threads(args)
+    if args.segment is not None:
+        from r1omni.timeline import TimelineOptions
+
+        # Checked before the model loads: a bad window setting is a usage error, found at once.
+        options = TimelineOptions(window_seconds=args.segment, overlap_seconds=args.segment_overlap,
+                                  split=args.segment_by, batch_size=args.batch_size)
+        policy = load_policy(args.model)
+        return _predict_timelines(args, policy, SamplingConfig(max_new_tokens=args.max_new_tokens), options)
     policy = load_policy(args.model)
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
-    if args.segment:
-        return _predict_timelines(args, policy, sampling)
     failures = 0
     for prediction in predict_files(policy, args.videos, modalities=args.modalities, prompt=args.prompt,
                                     batch_size=args.batch_size, sampling=sampling, label_set=args.label_set,
@@ -128,31 +169,43 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             for claim in prediction.claims:
                 measured = f" (measured: {claim['actual']})" if claim["actual"] else ""
                 print(f"    [{claim['verdict']}] {claim['phrase']}{measured}", flush=True)
-    return 1 if failures == len(args.videos) else 0
+    return _outcome(len(args.videos) - failures, failures)
 
 
-def _predict_timelines(args: argparse.Namespace, policy, sampling) -> int:
-    """``predict --segment``: a timeline per recording (windows.jsonl, summary.json, timeline.png)."""
+def _predict_timelines(args: argparse.Namespace, policy, sampling, options) -> int:
+    """``predict --segment``: a timeline per recording (windows.jsonl, summary.json, timeline.png), each in
+    its own folder under ``--output`` (:func:`r1omni.timeline.output_names`)."""
+    from pathlib import Path
+
+    from r1omni.clips import ClipLoader
+    from r1omni.labels import get_label_set
+    from r1omni.timeline import output_names
+
+    loader = ClipLoader.for_policy(policy, prompt=args.prompt, modalities=args.modalities,
+                                    face_crop=args.face_crop, transcribe=args.transcribe)
+    labels = get_label_set(args.label_set)
+    answered = failed = 0
+    for video, name in zip(args.videos, output_names(args.videos)):
+        summary = _predict_timeline(args, policy, sampling, video, Path(args.output) / name, options, loader, labels)
+        answered += summary is not None and summary["answered"] > 0
+        failed += summary is None or summary["failed"] > 0
+    return _outcome(answered, failed)
+
+
+def _predict_timeline(args: argparse.Namespace, policy, sampling, video: str, out, options, loader, labels
+                      ) -> dict | None:
+    """One recording's timeline, written to ``out`` and reported; None when the recording cannot be read
+    (reported as a JSON record with ``--json``, so that stdout stays one JSON object per line)."""
     from pathlib import Path
 
     from tqdm.auto import tqdm
 
-    from r1omni.clips import ClipLoader
-    from r1omni.labels import get_label_set
     from r1omni.media import MediaError
-    from r1omni.timeline import TimelineOptions, predict_timeline, summarize_timeline, write_timeline
+    from r1omni.timeline import predict_timeline, summarize_timeline, write_timeline
 
-    options = TimelineOptions(window_seconds=args.segment, overlap_seconds=args.segment_overlap,
-                              split=args.segment_by, batch_size=args.batch_size)
-    loader = ClipLoader.for_policy(policy, prompt=args.prompt, modalities=args.modalities,
-                                    face_crop=args.face_crop, transcribe=args.transcribe)
-    labels = get_label_set(args.label_set)
-    failures = 0
-    for video in args.videos:
-        out = Path(args.output) / Path(video).stem
-        bar = tqdm(desc=Path(video).name, unit="window", disable=args.json)
+    rows = []
+    with tqdm(desc=Path(video).name, unit="window", disable=args.json) as bar:
         try:
-            rows = []
             for row in predict_timeline(policy, video, options, loader, sampling, labels,
                                         progress=lambda done, total: (setattr(bar, "total", total),
                                                                       bar.update(done - bar.n))):
@@ -160,21 +213,25 @@ def _predict_timelines(args: argparse.Namespace, policy, sampling) -> int:
                 if args.json:
                     print(json.dumps({"path": video, **row.to_dict()}, ensure_ascii=False), flush=True)
         except MediaError as err:
-            bar.close()
-            failures += 1
-            print(f"{video}: ERROR {err}", flush=True)
-            continue
-        bar.close()
-        summary = summarize_timeline(rows)
-        paths = write_timeline(out, rows, summary, title=Path(video).name)
-        if not args.json:
-            shares = ", ".join(f"{name} {share:.0%}" for name, share in summary["share_of_time"].items())
-            print(f"{video}: {summary['windows']} windows ({summary['failed']} failed); {shares}; "
-                  f"{len(summary['changes'])} change(s) of emotion")
-            for change in summary["changes"]:
-                print(f"  {change['at_seconds']:8.1f} s  {change['from']} -> {change['to']}")
-            print(f"  wrote {paths['windows']}, {paths['summary'].name}, {paths['plot'].name}", flush=True)
-    return 1 if failures == len(args.videos) else 0
+            error = str(err)
+        else:
+            error = None
+    if error is not None:
+        if args.json:
+            print(json.dumps({"path": video, "error": error}, ensure_ascii=False), flush=True)
+        else:
+            print(f"{video}: ERROR {error}", flush=True)
+        return None
+    summary = summarize_timeline(rows)
+    paths = write_timeline(out, rows, summary, title=Path(video).name)
+    if not args.json:
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in summary["share_of_time"].items())
+        print(f"{video}: {summary['windows']} windows ({summary['failed']} failed); {shares}; "
+              f"{len(summary['changes'])} change(s) of emotion")
+        for change in summary["changes"]:
+            print(f"  {change['at_seconds']:8.1f} s  {change['from']} -> {change['to']}")
+        print(f"  wrote {paths['windows']}, {paths['summary'].name}, {paths['plot'].name}", flush=True)
+    return summary
 
 
 # -- train --------------------------------------------------------------------------------------
@@ -192,7 +249,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = run(config)
     print(f"{args.recipe}: {result.steps} steps, {result.clip_views} clip-views, "
           f"{result.wall_seconds:.1f} s, skipped {result.skipped_clips} clip(s); model -> {result.final_model}")
-    return 0
+    return ExitCode.PARTIAL if result.skipped_clips else ExitCode.OK
 
 
 # -- evaluation, comparison, explanation ---------------------------------------------------------
@@ -222,20 +279,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     samples, corpus = _eval_samples(args)
     if args.limit:
         samples = samples[:args.limit]
+    if not samples:
+        return _nothing_to_do(args)
     labels = label_set_for(samples, args.labels or corpus)
     policy = load_policy(args.model)
     policy.module.eval()
     options = EvalOptions(prompt=args.prompt, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                           modalities=args.modalities, use_subtitle=not args.no_subtitle, face_crop=args.face_crop,
                           transcribe=args.transcribe)
-    bar = tqdm(total=len(samples), desc="eval", unit="clip")
+    # The bar is closed however evaluate ends, so that an error starts on a line of its own.
+    with tqdm(total=len(samples), desc="eval", unit="clip") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
 
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    metrics = evaluate(policy, samples, args.output, labels, options, progress=progress)
-    bar.close()
+        metrics = evaluate(policy, samples, args.output, labels, options, progress=progress)
     for track in TRACKS:
         m = metrics[track]
         line = (f"{track:10s} WAR {m['war']:.4f}  UAR {m['uar']:.4f}  format rate {m['format_rate']:.3f}  "
@@ -248,7 +306,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if metrics["skipped"]:
         print(f"skipped {metrics['skipped']} clip(s) whose media could not be decoded (see predictions.jsonl)")
     print(f"wrote {args.output}/predictions.jsonl, metrics.json, report.md, confusion_*.png")
-    return 0
+    return _outcome(metrics["n"], metrics["skipped"])
+
+
+def _nothing_to_do(args: argparse.Namespace) -> ExitCode:
+    source = args.data or " ".join(args.corpus)
+    limited = f" (--limit {args.limit})" if args.limit else ""
+    print(f"r1omni {args.command}: nothing to do: {source} holds no clips{limited}; nothing written", file=sys.stderr)
+    return ExitCode.NOTHING
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -259,7 +324,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.out:
         result.write_png(args.out)
         print(f"wrote {args.out}")
-    return 0
+    return ExitCode.OK
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -275,14 +340,15 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     samples, corpus = _eval_samples(args)
     if args.limit:
         samples = samples[:args.limit]
+    if not samples:
+        return _nothing_to_do(args)
     labels = label_set_for(samples, args.labels or corpus)
     policy = load_policy(args.model)
     loader = ClipLoader.for_policy(policy, prompt=args.prompt)
-    bar = tqdm(total=len(samples), desc="explain", unit="clip")
-    results, skipped = attribute(policy, samples, loader, labels, method=args.method, batch_size=args.batch_size,
-                                 max_new_tokens=args.max_new_tokens,
-                                 progress=lambda done, total: bar.update(done - bar.n))
-    bar.close()
+    with tqdm(total=len(samples), desc="explain", unit="clip") as bar:
+        results, skipped = attribute(policy, samples, loader, labels, method=args.method,
+                                     batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                                     progress=lambda done, total: bar.update(done - bar.n))
     summary = summarize(results)
     summary["skipped"] = skipped
     from pathlib import Path
@@ -292,7 +358,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     atomic_write_text(out / "attribution_summary.json", json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     print(f"wrote {out}/attribution.jsonl and attribution_summary.json")
-    return 0
+    return _outcome(len(results), skipped)
 
 
 # -- serve --------------------------------------------------------------------------------------
@@ -308,12 +374,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         given["max_upload_bytes"] = int(args.max_upload_mb * MIB)
     print(f"serving {args.model} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
     run(args.model, host=args.host, port=args.port, **given)
-    return 0
+    return ExitCode.OK
 
 
 _SERVE_FIELDS = ("media_root", "label_set", "model_name", "max_duration_seconds", "request_timeout_seconds",
                  "max_queue", "max_batch_size", "batch_window_seconds", "max_new_tokens", "modalities",
-                 "upload_dir")
+                 "upload_dir", "max_timeline_windows", "upload_idle_timeout_seconds")
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -335,7 +401,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             study.demo.threads = args.threads
         run_budget_study(study, say)
         print(f"wrote {study.output_dir}/summary.md, summary.json, budget.png")
-        return 0
+        return ExitCode.OK
     config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
     if args.validation:
         config = replace(config, eval_splits=VALIDATION_SPLITS)
@@ -344,7 +410,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.threads:
         config.threads = args.threads
     run_demo(config, say=say)
-    return 0
+    return ExitCode.OK
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -464,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-upload-mb", type=float, default=quiet)
     for flag, kind in (("--max-duration-seconds", float), ("--request-timeout-seconds", float),
                        ("--max-queue", int), ("--max-batch-size", int), ("--batch-window-seconds", float),
-                       ("--max-new-tokens", int)):
+                       ("--max-new-tokens", int), ("--max-timeline-windows", int),
+                       ("--upload-idle-timeout-seconds", float)):
         serve.add_argument(flag, type=kind, default=quiet)
     serve.add_argument("--modalities", "--modal", default=quiet, choices=MODALITY_CHOICES)
     serve.add_argument("--upload-dir", default=quiet, help="where uploads are spooled (default: system temp)")
@@ -513,14 +580,35 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()  # per-file weight-loading bars drown r1omni's own progress
     from r1omni.media.transcribe import MissingExtraError
+    from r1omni.train.tracking import NonFiniteError
 
     try:
-        return args.handler(args)
+        return int(args.handler(args))
     except (FileNotFoundError, ValueError, KeyError, MissingExtraError) as err:
         if args.verbose:
             raise
-        print(f"r1omni {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return _error(args, str(err), ExitCode.USAGE)
+    except OSError as err:
+        if args.verbose:
+            raise
+        return _error(args, _os_error_text(err), ExitCode.USAGE if err.errno in _PATH_ERRNOS else ExitCode.FAILED)
+    except NonFiniteError as err:
+        if args.verbose:
+            raise
+        return _error(args, str(err), ExitCode.FAILED)
+
+
+def _error(args: argparse.Namespace, message: str, code: ExitCode) -> ExitCode:
+    print(f"r1omni {args.command}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _os_error_text(err: OSError) -> str:
+    """``PATH: reason`` for an OSError, with what to do when the disk is full."""
+    text = f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        text += " (free some space there, then run the command again)"
+    return text
 
 
 if __name__ == "__main__":

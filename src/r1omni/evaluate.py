@@ -156,8 +156,9 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     """Generate (or reuse) predictions for ``samples`` and write predictions, metrics, plots, report;
     ``media``: decoded clips shared with other evaluations of the same files (several models)."""
     options = options or EvalOptions()
+    if not samples:
+        raise ValueError("no clips to evaluate; metrics over 0 clips would mean nothing")
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     labels = labels or label_set_for(samples)
     unlabelled = [s.id for s in samples if not s.label]
     if unlabelled:
@@ -169,6 +170,7 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     if outside:
         raise ValueError(f"labels {outside} are not in the {labels.name} label set {list(labels.labels)}")
     sampling = SamplingConfig(max_new_tokens=options.max_new_tokens)
+    output_dir.mkdir(parents=True, exist_ok=True)   # only once the clips are known to be scorable
     done = _reusable_predictions(output_dir, _settings(policy, labels, options, sampling))
     todo = [s for s in samples if s.id not in done]
     logger.info("evaluating %d clips (%d already predicted)", len(todo), len(done))

@@ -22,14 +22,13 @@ from r1omni.claims import check_claims, cue_levels
 from r1omni.clips import ClipLoader
 from r1omni.cues import clip_cues
 from r1omni.labels import DEFAULT_LABEL_SET, LabelSet, get_label_set
+from r1omni.media import MediaError, probe
 from r1omni.models import ClipInput, Completions, Policy, SamplingConfig
 from r1omni.schema import Sample
 from r1omni.template import parse_completion
 
 __all__ = ["Answer", "Prediction", "answer_clips", "generate_answers", "parse_answer", "predict_files",
-           "AUDIO_SUFFIXES", "sample_for_path"]
-
-AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac")
+           "sample_for_path"]
 
 
 @dataclass
@@ -101,11 +100,16 @@ class Prediction:
 
 
 def sample_for_path(path: str | Path) -> Sample:
-    """A bare sample for a file: audio files feed the audio path, anything else the video path."""
+    """A bare sample for a file: its headers, not its name, decide (as the server decides): a file
+    without a video stream (an ``.m4a``, or audio named ``.mp4``) feeds the audio path, anything else
+    the video path. A file whose headers cannot be read is a video sample, whose decoding then
+    reports why."""
     path = str(path)
-    if Path(path).suffix.lower() in AUDIO_SUFFIXES:
-        return Sample(id=path, corpus="files", audio=path)
-    return Sample(id=path, corpus="files", video=path)
+    try:
+        has_video = probe(path).has_video
+    except MediaError:
+        has_video = True
+    return Sample(id=path, corpus="files", video=path) if has_video else Sample(id=path, corpus="files", audio=path)
 
 
 def _batches(items: list, size: int) -> Iterator[list]:

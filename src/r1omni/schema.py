@@ -86,9 +86,19 @@ class Sample:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one per non-blank line; :class:`ManifestError` names the file
+    and line of anything else (a line that is not UTF-8, not JSON or not an object), and says so when
+    ``path`` is a folder."""
+    if Path(path).is_dir():
+        raise ManifestError(f"{path}: is a folder; give the manifest file (JSONL) inside it")
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ManifestError(f"{path}:{line_no}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
+                                    f"{err.start + 1}); save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:

@@ -9,7 +9,8 @@ transcript as subtitle, modalities) and answers them in batches through the one 
 (:func:`r1omni.inference.answer_clips`). Memory is bounded by the batch, not by the recording.
 :func:`summarize_timeline` gives the share of time per label (overlapping windows split their
 overlap at its middle) and each change of label; :func:`write_timeline` writes ``windows.jsonl``,
-``summary.json`` and ``timeline.png``.
+``summary.json`` and ``timeline.png``; :func:`output_names` gives each recording of a batch its own
+folder for them.
 
 Not here: tracking who speaks (one person per recording is assumed), smoothing labels over time.
 """
@@ -17,7 +18,9 @@ Not here: tracking who speaks (one person per recording is assumed), smoothing l
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,9 +37,15 @@ from r1omni.models import Policy, SamplingConfig
 from r1omni.schema import Sample
 
 __all__ = ["SPLITS", "TimelineOptions", "WindowPrediction", "timeline_spans", "predict_timeline",
-           "summarize_timeline", "write_timeline", "NO_LABEL"]
+           "summarize_timeline", "write_timeline", "output_names", "TooManyWindows", "fixed_window_count", "NO_LABEL",
+           "MIN_WINDOW_SECONDS", "MAX_OVERLAP_SHARE"]
 
 SPLITS = ("fixed", "speech")
+MIN_WINDOW_SECONDS = 0.1
+"""Shortest window: less holds about one frame, and a window start would not move past float rounding."""
+MAX_OVERLAP_SHARE = 0.9
+"""Most of a window its successor may overlap: windows start at least a tenth of a window apart, so the
+work per second of recording is bounded (4 s windows overlapping by 3.999 s would be 1,000 per second)."""
 NO_LABEL = "(none)"
 """How a window whose answer names no label of the label set is counted in the summary."""
 
@@ -46,23 +55,52 @@ class TimelineOptions:
     """How a recording is cut into windows."""
 
     window_seconds: float = 4.0
-    """Length of a window (with ``split="speech"``: the longest a window of one utterance may be)."""
+    """Length of a window (with ``split="speech"``: the longest a window of one utterance may be); at
+    least :data:`MIN_WINDOW_SECONDS`."""
     overlap_seconds: float = 0.0
-    """Overlap of consecutive fixed windows."""
+    """Overlap of consecutive fixed windows; at most :data:`MAX_OVERLAP_SHARE` of a window."""
     split: str = "fixed"
     """"fixed" (windows one after the other) or "speech" (utterances from the voice-activity detector)."""
     batch_size: int = 4
     """Windows answered by one model call; what bounds memory."""
+    max_windows: int | None = None
+    """Most windows one recording may be cut into (None: no limit); what bounds the work of one request
+    to a server (``ServeConfig.max_timeline_windows``)."""
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
-        if self.window_seconds <= 0:
-            raise ValueError(f"window_seconds must be positive, got {self.window_seconds}")
-        if not 0 <= self.overlap_seconds < self.window_seconds:
-            raise ValueError(f"overlap_seconds must be in [0, window_seconds), got {self.overlap_seconds}")
+        if not (math.isfinite(self.window_seconds) and self.window_seconds >= MIN_WINDOW_SECONDS):
+            raise ValueError(f"window_seconds must be a finite number of seconds >= {MIN_WINDOW_SECONDS}, "
+                             f"got {self.window_seconds}")
+        most = MAX_OVERLAP_SHARE * self.window_seconds
+        if not (math.isfinite(self.overlap_seconds) and 0 <= self.overlap_seconds <= most):
+            raise ValueError(f"overlap_seconds must be in [0, {MAX_OVERLAP_SHARE:g} x window_seconds] = [0, {most:g}], "
+                             f"got {self.overlap_seconds}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise ValueError(f"max_windows must be >= 1 or None, got {self.max_windows}")
+
+    def check_count(self, windows: int) -> None:
+        """Raise :class:`TooManyWindows` when a recording cut into ``windows`` windows is over ``max_windows``."""
+        if self.max_windows is not None and windows > self.max_windows:
+            raise TooManyWindows(windows, self.max_windows)
+
+
+class TooManyWindows(ValueError):
+    """A recording would be cut into more windows than :attr:`TimelineOptions.max_windows` allows."""
+
+    def __init__(self, windows: int, limit: int) -> None:
+        self.windows, self.limit = windows, limit
+        super().__init__(f"the recording would be cut into {windows:,} windows; the limit is {limit:,} "
+                         "(use longer windows or less overlap)")
+
+
+def fixed_window_count(duration_seconds: float, options: TimelineOptions) -> int:
+    """About how many fixed windows ``duration_seconds`` gives (one more at most), without listing them."""
+    hop = options.window_seconds - options.overlap_seconds
+    return max(1, math.ceil(max(duration_seconds - options.overlap_seconds, 0.0) / hop))   # hop >= 0.01 s
 
 
 @dataclass
@@ -89,12 +127,16 @@ class WindowPrediction:
 def timeline_spans(path: str | os.PathLike, options: TimelineOptions) -> list[tuple[float, float]]:
     """The windows of ``path`` as ``(start, end)`` seconds (see :class:`TimelineOptions`)."""
     if options.split == "speech":
-        return utterance_spans(path, options.window_seconds)
-    duration = probe(path).duration_seconds
-    if not duration:
-        raise MediaError(path, "the container states no duration, so it cannot be cut into fixed windows; "
-                               "use split='speech'")
-    return fixed_spans(duration, options.window_seconds, options.overlap_seconds)
+        spans = utterance_spans(path, options.window_seconds)
+    else:
+        duration = probe(path).duration_seconds
+        if not duration:
+            raise MediaError(path, "the container states no duration, so it cannot be cut into fixed windows; "
+                                   "use split='speech'")
+        options.check_count(fixed_window_count(duration, options))   # before listing 596,002 of them
+        spans = fixed_spans(duration, options.window_seconds, options.overlap_seconds)
+    options.check_count(len(spans))
+    return spans
 
 
 def predict_timeline(policy: Policy, path: str | os.PathLike, options: TimelineOptions, loader: ClipLoader,
@@ -148,6 +190,30 @@ def _answer(policy: Policy, windows: list, sample: Sample, loader: ClipLoader, s
         levels = cue_levels(clip_cues(clip.waveform, clip.frames))
         row.claims = [asdict(check) for check in check_claims(answer.think or "", levels)]
     yield from rows
+
+
+def output_names(paths: list[str | os.PathLike]) -> list[str]:
+    """A distinct folder name per recording, so that recordings answered together never overwrite each
+    other's timeline: the file's stem (``session`` for ``session.mp4``) when no other input shares it,
+    else its whole name (``a.mkv``, ``a.webm``), and ``-2``, ``-3`` ... after inputs that share even
+    that (one name in two folders, or one file given twice).
+
+    >>> output_names(["x/session.mp4", "a.mkv", "a.webm", "x/b.mp4", "y/b.mp4"])
+    ['session', 'a.mkv', 'a.webm', 'b.mp4', 'b.mp4-2']
+    """
+    stems = Counter(Path(path).stem for path in paths)
+    names = [(Path(path).stem if stems[Path(path).stem] == 1 else Path(path).name) or "recording" for path in paths]
+    counts = Counter(names)
+    taken = {name for name in names if counts[name] == 1}
+    unique = []
+    for name in names:
+        candidate, number = name, 1
+        while counts[name] > 1 and candidate in taken:
+            number += 1
+            candidate = f"{name}-{number}"
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique
 
 
 def _owned_spans(rows: list[WindowPrediction]) -> list[tuple[float, float]]:

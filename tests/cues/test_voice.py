@@ -106,3 +106,28 @@ def test_real_speech_at_two_prosody_settings_measures_in_the_right_order(tmp_pat
     order = {"pitch": ("low", "medium", "high"), "loudness": ("soft", "moderate", "loud")}
     for cue, levels in order.items():
         assert levels.index(cue_levels(high_cues)[cue]) > levels.index(cue_levels(low_cues)[cue]), cue
+
+
+def test_the_tracker_holds_one_block_of_frames_not_the_whole_soundtrack(monkeypatch):
+    """D8: the whole soundtrack as overlapping float64 frames plus spectra cost ~4 MB per second (a 10-minute
+    wav: +2.4 GB). In blocks, 2 minutes stay under 60 MB of numpy allocations, with the same numbers."""
+    import tracemalloc
+
+    from r1omni.cues import voice
+
+    waveform = np.tile(np.concatenate([tone(140, 2.0), np.zeros(RATE, np.float32)]), 40)   # 120 s
+    tracemalloc.start()
+    try:
+        f0, level = track_pitch(waveform)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 60e6, f"{peak_bytes / 1e6:.0f} MB"
+    monkeypatch.setattr(voice, "BLOCK_FRAMES", 10**9)            # everything in one block
+    whole_f0, whole_level = track_pitch(waveform)
+    assert np.array_equal(f0, whole_f0, equal_nan=True) and np.array_equal(level, whole_level)
+    short = waveform[:3 * RATE + 333]
+    whole_short = track_pitch(short)
+    monkeypatch.setattr(voice, "BLOCK_FRAMES", 7)                # blocks that do not divide the frames
+    for blocked, whole in zip(track_pitch(short), whole_short):
+        assert np.array_equal(blocked, whole, equal_nan=True)

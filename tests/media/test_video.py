@@ -346,3 +346,61 @@ def test_docstring_examples():
 
     result = doctest.testmod(r1omni.media.video)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ---------------------------------------------------------------- reliability battery (D8, D9, D24)
+
+def test_frames_larger_than_4k_are_scaled_down_while_decoding(tmp_path):
+    """D8: two 4000 x 2400 frames would be decoded to 29 MB of RGB each and stacked per sampled frame;
+    over 4K UHD's pixel count they come out scaled, aspect kept. Up to 4K nothing changes."""
+    big = write_clip(tmp_path / "big.avi", np.full((2, 2400, 4000, 3), 90, np.uint8), 2)
+    for seek in (True, False):
+        frames = sample_frames(big, 4, seek=seek).frames
+        assert frames.shape == (4, 2230, 3718, 3) and abs(int(frames.mean()) - 90) <= 2
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    Image.fromarray(np.full((2400, 4000, 3), 90, np.uint8)).save(folder / "0.png")
+    assert sample_frames(folder, 2).frames.shape == (2, 2230, 3718, 3)
+    assert sample_frames(write_clip(tmp_path / "ok.mp4", smooth_frames(4), 4), 2).frames.shape == (2, 48, 64, 3)
+
+
+def _avi_with_a_dropped_frame(path: Path) -> Path:
+    """A complete AVI whose encoder skipped timestamp 1: FFmpeg's AVI muxer writes an empty slot there,
+    which the header counts as a frame (31) though only 30 carry a picture."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for index, pts in enumerate([0, *range(2, 31)]):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), index * 8, np.uint8), format="rgb24")
+            frame.pts = pts
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("seek", [True, False])
+def test_complete_avi_with_a_dropped_frame_slot_is_not_truncated(tmp_path, seek):
+    """D9: the header's 31 frames counted the empty slot, the packet count did not: 'truncated'."""
+    frames = sample_frames(_avi_with_a_dropped_frame(tmp_path / "gap.avi"), 8, seek=seek)
+    assert frames.frames.shape == (8, 64, 64, 3)
+    assert np.all(np.diff(frames.frames.reshape(8, -1).mean(axis=1)) > 0)   # later frames are brighter
+
+
+def test_symlink_loop_and_fifo_are_named_for_what_they_are(tmp_path):
+    """D24: a symlink loop was 'file not found' and a FIFO 'empty file (0 bytes)'."""
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(loop)
+    with pytest.raises(MediaError, match=r"loop.mp4: symbolic link loop"):
+        sample_frames(loop, 2)
+    fifo = tmp_path / "fifo.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(MediaError, match=r"fifo.mp4: not a regular file \(a FIFO / named pipe\)"):
+        sample_frames(fifo, 2)
+    dangling = tmp_path / "dangling.mp4"
+    dangling.symlink_to(tmp_path / "gone.mp4")
+    with pytest.raises(MediaError, match=r"dangling.mp4: file not found \(a broken symbolic link"):
+        sample_frames(dangling, 2)

@@ -80,3 +80,23 @@ def test_bad_spans_and_files_are_refused(counting_clip, tmp_path):
         list(read_windows(broken, [(0.0, 1.0)], num_frames=2))
     with pytest.raises(ValueError, match="overlap"):
         fixed_spans(10, 4, overlap_seconds=4)
+
+
+def test_a_file_cut_short_is_refused_as_whole_file_decoding_refuses_it(counting_clip, tmp_path):
+    """D10: windows past the cut would answer with no audio and frames from before it; the pass ends with
+    the truncation error instead, on every path that reads windows or audio blocks."""
+    data = counting_clip.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match=r"cut.mkv: truncated: the container declares 20.\d+ s"):
+        list(read_windows(cut, fixed_spans(SECONDS, 4), num_frames=2))
+    with pytest.raises(MediaError, match=r"cut.mkv: truncated"):
+        list(audio_blocks(cut, block_seconds=6))
+    assert len(list(read_windows(counting_clip, fixed_spans(SECONDS, 4), num_frames=2))) == 5   # whole: fine
+
+
+def test_frames_larger_than_4k_are_scaled_down_as_they_are_decoded(tmp_path):
+    """D8: a window's candidate frames are held until it closes; over 4K they are held scaled down."""
+    big = write_clip(tmp_path / "big.avi", np.full((2, 2400, 4000, 3), 90, np.uint8), 2)
+    [window] = read_windows(big, [(0.0, 1.0)], num_frames=2)
+    assert window.frames.shape == (2, 2230, 3718, 3)     # at most 3840 x 2160 pixels, aspect kept

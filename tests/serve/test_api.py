@@ -12,7 +12,7 @@ import httpx
 import pytest
 from serve_fakes import TAUGHT_THINK
 
-import r1omni.serve.app
+import r1omni.serve.schemas
 from r1omni.serve import ServeConfig, create_app
 from r1omni.serve.inputs import FORM_ALLOWANCE_BYTES
 
@@ -113,7 +113,7 @@ async def test_create_app_from_a_model_folder(model_dir, upload_dir, media_dir):
 
 
 def test_reasoning_segments_doctest():
-    result = doctest.testmod(r1omni.serve.app)
+    result = doctest.testmod(r1omni.serve.schemas)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -302,8 +302,9 @@ async def test_full_queue_answers_503(serve, stub_factory, media_dir):
     assert stub.batch_sizes == [1, 1]
 
 
-async def test_uploads_in_progress_count_against_capacity(serve, stub_factory, media_dir, upload_dir):
-    """Requests still uploading hold a place too, so waiting uploads cannot pile up on disk."""
+async def test_stalled_uploads_hold_no_place_and_lock_no_one_out(serve, stub_factory, media_dir, upload_dir):
+    """D6: requests were counted in flight before their body arrived, so as many stalled uploads as places
+    (max_queue + max_batch_size) made every other client get 503 for as long as they stayed open."""
     gate = asyncio.Event()
 
     async def stalled_upload():
@@ -317,11 +318,27 @@ async def test_uploads_in_progress_count_against_capacity(serve, stub_factory, m
                 for _ in range(2)]
         while len(list(upload_dir.iterdir())) < 2:
             await asyncio.sleep(0.01)
-        refused = await client.post("/v1/predict", files=upload(media_dir / "voice.wav"))
+        served = await client.post("/v1/predict", files=upload(media_dir / "voice.wav"))
         gate.set()
         finished = await asyncio.gather(*slow)
-    assert refused.status_code == 503 and "2 requests in progress" in refused.json()["message"]
+    assert served.status_code == 200, served.json()
     assert [r.json()["error"] for r in finished] == ["unreadable_media"] * 2  # empty files
+
+
+async def test_a_body_that_stops_arriving_is_dropped_with_408(serve, stub_factory, upload_dir):
+    """D6: nothing timed out a body that stopped arriving; its partial upload stayed on disk meanwhile."""
+    gate = asyncio.Event()
+
+    async def stalled_upload():
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="slow.wav"\r\n\r\nRIFF'
+        await gate.wait()
+
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    async with serve(stub_factory(), upload_idle_timeout_seconds=0.3) as (client, app):
+        response = await client.post("/v1/predict", content=stalled_upload(), headers=headers)
+        gate.set()
+    assert response.status_code == 408 and response.json()["error"] == "upload_timeout"
+    assert "nothing for 0.3 s" in response.json()["message"] and not list(upload_dir.iterdir())
 
 
 async def test_timeout_answers_504_and_removes_the_upload(serve, stub_factory, media_dir, upload_dir):

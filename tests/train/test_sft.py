@@ -191,7 +191,10 @@ def test_bad_sft_config_is_rejected_with_a_fix(overrides, message):
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"lr": 0.0}, r"lr must be > 0"),
+    ({"lr": 0.0}, r"lr must be a positive finite number, got 0.0"),
+    ({"lr": float("inf")}, r"lr must be a positive finite number, got inf"),     # D18: NonFiniteError at step 1
+    ({"max_grad_norm": float("nan")}, r"max_grad_norm must be a finite number >= 0, got nan"),
+    ({"lr_multipliers": {"llm": float("inf")}}, r"lr_multipliers must be finite and > 0"),
     ({"schedule": "cos"}, r"schedule must be cosine, linear or constant, got 'cos'"),
     ({"warmup_ratio": 1.0}, r"warmup_ratio must be in \[0, 1\)"),
 ])

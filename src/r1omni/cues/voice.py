@@ -29,6 +29,8 @@ _SAMPLE_RATE_HZ = 16000
 _FRAME = 640     # 40 ms
 _HOP = 160       # 10 ms
 _MIN_F0_HZ, _MAX_F0_HZ = 60.0, 500.0
+BLOCK_FRAMES = 1000
+"""Frames (10 s of audio) analysed at once by :func:`track_pitch`: what bounds its memory (~40 MB)."""
 
 
 @dataclass(frozen=True)
@@ -52,18 +54,21 @@ class VoiceMeasures:
     loud_share: float                     # share of frames 12 dB above the clip's floor
 
 
-def _frames(waveform: np.ndarray) -> np.ndarray:
-    count = 1 + max(0, (len(waveform) - _FRAME) // _HOP)
+def _num_frames(num_samples: int) -> int:
+    return 1 + max(0, (num_samples - _FRAME) // _HOP)
+
+
+def _frames(waveform: np.ndarray, first: int, count: int) -> np.ndarray:
+    """Frames ``first .. first + count - 1`` of the waveform as float64, the last zero-padded to a frame."""
+    segment = waveform[first * _HOP:(first + count - 1) * _HOP + _FRAME].astype(np.float64)
+    padded = np.pad(segment, (0, max(0, _FRAME - len(segment))))
     index = np.arange(_FRAME)[None, :] + _HOP * np.arange(count)[:, None]
-    padded = np.pad(waveform.astype(np.float64), (0, max(0, _FRAME - len(waveform))))
     return padded[index]  # (F, FRAME)
 
 
-def track_pitch(waveform: np.ndarray, sample_rate_hz: int = _SAMPLE_RATE_HZ) -> tuple[np.ndarray, np.ndarray]:
-    """F0 per 10 ms frame (Hz, NaN where unvoiced) and each frame's RMS level (dBFS)."""
-    if sample_rate_hz != _SAMPLE_RATE_HZ:
-        raise ValueError(f"track_pitch expects 16 kHz audio (got {sample_rate_hz} Hz); resample when decoding")
-    frames = _frames(waveform)
+def _analyse(frames: np.ndarray, sample_rate_hz: int) -> tuple[np.ndarray, ...]:
+    """Per frame: RMS level (dBFS), autocorrelation peak, whether a strong peak exists, and the lag of the
+    shortest strong one."""
     frames = frames - frames.mean(axis=1, keepdims=True)
     level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)  # (F,) dBFS
     spectrum = np.fft.rfft(frames * np.hanning(_FRAME), n=2 * _FRAME)
@@ -75,7 +80,24 @@ def track_pitch(waveform: np.ndarray, sample_rate_hz: int = _SAMPLE_RATE_HZ) -> 
     is_peak = (window[:, 1:-1] >= window[:, :-2]) & (window[:, 1:-1] >= window[:, 2:])
     near_best = is_peak & (window[:, 1:-1] >= 0.9 * best[:, None])
     lag = lo + 1 + np.argmax(near_best, axis=1)  # the shortest strong lag
-    voiced = (best > 0.45) & _loud(level) & near_best.any(axis=1)
+    return level, best, near_best.any(axis=1), lag
+
+
+def track_pitch(waveform: np.ndarray, sample_rate_hz: int = _SAMPLE_RATE_HZ) -> tuple[np.ndarray, np.ndarray]:
+    """F0 per 10 ms frame (Hz, NaN where unvoiced) and each frame's RMS level (dBFS).
+
+    Frames are analysed :data:`BLOCK_FRAMES` at a time: their float64 copies and spectra take ~40 kB
+    per 10 ms, so a 10-minute soundtrack analysed at once would hold ~2.4 GB. Each frame is computed
+    alone, so the blocks give the same numbers as one pass; only the voicing threshold needs the
+    whole clip's levels, and those are kept.
+    """
+    if sample_rate_hz != _SAMPLE_RATE_HZ:
+        raise ValueError(f"track_pitch expects 16 kHz audio (got {sample_rate_hz} Hz); resample when decoding")
+    total = _num_frames(len(waveform))
+    parts = [_analyse(_frames(waveform, first, min(BLOCK_FRAMES, total - first)), sample_rate_hz)
+             for first in range(0, total, BLOCK_FRAMES)]
+    level, best, has_peak, lag = (np.concatenate(column) for column in zip(*parts))  # (F,) each
+    voiced = (best > 0.45) & _loud(level) & has_peak
     return np.where(voiced, sample_rate_hz / lag, np.nan), level
 
 

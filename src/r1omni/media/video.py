@@ -7,7 +7,9 @@ stream has fewer frames than ``T``. Letters: T sampled frames, N frames in the s
 N, the frame count, is ``stream.frames`` when the container stores it (mp4, mov, avi), as decord
 reports it; otherwise (mkv, webm, raw streams) it is the number of video packets, counted by
 demuxing the file, which reads it but decodes nothing. decord would estimate N from duration x fps
-for such containers; the packet count is exact.
+for such containers; the packet count is exact. A complete file that stores more frames than it
+holds packets (an AVI counts a dropped frame's empty slot, for which no packet exists) has N = its
+packets: the frames that can be decoded.
 
 How frames are found. Every file is demuxed once (no decoding) into a table of video packet
 timestamps and keyframe flags; the same pass checks the file is not cut short. When that table is
@@ -36,8 +38,13 @@ or a frame flagged as damaged), a folder without images, frame sizes that change
 padded, repeated or replaced to hide a problem. ``num_frames < 1`` is a programming error
 (``ValueError``).
 
-Not here: resizing, normalisation or any model-specific preprocessing (see ``r1omni.models``);
-audio (``r1omni.media.audio``).
+Frames over :data:`MAX_FRAME_PIXELS` (larger than 4K UHD) are scaled down to that many pixels as they
+are converted to RGB, aspect ratio kept: a 193 KB file of two 8192 x 8192 frames would otherwise cost
+gigabytes, and every model here resizes frames to a few hundred pixels anyway. Frames up to 4K are
+returned as decoded.
+
+Not here: resizing to a model's input size, normalisation or any model-specific preprocessing (see
+``r1omni.models``); audio (``r1omni.media.audio``).
 """
 
 from __future__ import annotations
@@ -55,11 +62,34 @@ from PIL import Image
 from r1omni.media._container import PacketSpan, ffmpeg_reason, open_input, video_stream
 from r1omni.media.errors import MediaError
 
-__all__ = ["Frames", "sample_frames", "segment_midpoints", "FRAME_SUFFIXES", "FRAME_FOLDER_FPS"]
+__all__ = ["Frames", "sample_frames", "segment_midpoints", "FRAME_SUFFIXES", "FRAME_FOLDER_FPS", "MAX_FRAME_PIXELS",
+           "capped_size", "cap_frame"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Frame folders carry no timing; the official code assumes 3 fps for them.
 FRAME_FOLDER_FPS = 3.0
+MAX_FRAME_PIXELS = 3840 * 2160
+"""Largest frame kept as decoded (4K UHD); larger ones are scaled down to this many pixels."""
+
+
+def capped_size(width: int, height: int) -> tuple[int, int]:
+    """``(width, height)`` scaled down, aspect kept, to at most :data:`MAX_FRAME_PIXELS` pixels.
+
+    >>> capped_size(8192, 8192), capped_size(1920, 1080)
+    ((2880, 2880), (1920, 1080))
+    """
+    if width * height <= MAX_FRAME_PIXELS:
+        return width, height
+    scale = math.sqrt(MAX_FRAME_PIXELS / (width * height))
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def cap_frame(frame: av.VideoFrame) -> av.VideoFrame:
+    """``frame`` itself, or a copy scaled to :func:`capped_size` (same pixel format, area averaging)."""
+    size = capped_size(frame.width, frame.height)
+    if size == (frame.width, frame.height):
+        return frame
+    return frame.reformat(width=size[0], height=size[1], interpolation="AREA")
 
 
 @dataclass
@@ -112,8 +142,10 @@ def sample_frames(path: str | os.PathLike, num_frames: int, *, seek: bool = True
         if stream is None:
             what = "an audio-only file" if container.streams.audio else "no audio either"
             raise MediaError(path, f"no video stream ({what})")
-        table = _read_packet_table(container, stream, path)
-        num_stream_frames = stream.frames or len(table.pts)
+        table = _read_packet_table(container, stream, path)   # raises when the file is cut short
+        # Fewer packets than stored frames in a complete file: empty slots (dropped frames), not frames.
+        num_stream_frames = min(stream.frames, len(table.pts)) if stream.frames and table.pts else \
+            stream.frames or len(table.pts)
         if num_stream_frames <= 0:
             raise MediaError(path, "video stream has zero frames")
         fps = float(stream.average_rate or stream.guessed_rate or 0.0)
@@ -150,7 +182,7 @@ def _sample_folder(folder: Path, num_frames: int) -> Frames:
     for i in dict.fromkeys(indices.tolist()):
         try:
             with Image.open(files[i]) as image:
-                loaded[i] = np.asarray(image.convert("RGB"))
+                loaded[i] = np.asarray(_capped_image(image).convert("RGB"))
         except OSError as err:  # PIL's UnidentifiedImageError and truncated-file errors are OSErrors
             raise MediaError(files[i], f"unreadable image ({err})") from None
     shapes = {a.shape for a in loaded.values()}
@@ -159,6 +191,16 @@ def _sample_folder(folder: Path, num_frames: int) -> Frames:
     frames = np.stack([loaded[int(i)] for i in indices])                       # (T, H, W, 3)
     return Frames(frames, indices, indices / FRAME_FOLDER_FPS, len(files), FRAME_FOLDER_FPS, "folder",
                   len(loaded))
+
+
+def _capped_image(image: Image.Image) -> Image.Image:
+    """A folder's image within :data:`MAX_FRAME_PIXELS`: JPEGs decode at a reduced scale (``draft``),
+    anything still larger is resized with a box filter."""
+    size = capped_size(*image.size)
+    if size == image.size:
+        return image
+    image.draft("RGB", size)
+    return image if image.size == size else image.resize(size, Image.BOX)
 
 
 @dataclass
@@ -227,7 +269,7 @@ def _seek_plan(table: _PacketTable, num_stream_frames: int) -> _SeekPlan | None:
 
 def _to_rgb(frame: av.VideoFrame) -> tuple[np.ndarray, float]:
     seconds = float(frame.time) if frame.time is not None else math.nan
-    return frame.to_ndarray(format="rgb24"), seconds                        # (H, W, 3)
+    return cap_frame(frame).to_ndarray(format="rgb24"), seconds              # (H, W, 3)
 
 
 _Decoded = tuple[dict[int, tuple[np.ndarray, float]], int]  # frame index -> (RGB, seconds); frames decoded

@@ -15,8 +15,12 @@ Spans: :func:`fixed_spans` cuts a duration into windows of one length with an ov
 bounded there too, and cuts utterances longer than a window into windows.
 
 Times are seconds from the first packet of each stream (recordings start at 0). Errors are
-:class:`~r1omni.media.MediaError`\\ s naming the file. Not here: frame folders (a folder is no long
-recording), seeking (one forward pass is cheaper than a seek per window for windows that tile a file).
+:class:`~r1omni.media.MediaError`\\ s naming the file. A file cut short (its packets end well before
+the duration its headers declare) is found as whole-file decoding finds it, but only at the end of
+the pass: the windows before are yielded first, then the error is raised instead of the last windows.
+Frames larger than 4K are scaled down as they are decoded (:func:`~r1omni.media.video.cap_frame`).
+Not here: frame folders (a folder is no long recording), seeking (one forward pass is cheaper than a
+seek per window for windows that tile a file).
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from r1omni.media._container import audio_stream, ffmpeg_reason, open_input, video_stream
+from r1omni.media._container import PacketSpan, audio_stream, ffmpeg_reason, open_input, video_stream
 from r1omni.media.errors import MediaError
+from r1omni.media.video import cap_frame
 
 __all__ = ["Window", "fixed_spans", "utterance_spans", "read_windows", "audio_blocks"]
 
@@ -135,10 +140,16 @@ def utterance_spans(path: str | os.PathLike, window_seconds: float, block_second
 
 def _decode_audio(container: av.container.InputContainer, stream: av.AudioStream, path: Path
                   ) -> Iterator[np.ndarray]:
-    """The soundtrack as consecutive 16 kHz mono float32 chunks (channels averaged)."""
+    """The soundtrack as consecutive 16 kHz mono float32 chunks (channels averaged); a file cut short
+    raises :class:`MediaError` after its last chunk (every stream is demuxed, so that the check sees
+    all of them)."""
     resampler = av.AudioResampler(format="fltp", layout=None, rate=SAMPLE_RATE_HZ)
+    span = PacketSpan()
     try:
-        for packet in container.demux(stream):
+        for packet in container.demux():
+            span.add(packet)
+            if packet.stream.index != stream.index:
+                continue
             for frame in packet.decode():
                 for out in resampler.resample(frame):
                     yield out.to_ndarray().mean(axis=0).astype(np.float32, copy=False)
@@ -146,6 +157,7 @@ def _decode_audio(container: av.container.InputContainer, stream: av.AudioStream
             yield out.to_ndarray().mean(axis=0).astype(np.float32, copy=False)
     except av.error.FFmpegError as err:
         raise MediaError(path, f"corrupt file: reading the audio failed ({ffmpeg_reason(err)})") from None
+    span.check(container, path)
 
 
 class _OpenSpan:
@@ -211,10 +223,16 @@ class _Reader:
         self.last_frame: tuple[float, av.VideoFrame] | None = None
 
     def run(self) -> Iterator[Window]:
-        streams = [s for s in (self.video, self.audio) if s is not None]
+        wanted = {s.index for s in (self.video, self.audio) if s is not None}
         resampler = av.AudioResampler(format="fltp", layout=None, rate=SAMPLE_RATE_HZ) if self.audio else None
+        span = PacketSpan()
         try:
-            for packet in self.container.demux(*streams):
+            # Every stream is demuxed (the unread ones are not decoded) so that the truncation check
+            # compares all of them with the declared duration, as a whole-file decode does.
+            for packet in self.container.demux():
+                span.add(packet)
+                if packet.stream.index not in wanted:
+                    continue
                 if self.video is not None and packet.stream.index == self.video.index:
                     for frame in packet.decode():
                         self._video_frame(frame)
@@ -228,6 +246,8 @@ class _Reader:
                     self._audio_chunk(out.to_ndarray().mean(axis=0).astype(np.float32, copy=False))
         except av.error.FFmpegError as err:
             raise MediaError(self.path, f"corrupt file: decoding failed ({ffmpeg_reason(err)})") from None
+        # A file cut short is refused before its last windows, which would answer from what is left.
+        span.check(self.container, self.path)
         self._open_up_to(math.inf)
         for span in self.open:   # the end of the file closes every span; one past the last frame gets that frame
             if self.last_frame is not None:
@@ -249,6 +269,7 @@ class _Reader:
 
     def _video_frame(self, frame: av.VideoFrame) -> None:
         time = float(frame.time) if frame.time is not None else 0.0
+        frame = cap_frame(frame)   # candidates are held until their span closes: keep them small
         if self.video_start is None:
             self.video_start = time
         time -= self.video_start

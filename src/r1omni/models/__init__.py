@@ -3,8 +3,9 @@
 * ``humanomni``: HumanOmni / R1-Omni checkpoint-compatible (SigLIP + Whisper + BERT gate + Qwen2).
 * ``qwen_omni``: the Qwen2.5-Omni and Qwen3-Omni thinkers that transformers ships.
 
-:func:`load_policy` reads any saved model folder (the family comes from its ``config.json``);
-:func:`init_preset` builds a named configuration with random weights.
+:func:`load_policy` reads any saved model folder (the family comes from its ``config.json``), after
+:func:`check_weights` has made sure its weights files are there and whole; :func:`init_preset` builds
+a named configuration with random weights.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from pathlib import Path
 from r1omni.models.policy import ClipInput, ClipRejected, Completions, Policy, PreparedBatch, SamplingConfig
 
 __all__ = ["ClipInput", "ClipRejected", "Completions", "Policy", "PreparedBatch", "SamplingConfig", "load_policy",
-           "init_preset", "list_presets", "family_of"]
+           "init_preset", "list_presets", "family_of", "check_weights"]
+
+# What holds the weights of a saved folder (transformers reads any of them; HumanOmni safetensors only).
+_WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                  "pytorch_model.bin.index.json")
 
 # config.json "model_type" -> family module (imported lazily: each pulls a different part of transformers)
 _FAMILY_BY_MODEL_TYPE = {
@@ -56,7 +61,28 @@ def _family_module(family: str):
 
 def load_policy(directory: str | os.PathLike, **kwargs) -> Policy:
     """Load any saved model folder as a :class:`Policy` (random-init presets and released checkpoints)."""
-    return _family_module(family_of(directory)).load_policy(directory, **kwargs)
+    family = family_of(directory)
+    check_weights(directory)
+    return _family_module(family).load_policy(directory, **kwargs)
+
+
+def check_weights(directory: str | os.PathLike) -> None:
+    """Raise naming the file when a model folder's weights are missing, or a ``.safetensors`` file in it
+    (towers' sub-folders included) is cut short or damaged: found deep inside the loading, safetensors
+    says only "incomplete metadata, file not fully covered", with no file name. Reads headers only."""
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(directory)
+    if not any((folder / name).is_file() for name in _WEIGHTS_FILES):
+        raise FileNotFoundError(f"{folder}: no weights file ({', '.join(_WEIGHTS_FILES)}); "
+                                "the model folder is incomplete: save or copy it again")
+    for path in sorted(folder.rglob("*.safetensors")):
+        try:
+            with safe_open(path, framework="pt") as weights:
+                weights.keys()
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"{path}: damaged or cut-short weights file ({err}); save or copy the model "
+                             "again") from None
 
 
 def _all_presets() -> dict[str, tuple[str, Callable[..., Policy]]]:

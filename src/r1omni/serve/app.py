@@ -21,25 +21,27 @@ recognised offline, becomes the subtitle; the response carries the transcript).
 per answered window (its times, answer, label, reasoning and transcript, and the windows done so
 far) and a last ``summary`` line (share of time per emotion, changes), or an ``error`` line; the
 page draws it as a timeline under the player while it arrives. Recordings up to
-``max_recording_seconds`` are accepted; the client going away stops the work at the next window
-batch.
+``max_recording_seconds`` and ``max_timeline_windows`` windows are accepted; the worker answers
+waiting clips between a recording's window batches, so a long timeline does not starve
+``/v1/predict``; the client going away stops the work at the next window batch.
 
 Every error is JSON ``{"error": code, "message": text}`` with its status: 400 malformed request,
-403 path outside the media root, 404 missing path, 413 upload or clip too large, 415 unsupported
-body type, 422 unreadable media (the decoder's reason), 500 a model failure (the worker goes on),
-503 queue full or shutting down, 504 timeout.
-Logs carry request ids, sizes and timings, never clip contents, file names or answers.
+403 path outside the media root, 404 missing path, 408 a body that stopped arriving, 413 upload,
+clip or timeline too large, 415 unsupported body type, 422 unreadable media (the decoder's reason),
+500 a model failure (the worker goes on), 503 queue full or shutting down, 504 timeout, 507 no
+space left to store the upload. A request counts against the in-flight cap only once its body has
+arrived (``r1omni.serve.admission``). Logs carry request ids, sizes and timings, never clip
+contents, file names or answers.
 
+The response models live in ``r1omni.serve.schemas``, the timeline stream in ``r1omni.serve.stream``.
 Not here: model loading details (``r1omni.models``), decoding (``r1omni.media``), the CLI.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -51,21 +53,37 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from r1omni.claims import check_claims
 from r1omni.explain.attribution import ClipAttribution
-from r1omni.explain.reasoning import AUDIO_WORDS, VISUAL_WORDS, mentions_audio, mentions_visual
+from r1omni.explain.reasoning import AUDIO_WORDS, VISUAL_WORDS
 from r1omni.labels import get_label_set
 from r1omni.media import MediaInfo
 from r1omni.models import Policy, load_policy
+from r1omni.serve.admission import Admission
 from r1omni.serve.config import ServeConfig
 from r1omni.serve.errors import ServeError
-from r1omni.serve.inputs import ClipRequest, PathRequest, check_clip, read_path_request, receive_upload, sample_for_clip
+from r1omni.serve.inputs import ClipRequest, check_clip, read_path_request, receive_upload, sample_for_clip
+from r1omni.serve.schemas import (
+    ERRORS,
+    PREDICT_BODY,
+    TIMELINE_STREAM,
+    Attribution,
+    FaceCropSummary,
+    Health,
+    MediaSummary,
+    ModalityEffect,
+    ModelInfo,
+    PredictResponse,
+    Timings,
+    Transcript,
+    openapi_components,
+    reasoning_segments,
+)
+from r1omni.serve.stream import encode_window, stream_timeline
 from r1omni.serve.worker import BatchWorker, ClipResult, Job, QueueFull, WorkerClosed
-from r1omni.timeline import SPLITS, TimelineOptions, WindowPrediction
+from r1omni.timeline import SPLITS, TimelineOptions, TooManyWindows, fixed_window_count
 
 __all__ = ["create_app", "decode_request", "predict", "encode_response", "encode_window", "stream_timeline",
            "reasoning_segments", "STATIC_DIR"]
@@ -79,181 +97,6 @@ _PAGE_HEADERS = {
                                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
-# Clause boundaries: sentence ends, semicolons, and a comma before a contrasting conjunction
-# ("the face is tense, but the voice is calm" holds one visual and one audio clause).
-_CLAUSE_END = re.compile(r"(?<=[.!?;])\s+|,\s+(?=(?:but|while|whereas|yet|although|though)\b)", re.IGNORECASE)
-
-
-# -- response schemas (also the OpenAPI document) ------------------------------------------------------
-class Claim(BaseModel):
-    phrase: str
-    """The wording of a cue claim ("the pitch is high"), lower case."""
-    cue: str
-    claimed: str
-    measured: str | None
-    """The level measured on the clip; None when that cue is not measured."""
-    verdict: Literal["supported", "contradicted", "not checkable"]
-
-
-class ReasoningSegment(BaseModel):
-    text: str
-    """A clause of the reasoning; the segments concatenated give the whole ``think`` text."""
-    visual: bool
-    """Mentions visual evidence (face, mouth, brows, eyes ...)."""
-    audio: bool
-    """Mentions audio evidence (voice, pitch, tone, speech ...)."""
-    claims: list[Claim] = []
-    """The clause's cue claims, each checked against the cues measured on the clip."""
-
-
-class ModalityEffect(BaseModel):
-    modality: Literal["video", "audio", "both"]
-    present: bool
-    """Whether the clip has this modality at all (an audio file has no video to remove)."""
-    answer_contribution: float
-    """log p(answer | all) - log p(answer | without it): > 0 means it supported the answer."""
-    completion_contribution: float
-    """The same over the whole completion (reasoning included)."""
-    flipped: bool
-    """Whether the answer changes without it."""
-    label_without: str | None
-
-
-class Attribution(BaseModel):
-    method: str
-    """How a modality is removed: "blank" (grey frames, silence) or "omit"."""
-    decisive: str
-    """The modality whose removal alone flips the answer: video, audio, both or neither."""
-    modalities: list[ModalityEffect]
-    """video, audio, and both removed together."""
-
-
-class Timings(BaseModel):
-    queue_seconds: float = 0.0
-    decode_seconds: float = 0.0
-    preprocess_seconds: float | None = None
-    generate_seconds: float | None = None
-    """Wall time of the generate call this clip shared with ``batch_size - 1`` others."""
-    attribution_seconds: float | None = None
-    """Wall time of the attribution run (its factual generation included)."""
-    total_seconds: float
-    """From the request's arrival to the response, upload included."""
-
-
-class FaceCropSummary(BaseModel):
-    face_found: bool
-    face_frames: int
-    """Sampled frames in which a face was found."""
-    frames: int
-    used: str
-    """What the model saw: "face crop", or "whole frame (no face found)"."""
-
-
-class Word(BaseModel):
-    word: str
-    start: float
-    end: float
-    """Seconds from the start of the clip."""
-    probability: float
-
-
-class Transcript(BaseModel):
-    text: str
-    """What was said; the model read it as the subtitle."""
-    language: str
-    language_probability: float
-    words: list[Word]
-
-
-class MediaSummary(BaseModel):
-    duration_seconds: float | None
-    has_video: bool
-    has_audio: bool
-    size_bytes: int
-
-
-class PredictResponse(BaseModel):
-    id: str
-    think: str | None
-    answer: str | None
-    label: str | None
-    """The answer as a canonical label of the model's label set, None when it names none."""
-    format_ok: bool
-    output: str
-    """The raw completion."""
-    reasoning: list[ReasoningSegment]
-    batch_size: int
-    """How many clips shared the model call."""
-    media: MediaSummary
-    timings: Timings
-    attribution: Attribution | None = None
-    face_crop: FaceCropSummary | None = None
-    """With ``face_crop``: whether a face was found and what the model saw."""
-    transcript: Transcript | None = None
-    """With ``transcribe``: the recognised speech."""
-
-
-class TimelineWindow(BaseModel):
-    """One ``window`` line of the ``/v1/timeline`` stream."""
-
-    type: Literal["window"] = "window"
-    index: int
-    start_seconds: float
-    end_seconds: float
-    label: str | None
-    answer: str | None
-    think: str | None
-    format_ok: bool
-    transcript: str | None
-    reasoning: list[ReasoningSegment]
-    error: str | None
-    done: int
-    """Windows answered so far."""
-    total: int
-
-
-class ModelInfo(BaseModel):
-    name: str
-    family: str
-    num_frames: int
-    modalities: str
-    label_set: str
-    labels: list[str]
-    reasoning_words: dict[str, list[str]]
-    """The words that mark a reasoning clause as visual or audio evidence."""
-    limits: dict[str, float | int]
-
-
-class Health(BaseModel):
-    status: Literal["ok", "unavailable"]
-    queued: int
-    max_queue: int
-    batches_run: int
-    clips_answered: int
-
-
-class ErrorBody(BaseModel):
-    error: str
-    message: str
-
-
-_ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in (
-    (400, "Malformed request"), (403, "Path outside the media root, or path requests disabled"),
-    (404, "No such path under the media root"), (413, "Upload or clip over the limits"),
-    (415, "Body is neither multipart/form-data nor JSON"), (422, "Unreadable media or invalid request"),
-    (503, "Queue full or server shutting down"), (504, "No answer within the request timeout"))}
-_PREDICT_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary", "description": "A video or audio clip"},
-        "explain": {"type": "boolean", "default": False},
-        "face_crop": {"type": "boolean", "default": False},
-        "transcribe": {"type": "boolean", "default": False}}}},
-    "application/json": {"schema": PathRequest.model_json_schema()},
-}}}
-_TIMELINE_STREAM = {200: {"description": "One JSON object per line: start, window (one per window), summary or error",
-                          "content": {"application/x-ndjson": {"schema": TimelineWindow.model_json_schema()}}}}
-
-
 # -- the three steps ---------------------------------------------------------------------------------------
 async def decode_request(request: Request, config: ServeConfig, request_id: str, flags: dict[str, bool],
                          max_seconds: float | None = None) -> tuple[ClipRequest, MediaInfo]:
@@ -311,26 +154,6 @@ async def predict(worker: BatchWorker, clip: ClipRequest, info: MediaInfo, timeo
     return result
 
 
-def reasoning_segments(think: str | None, levels: dict[str, str] | None = None) -> list[ReasoningSegment]:
-    """``think`` cut into clauses, each tagged with the kind of evidence it cites and its cue claims checked
-    against ``levels`` (measured cue levels; None: nothing is checkable).
-
-    >>> [(s.text, s.visual, s.audio) for s in reasoning_segments("The brows drop, but the voice is calm. Sad.")]
-    [('The brows drop, ', True, False), ('but the voice is calm. ', False, True), ('Sad.', False, False)]
-    """
-    if not think:
-        return []
-    pieces, start = [], 0
-    for match in _CLAUSE_END.finditer(think):
-        pieces.append(think[start:match.end()])
-        start = match.end()
-    pieces.append(think[start:])
-    return [ReasoningSegment(text=p, visual=mentions_visual(p), audio=mentions_audio(p),
-                             claims=[Claim(phrase=c.phrase, cue=c.cue, claimed=c.claimed, measured=c.actual,
-                                           verdict=c.verdict) for c in check_claims(p, levels)])
-            for p in pieces if p]
-
-
 def _attribution(found: ClipAttribution, info: MediaInfo, method: str) -> Attribution:
     present = {"video": info.has_video, "audio": info.has_audio, "both": info.has_video or info.has_audio}
     effects = []
@@ -358,50 +181,6 @@ def encode_response(clip: ClipRequest, info: MediaInfo, result: ClipResult, star
         transcript=Transcript(**result.notes["transcript"]) if result.notes.get("transcript") else None)
 
 
-def _ndjson(line: dict) -> bytes:
-    return (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def encode_window(window: WindowPrediction, done: int, total: int) -> TimelineWindow:
-    """One answered window as its line of the timeline stream (cue claims per clause, as for a clip)."""
-    levels = {claim["cue"]: claim["actual"] for claim in window.claims if claim["actual"]}
-    return TimelineWindow(index=window.index, start_seconds=window.start_seconds, end_seconds=window.end_seconds,
-                          label=window.label, answer=window.answer, think=window.think, format_ok=window.format_ok,
-                          transcript=window.transcript, reasoning=reasoning_segments(window.think, levels),
-                          error=window.error, done=done, total=total)
-
-
-async def stream_timeline(worker: BatchWorker, job: Job, clip: ClipRequest, info: MediaInfo) -> AsyncIterator[bytes]:
-    """The NDJSON lines of one timeline job as its windows are answered (see the module docstring).
-    The upload is removed, and the job stopped, when the stream ends for any reason."""
-    loop = asyncio.get_running_loop()
-    arrived: asyncio.Queue = asyncio.Queue()
-    job.on_window = lambda window, done, total: loop.call_soon_threadsafe(arrived.put_nowait, (window, done, total))
-    finished = asyncio.wrap_future(job.future)
-    try:
-        yield _ndjson({"type": "start", "id": clip.id, "duration_seconds": info.duration_seconds,
-                       "window_seconds": job.timeline.window_seconds, "split": job.timeline.split})
-        while True:
-            waiting = asyncio.ensure_future(arrived.get())
-            await asyncio.wait({waiting, finished}, return_when=asyncio.FIRST_COMPLETED)
-            if not waiting.done():
-                waiting.cancel()
-                break
-            yield _ndjson(encode_window(*waiting.result()).model_dump())
-        while not arrived.empty():
-            yield _ndjson(encode_window(*arrived.get_nowait()).model_dump())
-        try:
-            result = finished.result()
-        except Exception as err:  # noqa: BLE001 — reported in the stream, whose 200 status is already sent
-            reason = err.reason if hasattr(err, "reason") else f"the server failed ({type(err).__name__})"
-            yield _ndjson({"type": "error", "error": "timeline_failed", "message": f"{clip.name}: {reason}"})
-            return
-        yield _ndjson({"type": "summary", "summary": result.summary})
-    finally:
-        job.cancel()
-        clip.discard()
-
-
 # -- the application -----------------------------------------------------------------------------------------
 def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
@@ -420,16 +199,8 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
         raise ValueError(f"media_root {config.media_root!r} is not a folder")
     if config.upload_dir is not None and not Path(config.upload_dir).is_dir():
         raise ValueError(f"upload_dir {config.upload_dir!r} is not a folder")
-    label_set = get_label_set(config.label_set)
     worker = BatchWorker(policy, config)
-    model_info = ModelInfo(
-        name=config.model_name or default_name, family=policy.family, num_frames=policy.num_frames,
-        modalities=config.modalities, label_set=label_set.name, labels=list(label_set.labels),
-        reasoning_words={"visual": list(VISUAL_WORDS), "audio": list(AUDIO_WORDS)},
-        limits={"max_upload_bytes": config.max_upload_bytes, "max_duration_seconds": config.max_duration_seconds,
-                "max_recording_seconds": config.max_recording_seconds,
-                "request_timeout_seconds": config.request_timeout_seconds, "max_queue": config.max_queue,
-                "max_batch_size": config.max_batch_size})
+    model_info = _model_info(policy, config, config.model_name or default_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -447,28 +218,11 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
                               "(<think>/<answer>) and per-modality attribution.")
     app.state.worker = worker
     app.state.config = config
-    # Requests between arrival and response. Capped so that uploads waiting for a queue slot cannot
-    # pile up on disk: at most this many uploads of max_upload_bytes exist at once.
-    max_in_flight = config.max_queue + config.max_batch_size
-    in_flight = 0
-
-    @app.exception_handler(ServeError)
-    async def serve_error(request: Request, err: ServeError) -> JSONResponse:
-        return _error_response(err.status, err.code, err.message, err.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        return _error_response(err.status_code, "http_error", str(err.detail), getattr(err, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        return _error_response(422, "invalid_request", problems)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, err: Exception) -> JSONResponse:
-        # Starlette logs the traceback and re-raises after this response; the client gets JSON.
-        return _error_response(500, "internal_error", f"the server failed ({type(err).__name__})")
+    # Capped so that uploads waiting for the model cannot pile up on disk (r1omni.serve.admission).
+    admission = Admission(config.max_queue + config.max_batch_size)
+    app.state.admission = admission
+    _add_error_handlers(app)
+    app.openapi = lambda: _openapi(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -487,7 +241,7 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
     async def model() -> ModelInfo:
         return model_info
 
-    @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_PREDICT_BODY)
+    @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=PREDICT_BODY)
     async def predict_route(request: Request, explain: bool = Query(
             False, description="Also compute the per-modality attribution (about nine model passes)."),
             face_crop: bool = Query(False, description="Crop the frames to the largest face."),
@@ -495,29 +249,22 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
     ) -> JSONResponse:
         """Answer for one clip: a multipart upload (field ``file``) or JSON ``{"path": ...}`` under the
         media root."""
-        nonlocal in_flight
         started = time.perf_counter()
         request_id = uuid.uuid4().hex[:12]
-        if in_flight >= max_in_flight:
-            logger.warning("request %s: refused, %d requests in progress", request_id, in_flight)
-            raise ServeError(503, "queue_full", f"the server is busy ({in_flight} requests in progress); "
-                                                "retry later", headers={"Retry-After": "1"})
-        in_flight += 1
+        admission.check(request_id)   # a full server says so before reading a body it would refuse
+        clip, info = await decode_request(request, config, request_id,
+                                          {"explain": explain, "face_crop": face_crop, "transcribe": transcribe})
         try:
-            clip, info = await decode_request(request, config, request_id,
-                                              {"explain": explain, "face_crop": face_crop, "transcribe": transcribe})
-            try:
+            with admission.place(request_id):
                 result = await predict(worker, clip, info, config.request_timeout_seconds)
-            finally:
-                clip.discard()
         finally:
-            in_flight -= 1
+            clip.discard()
         response = encode_response(clip, info, result, started, config.explain_method)
         logger.info("request %s: answered in %.3f s (batch of %d)", request_id, response.timings.total_seconds,
                     response.batch_size)
         return JSONResponse(response.model_dump(), headers={"X-Request-ID": request_id})
 
-    @app.post("/v1/timeline", responses={**_ERRORS, **_TIMELINE_STREAM}, openapi_extra=_PREDICT_BODY)
+    @app.post("/v1/timeline", responses={**ERRORS, **TIMELINE_STREAM}, openapi_extra=PREDICT_BODY)
     async def timeline_route(
             request: Request,
             segment_seconds: float = Query(4.0, gt=0, description="Window length (with split=speech: the longest)."),
@@ -527,47 +274,102 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
             transcribe: bool = Query(False, description="Recognise the speech of each window as its subtitle.")
     ) -> StreamingResponse:
         """A long recording answered window by window, streamed as NDJSON (see the module docstring)."""
-        nonlocal in_flight
         request_id = uuid.uuid4().hex[:12]
+        options = _timeline_options(config, segment_seconds, overlap_seconds, split)
+        admission.check(request_id)
+        clip, info = await decode_request(request, config, request_id,
+                                          {"face_crop": face_crop, "transcribe": transcribe},
+                                          max_seconds=config.max_recording_seconds)
         try:
-            options = TimelineOptions(window_seconds=segment_seconds, overlap_seconds=overlap_seconds, split=split,
-                                      batch_size=config.max_batch_size)
-        except ValueError as err:
-            raise ServeError(422, "invalid_request", str(err)) from None
-        if in_flight >= max_in_flight:
-            raise ServeError(503, "queue_full", f"the server is busy ({in_flight} requests in progress); "
-                                                "retry later", headers={"Retry-After": "1"})
-        in_flight += 1
-        try:
-            clip, info = await decode_request(request, config, request_id,
-                                              {"face_crop": face_crop, "transcribe": transcribe},
-                                              max_seconds=config.max_recording_seconds)
-            job = Job(sample_for_clip(clip, info), face_crop=clip.face_crop, transcribe=clip.transcribe,
-                      timeline=options)
-            try:
-                worker.submit(job)
-            except (QueueFull, WorkerClosed) as err:
-                clip.discard()
-                raise ServeError(503, "queue_full" if isinstance(err, QueueFull) else "shutting_down",
-                                 f"the server is busy or stopping ({err}); retry later",
-                                 headers={"Retry-After": "1"}) from None
+            job = _submit_timeline(worker, admission, request_id, clip, info, options)
         except BaseException:
-            in_flight -= 1
+            clip.discard()
             raise
 
         async def lines() -> AsyncIterator[bytes]:
-            nonlocal in_flight
             try:
                 async for line in stream_timeline(worker, job, clip, info):
                     yield line
             finally:
-                in_flight -= 1
+                admission.leave()
 
         logger.info("request %s: timeline of %s s in %g s windows", request_id,
                     f"{info.duration_seconds:.1f}" if info.duration_seconds else "?", segment_seconds)
         return StreamingResponse(lines(), media_type="application/x-ndjson", headers={"X-Request-ID": request_id})
 
     return app
+
+
+def _model_info(policy: Policy, config: ServeConfig, name: str) -> ModelInfo:
+    label_set = get_label_set(config.label_set)
+    return ModelInfo(
+        name=name, family=policy.family, num_frames=policy.num_frames,
+        modalities=config.modalities, label_set=label_set.name, labels=list(label_set.labels),
+        reasoning_words={"visual": list(VISUAL_WORDS), "audio": list(AUDIO_WORDS)},
+        limits={"max_upload_bytes": config.max_upload_bytes, "max_duration_seconds": config.max_duration_seconds,
+                "max_recording_seconds": config.max_recording_seconds,
+                "max_timeline_windows": config.max_timeline_windows,
+                "request_timeout_seconds": config.request_timeout_seconds, "max_queue": config.max_queue,
+                "max_batch_size": config.max_batch_size})
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServeError)
+    async def serve_error(request: Request, err: ServeError) -> JSONResponse:
+        return _error_response(err.status, err.code, err.message, err.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        return _error_response(err.status_code, "http_error", str(err.detail), getattr(err, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        return _error_response(422, "invalid_request", problems)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, err: Exception) -> JSONResponse:
+        # Starlette logs the traceback and re-raises after this response; the client gets JSON.
+        return _error_response(500, "internal_error", f"the server failed ({type(err).__name__})")
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document plus the schemas the routes' hand-written extras refer to (so every $ref resolves)."""
+    if app.openapi_schema is None:
+        document = FastAPI.openapi(app)   # builds and keeps app.openapi_schema
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in openapi_components().items():
+            schemas.setdefault(name, schema)
+    return app.openapi_schema
+
+
+def _timeline_options(config: ServeConfig, segment_seconds: float, overlap_seconds: float, split: str
+                      ) -> TimelineOptions:
+    try:
+        return TimelineOptions(window_seconds=segment_seconds, overlap_seconds=overlap_seconds, split=split,
+                               batch_size=config.max_batch_size, max_windows=config.max_timeline_windows)
+    except ValueError as err:
+        raise ServeError(422, "invalid_request", str(err)) from None
+
+
+def _submit_timeline(worker: BatchWorker, admission: Admission, request_id: str, clip: ClipRequest, info: MediaInfo,
+                     options: TimelineOptions) -> Job:
+    """Check the recording's window count (fixed windows: from its headers; utterances are counted by
+    the worker), take an admission place and queue the job. The caller's stream leaves the place."""
+    if options.split == "fixed" and info.duration_seconds:
+        try:
+            options.check_count(fixed_window_count(info.duration_seconds, options))
+        except TooManyWindows as err:
+            raise ServeError(413, "too_many_windows", f"{clip.name}: {err}") from None
+    job = Job(sample_for_clip(clip, info), face_crop=clip.face_crop, transcribe=clip.transcribe, timeline=options)
+    admission.enter(request_id)
+    try:
+        worker.submit(job)
+    except (QueueFull, WorkerClosed) as err:
+        admission.leave()
+        raise ServeError(503, "queue_full" if isinstance(err, QueueFull) else "shutting_down",
+                         f"the server is busy or stopping ({err}); retry later", headers={"Retry-After": "1"}) from None
+    return job
 
 
 def _default_device() -> str:

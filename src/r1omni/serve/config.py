@@ -5,6 +5,7 @@ Every field is documented once here; ``r1omni.serve.run(**limits)`` and the CLI 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from r1omni.clips import MODALITIES
@@ -39,6 +40,12 @@ class ServeConfig:
     max_recording_seconds: float = 4 * 3600.0
     """Longest recording the timeline endpoint accepts (it is read window by window, so memory does
     not grow with the length; time does)."""
+    max_timeline_windows: int = 3600
+    """Most windows one timeline request may ask for (4 h in 4 s windows): what bounds its work, since
+    a short window or a large overlap multiplies the model calls. More gets 413 before any work."""
+    upload_idle_timeout_seconds: float = 30.0
+    """Longest pause while a request body arrives; a client silent for longer gets 408 and its partial
+    upload is removed. Uploads in progress hold no in-flight place (``r1omni.serve.admission``)."""
     request_timeout_seconds: float = 300.0
     """Longest wait for the model (queue + inference) before the request fails with 504."""
     max_queue: int = 32
@@ -65,11 +72,12 @@ class ServeConfig:
             raise ValueError(f"modalities must be one of {MODALITIES}, got {self.modalities!r}")
         if self.explain_method not in ("blank", "omit"):
             raise ValueError(f"explain_method must be 'blank' or 'omit', got {self.explain_method!r}")
-        for name in ("max_upload_bytes", "max_queue", "max_batch_size", "max_new_tokens"):
+        for name in ("max_upload_bytes", "max_queue", "max_batch_size", "max_new_tokens", "max_timeline_windows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_duration_seconds", "max_recording_seconds", "request_timeout_seconds"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("max_duration_seconds", "max_recording_seconds", "request_timeout_seconds",
+                     "upload_idle_timeout_seconds"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")
         if self.batch_window_seconds < 0:
             raise ValueError(f"batch_window_seconds must be >= 0, got {self.batch_window_seconds}")

@@ -2,7 +2,9 @@
 
 * :func:`receive_upload` streams a multipart upload (field ``file``) into a temporary file, counting
   bytes as they arrive: a Content-Length over the limit is refused before the body is read, and a
-  body without one is cut off at the limit. The partial file is removed on every failure.
+  body without one is cut off at the limit. A body that stops arriving for
+  ``upload_idle_timeout_seconds`` gets 408, a client that goes away is let go without a traceback,
+  and a full disk is said as such (507). The partial file is removed on every failure.
 * :func:`resolve_media_path` maps a ``{"path": ...}`` request into the configured media root after
   resolving ``..`` and symlinks; anything that lands outside is refused (403).
 * :func:`check_clip` reads the clip's headers (``r1omni.media.probe``) to refuse unreadable files
@@ -14,25 +16,28 @@ finished uploads (the route that created one removes it).
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-from python_multipart.exceptions import MultipartParseError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from r1omni.media import MediaError, MediaInfo, probe
 from r1omni.schema import Sample
 from r1omni.serve.config import ServeConfig
 from r1omni.serve.errors import ServeError
 
-__all__ = ["ClipRequest", "PathRequest", "FLAGS", "receive_upload", "read_path_request", "resolve_media_path",
-           "check_clip", "sample_for_clip", "parse_flag", "FORM_ALLOWANCE_BYTES"]
+__all__ = ["ClipRequest", "PathRequest", "FLAGS", "FLAG_WORDS", "receive_upload", "read_path_request",
+           "resolve_media_path", "check_clip", "sample_for_clip", "parse_flag", "FORM_ALLOWANCE_BYTES"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +47,11 @@ _MAX_FIELD_BYTES = 1024
 _MAX_JSON_BYTES = 64 * 1024
 _SAFE_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 _TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
+_FALSE = ("0", "false", "no", "off")
 FLAGS = ("explain", "face_crop", "transcribe")
 """The per-request options: a query parameter, a form field or a JSON key of that name sets each."""
+FLAG_WORDS = ("true", "false", "1", "0", "yes", "no", "on", "off")
+"""What a form field of :data:`FLAGS` may say (any case); the OpenAPI form lists them."""
 
 
 @dataclass
@@ -70,8 +77,8 @@ class PathRequest(BaseModel):
     """JSON body of ``POST /v1/predict`` for a file already on the server."""
 
     model_config = ConfigDict(extra="forbid")
-    path: str
-    """Relative to the media root (or absolute, inside it)."""
+    path: str = Field(min_length=1, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
+    """Relative to the media root (or absolute, inside it): not blank, no NUL byte."""
     explain: bool = False
     """Also compute the per-modality attribution (slower: about nine model passes)."""
     face_crop: bool = False
@@ -99,6 +106,34 @@ def _format_bytes(size: int) -> str:
 def _too_large(config: ServeConfig) -> ServeError:
     return ServeError(413, "upload_too_large",
                       f"the upload is larger than the limit of {_format_bytes(config.max_upload_bytes)}")
+
+
+def _storage_error(err: OSError) -> ServeError:
+    """The server failing to store an upload, said plainly (the client can do nothing but retry later)."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ServeError(507, "insufficient_storage", "no space left on the server to store the upload; "
+                                                       "retry later or send a smaller file")
+    reason = err.strerror or type(err).__name__
+    return ServeError(500, "storage_error", f"the server cannot store the upload ({reason})")
+
+
+async def _body(request: Request, config: ServeConfig) -> AsyncIterator[bytes]:
+    """The request body chunk by chunk: 408 when nothing arrives for ``upload_idle_timeout_seconds``, and
+    a plain 400 (no traceback in the log; the reply reaches no one) when the client goes away."""
+    chunks = request.stream().__aiter__()
+    idle_seconds = config.upload_idle_timeout_seconds
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), idle_seconds)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise ServeError(408, "upload_timeout", f"the request body stopped arriving (nothing for "
+                                                    f"{idle_seconds:g} s); send it again") from None
+        except ClientDisconnect:
+            raise ServeError(400, "client_disconnected", "the client closed the connection before the body "
+                                                         "was complete") from None
+        yield chunk
 
 
 class _MultipartUpload:
@@ -142,8 +177,12 @@ class _MultipartUpload:
         name = params.get(b"name", b"").decode("utf-8", "replace")
         filename = params.get(b"filename")
         if filename is None:
-            if name in self.fields or len(self.fields) >= 8:
-                raise ServeError(400, "bad_multipart", f"form field {name!r} repeated or too many fields")
+            # Only the documented fields (the OpenAPI form has no others), each once.
+            if name not in FLAGS:
+                raise ServeError(400, "bad_multipart", f"unknown form field {name!r}; the form takes 'file' and "
+                                                       f"optionally {', '.join(FLAGS)}")
+            if name in self.fields:
+                raise ServeError(400, "bad_multipart", f"form field {name!r} repeated")
             self._part = name
             return
         if name != "file":
@@ -154,8 +193,11 @@ class _MultipartUpload:
         suffix = Path(self.filename).suffix.lower()
         # The suffix is kept as a hint for the demuxer; anything odd is dropped, never trusted.
         suffix = suffix if _SAFE_SUFFIX.fullmatch(suffix) else ""
-        fd, name_on_disk = tempfile.mkstemp(prefix=f"r1omni-{self.request_id}-", suffix=suffix,
-                                            dir=self.config.upload_dir)
+        try:
+            fd, name_on_disk = tempfile.mkstemp(prefix=f"r1omni-{self.request_id}-", suffix=suffix,
+                                                dir=self.config.upload_dir)
+        except OSError as err:
+            raise _storage_error(err) from None
         self.file_path = Path(name_on_disk)
         self._file = os.fdopen(fd, "wb")
         self._part = "file"
@@ -165,7 +207,10 @@ class _MultipartUpload:
             self.file_bytes += end - start
             if self.file_bytes > self.config.max_upload_bytes:
                 raise _too_large(self.config)
-            self._file.write(data[start:end])
+            try:
+                self._file.write(data[start:end])
+            except OSError as err:
+                raise _storage_error(err) from None
         elif self._part is not None:
             self._value.extend(data[start:end])
             if len(self._value) > _MAX_FIELD_BYTES:
@@ -173,16 +218,22 @@ class _MultipartUpload:
 
     def _part_end(self) -> None:
         if self._part == "file":
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()   # flushes the last buffered bytes, which may not fit either
+            except OSError as err:
+                raise _storage_error(err) from None
         elif self._part is not None:
             self.fields[self._part] = self._value.decode("utf-8", "replace")
         self._part = None
 
     def discard(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError:
+                pass   # a full disk cannot take the buffered rest; the file goes anyway
         if self.file_path is not None:
             self.file_path.unlink(missing_ok=True)
 
@@ -203,11 +254,14 @@ async def receive_upload(request: Request, config: ServeConfig, request_id: str,
     boundary = params.get(b"boundary")
     if not boundary:
         raise ServeError(400, "bad_multipart", "multipart/form-data without a boundary")
-    upload = _MultipartUpload(boundary, config, request_id)
+    try:
+        upload = _MultipartUpload(boundary, config, request_id)
+    except FormParserError as err:   # e.g. a boundary over python-multipart's 256 characters
+        raise ServeError(400, "bad_multipart", f"malformed multipart header ({err})") from None
     received = 0
     done = False
     try:
-        async for chunk in request.stream():
+        async for chunk in _body(request, config):
             received += len(chunk)
             if received > body_limit:
                 raise _too_large(config)
@@ -216,7 +270,7 @@ async def receive_upload(request: Request, config: ServeConfig, request_id: str,
             upload.parser.write(chunk)
         upload.parser.finalize()
         done = True
-    except MultipartParseError as err:
+    except FormParserError as err:
         raise ServeError(400, "bad_multipart", f"malformed multipart body ({err})") from None
     finally:
         if not done:
@@ -227,8 +281,9 @@ async def receive_upload(request: Request, config: ServeConfig, request_id: str,
     clip = ClipRequest(id=request_id, path=upload.file_path, name=upload.filename or "upload", temporary=True,
                        size_bytes=upload.file_bytes)
     try:
-        for name in FLAGS:
-            setattr(clip, name, flags.get(name, False) or parse_flag(upload.fields.get(name), name))
+        for name in FLAGS:   # the form's value is checked even when the query already set the flag
+            from_form = parse_flag(upload.fields.get(name), name)
+            setattr(clip, name, flags.get(name, False) or from_form)
     except ServeError:
         clip.discard()
         raise
@@ -239,7 +294,7 @@ async def read_path_request(request: Request, config: ServeConfig, request_id: s
                             flags: dict[str, bool]) -> ClipRequest:
     """A JSON ``{"path": ..., "explain": ...}`` request for a file under the media root."""
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in _body(request, config):
         body.extend(chunk)
         if len(body) > _MAX_JSON_BYTES:
             raise ServeError(413, "body_too_large", f"a JSON request body is limited to {_MAX_JSON_BYTES} bytes")

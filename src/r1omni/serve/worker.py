@@ -10,9 +10,12 @@ so a backlog is taken at once) for up to ``max_batch_size`` jobs, and answers th
   same path as ``r1omni predict`` and ``r1omni eval``, under the server's label set;
 * clips with ``explain``: ``r1omni.explain.attribute`` (its factual run is the answer).
 
-A job with ``timeline`` options is a long recording: it runs alone, window batch after window
-batch (``r1omni.timeline.predict_timeline``), handing each window to ``on_window`` as it is
-answered, and stops between batches once ``cancel()`` is called (its client went away).
+A job with ``timeline`` options is a long recording: it runs window batch after window batch
+(``r1omni.timeline.predict_timeline``), handing each window to ``on_window`` as it is answered, and
+stops between batches once ``cancel()`` is called (its client went away). Between two of its window
+batches the worker answers one batch of the clips that queued meanwhile, so a recording of an hour
+delays a clip by one window batch, not by the whole recording. A recording that cannot be read (or
+has more windows than allowed) fails its own job, logged as one line.
 
 All model calls happen on this thread, so torch runs one job at a time. A full queue raises
 :class:`QueueFull` at once (the route answers 503); a job whose future was cancelled (its request
@@ -37,10 +40,11 @@ from r1omni.cues import clip_cues
 from r1omni.explain.attribution import ClipAttribution, attribute
 from r1omni.inference import Answer, answer_clips, parse_answer
 from r1omni.labels import get_label_set
+from r1omni.media import MediaError
 from r1omni.models import Policy, SamplingConfig
 from r1omni.schema import Sample
 from r1omni.serve.config import ServeConfig
-from r1omni.timeline import TimelineOptions, WindowPrediction, predict_timeline, summarize_timeline
+from r1omni.timeline import TimelineOptions, TooManyWindows, WindowPrediction, predict_timeline, summarize_timeline
 
 __all__ = ["Job", "ClipResult", "TimelineResult", "TimelineCancelled", "BatchWorker", "QueueFull", "WorkerClosed"]
 
@@ -183,27 +187,39 @@ class BatchWorker:
                 batch.append(self._queue.popleft())
             return batch
 
+    def _waiting_clips(self) -> list[Job]:
+        """Up to a batch of the clip jobs queued now (a timeline's turn: no batch window is waited for)."""
+        with self._cond:
+            batch = []
+            while self._queue and len(batch) < self.config.max_batch_size and self._queue[0].timeline is None:
+                batch.append(self._queue.popleft())
+            return batch
+
     def _run(self) -> None:
         self.policy.module.eval()
         while (jobs := self._next_batch()) is not None:
-            # Jobs whose request timed out while waiting are dropped here, unanswered.
-            jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]
-            if not jobs:
-                continue
-            try:
-                results = [self.run_timeline(jobs[0])] if jobs[0].timeline is not None else self.run_batch(jobs)
-            except TimelineCancelled as err:
-                logger.info("timeline %s", err)
-                jobs[0].future.set_exception(err)
-                continue
-            except Exception as err:  # noqa: BLE001 — a failing batch must not kill the server: each
-                # request gets the error (a 500 naming it), and the worker goes on with the next batch.
-                logger.exception("batch of %d clips failed", len(jobs))
-                for job in jobs:
-                    job.future.set_exception(err)
-                continue
-            for job, result in zip(jobs, results):
-                job.future.set_result(result)
+            self._answer(jobs)
+
+    def _answer(self, jobs: list[Job]) -> None:
+        """Run one batch of clip jobs, or one timeline job, and settle their futures."""
+        # Jobs whose request timed out while waiting are dropped here, unanswered.
+        jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        if not jobs:
+            return
+        try:
+            results = [self.run_timeline(jobs[0])] if jobs[0].timeline is not None else self.run_batch(jobs)
+        except (TimelineCancelled, MediaError, TooManyWindows) as err:
+            logger.info("timeline %s", f"unreadable: {err.reason}" if isinstance(err, MediaError) else err)
+            jobs[0].future.set_exception(err)
+            return
+        except Exception as err:  # noqa: BLE001 — a failing batch must not kill the server: each
+            # request gets the error (a 500 naming it), and the worker goes on with the next batch.
+            logger.exception("batch of %d clips failed", len(jobs))
+            for job in jobs:
+                job.future.set_exception(err)
+            return
+        for job, result in zip(jobs, results):
+            job.future.set_result(result)
 
     def _loader(self, job: Job, cache: bool = True) -> ClipLoader:
         return ClipLoader.for_policy(self.policy, prompt=self.config.prompt, modalities=self.config.modalities,
@@ -271,6 +287,8 @@ class BatchWorker:
             progress["total"] = total
             if job.cancelled.is_set():
                 raise TimelineCancelled(f"cancelled after {done} of {total} windows")
+            if done and (waiting := self._waiting_clips()):   # between window batches: the clips' turn
+                self._answer(waiting)
 
         with torch.no_grad():
             for window in predict_timeline(self.policy, job.sample.media_path, job.timeline,

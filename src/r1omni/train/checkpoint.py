@@ -31,7 +31,14 @@ from typing import Any
 
 from accelerate import Accelerator
 
-from r1omni.atomic import COMPLETE_MARKER, atomic_dir, atomic_write_text, is_complete, remove_stale_temporaries
+from r1omni.atomic import (
+    COMPLETE_MARKER,
+    atomic_dir,
+    atomic_write_text,
+    is_complete,
+    remove_stale_temporaries,
+    system_write_error,
+)
 from r1omni.models import Policy
 from r1omni.train.setup import unwrapped
 from r1omni.yamlconfig import config_differences
@@ -134,7 +141,12 @@ def save_checkpoint(accelerator: Accelerator, policy: Policy, output_dir: str | 
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    try:
+        accelerator.save_state(str(tmp))
+    except Exception as err:  # torch reports a full disk as a RuntimeError naming no file
+        if (named := system_write_error(err, tmp)) is not None:
+            raise named from err
+        raise
     accelerator.wait_for_everyone()     # every process's files are written before they are listed
     if accelerator.is_main_process:
         with unwrapped(policy, accelerator):
@@ -172,6 +184,9 @@ def prepare_run_folder(accelerator: Accelerator, output_dir: str | os.PathLike, 
     one in a field that decides the result (the message lists them).
     """
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"output_dir {output_dir} is a file; give a folder (it holds the run's checkpoints, "
+                         "metrics and final model)")
     checkpoint = None if overwrite else _checkpoint_to_resume(output_dir, config, resume)
     if accelerator.is_main_process:
         if overwrite:

@@ -55,10 +55,13 @@ class OptimConfig:
         unknown = sorted(set(self.lr_multipliers) - set(MODEL_PARTS))
         if unknown:
             raise ValueError(f"lr_multipliers has unknown part(s) {unknown}; parts are {list(MODEL_PARTS)}")
-        if any(v <= 0 for v in self.lr_multipliers.values()):
-            raise ValueError(f"lr_multipliers must be > 0, got {self.lr_multipliers}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if any(not 0 < v < math.inf for v in self.lr_multipliers.values()):
+            raise ValueError(f"lr_multipliers must be finite and > 0, got {self.lr_multipliers}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        for name in ("weight_decay", "max_grad_norm"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(f"schedule must be cosine, linear or constant, got {self.schedule!r}")
         if not 0 <= self.warmup_ratio < 1:

@@ -62,7 +62,7 @@ from transformers import (
 from r1omni.atomic import atomic_dir
 from r1omni.models.decoding import Qwen2Step, decode, preallocated_cache
 from r1omni.models.kv_cache import cache_parameter
-from r1omni.models.policy import ClipInput, Completions, PreparedBatch, SamplingConfig
+from r1omni.models.policy import ClipInput, Completions, PreparedBatch, PromptStates, SamplingConfig
 from r1omni.models.qwen_omni.processing import (
     PREPROCESSING_FILE,
     OmniPreprocessing,
@@ -456,6 +456,28 @@ class QwenOmniPolicy:
         return decode(logits, step, sampling, stop_ids=torch.tensor([self.eos_token_id]), pad_id=self.pad_token_id,
                       prompt_ids=batch.input_ids.repeat_interleave(group, dim=0),
                       suppressed_ids=self.suppressed_token_ids)
+
+    @torch.no_grad()
+    def prompt_states(self, batch: PreparedBatch) -> PromptStates:
+        """The B prompts' input embeddings by modality and the LLM's final hidden state at each prompt's
+        last position (prompts are left-padded, so column -1), in eval mode: for the modality-balance
+        diagnosis (:mod:`r1omni.explain.balance`)."""
+        was_training = self.thinker.training
+        self.thinker.eval()
+        try:
+            batch = batch.to(self.device)
+            shared = self._shared
+            prompts = shared.embed_prompts(batch.input_ids, batch.attention_mask, batch.media)
+            deepstack = None if prompts.deepstack is None else [torch.cat(level) for level in prompts.deepstack]
+            hidden = shared.run_language_model(prompts.embeds, batch.attention_mask, prompts.position_ids,
+                                               prompts.video_mask, deepstack)  # (B, P, D)
+        finally:
+            self.thinker.train(was_training)
+        config = self.thinker.config
+        video = batch.input_ids == config.video_token_id  # (B, P)
+        audio = batch.input_ids == config.audio_token_id  # (B, P)
+        text = batch.attention_mask.bool() & ~video & ~audio  # (B, P)
+        return PromptStates(prompts.embeds, video, audio, text, hidden[:, -1])
 
     def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = []

@@ -399,6 +399,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             study.output_dir = args.output_dir
         if args.threads:
             study.demo.threads = args.threads
+        study.demo.media_norm = args.media_norm
         run_budget_study(study, say)
         print(f"wrote {study.output_dir}/summary.md, summary.json, budget.png")
         return ExitCode.OK
@@ -409,6 +410,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         config.output_dir = args.output_dir
     if args.threads:
         config.threads = args.threads
+    config.media_norm = args.media_norm
     run_demo(config, say=say)
     return ExitCode.OK
 
@@ -541,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="the ~3-minute variant (smaller benchmark and budgets)")
     demo.add_argument("-o", "--output-dir", default=None, help="report folder (default demo_out, demo_out_quick)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--media-norm", action="store_true",
+                      help="a LayerNorm after each media projector at the text embeddings' scale (issue #26's "
+                           "first remedy; off: today's model)")
     demo.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2)")
     demo.add_argument("--validation", action="store_true",
                       help="evaluate on the validation splits (for tuning a recipe) instead of the test splits")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -41,11 +41,14 @@ from r1omni.models.policy import ClipInput, ClipRejected, Policy
 from r1omni.schema import Sample
 from r1omni.template import get_prompt, with_subtitle
 
-__all__ = ["ClipLoader", "LoadedClips", "MediaCache", "MODALITIES", "SAMPLE_QUESTION"]
+__all__ = ["ClipLoader", "LoadedClips", "MediaCache", "MODALITIES", "SAMPLE_QUESTION", "REMOVAL_METHODS",
+           "remove_modalities"]
 
 MODALITIES = ("video_audio", "video", "audio")
 SAMPLE_QUESTION = "sample"
 """``ClipLoader.prompt`` value meaning: each sample's own question, ``meta["question"]`` (instruction data)."""
+REMOVAL_METHODS = ("blank", "omit")
+_BLANK_GREY = 127
 
 
 @dataclass
@@ -211,3 +214,18 @@ class ClipLoader:
                 loaded.failures[sample.id] = err
             loaded.decode_seconds[sample.id] = time.perf_counter() - tick
         return loaded
+
+
+def remove_modalities(clip: ClipInput, video: bool, audio: bool, method: str = "blank") -> ClipInput:
+    """A copy of ``clip`` without its frames and/or its audio: ``blank`` keeps the prompt's shape (grey
+    frames, silence: only the information goes), ``omit`` drops the modality's placeholder from the prompt.
+    Counterfactual attribution, the modality-balance diagnosis and GRPO's masked-modality term all remove
+    a modality this way, so that they measure the same thing."""
+    if method not in REMOVAL_METHODS:
+        raise ValueError(f"method must be 'blank' or 'omit', got {method!r}")
+    frames, waveform = clip.frames, clip.waveform
+    if video and frames is not None:
+        frames = None if method == "omit" else np.full_like(frames, _BLANK_GREY)
+    if audio and waveform is not None:
+        waveform = None if method == "omit" else np.zeros_like(waveform)
+    return replace(clip, frames=frames, waveform=waveform)

@@ -60,6 +60,12 @@ def test_results_json_has_the_promised_shape(quick_demo):
                 assert 0.0 <= row[split][key] <= 1.0
             assert row[split]["n"] > 0
             assert set(row[split]["by_carrier"]) <= {"face", "voice", "both", "conflict"}
+        balance = row["balance"]   # issue #26's diagnosis, every stage on the in-distribution split
+        assert balance["split"] == "id" and balance["face_only_accuracy"] == row["id"]["by_carrier"]["face"]
+        assert balance["answer_change"]["n"] == 14
+        assert balance["answer_change"]["source"] == ("decoded" if name == "base" else "attribution")
+        assert balance["token_norms"]["n"] == 70 and balance["token_norms"]["video_to_text"] > 0
+        assert 0.0 <= balance["face_probe"]["accuracy"] <= 1.0
     # Budgets matched: GRPO sees at least the label-SFT baseline's clip-views, and reports what it generated.
     variants = results["variants"]
     for name in ("rlvr", "rlvr_grounding"):
@@ -82,6 +88,7 @@ def test_report_folder_and_printed_table(quick_demo):
         assert (out / "plots" / plot).stat().st_size > 1000, plot
         assert f"plots/{plot}" in report
     assert "Example outputs" in report and "paired difference" in report and "RLVR + grounding" in report
+    assert "## Modality balance (id)" in report and "video / text norm" in report
     for column in ("voice-only clips: cites voice", "cue claims per answer", "hallucinated cue claims",
                    "subtitle quoted right", "generated tokens", "MIX WAR", "ID face", "OOD voice"):
         assert column in report, column

@@ -467,3 +467,68 @@ def test_real_size_presets_on_meta_device(name, expected_billions, hidden):
     assert (released.video_token_id, released.audio_token_id, released.vision_start_token_id) == \
         (151656, 151646, 151652)
     assert policy.settings.frame_height == 336 and policy.settings.num_frames == 8
+
+
+# -- media norm (off by default) ---------------------------------------------------------------
+
+def media_token_norms(policy: QwenOmniPolicy, clips: list[ClipInput]) -> tuple[float, float]:
+    """Mean L2 norm of the video and of the audio tokens as they enter the language model."""
+    batch = policy.prepare(clips)
+    with torch.no_grad():
+        embeds = policy.module.embed_prompts(batch.input_ids, batch.attention_mask, batch.media).embeds  # (B, P, D)
+    config = policy.thinker.config
+    norms = embeds.norm(dim=-1)  # (B, P)
+    return (float(norms[batch.input_ids == config.video_token_id].mean()),
+            float(norms[batch.input_ids == config.audio_token_id].mean()))
+
+
+def test_no_media_norm_by_default():
+    policy = PRESETS["qwen2.5-omni-tiny"](seed=0)
+    assert policy.media_norm is None and policy.module.media_norm is None
+    assert {name.removeprefix("thinker.") for name, _ in policy.module.named_parameters()} == \
+        {name for name, _ in policy.thinker.named_parameters()}
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_media_norm_puts_media_tokens_at_the_text_scale(name):
+    plain = sharpen(PRESETS[name](seed=0))
+    normed = PRESETS[name](seed=0, media_norm=True)
+    embeddings = normed.thinker.model.get_input_embeddings().weight[:len(normed.tokenizer)]
+    text_norm = float(embeddings.detach().norm(dim=1).mean())   # the target, from the initial embeddings
+    hidden = normed.thinker.config.text_config.hidden_size
+    assert torch.allclose(normed.media_norm.video.weight, torch.full((hidden,), text_norm / hidden ** 0.5))
+    sharpen(normed)   # same draws: the thinkers are equal, only the norm differs
+    assert all(torch.equal(a, b) for a, b in zip(plain.thinker.parameters(), normed.thinker.parameters()))
+    clips = make_clips(plain.settings.frame_height)
+    plain_video, plain_audio = media_token_norms(plain, clips)
+    video, audio = media_token_norms(normed, clips)
+    assert abs(plain_video / text_norm - 1) > 0.5       # sharpened towers: far from the text scale
+    assert video == pytest.approx(text_norm, rel=1e-3) and audio == pytest.approx(text_norm, rel=1e-3)
+    # the norm trains with its projector and is owned by no other part
+    parts = normed.parts()
+    assert normed.media_norm.video in parts["vision_projector"] and normed.media_norm.audio in parts["audio_projector"]
+    owners = {id(p) for modules in parts.values() for m in modules for p in m.parameters()}
+    assert owners == {id(p) for p in normed.module.parameters()}
+
+
+def test_media_norm_is_saved_and_loaded_with_the_model(tmp_path):
+    policy = sharpen(PRESETS["qwen2.5-omni-tiny"](seed=0, media_norm=True))
+    with torch.no_grad():   # a trained norm: not the initial values
+        policy.media_norm.video.weight.mul_(1.7)
+        policy.media_norm.audio.bias.add_(0.3)
+    batch = policy.prepare(make_clips(policy.settings.frame_height))
+    ids, _ = policy.encode_completions(["<think>tense voice</think>\n<answer>angry</answer>"] * 3)
+    with torch.no_grad():
+        before = policy.token_logprobs(batch, ids, torch.arange(3))  # (N, C)
+    policy.save(tmp_path / "saved")
+    loaded = load_any_policy(tmp_path / "saved")
+    assert loaded.media_norm is not None
+    for (name, a), (_, b) in zip(policy.media_norm.state_dict().items(), loaded.media_norm.state_dict().items()):
+        assert torch.equal(a, b), name
+    with torch.no_grad():
+        after = loaded.token_logprobs(loaded.prepare(make_clips(policy.settings.frame_height)), ids, torch.arange(3))
+    assert torch.equal(before, after)
+    # a folder without the file loads without a norm, and gives other numbers
+    plain = PRESETS["qwen2.5-omni-tiny"](seed=0)
+    plain.save(tmp_path / "plain")
+    assert load_any_policy(tmp_path / "plain").media_norm is None

@@ -16,10 +16,14 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
-from r1omni.models import SamplingConfig
+from r1omni.clips import ClipLoader
+from r1omni.models import SamplingConfig, init_preset
+from r1omni.models.qwen_omni import QwenOmniPolicy
 from r1omni.schema import Sample, read_samples, write_samples
-from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo
+from r1omni.train.grpo import GRPOConfig, LossConfig, MaskedModalityConfig, masked_modality_logprobs, train_grpo
+from r1omni.train.losses import masked_modality_loss
 from r1omni.train.setup import OptimConfig
 from r1omni.train.tracking import NonFiniteError
 
@@ -217,3 +221,94 @@ def test_unknown_reward_names_fail_before_anything_loads(tmp_path):
 def test_bad_loss_config_is_rejected(overrides, message):
     with pytest.raises(ValueError, match=message):
         LossConfig(**overrides)
+
+
+# -- the masked-modality (PAPO) term, off by default -------------------------------------------------
+
+MASKED_KEYS = {"masked_kl/video", "masked_kl/audio", "masked_entropy/video", "masked_entropy/audio", "entropy",
+               "masked_kl_capped", "time/masked"}
+
+
+def count_calls(monkeypatch) -> dict[str, int]:
+    """Count the policy's prepare and token_logprobs calls (every forward the trainer makes goes through one)."""
+    calls = {"prepare": 0, "token_logprobs": 0}
+    for name in calls:
+        original = getattr(QwenOmniPolicy, name)
+
+        def counting(self, *args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(QwenOmniPolicy, name, counting)
+    return calls
+
+
+def test_the_masked_term_is_off_by_default_and_costs_nothing(tiny_dataset, tmp_path, monkeypatch):
+    """Weight 0: one prepare per micro-batch and one scoring pass per update (β = 0), as before the option
+    existed, and none of its metrics."""
+    assert GRPOConfig(model=TINY, data="x", output_dir="y").masked_modality.weight == 0.0
+    calls = count_calls(monkeypatch)
+    train_grpo(toy_config(tiny_dataset, tmp_path, max_steps=2), reward_functions=TOY_REWARDS)
+    assert calls == {"prepare": 2, "token_logprobs": 2}
+    assert all(not MASKED_KEYS & set(row) for row in read_metrics(tmp_path))
+
+
+def test_the_masked_term_is_logged_every_step(tiny_dataset, tmp_path, monkeypatch):
+    calls = count_calls(monkeypatch)
+    config = toy_config(tiny_dataset, tmp_path, max_steps=2,
+                        masked_modality=MaskedModalityConfig(weight=0.02, modalities=["video", "audio"]))
+    train_grpo(config, reward_functions=TOY_REWARDS)
+    assert calls == {"prepare": 2 + 2 * 2, "token_logprobs": 2 + 2 * 2}   # one more of each per removed modality
+    rows = read_metrics(tmp_path)
+    assert [row["step"] for row in rows] == [1, 2]
+    for row in rows:
+        assert MASKED_KEYS <= set(row)
+        assert all(math.isfinite(row[key]) for key in MASKED_KEYS)
+        assert row["masked_kl/video"] > 0 and row["masked_kl/audio"] > 0   # a random model reads both media
+        assert 0.0 <= row["masked_kl_capped"] <= 1.0 and row["entropy"] > 0
+
+
+@pytest.fixture(scope="module")
+def rollout_of_a_tiny_model(tiny_dataset):
+    """Two clips of the tiny dataset and four sampled completions of each, from a random tiny preset."""
+    policy = init_preset("qwen2.5-omni-tiny", seed=0)
+    clips = ClipLoader.for_policy(policy).load_many(read_samples(tiny_dataset)[:2]).clips
+    completions = policy.generate(policy.prepare(clips), 4, SamplingConfig(max_new_tokens=8, do_sample=True))
+    return policy, clips, completions
+
+
+@pytest.mark.parametrize("modality,projector", [("video", "visual.merger.mlp.2"), ("audio", "audio_tower.proj")])
+def test_the_masked_kl_is_zero_for_a_model_that_ignores_the_modality(rollout_of_a_tiny_model, modality, projector):
+    """A model whose projector maps every input to zero gives the same answer with the modality or without:
+    no KL, no push. The same model with its projector intact reads it: KL > 0."""
+    policy, clips, completions = rollout_of_a_tiny_model
+    ids, mask, rows = completions.ids, completions.mask, completions.clip_index
+
+    def masked_kl() -> float:
+        with torch.no_grad():
+            full = policy.token_logprobs(policy.prepare(clips), ids, rows)                  # (N, C)
+        masked = masked_modality_logprobs(policy, clips, ids, rows, [modality])
+        return masked_modality_loss(full, masked, mask, weight=1.0).kl[modality]
+
+    assert masked_kl() > 1e-6
+    layer = policy.thinker.model.get_submodule(projector)
+    saved = {name: value.clone() for name, value in layer.state_dict().items()}
+    try:
+        with torch.no_grad():
+            for value in layer.parameters():
+                value.zero_()
+        assert masked_kl() == 0.0
+    finally:
+        layer.load_state_dict(saved)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"weight": -0.1}, r"must be >= 0"),
+    ({"modalities": ["face"]}, r"distinct modalities of \('video', 'audio'\)"),
+    ({"modalities": []}, r"distinct modalities"),
+    ({"method": "mute"}, r"method must be one of \('blank', 'omit'\)"),
+    ({"kl_cap": 0.0}, r"kl_cap must be > 0"),
+])
+def test_bad_masked_modality_config_is_rejected(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        MaskedModalityConfig(**overrides)

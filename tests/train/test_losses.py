@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from r1omni.train.losses import group_advantages, k3_kl, policy_loss
+from r1omni.train.losses import group_advantages, k3_kl, masked_modality_loss, policy_loss
 
 LOGP = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -1.0, -1.5]])
 REF = torch.tensor([[-1.5, -1.0, -3.0], [-0.5, -2.0, -1.5]])
@@ -97,3 +97,50 @@ def test_token_weights_scale_the_policy_term_only():
     row0 = -1.0 * 0.5 - 1.0 * 2.0 + 0.04 * sum(KL_ROW0)
     row1 = 0.5 + 0.5 + 0.0 + 0.04 * sum(KL_ROW1)
     assert out.loss.item() == pytest.approx((row0 / 2 + row1 / 3) / 2, abs=1e-6)
+
+
+# -- the masked-modality (PAPO) term -----------------------------------------------------------------
+# REF plays the log-probs under the clip without its video: KL_ROW0 / KL_ROW1 are the per-token k3 values.
+GRPO_KL = (sum(KL_ROW0) / 2 + sum(KL_ROW1) / 3) / 2                  # per-sequence mean, then over rows
+
+
+def test_masked_term_is_zero_when_the_answer_ignores_the_modality():
+    logp = LOGP.clone().requires_grad_(True)
+    out = masked_modality_loss(logp, {"video": LOGP.clone()}, MASK, weight=0.5, entropy_weight=0.0, kl_cap=None)
+    assert out.loss.item() == 0.0 and out.kl == {"video": 0.0} and out.capped_fraction == 0.0
+    out.loss.backward()
+    assert not logp.grad.any()                                       # no push at all
+
+
+def test_masked_term_by_hand():
+    out = masked_modality_loss(LOGP, {"video": REF}, MASK, weight=0.5, entropy_weight=0.03, kl_cap=None)
+    entropy = (-(-1.0 - 2.0) / 2 - (-0.5 - 1.0 - 1.5) / 3) / 2        # -logp, per-sequence means: 1.5 and 1.0
+    assert out.loss.item() == pytest.approx(-0.5 * GRPO_KL + 0.03 * entropy, abs=1e-6)
+    assert out.kl["video"] == pytest.approx((sum(KL_ROW0) + sum(KL_ROW1)) / 5, abs=1e-6)
+    assert out.entropy == pytest.approx((3.0 + 3.0) / 5)             # token mean of -logp
+    assert out.masked_entropy["video"] == pytest.approx((1.5 + 1.0 + 0.5 + 2.0 + 1.5) / 5)
+    # Two modalities: the mean of the two terms; an identical one halves the perception part.
+    both = masked_modality_loss(LOGP, {"video": REF, "audio": LOGP}, MASK, weight=0.5, kl_cap=None)
+    assert both.loss.item() == pytest.approx(-0.5 * GRPO_KL / 2, abs=1e-6) and both.kl["audio"] == 0.0
+
+
+def test_the_cap_bounds_what_kl_hacking_earns():
+    """Tokens whose KL exceeds the cap (0.718 and 0.368 here) count as the cap and push no further; the
+    entropy penalty pulls every token's log-prob up against the KL's push down."""
+    logp = LOGP.clone().requires_grad_(True)
+    out = masked_modality_loss(logp, {"video": REF}, MASK, weight=1.0, entropy_weight=0.0, kl_cap=0.2)
+    assert out.loss.item() == pytest.approx(-((KL_ROW0[0] + 0.2) / 2 + 0.2 / 3) / 2, abs=1e-6)
+    assert out.capped_fraction == pytest.approx(2 / 5)
+    out.loss.backward()
+    assert logp.grad[0, 1] == 0 and logp.grad[1, 1] == 0 and logp.grad[0, 0] != 0
+    # Uncapped, row 0's second token (its own log-prob -2 below the masked -1: the hacking branch, where the
+    # KL grows without bound) is pushed further down by the KL and up by the entropy penalty.
+    logp = LOGP.clone().requires_grad_(True)
+    masked_modality_loss(logp, {"video": REF}, MASK, weight=1.0, entropy_weight=0.0).loss.backward()
+    kl_push = logp.grad[0, 1].item()
+    assert kl_push > 0                                                  # gradient descent lowers logp
+    logp.grad = None
+    masked_modality_loss(logp, {"video": REF}, MASK, weight=0.0, entropy_weight=0.03).loss.backward()
+    assert logp.grad[0, 1].item() == pytest.approx(-0.03 / 2 / 2)       # d(-logp mean)/d logp: raises it
+    with pytest.raises(ValueError, match="at least one removed modality"):
+        masked_modality_loss(LOGP, {}, MASK, weight=1.0)

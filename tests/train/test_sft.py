@@ -218,3 +218,17 @@ def test_logged_lr_is_the_lr_of_the_step(tiny_dataset, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     # Linear decay over 2 steps without warm-up: step 1 updates at the peak, step 2 at half of it.
     assert [row["lr"] for row in rows] == pytest.approx([3e-3, 1.5e-3])
+
+
+def test_a_media_norm_trains_with_its_projectors_and_is_saved(tiny_dataset, tmp_path):
+    """The option of issue #26 (``ThinkerDims.media_norm``): its LayerNorms belong to the projector parts, so
+    SFT that trains the projectors moves them, SFT that trains the LLM only leaves them, and both save them."""
+    start = tmp_path / "start"
+    init_preset(PRESET, seed=0, media_norm=True).save(start)
+    initial = load_policy(start).media_norm.state_dict()
+    moved = train_sft(sft_config(tiny_dataset, tmp_path / "projectors", model=str(start),
+                                 trainable=["vision_projector", "audio_projector"]))
+    kept = train_sft(sft_config(tiny_dataset, tmp_path / "llm", model=str(start), trainable=["llm"]))
+    trained, frozen = (load_policy(r.final_model).media_norm.state_dict() for r in (moved, kept))
+    assert all(not torch.equal(trained[k], initial[k]) for k in ("video.weight", "audio.weight"))
+    assert all(torch.equal(frozen[k], initial[k]) for k in initial)

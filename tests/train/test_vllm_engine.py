@@ -187,6 +187,9 @@ def test_engine_errors_say_what_to_do(policy, fake_vllm, tmp_path, monkeypatch):
     batch = policy.prepare(_clips())
     with pytest.raises(ValueError, match="needs the decoded clips"):
         engine.generate(policy, batch, 2, SamplingConfig(do_sample=True))
+    normed = init_preset("qwen2.5-omni-tiny", seed=0, media_norm=True)
+    with pytest.raises(ValueError, match="MediaNorm"):
+        engine.generate(normed, normed.prepare(_clips()), 2, SamplingConfig(do_sample=True), clips=_clips())
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     with pytest.raises(ImportError, match="pip install vllm"):
         VLLMEngine(Accelerator(cpu=True), VLLMOptions(model=str(tmp_path)))

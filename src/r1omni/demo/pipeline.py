@@ -17,7 +17,9 @@ Top to bottom, each stage reusing what a previous run already finished:
    voice-led modality mix) or, for tuning, on the validation splits: WAR, UAR, format rate,
    accuracy per carrying modality, reasoning quality, paired differences with standard errors;
 7. modality attribution of each trained variant on in-distribution clips, where the decisive
-   modality is known;
+   modality is known; then every variant's modality balance (``r1omni.explain.balance``: answers
+   changed without the video / the audio, media-to-text token norm ratios, a linear probe of the face
+   from the LLM's last prompt state), beside its face-only and voice-only accuracy;
 8. a report folder: ``results.json``, ``report.md``, PNG plots, example outputs.
 
 The paper's ordering (RLVR > label SFT > cold start > base) is a hypothesis this run tests, not
@@ -46,6 +48,7 @@ from r1omni.demo.report import write_report
 from r1omni.environment import describe_environment
 from r1omni.evaluate import EvalOptions, evaluate
 from r1omni.explain.attribution import attribute, summarize
+from r1omni.explain.balance import measure_balance
 from r1omni.labels import get_label_set
 from r1omni.metrics import PREDICTIONS
 from r1omni.models import SamplingConfig, init_preset, load_policy
@@ -136,7 +139,12 @@ class DemoConfig:
     """Where every variant is evaluated; ``VALIDATION_SPLITS`` while tuning a recipe."""
     eval_batch_size: int = 64
     attribution_clips: int = 70
-    """In-distribution clips used for modality attribution per variant (0 = skip)."""
+    """In-distribution clips used for modality attribution per variant (0 = skip). The modality balance
+    takes its answer changes from the same clips (decoding them itself for the base, which attribution
+    skips) and its token norms and face probe from the whole in-distribution split."""
+    media_norm: bool = False
+    """Build the model with a LayerNorm after each media projector at the text embeddings' scale
+    (``ThinkerDims.media_norm``, issue #26's first remedy); off, the model is today's."""
 
     def __post_init__(self) -> None:
         self.eval_splits = tuple(self.eval_splits)
@@ -302,10 +310,14 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
                                   "per variant")
     attribution = _attribute_all(config, stages, manifests, out / "eval", say)
     done(ticket)
+    ticket = stage("balance", "7b/8 modality balance of every variant (answers without video / audio, token "
+                              "norms, face probe)")
+    balance = _balance_all(config, stages, manifests, attribution, say)
+    done(ticket)
 
     ticket = stage("report", "8/8 results and report")
     eval_samples = {split: read_samples(manifests[split]) for split in config.eval_splits}
-    results = _results(config, metrics, stages, out / "eval", attribution, timings, started, eval_samples)
+    results = _results(config, metrics, stages, out / "eval", attribution, timings, started, eval_samples, balance)
     results["benchmark_digest"] = bench_digest   # equal digests: the same files, byte for byte
     write_report(out, results, metrics, out / "eval", out / "runs", manifests)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
@@ -355,7 +367,8 @@ def train_starting_points(config: DemoConfig, out: Path, manifests: dict[str, Pa
                            "voice -> emotion mapping)")
     init_dir = models / "init"
     if not is_complete(init_dir):
-        policy = init_preset(config.model_preset, seed=config.seed, corpus=synth_corpus())
+        policy = init_preset(config.model_preset, seed=config.seed, corpus=synth_corpus(),
+                             **({"media_norm": True} if config.media_norm else {}))
         with atomic_dir(init_dir) as tmp:
             policy.save(tmp)
         del policy
@@ -401,8 +414,7 @@ def _attribute_all(config: DemoConfig, stages: _Stages, manifests: dict[str, Pat
     attribution: dict[str, dict] = {}
     if not config.attribution_clips:
         return attribution
-    split = "test_id" if "test_id" in config.eval_splits else "val_id"
-    clips = read_samples(manifests[split])[:config.attribution_clips]
+    clips = read_samples(manifests[_in_distribution_split(config)])[:config.attribution_clips]
     for name in [n for n in stages.models if n not in ("random_init", "base")]:
         policy = load_policy(stages.models[name])
         policy.module.eval()
@@ -416,8 +428,41 @@ def _attribute_all(config: DemoConfig, stages: _Stages, manifests: dict[str, Pat
     return attribution
 
 
+def _in_distribution_split(config: DemoConfig) -> str:
+    """Where attribution and the balance look: the in-distribution test split, or its validation twin."""
+    return "test_id" if "test_id" in config.eval_splits else "val_id"
+
+
+def _balance_all(config: DemoConfig, stages: _Stages, manifests: dict[str, Path], attribution: dict[str, dict],
+                 say) -> dict[str, dict]:
+    """Stage 7b: each evaluated variant's modality balance on the in-distribution split (answer changes from
+    attribution's clips, token norms and the face probe from all of them)."""
+    samples = read_samples(manifests[_in_distribution_split(config)])
+    balance: dict[str, dict] = {}
+    for name in [n for n in stages.models if n != "random_init"]:
+        policy = load_policy(stages.models[name])
+        loader = ClipLoader.for_policy(policy, prompt=config.prompt, cache=stages.media)
+        balance[name] = measure_balance(policy, samples, loader, get_label_set("synth"),
+                                        attribution=attribution.get(name), flip_clips=config.attribution_clips,
+                                        seed=config.seed, batch_size=config.eval_batch_size,
+                                        max_new_tokens=config.max_new_tokens)
+        say(f"   {name:15s} " + _balance_line(balance[name]))
+    return balance
+
+
+def _balance_line(record: dict) -> str:
+    def share(value):
+        return "–" if value is None else f"{value:.2f}"
+
+    changes, norms, probe = record["answer_change"] or {}, record["token_norms"] or {}, record["face_probe"] or {}
+    return (f"answer changes w/o video {share(changes.get('no_video'))}, w/o audio {share(changes.get('no_audio'))}; "
+            f"video/text norm {share(norms.get('video_to_text'))}, audio/text {share(norms.get('audio_to_text'))}; "
+            f"face probe {share(probe.get('accuracy'))} (chance {share(probe.get('chance'))})")
+
+
 def _results(config: DemoConfig, metrics: dict, stages: _Stages, evals: Path, attribution: dict,
-             timings: dict, started: float, eval_samples: dict[str, list[Sample]]) -> dict:
+             timings: dict, started: float, eval_samples: dict[str, list[Sample]],
+             balance: dict | None = None) -> dict:
     keys = [split_key(split) for split in config.eval_splits]
     variants = {}
     for name, by_split in metrics.items():
@@ -431,6 +476,11 @@ def _results(config: DemoConfig, metrics: dict, stages: _Stages, evals: Path, at
         variants[name]["clip_views"] = variants[name]["budget"]["clip_views"]
         if name in attribution:
             variants[name]["attribution"] = attribution[name]
+        if balance and name in balance:
+            key = split_key(_in_distribution_split(config))
+            carriers = variants[name].get(key, {}).get("by_carrier", {})
+            variants[name]["balance"] = {"split": key, "face_only_accuracy": carriers.get("face"),
+                                         "voice_only_accuracy": carriers.get("voice"), **balance[name]}
     pairs = {}
     for a, b in PAIRS:
         if a in metrics and b in metrics:

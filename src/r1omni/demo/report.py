@@ -156,6 +156,7 @@ def write_report(out: Path, results: dict, metrics: dict, evals: Path, runs: Pat
     if has_curves:
         lines += ["![GRPO curves](plots/grpo_curves.png)", ""]
     lines += _carrier_lines(results, keys) + _reasoning_lines(results, keys[0]) + _attribution_lines(results)
+    lines += _balance_lines(results)
     lines += ["", "## Example outputs", ""] + _examples(evals, manifests, list(results["variants"]),
                                                         results["eval_splits"][0])
     lines += ["## Confusion matrices", ""]
@@ -242,4 +243,34 @@ def _attribution_lines(results: dict) -> list[str]:
                      f"{decisive.get('video', 0):.2f} | {decisive.get('audio', 0):.2f} | "
                      f"{decisive.get('both', 0):.2f} | {decisive.get('neither', 0):.2f} | "
                      f"{summary['no_audio']['flip_rate']:.2f} | {summary['no_video']['flip_rate']:.2f} |")
+    return lines
+
+
+def _balance_lines(results: dict) -> list[str]:
+    """One row per stage: does the model use each stream, and does the face reach the LLM's decision point?"""
+    rows = {n: row["balance"] for n, row in results["variants"].items() if "balance" in row}
+    if not rows:
+        return []
+
+    def cell(value, digits: int = 2) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    first = next(iter(rows.values()))
+    changes_n = (first["answer_change"] or {}).get("n", 0)
+    norms_n = (first["token_norms"] or {}).get("n", 0)
+    lines = ["", f"## Modality balance ({first['split']})", "",
+             f"Face-only / voice-only: accuracy on the clips one modality carries. Answer changes: share of "
+             f"{changes_n} clips whose answer changes with the frames blanked / the audio silenced. Token norms: "
+             f"mean L2 norm of the video / audio tokens entering the LLM over that of the prompt's text tokens "
+             f"({norms_n} clips). Face probe: held-out accuracy of a linear read-out of the face's emotion from "
+             "the LLM's last prompt state (majority share in brackets).", "",
+             "| stage | face-only | voice-only | answer changes w/o video | w/o audio | video / text norm | "
+             "audio / text norm | face probe (chance) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, row in rows.items():
+        changes, norms, probe = row["answer_change"] or {}, row["token_norms"] or {}, row["face_probe"] or {}
+        lines.append(f"| {_NAMES.get(name, name)} | {cell(row['face_only_accuracy'])} | "
+                     f"{cell(row['voice_only_accuracy'])} | {cell(changes.get('no_video'))} | "
+                     f"{cell(changes.get('no_audio'))} | {cell(norms.get('video_to_text'), 1)} | "
+                     f"{cell(norms.get('audio_to_text'), 1)} | {cell(probe.get('accuracy'))} "
+                     f"({cell(probe.get('chance'))}) |")
     return lines

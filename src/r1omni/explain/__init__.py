@@ -3,6 +3,9 @@
 * :mod:`r1omni.explain.attribution`: counterfactual runs without the audio, the frames, the
   subtitle (and both media), measuring the change in the log-probability of the model's own
   answer and whether the answer flips.
+* :mod:`r1omni.explain.balance`: the modality-balance diagnosis of one model: how often the answer
+  changes without the video and without the audio, the media-to-text token norm ratios as the
+  language model receives them, and a linear probe of the face's emotion from its last prompt state.
 * :mod:`r1omni.explain.reasoning`: format rate, whether the reasoning cites visual and audio
   evidence (and, on clips one modality carries alone, that modality), whether the emotion it argues
   for is the answer, and (where true cues are known, as in the generated benchmark) the

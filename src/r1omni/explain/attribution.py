@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from r1omni.claims import check_claims, cue_levels
-from r1omni.clips import ClipLoader
+from r1omni.clips import ClipLoader, remove_modalities
 from r1omni.cues import clip_cues
 from r1omni.inference import answer_clips, generate_answers
 from r1omni.labels import LabelSet
@@ -40,7 +40,6 @@ __all__ = ["CONDITIONS", "ClipAttribution", "remove_modalities", "attribute", "s
 CONDITIONS = ("no_audio", "no_video", "no_subtitle", "no_media")
 # The generated benchmark's carrier -> the modality attribution should name.
 EXPECTED_MODALITY = {"face": "video", "voice": "audio", "both": "both"}
-_BLANK_GREY = 127
 
 
 @dataclass
@@ -58,18 +57,6 @@ class ClipAttribution:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def remove_modalities(clip: ClipInput, video: bool, audio: bool, method: str = "blank") -> ClipInput:
-    """A copy of ``clip`` without its frames and/or its audio (blanked or omitted)."""
-    if method not in ("blank", "omit"):
-        raise ValueError(f"method must be 'blank' or 'omit', got {method!r}")
-    frames, waveform = clip.frames, clip.waveform
-    if video and frames is not None:
-        frames = None if method == "omit" else np.full_like(frames, _BLANK_GREY)
-    if audio and waveform is not None:
-        waveform = None if method == "omit" else np.zeros_like(waveform)
-    return replace(clip, frames=frames, waveform=waveform)
 
 
 def _answer_span(policy: Policy, text: str, length: int) -> slice:

@@ -35,8 +35,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-__all__ = ["ClipInput", "ClipRejected", "SamplingConfig", "PreparedBatch", "Completions", "Policy", "MODEL_PARTS",
-           "DECODERS"]
+__all__ = ["ClipInput", "ClipRejected", "SamplingConfig", "PreparedBatch", "Completions", "PromptStates", "Policy",
+           "MODEL_PARTS", "DECODERS"]
 
 # Names of the parts a training config can freeze or train (not every family has every part).
 MODEL_PARTS = ("llm", "vision_tower", "audio_tower", "vision_projector", "audio_projector", "gate_text_encoder",
@@ -143,6 +143,22 @@ class Completions:
     @property
     def lengths(self) -> torch.Tensor:
         return self.mask.sum(dim=1)  # (N,)
+
+
+@dataclass
+class PromptStates:
+    """What the language model receives and makes of B prompts, for diagnoses (``r1omni.explain.balance``).
+
+    Not part of :class:`Policy`: a family offers it as ``policy.prompt_states(batch)`` where it can (the
+    Qwen-Omni thinkers); D is the language model's hidden size.
+    """
+
+    embeds: torch.Tensor        # (B, P, D) input embeddings, media features in place of their placeholders
+    video_mask: torch.Tensor    # (B, P) True at video tokens
+    audio_mask: torch.Tensor    # (B, P) True at audio tokens
+    text_mask: torch.Tensor     # (B, P) True at every other prompt token (padding excluded)
+    last_hidden: torch.Tensor   # (B, D) the LLM's final hidden state at the last prompt position, which
+    #                             predicts the first completion token
 
 
 @runtime_checkable

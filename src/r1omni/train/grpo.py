@@ -9,6 +9,12 @@ Per optimiser step, for each micro-batch of clips:
 then the loss (``r1omni.train.losses.policy_loss``) and one optimiser update (or μ updates with
 PPO clipping when ``loss.num_iterations`` > 1).
 
+Optionally (``masked_modality.weight`` > 0; off by default) step 4 also scores the rollout's own
+completions under each clip without its video and / or audio, and the loss adds PAPO's implicit
+perception term (``r1omni.train.losses.masked_modality_loss``): the KL between the full-clip and the
+masked-clip policy, maximised, with an entropy penalty and a per-token cap against KL hacking. At
+weight 0 nothing of it runs: no masked forward, the same loss, the same logged keys.
+
 The defaults are the paper's (TRL 0.14 GRPO as R1-Omni ran it): per-sequence mean, one update
 per rollout, β = 0.04, G = 8, lr 1e-6 with linear decay, T = 1.0, top-k 50, 512 new tokens. One
 deliberate difference: the format reward is r1omni's strict check (one non-empty think block and
@@ -34,7 +40,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from r1omni.clips import ClipLoader, MediaCache
+from r1omni.clips import REMOVAL_METHODS, ClipLoader, MediaCache, remove_modalities
 from r1omni.models import ClipInput, Policy, PreparedBatch, SamplingConfig
 from r1omni.rewards import RewardFunction, WeightedReward, resolve_rewards
 from r1omni.schema import Sample, read_samples
@@ -47,7 +53,14 @@ from r1omni.train.checkpoint import (
     save_snapshot,
 )
 from r1omni.train.data import StepOrder
-from r1omni.train.losses import ADVANTAGE_SCALES, AGGREGATIONS, group_advantages, policy_loss
+from r1omni.train.losses import (
+    ADVANTAGE_SCALES,
+    AGGREGATIONS,
+    MaskedModalityOutput,
+    group_advantages,
+    masked_modality_loss,
+    policy_loss,
+)
 from r1omni.train.rollout import HFGenerateEngine, RolloutEngine
 from r1omni.train.setup import (
     PAPER_TRAINABLE_PARTS,
@@ -65,7 +78,8 @@ from r1omni.train.tracking import RunTracker, check_finite
 from r1omni.train.vllm_engine import VLLMEngine, VLLMOptions
 from r1omni.yamlconfig import config_to_dict
 
-__all__ = ["GRPOConfig", "LossConfig", "train_grpo", "PAPER_GRPO_PARTS", "ENGINES"]
+__all__ = ["GRPOConfig", "LossConfig", "MaskedModalityConfig", "train_grpo", "masked_modality_logprobs",
+           "PAPER_GRPO_PARTS", "ENGINES", "REMOVABLE_MODALITIES"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +91,10 @@ ENGINES: dict[str, Callable[[Accelerator, "GRPOConfig"], RolloutEngine]] = {
     "hf": lambda accelerator, config: HFGenerateEngine(accelerator),
     "vllm": lambda accelerator, config: VLLMEngine(accelerator, config.vllm, seed=config.seed),
 }
+
+
+# What GRPO's masked-modality term can remove from a clip.
+REMOVABLE_MODALITIES = ("video", "audio")
 
 
 def _paper_sampling() -> SamplingConfig:
@@ -113,6 +131,44 @@ class LossConfig:
 
 
 @dataclass
+class MaskedModalityConfig:
+    """PAPO's implicit perception term for omni clips (issue #26, item 4), off unless ``weight`` > 0.
+
+    The loss subtracts ``weight`` times KL(π(·|clip) ‖ π(·|clip without m)), averaged over ``modalities``,
+    estimated per token (k3) on the rollout's own completions, and adds ``entropy_weight`` times the
+    full-clip policy's entropy estimate; each token's KL counts up to ``kl_cap``. Why both guards: see
+    :func:`r1omni.train.losses.masked_modality_loss`. It amplifies a dependence the model already has and
+    cannot create one (a model that answers alike without the video has KL 0 and no gradient from it), so
+    fix the media scale and the data first (``shared/notes/levers-2026-12.md`` section 2.4).
+    """
+
+    weight: float = 0.0
+    """γ. 0 = off: no masked forward at all, the loss and metrics as without this option (PAPO: 0.01-0.02)."""
+    modalities: list[str] = field(default_factory=lambda: ["video"])
+    """The modalities removed, each in a forward of its own: "video", "audio"."""
+    method: str = "blank"
+    """How a modality is removed (``r1omni.clips.remove_modalities``): "blank" (grey frames, silence; the
+    prompt keeps its shape) or "omit" (its placeholder leaves the prompt)."""
+    kl_cap: float | None = 0.2
+    """Per-token cap of the KL (PAPO's clipping value); None = uncapped."""
+    entropy_weight: float = 0.03
+    """η of the entropy penalty on the full-clip policy (PAPO's 0.03); applies only while ``weight`` > 0."""
+
+    def __post_init__(self) -> None:
+        if self.weight < 0 or self.entropy_weight < 0:
+            raise ValueError("masked_modality.weight and entropy_weight must be >= 0 (the term is maximised by "
+                             "its sign in the loss; a negative weight would minimise it)")
+        unknown = [m for m in self.modalities if m not in REMOVABLE_MODALITIES]
+        if unknown or not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"masked_modality.modalities must name distinct modalities of {REMOVABLE_MODALITIES}, "
+                             f"got {self.modalities}")
+        if self.method not in REMOVAL_METHODS:
+            raise ValueError(f"masked_modality.method must be one of {REMOVAL_METHODS}, got {self.method!r}")
+        if self.kl_cap is not None and self.kl_cap <= 0:
+            raise ValueError("masked_modality.kl_cap must be > 0, or null for no cap")
+
+
+@dataclass
 class GRPOConfig:
     """Settings of one GRPO run; defaults reproduce the paper's recipe."""
 
@@ -144,6 +200,8 @@ class GRPOConfig:
     beta: float = 0.04
     """KL weight; 0 drops the reference model entirely."""
     loss: LossConfig = field(default_factory=LossConfig)
+    masked_modality: MaskedModalityConfig = field(default_factory=MaskedModalityConfig)
+    """PAPO's masked-modality KL term (off by default)."""
     optim: OptimConfig = field(default_factory=_paper_optim)
     rollout_engine: str = "hf"
     """"hf" (the policy's own generate) or "vllm" (Qwen2.5-Omni on a GPU; see ``vllm``)."""
@@ -221,6 +279,7 @@ class _ScoredRollout:
     old_logp: torch.Tensor | None    # (N, C), only when μ > 1
     token_weights: torch.Tensor | None  # (N, C), only with an external sampler
     samples: list[dict]          # one group's outputs with their rewards, for the sample log
+    masked_logp: dict[str, torch.Tensor] | None = None  # modality -> (N, C), only with the masked-modality term
 
 
 @dataclass
@@ -230,6 +289,8 @@ class _Update:
     loss: float
     grad_norm: float
     lr: float
+    masked: dict[str, float] = field(default_factory=dict)
+    """The masked-modality term's logged numbers (empty when it is off)."""
 
 
 def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None = None,
@@ -257,7 +318,8 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
     # eval mode, a preset in train mode); the rollout engine switches to eval while sampling.
     run.policy.module.train()
     for step in range(start_step + 1, run.total_steps + 1):
-        timings = dict.fromkeys(("rollout", "reference", "policy", "optimizer"), 0.0)
+        timings = dict.fromkeys(("rollout", "reference", "policy", "optimizer")
+                                + (("masked",) if config.masked_modality.weight > 0 else ()), 0.0)
         stats: dict[str, list[float]] = defaultdict(list, {name: [] for name in (
             "reward", "reward_std", "groups_with_signal", "completion_length", *(r.name for r in run.rewards))})
         rollouts = []
@@ -384,15 +446,40 @@ def _collect(run: _Run, step: int, clips: list[ClipInput], samples: list[Sample]
         old_logp = old_logp if mu > 1 else None
         stats["importance_weight"].append((token_weights * mask).sum().item() / max(mask.sum().item(), 1))
     timings["reference"] += time.perf_counter() - tick
+    masked_logp = None
+    settings = config.masked_modality
+    if settings.weight > 0:   # PAPO's term: the same completions under each clip without a modality
+        tick = time.perf_counter()
+        with run.accelerator.autocast():
+            masked_logp = masked_modality_logprobs(run.policy, clips, ids, clip_index, settings.modalities,
+                                                   settings.method, device)
+        timings["masked"] += time.perf_counter() - tick
     group = [{"label": columns["label"][i], "reward": float(total[i]), "output": completions.texts[i]}
              for i in range(G)]
-    return _ScoredRollout(batch, ids, mask, clip_index, advantages, ref_logp, old_logp, token_weights, group)
+    return _ScoredRollout(batch, ids, mask, clip_index, advantages, ref_logp, old_logp, token_weights, group,
+                          masked_logp)
+
+
+def masked_modality_logprobs(policy: Policy, clips: list[ClipInput], ids: torch.Tensor, clip_index: torch.Tensor,
+                             modalities: list[str], method: str = "blank",
+                             device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """Log-probabilities (N, C) of the rollout's own completions ``ids`` under each clip without one of
+    ``modalities``, without gradient: computed once per rollout, as PAPO does by default."""
+    scored = {}
+    for modality in modalities:
+        removed = [remove_modalities(clip, video=modality == "video", audio=modality == "audio", method=method)
+                   for clip in clips]
+        batch = policy.prepare(removed)
+        with torch.no_grad():
+            scored[modality] = policy.token_logprobs(batch.to(device) if device is not None else batch, ids,
+                                                     clip_index)                          # (N, C)
+    return scored
 
 
 def _update(run: _Run, step: int, rollouts: list[_ScoredRollout], timings: dict[str, float]) -> _Update:
     """Step 5: μ passes over the step's rollouts (PPO clipping when μ > 1), each one optimiser update."""
     config, accelerator, module = run.config, run.accelerator, run.policy.module
-    kl, clip_fraction, losses = [], [], []
+    kl, clip_fraction, losses, masked = [], [], [], []
     lr = run.scheduler.get_last_lr()[0]   # the rate this step's (first) update uses, logged
     grad_norm = None
     for _ in range(config.loss.num_iterations):
@@ -407,11 +494,16 @@ def _update(run: _Run, step: int, rollouts: list[_ScoredRollout], timings: dict[
                                   epsilon_high=config.loss.epsilon_high, aggregation=config.loss.aggregation,
                                   max_completion_length=config.sampling.max_new_tokens,
                                   token_weights=r.token_weights)
-                check_finite(step, loss=out.loss.item())
-                accelerator.backward(out.loss / len(rollouts))
+                loss = out.loss
+                if r.masked_logp is not None:
+                    term = _masked_term(config, logp, r)
+                    loss = loss + term.loss
+                    masked.append(term)
+                check_finite(step, loss=loss.item())
+                accelerator.backward(loss / len(rollouts))
             kl.append(out.kl)
             clip_fraction.append(out.clip_fraction)
-            losses.append(out.loss.item())
+            losses.append(loss.item())
         timings["policy"] += time.perf_counter() - tick
         tick = time.perf_counter()
         grad_norm = clip_gradients(accelerator, module, config.optim.max_grad_norm)
@@ -421,7 +513,25 @@ def _update(run: _Run, step: int, rollouts: list[_ScoredRollout], timings: dict[
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
         timings["optimizer"] += time.perf_counter() - tick
-    return _Update(_mean(kl), _mean(clip_fraction), _mean(losses), grad_norm or 0.0, lr)
+    return _Update(_mean(kl), _mean(clip_fraction), _mean(losses), grad_norm or 0.0, lr, _masked_metrics(masked))
+
+
+def _masked_term(config: GRPOConfig, logp: torch.Tensor, rollout: _ScoredRollout) -> MaskedModalityOutput:
+    settings = config.masked_modality
+    return masked_modality_loss(logp, rollout.masked_logp, rollout.mask, settings.weight, settings.entropy_weight,
+                                settings.kl_cap, config.loss.aggregation, config.sampling.max_new_tokens)
+
+
+def _masked_metrics(terms: list[MaskedModalityOutput]) -> dict[str, float]:
+    """The masked-modality term's per-step numbers: KL and masked entropy per removed modality, the full-clip
+    entropy, the share of capped KL values; empty when the term is off."""
+    if not terms:
+        return {}
+    metrics = {f"masked_kl/{m}": _mean([t.kl[m] for t in terms]) for m in terms[0].kl}
+    metrics.update({f"masked_entropy/{m}": _mean([t.masked_entropy[m] for t in terms]) for m in terms[0].kl})
+    metrics.update(entropy=_mean([t.entropy for t in terms]),
+                   masked_kl_capped=_mean([t.capped_fraction for t in terms]))
+    return metrics
 
 
 def _step_metrics(stats: dict[str, list[float]], update: _Update, timings: dict[str, float], skipped: int,
@@ -432,6 +542,7 @@ def _step_metrics(stats: dict[str, list[float]], update: _Update, timings: dict[
     metrics.update({"kl": update.kl, "clip_fraction": update.clip_fraction, "loss": update.loss,
                     "grad_norm": update.grad_norm, "lr": update.lr, "skipped_clips": skipped,
                     "tokens_per_second": completion_tokens / max(timings["rollout"], 1e-9)})
+    metrics.update(update.masked)
     metrics.update({f"time/{name}": seconds for name, seconds in timings.items()})
     return metrics
 

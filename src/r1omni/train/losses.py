@@ -10,7 +10,10 @@ The paper-faithful setting (R1-Omni = TRL 0.14 GRPO) is the default: group-norma
 * "dapo": token-level mean over every completion token of the batch;
 * "dr_grpo": the sum divided by a constant (rows × max completion length), with unscaled
   advantages (``scale="none"``), per Dr. GRPO;
-* β = 0: no reference model and no KL term.
+* β = 0: no reference model and no KL term;
+* :func:`masked_modality_loss`, off unless asked: PAPO's implicit perception term for omni clips, the
+  KL between the policy given the whole clip and given it without a modality, maximised, with an
+  entropy penalty and a per-token cap against KL hacking.
 
 Shapes: N rows (B clips × G completions, rows of a clip contiguous), C completion tokens.
 """
@@ -21,7 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["group_advantages", "k3_kl", "policy_loss", "LossOutput", "AGGREGATIONS", "ADVANTAGE_SCALES"]
+__all__ = ["group_advantages", "k3_kl", "aggregate", "policy_loss", "LossOutput", "masked_modality_loss",
+           "MaskedModalityOutput", "AGGREGATIONS", "ADVANTAGE_SCALES"]
 
 AGGREGATIONS = ("grpo", "dapo", "dr_grpo")
 ADVANTAGE_SCALES = ("group", "batch", "none")
@@ -53,6 +57,20 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-token k3 estimator of KL(π || π_ref): exp(ref - logp) - (ref - logp) - 1 >= 0."""
     delta = ref_logp - logp                                                  # (N, C)
     return torch.exp(delta) - delta - 1                                      # (N, C)
+
+
+def aggregate(values: torch.Tensor, mask: torch.Tensor, aggregation: str = "grpo",
+              max_completion_length: int | None = None) -> torch.Tensor:
+    """Per-token ``values`` (N, C) over the completion tokens ``mask`` (N, C, float) -> one scalar."""
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    if aggregation == "grpo":   # mean over each sequence, then over sequences
+        return ((values * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
+    if aggregation == "dapo":   # mean over every completion token of the batch
+        return (values * mask).sum() / mask.sum().clamp(min=1)
+    if max_completion_length is None:
+        raise ValueError("aggregation 'dr_grpo' needs max_completion_length (the constant normaliser)")
+    return (values * mask).sum() / (values.shape[0] * max_completion_length)
 
 
 @dataclass
@@ -94,21 +112,60 @@ def policy_loss(logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor
         kl_per_token = k3_kl(logp, ref_logp)                                 # (N, C)
         per_token = per_token + beta * kl_per_token
 
-    def aggregate(values: torch.Tensor) -> torch.Tensor:
-        if aggregation == "grpo":   # mean over each sequence, then over sequences
-            return ((values * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
-        if aggregation == "dapo":   # mean over every completion token of the batch
-            return (values * mask).sum() / mask.sum().clamp(min=1)
-        if max_completion_length is None:
-            raise ValueError("aggregation 'dr_grpo' needs max_completion_length (the constant normaliser)")
-        return (values * mask).sum() / (values.shape[0] * max_completion_length)
-
-    loss = aggregate(per_token)
+    loss = aggregate(per_token, mask, aggregation, max_completion_length)
     token_count = mask.sum().clamp(min=1)
     was_clipped = ((ratio - clipped).abs() > 0).to(mask.dtype) * mask
     return LossOutput(
         loss=loss,
         kl=float((kl_per_token.detach() * mask).sum() / token_count),
         clip_fraction=float(was_clipped.sum() / token_count),
-        policy_term=float(aggregate(policy_per_token.detach())),
+        policy_term=float(aggregate(policy_per_token.detach(), mask, aggregation, max_completion_length)),
     )
+
+
+@dataclass
+class MaskedModalityOutput:
+    loss: torch.Tensor            # scalar to add to the GRPO loss: -weight * capped KL + entropy_weight * entropy
+    kl: dict[str, float]          # per removed modality: mean per-token KL (uncapped) over completion tokens
+    masked_entropy: dict[str, float]  # per removed modality: entropy estimate of the masked-input policy
+    entropy: float                # entropy estimate of the full-input policy (-mean log-prob of its tokens)
+    capped_fraction: float        # share of (token, modality) KL values above the cap
+
+
+def masked_modality_loss(logp: torch.Tensor, masked_logp: dict[str, torch.Tensor], mask: torch.Tensor,
+                         weight: float, entropy_weight: float = 0.0, kl_cap: float | None = None,
+                         aggregation: str = "grpo", max_completion_length: int | None = None) -> MaskedModalityOutput:
+    """PAPO's implicit perception loss (arXiv 2507.06448) for omni clips, to add to the GRPO loss.
+
+    For each removed modality m, the k3 estimate of KL(π(·|clip) ‖ π(·|clip without m)) per completion token,
+    from the rollout's own completions: ``logp`` (N, C) under the whole clip, with gradient, and
+    ``masked_logp[m]`` (N, C) under the clip without m, computed once per rollout without gradient (PAPO's
+    default). The loss *subtracts* ``weight`` times its mean over the modalities: a policy whose answer does
+    not depend on m has KL 0 there and gets no push from it; one that uses m is pushed to use it more.
+
+    Against KL hacking: with the masked log-probs fixed, the KL grows without bound when the policy makes its
+    own sampled tokens improbable (logp far below the masked one), i.e. by degenerating rather than by
+    perceiving. Two guards act on exactly that: the entropy estimate ``-logp`` of the full-input policy is
+    penalised with ``entropy_weight`` (PAPO's entropy loss; its second, masked-input entropy would need a
+    masked forward with gradient, which PAPO skips by default too, so it is only logged here), and each
+    token's KL is capped at ``kl_cap`` (PAPO's clipping option), beyond which the term has no gradient.
+    """
+    if not masked_logp:
+        raise ValueError("masked_logp must hold the log-probs of at least one removed modality")
+    mask = mask.to(logp.dtype)                                               # (N, C)
+    token_count = mask.sum().clamp(min=1)
+    kls, capped, masked_entropy, above = {}, [], {}, 0.0
+    for modality, masked in masked_logp.items():
+        kl = k3_kl(logp, masked)                                             # (N, C)
+        kls[modality] = float((kl.detach() * mask).sum() / token_count)
+        masked_entropy[modality] = float((-masked * mask).sum() / token_count)
+        if kl_cap is not None:
+            above += float(((kl.detach() > kl_cap).to(mask.dtype) * mask).sum() / token_count)
+            kl = kl.clamp(max=kl_cap)                                        # (N, C)
+        capped.append(aggregate(kl, mask, aggregation, max_completion_length))
+    perception = torch.stack(capped).mean()
+    entropy = aggregate(-logp, mask, aggregation, max_completion_length)
+    full_entropy = float((-logp.detach() * mask).sum() / token_count)
+    return MaskedModalityOutput(loss=-weight * perception + entropy_weight * entropy, kl=kls,
+                                masked_entropy=masked_entropy, entropy=full_entropy,
+                                capped_fraction=above / len(masked_logp))

@@ -160,6 +160,9 @@ class VLLMEngine:
             if bare.family != "qwen2_5_omni":
                 raise ValueError(f"the vLLM engine runs Qwen2.5-Omni thinkers; this policy is {bare.family!r} "
                                  "(use rollout_engine='hf')")
+            if getattr(bare, "media_norm", None) is not None:
+                raise ValueError("this policy normalises its media tokens (MediaNorm), which vLLM's Qwen2.5-Omni "
+                                 "does not: its samples would come from another model (use rollout_engine='hf')")
             self.push_weights(bare)
             eos = bare.tokenizer.convert_tokens_to_ids("<|im_end|>")
             pad = bare.tokenizer.pad_token_id

@@ -12,6 +12,8 @@ Two pieces:
   prompt positions. The thinker's own forward cannot share anything across rows (it wants per-row
   media), which is why this wrapper exists; its log-probabilities and gradients equal the thinker's
   per-row forward (tested).
+* :class:`MediaNorm` (off unless asked): a LayerNorm after the video projector and one after the
+  audio projector, so that media tokens enter the language model at the text embeddings' scale.
 * :class:`QwenOmniPolicy` prepares clips (``processing.py``), samples completions with an own
   decoding loop (below), scores completions through ONE call of ``self.module`` (so a trainer may
   swap in a DDP / accelerate-wrapped module), names the freezable parts, and saves / loads.
@@ -40,11 +42,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,7 +62,7 @@ from transformers import (
 from r1omni.atomic import atomic_dir
 from r1omni.models.decoding import Qwen2Step, decode, preallocated_cache
 from r1omni.models.kv_cache import cache_parameter
-from r1omni.models.policy import ClipInput, Completions, PreparedBatch, SamplingConfig
+from r1omni.models.policy import ClipInput, Completions, PreparedBatch, PromptStates, SamplingConfig
 from r1omni.models.qwen_omni.processing import (
     PREPROCESSING_FILE,
     OmniPreprocessing,
@@ -66,7 +70,8 @@ from r1omni.models.qwen_omni.processing import (
     default_settings,
 )
 
-__all__ = ["QwenOmniPolicy", "SharedMediaThinker", "load_policy", "THINKER_CLASSES"]
+__all__ = ["QwenOmniPolicy", "SharedMediaThinker", "MediaNorm", "load_policy", "THINKER_CLASSES",
+           "MEDIA_NORM_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +80,50 @@ THINKER_CLASSES: dict[str, tuple[type, str]] = {
     "qwen2_5_omni_thinker": (Qwen2_5OmniThinkerForConditionalGeneration, "qwen2_5_omni"),
     "qwen3_omni_moe_thinker": (Qwen3OmniMoeThinkerForConditionalGeneration, "qwen3_omni"),
 }
+
+
+MEDIA_NORM_FILE = "r1omni_media_norm.safetensors"
+"""Where :meth:`QwenOmniPolicy.save` keeps a :class:`MediaNorm`'s weights (absent: no media norm)."""
+
+
+class MediaNorm(nn.Module):
+    """A LayerNorm after the video projector and one after the audio projector, their learnable gains
+    initialised so that every media token enters the language model at the text embeddings' mean L2 norm.
+
+    Why: a pre-norm LLM normalises only what each block *reads*; the residual stream a token carries is
+    never rescaled, so a media token far above the text scale (the embedded demo measured video tokens at
+    norm ~7 against text embeddings at ~0.56) barely moves under the blocks' updates and its information
+    is lost to fusion ("representational inertia" of high-norm visual tokens: *The Unseen Bias*, arXiv
+    2512.08374, whose fix is one carefully initialised LayerNorm after the projector; see
+    ``shared/notes/levers-2026-12.md`` section 2). After a LayerNorm a token has norm sqrt(D) (zero mean,
+    unit variance), so a gain of ``target_norm / sqrt(D)`` per channel puts it at ``target_norm``; the
+    gains and biases then train with the projector they belong to (``parts()``).
+
+    Not normalised: Qwen3's DeepStack features (added inside the LLM's first layers, not embedded).
+    """
+
+    def __init__(self, hidden_size: int, target_norm: float = 1.0) -> None:
+        super().__init__()
+        self.video = nn.LayerNorm(hidden_size)
+        self.audio = nn.LayerNorm(hidden_size)
+        with torch.no_grad():
+            for norm in (self.video, self.audio):
+                norm.weight.fill_(target_norm / math.sqrt(hidden_size))
+
+    @classmethod
+    def matching_text(cls, thinker: nn.Module, vocab_rows: int | None = None) -> "MediaNorm":
+        """A media norm whose target is the mean L2 norm of the thinker's first ``vocab_rows`` embedding rows
+        (the tokens the tokenizer can produce), on the thinker's device and dtype."""
+        weight = thinker.model.get_input_embeddings().weight.detach()[:vocab_rows]  # (V, D)
+        norm = cls(weight.shape[1], float(weight.float().norm(dim=1).mean()))
+        return norm.to(device=weight.device, dtype=weight.dtype)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MediaNorm":
+        state = safetensors.torch.load_file(str(path))
+        norm = cls(state["video.weight"].shape[0])
+        norm.load_state_dict(state)
+        return norm
 
 
 def _family_of(thinker: nn.Module) -> str:
@@ -105,6 +154,9 @@ class SharedMediaThinker(nn.Module):
     of every completion token (N, C), or with ``return_logits=True`` the logits that predict them
     (N, C, V). Row n continues prompt ``clip_index[n]``.
 
+    With a ``media_norm`` (:class:`MediaNorm`) the video and audio features pass through it before they
+    replace their placeholders; without one (default) they enter as the projectors give them.
+
     With ``share_prompts`` (default) each prompt also goes through the language model once: its
     keys / values (still attached to the graph) are indexed by ``clip_index`` and the N completions
     attend to them, which cuts the text model's work by about G for the prompt part. Activation
@@ -112,11 +164,12 @@ class SharedMediaThinker(nn.Module):
     Both give the same numbers (tested).
     """
 
-    def __init__(self, thinker: nn.Module, share_prompts: bool = True) -> None:
+    def __init__(self, thinker: nn.Module, share_prompts: bool = True, media_norm: MediaNorm | None = None) -> None:
         super().__init__()
         self.thinker = thinker
         self.family = _family_of(thinker)
         self.share_prompts = share_prompts
+        self.media_norm = media_norm
 
     # -- pieces shared by scoring and generation ------------------------------------------------
     def embed_prompts(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
@@ -131,6 +184,8 @@ class SharedMediaThinker(nn.Module):
         if "pixel_values_videos" in media:
             video = model.get_video_features(media["pixel_values_videos"], media["video_grid_thw"], return_dict=True)
             video_embeds = torch.cat(video.pooler_output).to(embeds.dtype)  # (Tv, D)
+            if self.media_norm is not None:
+                video_embeds = self.media_norm.video(video_embeds)  # (Tv, D)
             _check_count("video", int(video_mask.sum()), video_embeds.shape[0])
             embeds = embeds.masked_scatter(video_mask[..., None], video_embeds)  # (B, P, D)
             if self.family == "qwen3_omni":
@@ -143,6 +198,8 @@ class SharedMediaThinker(nn.Module):
         if "input_features" in media:
             audio_embeds = self._audio_features(media["input_features"], media["feature_attention_mask"])
             audio_embeds = audio_embeds.to(embeds.dtype)  # (Ta, D)
+            if self.media_norm is not None:
+                audio_embeds = self.media_norm.audio(audio_embeds)  # (Ta, D)
             _check_count("audio", int(audio_mask.sum()), audio_embeds.shape[0])
             embeds = embeds.masked_scatter(audio_mask[..., None], audio_embeds)  # (B, P, D)
             audio_lengths = media["feature_attention_mask"].sum(dim=1)  # (A,)
@@ -252,9 +309,11 @@ def _check_count(what: str, placeholders: int, features: int) -> None:
 
 
 class QwenOmniPolicy:
-    """A Qwen2.5-Omni or Qwen3-Omni thinker as an r1omni :class:`~r1omni.models.policy.Policy`."""
+    """A Qwen2.5-Omni or Qwen3-Omni thinker as an r1omni :class:`~r1omni.models.policy.Policy`; ``media_norm``
+    (default None) normalises the media tokens (:class:`MediaNorm`) and is saved and loaded with the model."""
 
-    def __init__(self, thinker: nn.Module, tokenizer: Any, settings: OmniPreprocessing | None = None) -> None:
+    def __init__(self, thinker: nn.Module, tokenizer: Any, settings: OmniPreprocessing | None = None,
+                 media_norm: MediaNorm | None = None) -> None:
         self.family = _family_of(thinker)
         self.thinker = thinker
         self.tokenizer = tokenizer
@@ -264,7 +323,7 @@ class QwenOmniPolicy:
         self._check_config()
         self.preprocessor = OmniPreprocessor(tokenizer, self.settings)
         self._check_token_ids()
-        self.module: nn.Module = SharedMediaThinker(thinker)
+        self.module: nn.Module = SharedMediaThinker(thinker, media_norm=media_norm)
         # Generation always uses the unwrapped module (same parameters as a wrapped policy.module).
         self._shared = self.module
         self.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -320,8 +379,12 @@ class QwenOmniPolicy:
     def device(self) -> torch.device:
         return next(self.thinker.parameters()).device
 
+    @property
+    def media_norm(self) -> MediaNorm | None:
+        return self._shared.media_norm
+
     def to(self, device: torch.device | str) -> "QwenOmniPolicy":
-        self.thinker.to(device)
+        self._shared.to(device)
         return self
 
     def check_clip(self, clip: ClipInput) -> None:
@@ -394,6 +457,28 @@ class QwenOmniPolicy:
                       prompt_ids=batch.input_ids.repeat_interleave(group, dim=0),
                       suppressed_ids=self.suppressed_token_ids)
 
+    @torch.no_grad()
+    def prompt_states(self, batch: PreparedBatch) -> PromptStates:
+        """The B prompts' input embeddings by modality and the LLM's final hidden state at each prompt's
+        last position (prompts are left-padded, so column -1), in eval mode: for the modality-balance
+        diagnosis (:mod:`r1omni.explain.balance`)."""
+        was_training = self.thinker.training
+        self.thinker.eval()
+        try:
+            batch = batch.to(self.device)
+            shared = self._shared
+            prompts = shared.embed_prompts(batch.input_ids, batch.attention_mask, batch.media)
+            deepstack = None if prompts.deepstack is None else [torch.cat(level) for level in prompts.deepstack]
+            hidden = shared.run_language_model(prompts.embeds, batch.attention_mask, prompts.position_ids,
+                                               prompts.video_mask, deepstack)  # (B, P, D)
+        finally:
+            self.thinker.train(was_training)
+        config = self.thinker.config
+        video = batch.input_ids == config.video_token_id  # (B, P)
+        audio = batch.input_ids == config.audio_token_id  # (B, P)
+        text = batch.attention_mask.bool() & ~video & ~audio  # (B, P)
+        return PromptStates(prompts.embeds, video, audio, text, hidden[:, -1])
+
     def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = []
         for text in texts:
@@ -433,12 +518,15 @@ class QwenOmniPolicy:
             return [child for name, child in module.named_children()
                     if (name in names) == keep and any(True for _ in child.parameters())]
 
+        norm = self.media_norm
         return {
             "llm": [model.language_model, self.thinker.lm_head],
             "vision_tower": children(model.visual, vision_projector_names, keep=False),
-            "vision_projector": children(model.visual, vision_projector_names, keep=True),
+            "vision_projector": children(model.visual, vision_projector_names, keep=True)
+            + ([norm.video] if norm is not None else []),
             "audio_tower": children(model.audio_tower, audio_projector_names, keep=False),
-            "audio_projector": children(model.audio_tower, audio_projector_names, keep=True),
+            "audio_projector": children(model.audio_tower, audio_projector_names, keep=True)
+            + ([norm.audio] if norm is not None else []),
         }
 
     def save(self, directory: str | os.PathLike) -> None:
@@ -446,6 +534,9 @@ class QwenOmniPolicy:
             self.thinker.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             self.settings.save(tmp)
+            if self.media_norm is not None:
+                state = {name: tensor.detach().contiguous() for name, tensor in self.media_norm.state_dict().items()}
+                safetensors.torch.save_file(state, str(Path(tmp) / MEDIA_NORM_FILE))
 
 
 def load_policy(directory: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
@@ -486,4 +577,8 @@ def load_policy(directory: str | os.PathLike, device: torch.device | str = "cpu"
             settings = default_settings(family, patch_size=vision.patch_size,
                                         temporal_patch_size=vision.temporal_patch_size,
                                         merge_size=vision.spatial_merge_size)
-    return QwenOmniPolicy(thinker, tokenizer, settings)
+    media_norm = None
+    if (directory / MEDIA_NORM_FILE).is_file():
+        weight = thinker.model.get_input_embeddings().weight
+        media_norm = MediaNorm.load(directory / MEDIA_NORM_FILE).to(device=weight.device, dtype=weight.dtype)
+    return QwenOmniPolicy(thinker, tokenizer, settings, media_norm=media_norm)

@@ -5,7 +5,7 @@ tokenizer is a byte-level BPE trained offline on ``corpus`` (default
 :func:`r1omni.models.tokenizer.default_corpus`) with the family's media tokens and a chat template
 that renders video / audio parts; the thinker config takes its special-token ids from it.
 
-``overrides`` may set any field of :class:`ThinkerDims` (sizes, vocabulary, frame size, ...) and
+``overrides`` may set any field of :class:`ThinkerDims` (sizes, vocabulary, frame size, ``media_norm``, ...) and
 ``device`` (default ``"cpu"``), ``dtype`` (default float32), ``attn_implementation``,
 ``system_prompt``. An unknown key is an error that lists the known ones.
 
@@ -32,7 +32,7 @@ from transformers import (
     Qwen3OmniMoeThinkerForConditionalGeneration,
 )
 
-from r1omni.models.qwen_omni.policy import QwenOmniPolicy
+from r1omni.models.qwen_omni.policy import MediaNorm, QwenOmniPolicy
 from r1omni.models.qwen_omni.processing import FAMILY_TOKENS, chat_template, default_settings
 from r1omni.models.tokenizer import build_bpe_tokenizer
 
@@ -88,6 +88,10 @@ class ThinkerDims:
     audio_downsample_hidden_size: int = 16
     extra: dict[str, Any] = field(default_factory=dict)
     """Raw overrides merged into the thinker config's sub-configs: {"text": {...}, "vision": {...}, "audio": {...}}."""
+    media_norm: bool = False
+    """A LayerNorm after the video and the audio projector whose gain starts at the text embeddings' mean
+    norm (:class:`~r1omni.models.qwen_omni.policy.MediaNorm`), so that media tokens enter the LLM at the
+    text tokens' scale. Off by default (the presets' numbers stay as they were)."""
 
     def __post_init__(self) -> None:
         if self.family not in FAMILY_TOKENS:
@@ -246,7 +250,8 @@ def build_preset(name: str, seed: int = 0, corpus: list[str] | None = None, **ov
                                 num_frames=dims.num_frames, patch_size=dims.patch_size,
                                 audio_n_window=dims.audio_n_window if dims.family == "qwen3_omni" else 50,
                                 **({"video_fps": dims.video_fps} if dims.video_fps else {}))
-    return QwenOmniPolicy(thinker, tokenizer, settings)
+    media_norm = MediaNorm.matching_text(thinker, vocab_rows=len(tokenizer)) if dims.media_norm else None
+    return QwenOmniPolicy(thinker, tokenizer, settings, media_norm=media_norm)
 
 
 def _builder(name: str, description: str) -> Callable[..., QwenOmniPolicy]:

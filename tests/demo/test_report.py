@@ -1,0 +1,24 @@
+"""The demo report's modality-balance section (``r1omni.demo.report``), from a results dict alone (fast)."""
+
+from __future__ import annotations
+
+from r1omni.demo.report import _balance_lines
+
+
+def balance(face, changes, ratio, probe) -> dict:
+    return {"split": "id", "face_only_accuracy": face, "voice_only_accuracy": 0.5,
+            "answer_change": {"no_video": changes, "no_audio": 0.25, "n": 14, "source": "attribution"},
+            "token_norms": {"video_to_text": ratio, "audio_to_text": 2.0, "n": 70},
+            "face_probe": {"accuracy": probe, "chance": 0.14}}
+
+
+def test_one_row_per_stage_with_its_numbers():
+    results = {"variants": {"base": {"balance": balance(0.0, 0.0, 12.5, 0.29)},
+                            "label_sft": {"balance": balance(0.143, None, 11.96, None)},
+                            "rlvr": {"id": {}}}}   # a variant without a balance record gets no row
+    lines = _balance_lines(results)
+    assert "## Modality balance (id)" in lines and any("14 clips" in line for line in lines)
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| stage")]
+    assert rows == ["| base (instruction pre-trained) | 0.00 | 0.50 | 0.00 | 0.25 | 12.5 | 2.0 | 0.29 (0.14) |",
+                    "| label SFT (MAFW-DFEW-SFT) | 0.14 | 0.50 | – | 0.25 | 12.0 | 2.0 | – (0.14) |"]
+    assert _balance_lines({"variants": {"base": {}}}) == []

@@ -115,18 +115,15 @@ class CompareResult:
 
     def write_png(self, path: str | os.PathLike, dpi: int = 120) -> Path:
         """One panel per dataset, a group of two bars (WAR, UAR) per model; the paper's rows hatched."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         from matplotlib.patches import Patch
+
+        from r1omni.plots import figure, save_png
 
         path = Path(path)
         n_datasets = max(len(self.datasets), 1)
         n_rows = max(len(self.rows), 1)
         panel_width = 1.2 + 0.55 * n_rows
-        fig, axes = plt.subplots(1, n_datasets, figsize=(panel_width * n_datasets, 3.8), squeeze=False,
-                                 sharey=True)
+        fig, axes = figure(1, n_datasets, figsize=(panel_width * n_datasets, 3.8), squeeze=False, sharey=True)
         colours = {"WAR": "#3b6fb6", "UAR": "#e08a2c"}
         width = 0.38
         for ax, dataset in zip(axes[0], self.datasets):
@@ -153,12 +150,7 @@ class CompareResult:
             handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="//", label="paper"))
         axes[0][-1].legend(handles=handles, fontsize=7, loc="upper right")
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp.png")
-        fig.savefig(tmp, dpi=dpi)
-        plt.close(fig)
-        tmp.replace(path)
-        return path
+        return save_png(fig, path, dpi=dpi)
 
 
 def _read_cell(folder: Path, track: str, fold_mean: bool) -> Cell:

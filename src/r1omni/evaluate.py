@@ -233,16 +233,14 @@ def score_predictions(rows: list[dict], labels: LabelSet, samples: list[Sample] 
 
 
 def write_confusion_png(track_metrics: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from r1omni.plots import figure, save_png
 
     labels = track_metrics["labels"]
     matrix = np.array(track_metrics["confusion"], dtype=float)                 # (L, L+1)
     rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(labels), 0.8 + 0.5 * len(labels)))
+    fig, ax = figure(figsize=(1.0 + 0.6 * len(labels), 0.8 + 0.5 * len(labels)))
     ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels) + 1), labels + ["(none)"], rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -255,10 +253,7 @@ def write_confusion_png(track_metrics: dict, path: Path, title: str) -> None:
                         color="white" if rows[i, j] > 0.5 else "black")
     ax.set_title(f"{title}: WAR {track_metrics['war']:.3f}  UAR {track_metrics['uar']:.3f}")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path, dpi=110)
 
 
 def render_report(metrics: dict) -> str:

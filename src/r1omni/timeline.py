@@ -270,18 +270,16 @@ def write_timeline(out_dir: str | os.PathLike, rows: list[WindowPrediction], sum
 
 def _timeline_png(rows: list[WindowPrediction], summary: dict, title: str) -> bytes:
     """One bar per window, coloured by label, over the recording's time axis; failed windows hatched."""
-    import io
+    from matplotlib import colormaps
+    from matplotlib.patches import Rectangle
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from r1omni.plots import figure, png_bytes
 
     names = list(summary["share_of_time"]) or [NO_LABEL]
-    palette = plt.get_cmap("tab10")
+    palette = colormaps["tab10"]
     colour = {name: ("#bbbbbb" if name == NO_LABEL else palette(i % 10)) for i, name in enumerate(names)}
     answered = [row for row in rows if row.error is None]
-    fig, ax = plt.subplots(figsize=(10, 1.9))
+    fig, ax = figure(figsize=(10, 1.9))
     for row, (start, end) in zip(answered, _owned_spans(answered)):
         ax.broken_barh([(start, end - start)], (0, 1), facecolors=colour[row.label or NO_LABEL], edgecolor="white")
     for row in rows:
@@ -292,12 +290,9 @@ def _timeline_png(rows: list[WindowPrediction], summary: dict, title: str) -> by
     end = max((row.end_seconds for row in rows), default=1.0)
     ax.set_xlim(0, end)
     ax.set_xlabel("seconds")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colour[name]) for name in names]
+    handles = [Rectangle((0, 0), 1, 1, color=colour[name]) for name in names]
     ax.legend(handles, [f"{name} {summary['share_of_time'].get(name, 0):.0%}" for name in names],
               loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=min(len(names), 7), frameon=False)
     ax.set_title(title or f"{len(rows)} windows, {len(summary['changes'])} changes of emotion", fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig, dpi=100)

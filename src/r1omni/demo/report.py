@@ -13,6 +13,7 @@ from pathlib import Path
 
 from r1omni.atomic import atomic_write_text
 from r1omni.metrics import PREDICTIONS
+from r1omni.plots import figure, save_png
 from r1omni.schema import read_samples
 
 __all__ = ["write_report"]
@@ -22,32 +23,15 @@ _NAMES = {"random_init": "random init", "base": "base (instruction pre-trained)"
           "rlvr": "RLVR (GRPO from cold start)", "rlvr_grounding": "RLVR + grounding reward"}
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-
-
 def _keys(results: dict) -> list[str]:
     """The evaluation splits' result keys, in order (``id``, ``ood``, ``mix``, or the validation splits)."""
     return [split.removeprefix("test_") for split in results["eval_splits"]]
 
 
 def _table_png(results: dict, path: Path) -> None:
-    plt = _plt()
     names = list(results["variants"])
     columns = [(key, metric) for key in _keys(results) for metric in ("war", "uar")]
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = figure(figsize=(9, 4))
     width = 0.8 / len(names)
     for i, name in enumerate(names):
         values = [100 * results["variants"][name][split][metric] for split, metric in columns]
@@ -60,15 +44,13 @@ def _table_png(results: dict, path: Path) -> None:
     ax.set_title("Generated benchmark: the paper's Table 1, measured here")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _recall_png(metrics: dict, keys: list[str], path: Path) -> None:
-    plt = _plt()
     names = [n for n in metrics if n != "random_init"]
     labels = metrics[names[0]][keys[0]]["normalized"]["labels"]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.6), sharey=True, squeeze=False)
+    fig, axes = figure(1, len(keys), figsize=(5.5 * len(keys), 3.6), sharey=True, squeeze=False)
     axes = axes[0]
     width = 0.8 / len(names)
     for ax, split in zip(axes, keys):
@@ -81,8 +63,7 @@ def _recall_png(metrics: dict, keys: list[str], path: Path) -> None:
     axes[0].set_ylabel("%")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _grpo_png(metrics_path: Path, path: Path) -> bool:
@@ -91,10 +72,9 @@ def _grpo_png(metrics_path: Path, path: Path) -> bool:
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line]
     if not rows:
         return False
-    plt = _plt()
     keys = [k for k in ("reward", "accuracy", "format", "kl", "completion_length", "groups_with_signal")
             if k in rows[0]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3 * len(keys), 2.8))
+    fig, axes = figure(1, len(keys), figsize=(3 * len(keys), 2.8))
     steps = [r["step"] for r in rows]
     for ax, key in zip(axes, keys):
         values = [r[key] for r in rows]
@@ -107,8 +87,7 @@ def _grpo_png(metrics_path: Path, path: Path) -> bool:
         ax.set_xlabel("step", fontsize=8)
     fig.suptitle("GRPO (sampled completions, T as configured)", fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    save_png(fig, path)
     return True
 
 

@@ -194,14 +194,9 @@ def _markdown(table: dict, keys: list[str], config: StudyConfig) -> str:
 
 
 def _plot(table: dict, keys: list[str]) -> bytes:
-    import io
+    from r1omni.plots import figure, png_bytes
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.4), sharey=True, squeeze=False)
+    fig, axes = figure(1, len(keys), figsize=(4.6 * len(keys), 3.4), sharey=True, squeeze=False)
     for ax, key in zip(axes[0], keys):
         budgets = table[key]["budgets"]
         for method, name in (("label_sft", "label SFT"), ("rlvr", "RLVR (GRPO)")):
@@ -217,7 +212,4 @@ def _plot(table: dict, keys: list[str]) -> bytes:
     axes[0][0].set_ylabel("WAR")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig, dpi=110)

@@ -145,6 +145,17 @@ class DemoConfig:
     media_norm: bool = False
     """Build the model with a LayerNorm after each media projector at the text embeddings' scale
     (``ThinkerDims.media_norm``, issue #26's first remedy); off, the model is today's."""
+    frame_size: int | None = None
+    """Side in pixels the model resizes frames to (``ThinkerDims.frame_size``; None: the preset's 56). At 112
+    a clip gives the LLM 32 video tokens instead of 8, and the face's parts fall in patches of their own."""
+    perception: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=6e-4, trainable=ALL_PARTS))
+    """Perception pre-training before the base's instruction mix: the pre-training clips with every cue
+    described (target ``description``), so that the towers and the LLM learn to see and hear before they
+    learn the tasks (0 steps: none, today's base). Issue #26: the instruction mix alone spends ~45 % of its
+    clips on text-only tasks, and its base's face features barely reach the LLM's decision."""
+    label_modality_dropout: dict[str, float] = field(default_factory=dict)
+    """``SFTConfig.modality_dropout`` of label SFT, e.g. ``{"audio": 0.5}``: the voice is the easier stream
+    and wins the competition for the label unless it is sometimes absent (empty: every clip whole)."""
 
     def __post_init__(self) -> None:
         self.eval_splits = tuple(self.eval_splits)
@@ -162,12 +173,14 @@ class DemoConfig:
 
 def run_sft(config: DemoConfig, model: str, data: Path, target: str, out: Path, budget: StageBudget,
          epochs: float = 1.0, prompt: str | None = None, snapshot_steps: list[int] | None = None,
-         schedule: str = "cosine", media: MediaCache | None = None) -> TrainResult:
+         schedule: str = "cosine", media: MediaCache | None = None,
+         modality_dropout: dict[str, float] | None = None) -> TrainResult:
     sft = SFTConfig(model=model, data=str(data), output_dir=str(out), target=target, prompt=prompt or config.prompt,
                     max_steps=budget.steps or None, epochs=epochs, clips_per_step=config.clips_per_step,
                     trainable=budget.trainable,
                     optim=OptimConfig(lr=budget.lr, schedule=schedule, warmup_ratio=0.05), seed=config.seed,
-                    log_every=5, num_threads=config.threads, snapshot_steps=snapshot_steps or [])
+                    log_every=5, num_threads=config.threads, snapshot_steps=snapshot_steps or [],
+                    modality_dropout=modality_dropout or {})
     logger.info("SFT (%s) from %s", target, model)
     return train_sft(sft, media=media)
 
@@ -336,7 +349,7 @@ def _train_stages(config: DemoConfig, out: Path, manifests: dict[str, Path], say
                                 "(MAFW-DFEW-SFT's role)")
     _train_once(runs, stages, "label_sft", say, lambda: run_sft(
         config, str(stages.models["base"]), manifests["train"], "label", runs / "label_sft", config.label_sft,
-        config.label_sft_epochs, media=stages.media))
+        config.label_sft_epochs, media=stages.media, modality_dropout=config.label_modality_dropout))
     done(ticket)
 
     steps = grpo_steps(config, len(read_samples(manifests["train"])))
@@ -367,17 +380,25 @@ def train_starting_points(config: DemoConfig, out: Path, manifests: dict[str, Pa
                            "voice -> emotion mapping)")
     init_dir = models / "init"
     if not is_complete(init_dir):
-        policy = init_preset(config.model_preset, seed=config.seed, corpus=synth_corpus(),
-                             **({"media_norm": True} if config.media_norm else {}))
+        policy = init_preset(config.model_preset, seed=config.seed, corpus=synth_corpus(), **_model_overrides(config))
         with atomic_dir(init_dir) as tmp:
             policy.save(tmp)
         del policy
     stages.models["random_init"], stages.budgets["random_init"] = init_dir, {"clip_views": 0}
     say(f"   {config.model_preset}: {sum(p.numel() for p in load_policy(init_dir).module.parameters()) / 1e6:.2f}M "
         "parameters")
+    start = init_dir
+    if config.perception.steps:
+        _train_once(runs, stages, "perception", say, lambda: run_sft(
+            config, str(init_dir), manifests["pretrain"], "description", runs / "perception", config.perception,
+            prompt="describe", media=stages.media))
+        start = stages.models.pop("perception")
     _train_once(runs, stages, "base", say, lambda: run_sft(
-        config, str(init_dir), manifests["pretrain"], "instruction", runs / "base", config.pretrain,
+        config, str(start), manifests["pretrain"], "instruction", runs / "base", config.pretrain,
         prompt=SAMPLE_QUESTION, media=stages.media))
+    if "perception" in stages.budgets:   # the base's budget counts both of its phases
+        perception = stages.budgets.pop("perception")
+        stages.budgets["base"] = {key: value + perception.get(key, 0) for key, value in stages.budgets["base"].items()}
     done(ticket)
 
     ticket = stage("cold_start_sft", "3/8 cold-start SFT on the reasoning split (EMER-SFT's role)")
@@ -386,6 +407,14 @@ def train_starting_points(config: DemoConfig, out: Path, manifests: dict[str, Pa
         config.cold_start, media=stages.media))
     done(ticket)
     return stages
+
+
+def _model_overrides(config: DemoConfig) -> dict:
+    """The preset fields the demo config changes (none by default: the preset's model as it is)."""
+    overrides: dict = {"media_norm": True} if config.media_norm else {}
+    if config.frame_size:
+        overrides["frame_size"] = config.frame_size
+    return overrides
 
 
 def _evaluate_all(config: DemoConfig, stages: _Stages, manifests: dict[str, Path], evals: Path,

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from r1omni.clips import SAMPLE_QUESTION, ClipLoader, MediaCache
+from r1omni.clips import SAMPLE_QUESTION, ClipLoader, MediaCache, remove_modalities
+from r1omni.models.policy import ClipInput
 from r1omni.models import SamplingConfig
 from r1omni.schema import Sample, read_samples
 from r1omni.train.checkpoint import (
@@ -103,8 +104,15 @@ class SFTConfig:
     """Start over in an output_dir that holds an earlier run, deleting its checkpoints, model and logs."""
     num_threads: int | None = None
     """torch CPU threads (None = leave torch's default)."""
+    modality_dropout: dict[str, float] = field(default_factory=dict)
+    """Share of training clips whose ``"audio"`` (silenced) or ``"video"`` (grey frames) is removed, drawn per
+    clip from (seed, step): dropping the *dominant* stream makes the model learn the other one (modality
+    competition; see ``shared/notes/levers-2026-12.md`` section 2). Empty: every clip whole."""
 
     def __post_init__(self) -> None:
+        bad = {k: v for k, v in self.modality_dropout.items() if k not in ("audio", "video") or not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"modality_dropout takes 'audio' / 'video' shares in [0, 1], got {bad}")
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         check_step_settings(self.max_steps, self.epochs, self.log_every, self.save_every, self.sample_every,
@@ -115,6 +123,18 @@ class SFTConfig:
             raise ValueError("resume=true continues the run in output_dir and overwrite=true deletes it; set one")
         if self.prompt is None:
             self.prompt = _DEFAULT_PROMPTS[self.target]
+
+
+def drop_modalities(clips: list[ClipInput], shares: dict[str, float], seed: int, micro_step: int) -> list[ClipInput]:
+    """``clips`` with each stream of ``shares`` removed from that share of them (the draw is a function of
+    (seed, micro step), so a resumed run drops what the uninterrupted one would)."""
+    if not any(shares.values()):
+        return clips
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + micro_step)
+    draws = {name: torch.rand(len(clips), generator=generator).tolist() for name in ("video", "audio")}
+    return [remove_modalities(clip, video=draws["video"][i] < shares.get("video", 0.0),
+                              audio=draws["audio"][i] < shares.get("audio", 0.0))
+            for i, clip in enumerate(clips)]
 
 
 def _usable(samples: list[Sample], target: str) -> tuple[list[Sample], list[str]]:
@@ -176,6 +196,7 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult
             for err in loaded.failures.values():
                 logger.warning("step %d: skipping clip: %s", step, err)
             clips, targets = loaded.clips, [target_text(sample, config.target) for sample in loaded.kept]
+            clips = drop_modalities(clips, config.modality_dropout, config.seed, (step - 1) * accum + micro)
             if not clips:
                 continue
             batch = policy.prepare(clips).to(accelerator.device)

@@ -1,0 +1,62 @@
+"""Issue #26's demo switches (off by default): a perception phase before the base's instruction mix, and
+modality dropout in label SFT, reach the runs they name."""
+
+from __future__ import annotations
+
+import pytest
+
+from r1omni.demo import pipeline
+from r1omni.demo.pipeline import ALL_PARTS, DemoConfig, StageBudget, train_starting_points
+from r1omni.synth import generate_benchmark
+
+
+@pytest.fixture(scope="module")
+def tiny_benchmark(tmp_path_factory):
+    return generate_benchmark(tmp_path_factory.mktemp("bench"), preset="tiny", seed=0)
+
+
+@pytest.fixture
+def sft_calls(monkeypatch):
+    """Every SFT run the demo starts: (start model, target, output folder name)."""
+    calls, original = [], pipeline.run_sft
+
+    def recorded(config, model, data, target, out, *args, **kwargs):
+        calls.append((model, target, out.name))
+        return original(config, model, data, target, out, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_sft", recorded)
+    return calls
+
+
+def tiny_config(tmp_path, **overrides) -> DemoConfig:
+    settings = dict(output_dir=str(tmp_path), model_preset="qwen2.5-omni-tiny", clips_per_step=2, threads=1,
+                    pretrain=StageBudget(steps=1, lr=1e-3, trainable=ALL_PARTS),
+                    cold_start=StageBudget(steps=1, lr=1e-3, trainable=["llm"]))
+    return DemoConfig(**{**settings, **overrides})
+
+
+def test_a_perception_phase_comes_before_the_instruction_mix_and_counts_in_the_base_budget(
+        tiny_benchmark, tmp_path, sft_calls):
+    config = tiny_config(tmp_path, perception=StageBudget(steps=2, lr=1e-3, trainable=ALL_PARTS))
+    stages = train_starting_points(config, tmp_path, tiny_benchmark, lambda line: None)
+    runs = tmp_path / "runs"
+    assert sft_calls[:2] == [(str(tmp_path / "models" / "init"), "description", "perception"),
+                             (str(runs / "perception" / "final"), "instruction", "base")]
+    assert "perception" not in stages.models and "perception" not in stages.budgets  # a phase of the base
+    assert stages.budgets["base"]["steps"] == 3 and stages.budgets["base"]["clip_views"] == 6
+
+
+def test_without_a_perception_phase_the_base_starts_from_the_random_init(tiny_benchmark, tmp_path, sft_calls):
+    stages = train_starting_points(tiny_config(tmp_path), tmp_path, tiny_benchmark, lambda line: None)
+    assert sft_calls[0] == (str(tmp_path / "models" / "init"), "instruction", "base")
+    assert not (tmp_path / "runs" / "perception").exists() and stages.budgets["base"]["steps"] == 1
+
+
+def test_label_sft_gets_the_configured_modality_dropout(tiny_benchmark, tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(pipeline, "train_sft", lambda sft, media=None: seen.setdefault("dropout",
+                                                                                       sft.modality_dropout))
+    config = tiny_config(tmp_path, label_modality_dropout={"audio": 0.5})
+    pipeline.run_sft(config, "preset:qwen2.5-omni-tiny", tiny_benchmark["train"], "label", tmp_path / "l",
+                     config.label_sft, modality_dropout=config.label_modality_dropout)
+    assert seen["dropout"] == {"audio": 0.5}

@@ -399,7 +399,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             study.output_dir = args.output_dir
         if args.threads:
             study.demo.threads = args.threads
-        study.demo.media_norm = args.media_norm
+        _demo_model_switches(study.demo, args)
         run_budget_study(study, say)
         print(f"wrote {study.output_dir}/summary.md, summary.json, budget.png")
         return ExitCode.OK
@@ -410,9 +410,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         config.output_dir = args.output_dir
     if args.threads:
         config.threads = args.threads
-    config.media_norm = args.media_norm
+    _demo_model_switches(config, args)
     run_demo(config, say=say)
     return ExitCode.OK
+
+
+def _demo_model_switches(config, args) -> None:
+    """The remedy switches a user gave (each left at the recipe's default otherwise)."""
+    if args.media_norm is not None:
+        config.media_norm = args.media_norm
+    if args.frame_size is not None:
+        config.frame_size = args.frame_size
+    if args.perception_steps is not None:
+        config.perception.steps = args.perception_steps
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -543,9 +553,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="the ~3-minute variant (smaller benchmark and budgets)")
     demo.add_argument("-o", "--output-dir", default=None, help="report folder (default demo_out, demo_out_quick)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--media-norm", action="store_true",
-                      help="a LayerNorm after each media projector at the text embeddings' scale (issue #26's "
-                           "first remedy; off: today's model)")
+    demo.add_argument("--media-norm", action=argparse.BooleanOptionalAction, default=None,
+                      help="a LayerNorm after each media projector at the text embeddings' scale (default: on)")
+    demo.add_argument("--frame-size", type=int, default=None,
+                      help="pixels the model resizes frames to (default 112: 32 video tokens a clip; 56: 8)")
+    demo.add_argument("--perception-steps", type=int, default=None,
+                      help="steps of cue-description pre-training before the instruction mix (default 700, "
+                           "--quick 80; 0: none)")
     demo.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2)")
     demo.add_argument("--validation", action="store_true",
                       help="evaluate on the validation splits (for tuning a recipe) instead of the test splits")

@@ -1,5 +1,6 @@
-"""Issue #26's demo switches (off by default): a perception phase before the base's instruction mix, and
-modality dropout in label SFT, reach the runs they name."""
+"""Issue #26's demo remedies reach the runs they name: a perception phase before the base's instruction mix
+(on by default; 0 steps: none), the model switches (media norm, frame size), and modality dropout in label
+SFT (off by default)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def test_a_perception_phase_comes_before_the_instruction_mix_and_counts_in_the_b
 
 
 def test_without_a_perception_phase_the_base_starts_from_the_random_init(tiny_benchmark, tmp_path, sft_calls):
-    stages = train_starting_points(tiny_config(tmp_path), tmp_path, tiny_benchmark, lambda line: None)
+    config = tiny_config(tmp_path, perception=StageBudget(steps=0, lr=1e-3, trainable=ALL_PARTS))
+    stages = train_starting_points(config, tmp_path, tiny_benchmark, lambda line: None)
     assert sft_calls[0] == (str(tmp_path / "models" / "init"), "instruction", "base")
     assert not (tmp_path / "runs" / "perception").exists() and stages.budgets["base"]["steps"] == 1
 
@@ -60,3 +62,17 @@ def test_label_sft_gets_the_configured_modality_dropout(tiny_benchmark, tmp_path
     pipeline.run_sft(config, "preset:qwen2.5-omni-tiny", tiny_benchmark["train"], "label", tmp_path / "l",
                      config.label_sft, modality_dropout=config.label_modality_dropout)
     assert seen["dropout"] == {"audio": 0.5}
+
+
+def test_the_model_switches_reach_the_model(tiny_benchmark, tmp_path):
+    from r1omni.models import load_policy
+
+    config = tiny_config(tmp_path, perception=StageBudget(steps=0, lr=1e-3, trainable=ALL_PARTS))
+    train_starting_points(config, tmp_path, tiny_benchmark, lambda line: None)
+    policy = load_policy(tmp_path / "models" / "init")
+    assert policy.media_norm is not None and policy.settings.frame_height == 112
+    plain = tiny_config(tmp_path / "plain", media_norm=False, frame_size=None,
+                        perception=StageBudget(steps=0, lr=1e-3, trainable=ALL_PARTS))
+    train_starting_points(plain, tmp_path / "plain", tiny_benchmark, lambda line: None)
+    policy = load_policy(tmp_path / "plain" / "models" / "init")
+    assert policy.media_norm is None and policy.settings.frame_height == 56

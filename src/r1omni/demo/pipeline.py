@@ -3,8 +3,9 @@
 Top to bottom, each stage reusing what a previous run already finished:
 
 1. generate (or reuse) the benchmark (``r1omni.synth``);
-2. build the tiny default model (random init: reported for reference) and pre-train it on
-   instruction data that never ties a face or a voice to an emotion word ("base": HumanOmni-0.5B's
+2. build the tiny default model (random init: reported for reference; a media norm after each
+   projector, frames at 112 px), pre-train its perception on the pre-training clips' cue descriptions,
+   then pre-train it on instruction data that never ties a face or a voice to an emotion word ("base": HumanOmni-0.5B's
    role): describe the clip, the face, the voice, one cue; read the subtitle back; answer the
    emotion question from the subtitle's words alone. Asked the emotion question, the base answers
    in the format, mostly by guessing;
@@ -142,17 +143,17 @@ class DemoConfig:
     """In-distribution clips used for modality attribution per variant (0 = skip). The modality balance
     takes its answer changes from the same clips (decoding them itself for the base, which attribution
     skips) and its token norms and face probe from the whole in-distribution split."""
-    media_norm: bool = False
+    media_norm: bool = True
     """Build the model with a LayerNorm after each media projector at the text embeddings' scale
-    (``ThinkerDims.media_norm``, issue #26's first remedy); off, the model is today's."""
-    frame_size: int | None = None
+    (``ThinkerDims.media_norm``): without it video tokens entered the LLM at ~15x the text tokens' norm."""
+    frame_size: int | None = 112
     """Side in pixels the model resizes frames to (``ThinkerDims.frame_size``; None: the preset's 56). At 112
     a clip gives the LLM 32 video tokens instead of 8, and the face's parts fall in patches of their own."""
-    perception: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=6e-4, trainable=ALL_PARTS))
+    perception: StageBudget = field(default_factory=lambda: StageBudget(steps=700, lr=6e-4, trainable=ALL_PARTS))
     """Perception pre-training before the base's instruction mix: the pre-training clips with every cue
     described (target ``description``), so that the towers and the LLM learn to see and hear before they
-    learn the tasks (0 steps: none, today's base). Issue #26: the instruction mix alone spends ~45 % of its
-    clips on text-only tasks, and its base's face features barely reach the LLM's decision."""
+    learn the tasks (0 steps: none). Without it the instruction mix, which spends ~45 % of its clips on
+    text-only tasks, left the face out of the LLM's decision (issue #26; README "What made the model see")."""
     label_modality_dropout: dict[str, float] = field(default_factory=dict)
     """``SFTConfig.modality_dropout`` of label SFT, e.g. ``{"audio": 0.5}``: the voice is the easier stream
     and wins the competition for the label unless it is sometimes absent (empty: every clip whole)."""
@@ -166,6 +167,7 @@ class DemoConfig:
     @classmethod
     def quick(cls, output_dir: str = "demo_out_quick", seed: int = 0) -> "DemoConfig":
         return cls(output_dir=output_dir, synth_preset="quick", seed=seed,
+                   perception=StageBudget(steps=80, lr=6e-4, trainable=ALL_PARTS),
                    pretrain=StageBudget(steps=80, lr=6e-4, trainable=ALL_PARTS),
                    cold_start=StageBudget(steps=40, lr=1e-3, trainable=["llm"]),
                    attribution_clips=14, eval_batch_size=70)

@@ -103,9 +103,9 @@ class FaceCropSummary(BaseModel):
 
 class Word(BaseModel):
     word: str
-    start: float
-    end: float
+    start_seconds: float
     """Seconds from the start of the clip."""
+    end_seconds: float
     probability: float
 
 

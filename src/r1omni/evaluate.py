@@ -15,7 +15,10 @@ made with the same settings (``eval_settings.json``: a digest of the model's wei
 frame count and chat template, the prompt, modalities, subtitles, face crop, transcription, the
 decoding settings and the label set). Rows made otherwise are not this evaluation's answers: the
 folder starts over, with a warning naming what differed. A clip whose media cannot be decoded is
-recorded with its error, left out of the metrics and counted as skipped.
+recorded with its error, left out of the metrics and counted as skipped. A row holds the fields of
+the clip's answer record (:class:`r1omni.inference.Answer`, its label as ``pred``); its cue claims are
+not checked here (measuring cues costs time per clip; the reasoning report judges claims against
+true cues where the benchmark stores them), so ``claims`` and ``cue_levels`` stay empty.
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ A prediction goes through three steps, as litgpt's servers split them:
   the media root (``r1omni.serve.inputs``), then the clip's headers probed for the limits;
 * :func:`predict`: a job for the batching worker (``r1omni.serve.worker``), awaited with the
   request timeout;
-* :func:`encode_response`: the parsed answer, the reasoning cut into clauses tagged as visual and/or
-  audio evidence (``r1omni.explain.reasoning``'s word lists, so the page does not repeat them), each
-  clause's cue claims checked against the cues measured on the clip (``r1omni.claims``,
-  ``r1omni.cues``), the per-modality attribution when asked, and timings.
+* :func:`encode_response`: the clip's answer record (``r1omni.inference.Answer``, mapped in
+  ``r1omni.serve.schemas.answer_fields``): the parsed answer, the cue levels measured on the clip, and
+  the reasoning cut into clauses tagged as visual and/or audio evidence
+  (``r1omni.explain.reasoning.segments``, whose word lists the page does not repeat), each with its
+  cue claims checked; the per-modality attribution when asked, and timings.
 
 Options per request (query parameter, form field or JSON key): ``explain``, ``face_crop`` (frames
 cropped to the face; the response says whether one was found) and ``transcribe`` (the speech,
@@ -33,7 +34,8 @@ space left to store the upload. A request counts against the in-flight cap only 
 arrived (``r1omni.serve.admission``). Logs carry request ids, sizes and timings, never clip
 contents, file names or answers.
 
-The response models live in ``r1omni.serve.schemas``, the timeline stream in ``r1omni.serve.stream``.
+The response models live in ``r1omni.serve.schemas``, the timeline stream in ``r1omni.serve.stream``, the
+error handlers in ``r1omni.serve.errors``.
 Not here: model loading details (``r1omni.models``), decoding (``r1omni.media``), the CLI.
 """
 

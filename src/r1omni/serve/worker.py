@@ -6,9 +6,14 @@ so a backlog is taken at once) for up to ``max_batch_size`` jobs, and answers th
 
 * decode the clips (``ClipLoader.load_many``, one loader per combination of the jobs' face-crop and
   transcript options); a clip that fails gets its own error, the rest go on;
-* clips without ``explain``: ``r1omni.inference.answer_clips`` (greedy, one generate call), the
-  same path as ``r1omni predict`` and ``r1omni eval``, under the server's label set;
-* clips with ``explain``: ``r1omni.explain.attribute`` (its factual run is the answer).
+* clips without ``explain``: ``r1omni.inference.answer_clips`` (greedy, one generate call, cue
+  claims checked), the same path as ``r1omni predict`` and ``r1omni eval``, under the server's
+  label set;
+* clips with ``explain``: ``r1omni.explain.attribute`` (its factual run is the answer, whose claims
+  ``r1omni.inference.check_answers`` checks as for any clip).
+
+Each clip's result is its :class:`~r1omni.inference.Prediction` (the answer record, or the error)
+plus the batch size and the attribution.
 
 A job with ``timeline`` options is a long recording: it runs window batch after window batch
 (``r1omni.timeline.predict_timeline``), handing each window to ``on_window`` as it is answered, and

@@ -271,3 +271,46 @@ def test_every_serve_config_field_is_settable_from_r1omni_serve(monkeypatch, tmp
     assert main(argv) == 0
     config = ServeConfig(**seen)
     assert {name: getattr(config, name) for name in given} == given
+
+
+def test_explain_reads_the_clips_as_eval_does(monkeypatch, tmp_path):
+    """``explain`` takes eval's clip options (one helper adds them to every command that loads clips), so it
+    attributes a model under the input ``eval`` scored it with; before, it had no --modalities, --face-crop,
+    --transcribe or --no-subtitle."""
+    import torch
+
+    import r1omni.evaluate
+    import r1omni.explain.attribution
+    import r1omni.models
+    from r1omni.cli import main
+    from r1omni.schema import Sample, write_samples
+
+    class Seen(Exception):
+        pass
+
+    class Model:
+        family, num_frames, module = "stub", 3, torch.nn.Linear(1, 1)
+
+        def check_clip(self, clip):
+            pass
+
+    def stop(name):
+        def record(*args, **kwargs):
+            raise Seen(name, args, kwargs)
+        return record
+
+    manifest = tmp_path / "clips.jsonl"
+    write_samples(manifest, [Sample(id="a", corpus="files", audio=str(tmp_path / "a.wav"), label="happy")])
+    monkeypatch.setattr(r1omni.models, "load_policy", lambda *args, **kwargs: Model())
+    monkeypatch.setattr(r1omni.evaluate, "evaluate", stop("eval"))
+    monkeypatch.setattr(r1omni.explain.attribution, "attribute", stop("explain"))
+    options = ["--modalities", "audio", "--face-crop", "--transcribe", "--no-subtitle", "--prompt", "train"]
+    read = {}
+    for command in ("eval", "explain"):
+        with pytest.raises(Seen) as seen:
+            main([command, "--model", "m", "--data", str(manifest), "-o", str(tmp_path / command), *options])
+        _, args, kwargs = seen.value.args
+        read[command] = args[4] if command == "eval" else args[2]   # EvalOptions / ClipLoader
+    settings = ("prompt", "modalities", "use_subtitle", "face_crop", "transcribe")
+    assert [getattr(read["eval"], name) for name in settings] == ["train", "audio", False, True, True]
+    assert [getattr(read["explain"], name) for name in settings] == ["train", "audio", False, True, True]

@@ -448,21 +448,17 @@ def _clip_options(command: argparse.ArgumentParser) -> None:
                               "needs pip install 'r1omni[asr]'")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="r1omni", description="Recognise and explain emotions in video+audio clips; train omni models with "
-                                   "SFT and GRPO (R1-Omni), evaluate, explain and serve them.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add(commands, name: str, handler: Callable[[argparse.Namespace], int], help_text: str):
+    command = commands.add_parser(name, help=help_text, description=help_text)
+    command.set_defaults(handler=handler)
+    return command
 
-    def add(sub, name: str, handler: Callable[[argparse.Namespace], int], help_text: str):
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(handler=handler)
-        return command
 
+def _add_data(commands) -> None:
+    """``r1omni data import``."""
     data = commands.add_parser("data", help="import corpora into r1omni's manifest format")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    imp = add(data_sub, "import", _cmd_data_import, "turn a corpus as distributed into a manifest JSONL")
+    imp = _add(data_sub, "import", _cmd_data_import, "turn a corpus as distributed into a manifest JSONL")
     imp.add_argument("--corpus", required=True, choices=CORPUS_CHOICES)
     imp.add_argument("root", help="the corpus folder (or the manifest / conversation file)")
     imp.add_argument("-o", "--output", required=True, help="output manifest JSONL")
@@ -470,24 +466,33 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--split", default=None)
     imp.add_argument("--option", action="append", metavar="KEY=VALUE", help="adapter option (repeatable)")
 
+
+def _add_synth(commands) -> None:
+    """``r1omni synth generate``."""
     synth = commands.add_parser("synth", help="the generated audio-visual emotion benchmark")
     synth_sub = synth.add_subparsers(dest="synth_command", required=True, metavar="SUBCOMMAND")
-    gen = add(synth_sub, "generate", _cmd_synth_generate, "generate (or reuse) the benchmark's media and manifests")
+    gen = _add(synth_sub, "generate", _cmd_synth_generate, "generate (or reuse) the benchmark's media and manifests")
     gen.add_argument("output_dir")
     gen.add_argument("--preset", default="default")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _add_models(commands) -> None:
+    """``r1omni models list`` and ``init``."""
     models = commands.add_parser("models", help="model presets")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
-    add(models_sub, "list", _cmd_models_list, "list the presets")
-    init = add(models_sub, "init", _cmd_models_init, "write a randomly initialised preset to a folder")
+    _add(models_sub, "list", _cmd_models_list, "list the presets")
+    init = _add(models_sub, "init", _cmd_models_init, "write a randomly initialised preset to a folder")
     init.add_argument("--preset", required=True)
     init.add_argument("-o", "--output", required=True)
     init.add_argument("--seed", type=int, default=0)
     init.add_argument("--threads", type=int, default=None)
 
-    predict = add(commands, "predict", _cmd_predict, "recognise and explain the emotion in video/audio files")
+
+def _add_predict(commands) -> None:
+    """``r1omni predict``: files, or long recordings as timelines (``--segment``)."""
+    predict = _add(commands, "predict", _cmd_predict, "recognise and explain the emotion in video/audio files")
     predict.add_argument("--model", required=True, help="a saved model folder")
     predict.add_argument("videos", nargs="+", metavar="VIDEO")
     _clip_options(predict)
@@ -506,27 +511,35 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-new-tokens", type=int, default=512)
     predict.add_argument("--threads", type=int, default=None)
 
-    def add_data_source(command) -> None:
-        source = command.add_mutually_exclusive_group(required=True)
-        source.add_argument("--data", help="a manifest JSONL (e.g. written by `r1omni data import` or `synth`)")
-        source.add_argument("--corpus", nargs=2, metavar=("NAME", "ROOT"), help="a corpus as distributed")
-        command.add_argument("--fold", type=int, default=None, help="with --corpus: the fold's test split")
-        command.add_argument("--split", default=None)
-        command.add_argument("--limit", type=int, default=None, help="only the first N clips")
-        command.add_argument("--labels", default=None, choices=LABEL_SET_CHOICES,
-                             help="label set to map and score answers against (default: the corpus's)")
-        _clip_options(command)
-        command.add_argument("--no-subtitle", action="store_true", help="leave subtitles out of the prompt")
-        command.add_argument("--batch-size", type=int, default=16)
-        command.add_argument("--max-new-tokens", type=int, default=512)
-        command.add_argument("--threads", type=int, default=None)
-        command.add_argument("-o", "--output", required=True, help="output folder")
 
-    evaluation = add(commands, "eval", _cmd_eval, "evaluate a model: predictions, WAR/UAR per track, plots")
+def _add_data_source(command: argparse.ArgumentParser) -> None:
+    """The clips of ``eval`` and ``explain``: a manifest or a corpus, read alike (one set of clip options)."""
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a manifest JSONL (e.g. written by `r1omni data import` or `synth`)")
+    source.add_argument("--corpus", nargs=2, metavar=("NAME", "ROOT"), help="a corpus as distributed")
+    command.add_argument("--fold", type=int, default=None, help="with --corpus: the fold's test split")
+    command.add_argument("--split", default=None)
+    command.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    command.add_argument("--labels", default=None, choices=LABEL_SET_CHOICES,
+                         help="label set to map and score answers against (default: the corpus's)")
+    _clip_options(command)
+    command.add_argument("--no-subtitle", action="store_true", help="leave subtitles out of the prompt")
+    command.add_argument("--batch-size", type=int, default=16)
+    command.add_argument("--max-new-tokens", type=int, default=512)
+    command.add_argument("--threads", type=int, default=None)
+    command.add_argument("-o", "--output", required=True, help="output folder")
+
+
+def _add_eval(commands) -> None:
+    """``r1omni eval``."""
+    evaluation = _add(commands, "eval", _cmd_eval, "evaluate a model: predictions, WAR/UAR per track, plots")
     evaluation.add_argument("--model", required=True)
-    add_data_source(evaluation)
+    _add_data_source(evaluation)
 
-    comparison = add(commands, "compare", _cmd_compare, "the paper's Table 1 from several eval outputs")
+
+def _add_compare(commands) -> None:
+    """``r1omni compare``."""
+    comparison = _add(commands, "compare", _cmd_compare, "the paper's Table 1 from several eval outputs")
     comparison.add_argument("runs", nargs="+", metavar="RUN_DIR",
                             help="RUN_DIR or NAME=RUN_DIR; each holds one eval folder per dataset")
     comparison.add_argument("--track", default="normalized", choices=["normalized", "strict"])
@@ -534,14 +547,20 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument("--fold-mean", action="store_true", help="use the mean over folds where present")
     comparison.add_argument("--out", default=None, help="also write the table as a PNG")
 
-    explanation = add(commands, "explain", _cmd_explain,
-                      "modality attribution: counterfactual runs without audio, frames, subtitle")
+
+def _add_explain(commands) -> None:
+    """``r1omni explain``: the clip options are eval's, so it reads clips as ``eval`` scored them."""
+    explanation = _add(commands, "explain", _cmd_explain,
+                       "modality attribution: counterfactual runs without audio, frames, subtitle")
     explanation.add_argument("--model", required=True)
-    add_data_source(explanation)
+    _add_data_source(explanation)
     explanation.add_argument("--method", default="blank", choices=["blank", "omit"],
                              help="blank: grey frames / silence; omit: leave the modality out of the prompt")
 
-    serve = add(commands, "serve", _cmd_serve, "HTTP API and web page for a model")
+
+def _add_serve(commands) -> None:
+    """``r1omni serve``: a flag per ServeConfig field (:data:`_SERVE_FLAGS`), defaults left to it."""
+    serve = _add(commands, "serve", _cmd_serve, "HTTP API and web page for a model")
     serve.add_argument("--model", required=True, help="a saved model folder")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -552,7 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-upload-mb", type=float, default=quiet)
     serve.add_argument("--threads", type=int, default=None)
 
-    demo = add(commands, "demo", _cmd_demo, "the whole paper pipeline on the generated benchmark (CPU, minutes)")
+
+def _add_demo(commands) -> None:
+    """``r1omni demo``."""
+    demo = _add(commands, "demo", _cmd_demo, "the whole paper pipeline on the generated benchmark (CPU, minutes)")
     demo.add_argument("--quick", action="store_true", help="the ~3-minute variant (smaller benchmark and budgets)")
     demo.add_argument("-o", "--output-dir", default=None, help="report folder (default demo_out, demo_out_quick)")
     demo.add_argument("--seed", type=int, default=0)
@@ -567,13 +589,27 @@ def build_parser() -> argparse.ArgumentParser:
                            "--quick: minutes)")
     demo.add_argument("--seeds", type=int, nargs="+", default=None, help="with --study: the seeds (default 0 1 2)")
 
+
+def _add_train(commands) -> None:
+    """``r1omni train sft|grpo``."""
     train = commands.add_parser("train", help="SFT and GRPO recipes (run under `accelerate launch` to scale)")
     train_sub = train.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
     for recipe, text in (("sft", "supervised fine-tuning (cold start, label SFT, perception pre-training)"),
                          ("grpo", "GRPO with verifiable rewards")):
-        command = add(train_sub, recipe, _cmd_train, text)
+        command = _add(train_sub, recipe, _cmd_train, text)
         command.add_argument("config", help="YAML config (see configs/)")
         command.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override config fields")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="r1omni", description="Recognise and explain emotions in video+audio clips; train omni models with "
+                                   "SFT and GRPO (R1-Omni), evaluate, explain and serve them.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (_add_data, _add_synth, _add_models, _add_predict, _add_eval, _add_compare, _add_explain,
+                        _add_serve, _add_demo, _add_train):
+        add_command(commands)
     return parser
 
 

@@ -116,7 +116,7 @@ def test_every_bad_input_gets_its_own_named_record(bad_media, preset):
         if expected == "short" and preset == "humanomni-tiny":
             expected = None   # HumanOmni reads 10 ms of audio; a Qwen-Omni audio token needs more
         if expected is None:
-            assert record.error is None and isinstance(record.output, str), (path.name, record.error)
+            assert record.error is None and isinstance(record.reply.output, str), (path.name, record.error)
         else:
             assert record.error is not None and record.error.startswith(f"{path}: "), (path.name, record.error)
             assert expected in record.error, (path.name, record.error)

@@ -236,11 +236,81 @@ def test_choice_lists_match_the_registries():
 
 
 def test_serve_flags_leave_defaults_to_the_config():
-    from r1omni.cli import _SERVE_FIELDS, build_parser
+    from r1omni.cli import _SERVE_FLAGS, build_parser
     from r1omni.serve.config import ServeConfig
 
     args = build_parser().parse_args(["serve", "--model", "m"])
-    assert not set(vars(args)) & set(_SERVE_FIELDS)  # nothing the user did not give reaches ServeConfig
+    assert not set(vars(args)) & set(_SERVE_FLAGS)  # nothing the user did not give reaches ServeConfig
     given = build_parser().parse_args(["serve", "--model", "m", "--max-queue", "3", "--modal", "audio"])
     assert (given.max_queue, given.modalities) == (3, "audio")
-    assert set(_SERVE_FIELDS) <= {f for f in ServeConfig.__dataclass_fields__}
+    assert set(_SERVE_FLAGS) <= {f for f in ServeConfig.__dataclass_fields__}
+
+
+def test_every_serve_config_field_is_settable_from_r1omni_serve(monkeypatch, tmp_path):
+    """Each field of ServeConfig has its flag, and a value given there reaches the server's config."""
+    import dataclasses
+
+    import r1omni.serve
+    from r1omni.cli import main
+    from r1omni.serve.config import ServeConfig
+
+    given = {"media_root": str(tmp_path), "label_set": "synth", "model_name": "named", "upload_dir": str(tmp_path),
+             "max_upload_bytes": 3 * 1024 * 1024, "max_duration_seconds": 7.0, "max_recording_seconds": 70.0,
+             "max_timeline_windows": 9, "upload_idle_timeout_seconds": 4.0, "request_timeout_seconds": 5.0,
+             "max_queue": 3, "max_batch_size": 2, "batch_window_seconds": 0.5, "max_new_tokens": 11,
+             "modalities": "audio", "prompt": "train", "explain_method": "omit", "device": "cpu"}
+    assert set(given) == {f.name for f in dataclasses.fields(ServeConfig)}, "a ServeConfig field without a test value"
+    argv = ["serve", "--model", "m"]
+    for name, value in given.items():
+        if name == "max_upload_bytes":
+            argv += ["--max-upload-mb", "3"]
+        else:
+            argv += ["--" + name.replace("_", "-"), str(value)]
+    seen = {}
+    monkeypatch.setattr(r1omni.serve, "run", lambda model_dir, host, port, **fields: seen.update(fields))
+    assert main(argv) == 0
+    config = ServeConfig(**seen)
+    assert {name: getattr(config, name) for name in given} == given
+
+
+def test_explain_reads_the_clips_as_eval_does(monkeypatch, tmp_path):
+    """``explain`` takes eval's clip options (one helper adds them to every command that loads clips), so it
+    attributes a model under the input ``eval`` scored it with; before, it had no --modalities, --face-crop,
+    --transcribe or --no-subtitle."""
+    import torch
+
+    import r1omni.evaluate
+    import r1omni.explain.attribution
+    import r1omni.models
+    from r1omni.cli import main
+    from r1omni.schema import Sample, write_samples
+
+    class Seen(Exception):
+        pass
+
+    class Model:
+        family, num_frames, module = "stub", 3, torch.nn.Linear(1, 1)
+
+        def check_clip(self, clip):
+            pass
+
+    def stop(name):
+        def record(*args, **kwargs):
+            raise Seen(name, args, kwargs)
+        return record
+
+    manifest = tmp_path / "clips.jsonl"
+    write_samples(manifest, [Sample(id="a", corpus="files", audio=str(tmp_path / "a.wav"), label="happy")])
+    monkeypatch.setattr(r1omni.models, "load_policy", lambda *args, **kwargs: Model())
+    monkeypatch.setattr(r1omni.evaluate, "evaluate", stop("eval"))
+    monkeypatch.setattr(r1omni.explain.attribution, "attribute", stop("explain"))
+    options = ["--modalities", "audio", "--face-crop", "--transcribe", "--no-subtitle", "--prompt", "train"]
+    read = {}
+    for command in ("eval", "explain"):
+        with pytest.raises(Seen) as seen:
+            main([command, "--model", "m", "--data", str(manifest), "-o", str(tmp_path / command), *options])
+        _, args, kwargs = seen.value.args
+        read[command] = args[4] if command == "eval" else args[2]   # EvalOptions / ClipLoader
+    settings = ("prompt", "modalities", "use_subtitle", "face_crop", "transcribe")
+    assert [getattr(read["eval"], name) for name in settings] == ["train", "audio", False, True, True]
+    assert [getattr(read["explain"], name) for name in settings] == ["train", "audio", False, True, True]

@@ -11,8 +11,8 @@ from r1omni.inference import Prediction, predict_files, sample_for_path
 from r1omni.media import write_audio
 from r1omni.models import Completions, PreparedBatch, SamplingConfig
 
-FIELDS = {"path", "think", "answer", "label", "format_ok", "output", "error", "timings", "claims", "face_crop",
-          "transcript"}
+FIELDS = {"path", "think", "answer", "label", "format_ok", "output", "error", "timings", "cue_levels", "claims",
+          "face_crop", "transcript"}
 STAGES = {"decode_seconds", "preprocess_seconds", "generate_seconds"}
 SHORT = SamplingConfig(max_new_tokens=5)
 
@@ -46,9 +46,10 @@ def short_wav(tmp_path_factory):
 
 def check_answered(record: Prediction, path) -> None:
     assert record.path == str(path) and record.error is None
-    assert isinstance(record.output, str) and isinstance(record.answer, str)
-    assert isinstance(record.format_ok, bool)
-    assert record.think is None or isinstance(record.think, str)
+    answer = record.reply
+    assert isinstance(answer.output, str) and isinstance(answer.answer, str)
+    assert isinstance(answer.format_ok, bool)
+    assert answer.think is None or isinstance(answer.think, str)
     assert set(record.timings) == STAGES and all(v >= 0 for v in record.timings.values())
 
 
@@ -60,9 +61,11 @@ def test_a_corrupt_file_does_not_stop_its_batch(tiny_policy, av_clip, silent_cli
     check_answered(records[2], silent_clip)  # no audio stream: answered from the frames
     broken = records[1]
     assert broken.error is not None and "broken.mp4" in broken.error
-    assert broken.output is None and broken.answer is None and broken.label is None and not broken.format_ok
-    assert set(broken.timings) == {"decode_seconds"}
-    assert set(broken.to_dict()) == FIELDS
+    assert broken.reply is None and set(broken.timings) == {"decode_seconds"}
+    as_json = broken.to_dict()
+    assert set(as_json) == FIELDS
+    assert as_json["output"] is None and as_json["answer"] is None and as_json["label"] is None
+    assert as_json["format_ok"] is False and as_json["claims"] == [] and as_json["cue_levels"] == {}
 
 
 def test_audio_too_short_for_the_model_fails_alone(tiny_policy, av_clip, short_wav):
@@ -71,7 +74,7 @@ def test_audio_too_short_for_the_model_fails_alone(tiny_policy, av_clip, short_w
     assert [r.path for r in records] == [str(p) for p in paths]
     check_answered(records[0], av_clip)
     check_answered(records[2], av_clip)
-    assert records[1].output is None and "short.wav" in records[1].error and "too short" in records[1].error
+    assert records[1].reply is None and "short.wav" in records[1].error and "too short" in records[1].error
 
 
 class EchoPolicy:
@@ -108,9 +111,10 @@ def test_each_record_gets_its_own_clips_answer(av_clip, silent_clip, corrupt_fil
     paths = [silent_clip, corrupt_file, av_clip, corrupt_file, av_clip]
     records = list(predict_files(policy, paths, batch_size=3))
     assert policy.batch_sizes == [2, 1]  # failed files are not sent to the model
-    assert [r.label for r in records] == ["sad", None, "happy", None, "happy"]
-    assert records[0].think == "3 frames" and records[0].answer == "sad" and records[0].format_ok is True
-    assert records[2].output == "<think>3 frames</think>\n<answer>happy</answer>"
+    assert [r.reply and r.reply.label for r in records] == ["sad", None, "happy", None, "happy"]
+    first = records[0].reply
+    assert first.think == "3 frames" and first.answer == "sad" and first.format_ok is True
+    assert records[2].reply.output == "<think>3 frames</think>\n<answer>happy</answer>"
     assert [r.error is None for r in records] == [True, False, True, False, True]
 
 
@@ -156,6 +160,9 @@ def test_each_claim_gets_its_verdict_against_the_measured_cues(tmp_path):
     high_voice = sum(np.sin(2 * np.pi * k * 260 * t) / k for k in range(1, 5))   # 260 Hz: high against 160 Hz
     path = write_audio(tmp_path / "high.wav", (0.1 * high_voice).astype(np.float32))
     [record] = predict_files(ClaimingPolicy(), [path], modalities="audio")
-    verdicts = [(c["phrase"], c["verdict"], c["actual"]) for c in record.claims]
+    verdicts = [(c.phrase, c.verdict, c.actual) for c in record.reply.claims]
+    assert record.reply.cue_levels["pitch"] == "high"
+    assert record.to_dict()["claims"][0] == {"phrase": "the pitch is high", "cue": "pitch", "claimed": "high",
+                                             "actual": "high", "verdict": "supported"}
     assert verdicts == [("the pitch is high", "supported", "high"), ("the pitch is low", "contradicted", "high"),
                         ("the brows are raised", "not checkable", None)]

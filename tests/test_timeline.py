@@ -9,6 +9,7 @@ import pytest
 from real_media import UTTERANCES, needs_espeak, recording
 
 from r1omni.clips import ClipLoader
+from r1omni.inference import Answer
 from r1omni.labels import get_label_set
 from r1omni.models import SamplingConfig, init_preset
 from r1omni.timeline import (
@@ -45,7 +46,7 @@ def _run(policy, path, options, **loader_options):
 def test_fixed_windows_give_one_row_each_in_time_order(policy, long_clip, tmp_path):
     rows, seen = _run(policy, long_clip, TimelineOptions(window_seconds=4, batch_size=4))
     assert [(r.start_seconds, r.end_seconds) for r in rows] == [(4.0 * i, 4.0 * i + 4) for i in range(15)]
-    assert all(r.error is None and r.output is not None for r in rows)
+    assert all(r.error is None and r.reply.output is not None for r in rows)
     assert seen == [(0, 15), (4, 15), (8, 15), (12, 15), (15, 15)]
     summary = summarize_timeline(rows)
     assert summary["windows"] == 15 and summary["seconds_answered"] == pytest.approx(60.0)
@@ -69,8 +70,11 @@ def test_utterance_windows_follow_the_speech_and_carry_its_transcript(policy, lo
 
 
 def test_the_summary_splits_overlaps_and_counts_changes_and_failures():
-    rows = [WindowPrediction(0, 0, 4, label="happy"), WindowPrediction(1, 2, 6, label=None),
-            WindowPrediction(2, 4, 8, label="happy"), WindowPrediction(3, 6, 10, error="window 6-10 s: corrupt")]
+    def said(label):
+        return Answer(output=f"<answer>{label}</answer>", think=None, answer=label, label=label, format_ok=True)
+
+    rows = [WindowPrediction(0, 0, 4, said("happy")), WindowPrediction(1, 2, 6, said(None)),
+            WindowPrediction(2, 4, 8, said("happy")), WindowPrediction(3, 6, 10, error="window 6-10 s: corrupt")]
     summary = summarize_timeline(rows)
     # owned: happy 0-3, none 3-5, happy 5-8
     assert summary["share_of_time"] == {"happy": pytest.approx(6 / 8), NO_LABEL: pytest.approx(2 / 8)}

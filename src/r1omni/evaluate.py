@@ -15,7 +15,10 @@ made with the same settings (``eval_settings.json``: a digest of the model's wei
 frame count and chat template, the prompt, modalities, subtitles, face crop, transcription, the
 decoding settings and the label set). Rows made otherwise are not this evaluation's answers: the
 folder starts over, with a warning naming what differed. A clip whose media cannot be decoded is
-recorded with its error, left out of the metrics and counted as skipped.
+recorded with its error, left out of the metrics and counted as skipped. A row holds the fields of
+the clip's answer record (:class:`r1omni.inference.Answer`, its label as ``pred``); its cue claims are
+not checked here (measuring cues costs time per clip; the reasoning report judges claims against
+true cues where the benchmark stores them), so ``claims`` and ``cue_levels`` stay empty.
 """
 
 from __future__ import annotations
@@ -137,17 +140,16 @@ def _reusable_predictions(output_dir: Path, settings: dict) -> dict[str, dict]:
     return {row["id"]: row for row in rows}
 
 
-def _prediction_row(sample: Sample, answer: Answer, labels: LabelSet, notes: dict) -> dict:
-    """The two-track row: ``pred`` is the one path's label, ``pred_strict`` the released exact match;
-    ``notes`` are the loader's (what the face crop found)."""
-    return {"id": sample.id, "label": sample.label, "output": answer.output, "answer": answer.answer,
-            "pred": answer.label, "pred_strict": strict_label(answer.answer, labels),
-            "format_ok": answer.format_ok, "think": answer.think, "fold": sample.fold, "error": None, **notes}
-
-
-def _failure_row(sample: Sample, error: MediaError) -> dict:
-    return {"id": sample.id, "label": sample.label, "output": None, "answer": None, "pred": None,
-            "pred_strict": None, "format_ok": False, "think": None, "fold": sample.fold, "error": str(error)}
+def _row(sample: Sample, answer: Answer | None, labels: LabelSet, notes: dict, error: MediaError | None = None
+         ) -> dict:
+    """A clip's row of ``predictions.jsonl``, from its :class:`Answer` (None: ``error`` kept it from being
+    answered): the answer's fields with its label as ``pred`` (``label`` is the clip's true label) and
+    ``pred_strict``, the released exact match; ``notes`` are the loader's (what the face crop found)."""
+    fields = answer.to_dict() if answer is not None else Answer.absent()
+    pred = fields.pop("label")
+    strict = strict_label(answer.answer, labels) if answer is not None else None
+    return {"id": sample.id, "label": sample.label, **fields, "pred": pred, "pred_strict": strict,
+            "fold": sample.fold, "error": None if error is None else str(error), **notes}
 
 
 def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labels: LabelSet | None = None,
@@ -182,11 +184,11 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
         for start in range(0, len(todo), options.batch_size):
             chunk = todo[start:start + options.batch_size]
             loaded = loader.load_many(chunk)
-            answers = iter(answer_clips(policy, loaded.clips, sampling, labels))
+            answers = iter(answer_clips(policy, loaded.clips, sampling, labels, check_claims=False))
             for sample in chunk:  # in manifest order, failed clips in place
                 error = loaded.error_of(sample)
-                row = (_failure_row(sample, error) if error is not None
-                       else _prediction_row(sample, next(answers), labels, loaded.notes[sample.id]))
+                row = (_row(sample, None, labels, {}, error) if error is not None
+                       else _row(sample, next(answers), labels, loaded.notes[sample.id]))
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
                 done[row["id"]] = row
             handle.flush()

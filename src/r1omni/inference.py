@@ -1,24 +1,33 @@
-"""The one path from clips to answers: prepare -> generate -> parse, under an explicit label set.
+"""The one path from clips to answers: prepare -> generate -> parse -> check claims, under an explicit
+label set, and the one record of an answer that every output is built from.
 
-:func:`answer_clips` is what ``r1omni predict``, the server, ``r1omni eval`` and attribution call
-(attribution through :func:`generate_answers`, which also returns the token ids it scores), so one
-model and one clip give one answer whichever door a user comes in by. :func:`predict_files` adds
-the file handling of ``predict``: decode with :meth:`~r1omni.clips.ClipLoader.load_many`, batch,
-and one record per file, in order; a file that cannot be read gets its ``error`` while the other
-files of the batch go on. Each record carries the time spent per stage (decode, pre-process,
-generate) for its batch, divided evenly among the batch's clips, and each cue claim of its reasoning
-with its verdict against the cues measured on the clip (:mod:`r1omni.cues`), so a user sees which
-sentences to trust.
+:func:`answer_clips` is what ``r1omni predict``, the server, ``r1omni eval``, timelines and attribution
+call (attribution through :func:`generate_answers`, which also returns the token ids it scores), so one
+model and one clip give one answer whichever door a user comes in by. :class:`Answer` is that answer:
+the completion, its parse, the cue levels measured on the clip and each cue claim of the reasoning
+with its verdict against them (:func:`check_answers`, the one place where cues are measured and claims
+checked). The other records hold an ``Answer``, never a copy of its fields: :class:`Prediction` (a
+file of ``predict``), :class:`r1omni.timeline.WindowPrediction`, the server's result, and the JSON of
+each output (``predict --json``, the API's responses, ``windows.jsonl``, evaluation rows) starts from
+:meth:`Answer.to_dict`, so a field added here reaches all of them.
+
+:func:`predict_files` adds the file handling of ``predict``: decode with
+:meth:`~r1omni.clips.ClipLoader.load_many`, batch, and one record per file, in order; a file that
+cannot be read gets its ``error`` while the other files of the batch go on. Each record carries the
+time spent per stage (decode, pre-process, generate) for its batch, divided evenly among the batch's
+clips.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-from r1omni.claims import check_claims, cue_levels
+from r1omni import claims as cue_claims
+from r1omni.claims import ClaimCheck
 from r1omni.clips import ClipLoader
 from r1omni.cues import clip_cues
 from r1omni.labels import DEFAULT_LABEL_SET, LabelSet, get_label_set
@@ -27,22 +36,47 @@ from r1omni.models import ClipInput, Completions, Policy, SamplingConfig
 from r1omni.schema import Sample
 from r1omni.template import parse_completion
 
-__all__ = ["Answer", "Prediction", "answer_clips", "generate_answers", "parse_answer", "predict_files",
-           "sample_for_path"]
+__all__ = ["Answer", "Prediction", "answer_clips", "generate_answers", "check_answers", "parse_answer",
+           "predict_files", "sample_for_path"]
 
 
 @dataclass
 class Answer:
-    """What one completion says: its reasoning and answer, the answer as a label of the label set."""
+    """What one completion says, and how its reasoning holds up against the clip: the one answer record.
+
+    Every output is built from :meth:`to_dict` (or :meth:`absent` where no answer was given), so a
+    field added here reaches ``predict``, the API, timelines and evaluation rows alike."""
 
     output: str
     think: str | None
     answer: str | None
     label: str | None
     """Canonical label of the label set the caller passed; None when the answer names none of them."""
-    format_ok: bool
+    format_ok: bool = False
+    cue_levels: dict[str, str] = field(default_factory=dict)
+    """The clip's cue levels the claims were checked against (measured on the clip, or its true cues
+    where known); empty when claims were not checked."""
+    claims: list[ClaimCheck] = field(default_factory=list)
+    """Each cue claim of the reasoning with its verdict against :attr:`cue_levels` (supported /
+    contradicted / not checkable; :func:`r1omni.claims.check_claims`)."""
     timings: dict[str, float] = field(default_factory=dict)
-    """preprocess_seconds / generate_seconds: the batch's time divided evenly among its clips."""
+    """preprocess_seconds / generate_seconds: the batch's time divided evenly among its clips. Not in
+    :meth:`to_dict`: the record holding the answer reports its own timings, these included."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as JSON-ready fields (claims as dicts), in declaration order, timings left out."""
+        return {name: value for name, value in asdict(self).items() if name != "timings"}
+
+    @classmethod
+    def absent(cls) -> dict[str, Any]:
+        """:meth:`to_dict`'s keys for a clip that got no answer: each field's default, else None."""
+        empty = {}
+        for spec in fields(cls):
+            if spec.name == "timings":
+                continue
+            empty[spec.name] = (spec.default if spec.default is not MISSING
+                                else spec.default_factory() if spec.default_factory is not MISSING else None)
+        return empty
 
 
 def parse_answer(text: str, labels: LabelSet | None) -> Answer:
@@ -52,9 +86,20 @@ def parse_answer(text: str, labels: LabelSet | None) -> Answer:
                   format_ok=parsed.format_ok)
 
 
+def check_answers(answers: list[Answer], clips: list[ClipInput], true_cues: list[dict | None] | None = None) -> None:
+    """Fill in each answer's :attr:`~Answer.cue_levels` and :attr:`~Answer.claims`: the clip's true cues
+    where given (the benchmark's ``meta["cues"]``), else the cues measured on the decoded clip
+    (:func:`r1omni.cues.clip_cues`). The one place where cues are measured and claims checked."""
+    known = true_cues or [None] * len(clips)
+    for answer, clip, cues in zip(answers, clips, known, strict=True):
+        answer.cue_levels = cue_claims.cue_levels(cues or clip_cues(clip.waveform, clip.frames))
+        answer.claims = cue_claims.check_claims(answer.think or "", answer.cue_levels)
+
+
 def generate_answers(policy: Policy, clips: list[ClipInput], sampling: SamplingConfig,
                      labels: LabelSet | None) -> tuple[Completions, list[Answer]]:
-    """One ``prepare`` + ``generate`` for all ``clips``; the completions and one :class:`Answer` per clip."""
+    """One ``prepare`` + ``generate`` for all ``clips``; the completions and one :class:`Answer` per clip
+    (claims not checked: see :func:`check_answers`)."""
     tick = time.perf_counter()
     batch = policy.prepare(clips)
     prepared = time.perf_counter()
@@ -68,10 +113,17 @@ def generate_answers(policy: Policy, clips: list[ClipInput], sampling: SamplingC
     return completions, answers
 
 
-def answer_clips(policy: Policy, clips: list[ClipInput], sampling: SamplingConfig,
-                 labels: LabelSet | None) -> list[Answer]:
-    """Answer every clip (one batch); ``labels`` is explicit so that every caller maps answers alike."""
-    return generate_answers(policy, clips, sampling, labels)[1] if clips else []
+def answer_clips(policy: Policy, clips: list[ClipInput], sampling: SamplingConfig, labels: LabelSet | None,
+                 *, check_claims: bool = True) -> list[Answer]:
+    """Answer every clip (one batch); ``labels`` is explicit so that every caller maps answers alike.
+    ``check_claims``: measure each clip's cues and check the reasoning's claims (:func:`check_answers`);
+    off where only the label counts (evaluation, counterfactual runs), as measuring costs time."""
+    if not clips:
+        return []
+    answers = generate_answers(policy, clips, sampling, labels)[1]
+    if check_claims:
+        check_answers(answers, clips)
+    return answers
 
 
 @dataclass
@@ -79,24 +131,21 @@ class Prediction:
     """``predict``'s record of one file: its answer, or the error that kept it from being answered."""
 
     path: str
-    think: str | None = None
-    answer: str | None = None
-    label: str | None = None
-    format_ok: bool = False
-    output: str | None = None
+    reply: Answer | None = None
+    """The file's :class:`Answer` (named so because ``Answer.answer`` is the ``<answer>`` text); None
+    when ``error`` is set."""
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    claims: list[dict] = field(default_factory=list)
-    """Each cue claim of the reasoning with its verdict against the cues measured on the clip
-    (supported / contradicted / not checkable; :func:`r1omni.claims.check_claims`)."""
-    face_crop: dict | None = None
-    """With ``face_crop``: whether a face was found and in how many frames, and what the model saw."""
-    transcript: dict | None = None
-    """With ``transcribe``: the recognised speech (text, language, words with times), the subtitle the
-    model read unless the sample had its own."""
+    notes: dict = field(default_factory=dict)
+    """What decoding decided (:class:`~r1omni.clips.LoadedClips` notes): ``face_crop`` (whether a face
+    was found, in how many frames, what the model saw) and ``transcript`` (the recognised speech, the
+    subtitle the model read unless the sample had its own)."""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """``predict --json``'s line: the path, the answer's fields, the error, timings and notes."""
+        answer = self.reply.to_dict() if self.reply is not None else Answer.absent()
+        return {"path": self.path, **answer, "error": self.error, "timings": self.timings,
+                "face_crop": self.notes.get("face_crop"), "transcript": self.notes.get("transcript")}
 
 
 def sample_for_path(path: str | Path) -> Sample:
@@ -130,15 +179,11 @@ def predict_files(policy: Policy, paths: Iterable[str | Path], modalities: str =
         loaded = loader.load_many(chunk)
         decode_seconds = sum(loaded.decode_seconds.values()) / len(chunk)
         answers = iter(answer_clips(policy, loaded.clips, sampling, labels))
-        clips = iter(loaded.clips)
         for sample in chunk:
             error = loaded.error_of(sample)
             if error is not None:
                 yield Prediction(path=sample.id, error=str(error), timings={"decode_seconds": decode_seconds})
                 continue
-            answer, clip = next(answers), next(clips)
-            levels = cue_levels(clip_cues(clip.waveform, clip.frames))
-            claims = [asdict(check) for check in check_claims(answer.think or "", levels)]
-            timings = {"decode_seconds": decode_seconds, **answer.timings}
-            yield Prediction(path=sample.id, **{**asdict(answer), "timings": timings}, claims=claims,
-                             **loaded.notes[sample.id])
+            answer = next(answers)
+            yield Prediction(path=sample.id, reply=answer, timings={"decode_seconds": decode_seconds, **answer.timings},
+                             notes=loaded.notes[sample.id])

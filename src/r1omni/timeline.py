@@ -10,7 +10,9 @@ transcript as subtitle, modalities) and answers them in batches through the one 
 :func:`summarize_timeline` gives the share of time per label (overlapping windows split their
 overlap at its middle) and each change of label; :func:`write_timeline` writes ``windows.jsonl``,
 ``summary.json`` and ``timeline.png``; :func:`output_names` gives each recording of a batch its own
-folder for them.
+folder for them, and :func:`predict_recordings` does all of that for ``r1omni predict --segment``.
+Each window's record holds its :class:`~r1omni.inference.Answer` (cue levels and checked claims
+included), the one answer record of every output.
 
 Not here: tracking who speaks (one person per recording is assumed), smoothing labels over time.
 """
@@ -22,23 +24,21 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from r1omni.atomic import atomic_write_bytes, atomic_write_text
-from r1omni.claims import check_claims, cue_levels
 from r1omni.clips import ClipLoader
-from r1omni.cues import clip_cues
-from r1omni.inference import answer_clips
+from r1omni.inference import Answer, answer_clips
 from r1omni.labels import LabelSet
 from r1omni.media import MediaError, probe
 from r1omni.media.windows import fixed_spans, read_windows, utterance_spans
 from r1omni.models import Policy, SamplingConfig
 from r1omni.schema import Sample
 
-__all__ = ["SPLITS", "TimelineOptions", "WindowPrediction", "timeline_spans", "predict_timeline",
-           "summarize_timeline", "write_timeline", "output_names", "TooManyWindows", "fixed_window_count", "NO_LABEL",
-           "MIN_WINDOW_SECONDS", "MAX_OVERLAP_SHARE"]
+__all__ = ["SPLITS", "TimelineOptions", "WindowPrediction", "RecordingTimeline", "timeline_spans",
+           "predict_timeline", "predict_recordings", "summarize_timeline", "write_timeline", "output_names",
+           "TooManyWindows", "fixed_window_count", "NO_LABEL", "MIN_WINDOW_SECONDS", "MAX_OVERLAP_SHARE"]
 
 SPLITS = ("fixed", "speech")
 MIN_WINDOW_SECONDS = 0.1
@@ -105,23 +105,32 @@ def fixed_window_count(duration_seconds: float, options: TimelineOptions) -> int
 
 @dataclass
 class WindowPrediction:
-    """The answer for one window of a recording (``error`` set: the window could not be answered)."""
+    """One window of a recording: its times and its :class:`~r1omni.inference.Answer` (``error`` set: the
+    window could not be answered, and ``reply`` is None)."""
 
     index: int
     start_seconds: float
     end_seconds: float
-    think: str | None = None
-    answer: str | None = None
-    label: str | None = None
-    format_ok: bool = False
-    output: str | None = None
-    transcript: str | None = None
-    """The recognised speech of the window (with ``transcribe``)."""
-    claims: list[dict] = field(default_factory=list)
+    reply: Answer | None = None
+    notes: dict = field(default_factory=dict)
+    """What decoding the window decided (``face_crop``, ``transcript``; :meth:`ClipLoader.from_media`)."""
     error: str | None = None
 
+    @property
+    def label(self) -> str | None:
+        """The label the window counts as in the summary (None: unanswered, or no label named)."""
+        return self.reply.label if self.reply is not None else None
+
+    @property
+    def transcript(self) -> str | None:
+        """The recognised speech of the window (with ``transcribe``)."""
+        return (self.notes.get("transcript") or {}).get("text")
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """A line of ``windows.jsonl``: the window's times, the answer's fields, its transcript and error."""
+        answer = self.reply.to_dict() if self.reply is not None else Answer.absent()
+        return {"index": self.index, "start_seconds": self.start_seconds, "end_seconds": self.end_seconds,
+                **answer, "transcript": self.transcript, "error": self.error}
 
 
 def timeline_spans(path: str | os.PathLike, options: TimelineOptions) -> list[tuple[float, float]]:
@@ -171,25 +180,57 @@ def predict_timeline(policy: Policy, path: str | os.PathLike, options: TimelineO
 
 def _answer(policy: Policy, windows: list, sample: Sample, loader: ClipLoader, sampling: SamplingConfig,
             labels: LabelSet | None) -> Iterator[WindowPrediction]:
-    rows, clips, notes = [], [], []
+    rows, clips = [], []
     for window in windows:
         row = WindowPrediction(window.index, window.start_seconds, window.end_seconds)
         try:
-            clip, note = loader.from_media(sample, window.frames, window.waveform)
+            clip, row.notes = loader.from_media(sample, window.frames, window.waveform)
         except MediaError as err:
             row.error = f"window {window.start_seconds:.1f}-{window.end_seconds:.1f} s: {err.reason}"
         else:
             clips.append((row, clip))
-            notes.append(note)
         rows.append(row)
     answers = answer_clips(policy, [clip for _, clip in clips], sampling, labels)
-    for (row, clip), note, answer in zip(clips, notes, answers):
-        row.think, row.answer, row.label = answer.think, answer.answer, answer.label
-        row.format_ok, row.output = answer.format_ok, answer.output
-        row.transcript = (note.get("transcript") or {}).get("text")
-        levels = cue_levels(clip_cues(clip.waveform, clip.frames))
-        row.claims = [asdict(check) for check in check_claims(answer.think or "", levels)]
+    for (row, _), answer in zip(clips, answers, strict=True):
+        row.reply = answer
     yield from rows
+
+
+@dataclass
+class RecordingTimeline:
+    """One recording of :func:`predict_recordings`: its windows, summary and written files, or the error
+    that kept it from being read (``summary`` None, ``files`` empty)."""
+
+    path: str
+    rows: list[WindowPrediction]
+    summary: dict | None
+    files: dict[str, Path]
+    error: str | None = None
+
+
+def predict_recordings(policy: Policy, paths: list[str | os.PathLike], options: TimelineOptions, loader: ClipLoader,
+                       sampling: SamplingConfig, labels: LabelSet | None, out_dir: str | os.PathLike,
+                       on_window: Callable[[str, WindowPrediction], None] | None = None,
+                       progress: Callable[[str, int, int], None] | None = None) -> Iterator[RecordingTimeline]:
+    """``predict --segment``: a timeline per recording, written to its own folder under ``out_dir``
+    (:func:`output_names`), yielded as each recording is done. A recording that cannot be read gives a
+    :class:`RecordingTimeline` with its ``error`` and the others go on. ``on_window(path, row)`` sees
+    each window as it is answered, ``progress(path, done, total)`` follows each recording's windows."""
+    for path, name in zip(paths, output_names(paths)):
+        path = str(path)
+        rows: list[WindowPrediction] = []
+        track = (lambda done, total, path=path: progress(path, done, total)) if progress is not None else None
+        try:
+            for row in predict_timeline(policy, path, options, loader, sampling, labels, progress=track):
+                rows.append(row)
+                if on_window is not None:
+                    on_window(path, row)
+        except MediaError as err:
+            yield RecordingTimeline(path, rows, None, {}, error=str(err))
+            continue
+        summary = summarize_timeline(rows)
+        files = write_timeline(Path(out_dir) / name, rows, summary, title=Path(path).name)
+        yield RecordingTimeline(path, rows, summary, files)
 
 
 def output_names(paths: list[str | os.PathLike]) -> list[str]:
@@ -232,8 +273,10 @@ def _owned_spans(rows: list[WindowPrediction]) -> list[tuple[float, float]]:
 def summarize_timeline(rows: list[WindowPrediction]) -> dict:
     """Share of the answered time per label, the changes of label in time order, and the counts.
 
-    >>> rows = [WindowPrediction(0, 0, 4, label="happy"), WindowPrediction(1, 4, 8, label="happy"),
-    ...         WindowPrediction(2, 8, 10, label="sad")]
+    >>> from r1omni.inference import Answer
+    >>> said = lambda label: Answer(output=label, think=None, answer=label, label=label)
+    >>> rows = [WindowPrediction(0, 0, 4, said("happy")), WindowPrediction(1, 4, 8, said("happy")),
+    ...         WindowPrediction(2, 8, 10, said("sad"))]
     >>> summary = summarize_timeline(rows)
     >>> summary["share_of_time"], summary["changes"]
     ({'happy': 0.8, 'sad': 0.2}, [{'at_seconds': 8, 'from': 'happy', 'to': 'sad'}])

@@ -134,3 +134,30 @@ def test_subtitle_quotes_are_checked_against_the_clip():
              "format_ok": True}]
     summary = reasoning_quality(rows, samples)
     assert summary["subtitle_quotes"] == 2 and summary["subtitle_quote_accuracy"] == 0.5
+
+
+def test_segments_cut_clauses_and_check_each_ones_claims():
+    from r1omni.claims import CONTRADICTED, NOT_CHECKABLE
+    from r1omni.explain.reasoning import Segment, segments
+
+    cut = segments("The brows are raised; the pitch is high, but the voice trembles. Happy.", {"pitch": "low"})
+    assert all(isinstance(s, Segment) for s in cut)
+    assert [s.text for s in cut] == ["The brows are raised; ", "the pitch is high, ", "but the voice trembles. ",
+                                     "Happy."]
+    assert [[(c.cue, c.verdict) for c in s.claims] for s in cut] == [
+        [("brow_raise", NOT_CHECKABLE)], [("pitch", CONTRADICTED)], [("tremor", NOT_CHECKABLE)], []]
+    assert segments(None) == [] and segments("") == []
+
+
+def test_reasoning_never_reaches_the_server():
+    """The clause segments are explain's own dataclasses, so explain (a floor below serve) imports no
+    serve module, not even through another."""
+    from test_imports import import_graph
+
+    graph = import_graph()
+    reached, todo = set(), ["r1omni.explain.reasoning", "r1omni.explain.attribution"]
+    while todo:
+        for target in graph[todo.pop()] - reached:
+            reached.add(target)
+            todo.append(target)
+    assert not {m for m in reached if m.startswith("r1omni.serve")}

@@ -43,10 +43,10 @@ def _heard(transcript: Transcript) -> set[str]:
 
 def _check_words(transcript: Transcript, duration_seconds: float) -> None:
     assert transcript.words
-    starts = [w.start for w in transcript.words]
+    starts = [w.start_seconds for w in transcript.words]
     assert starts == sorted(starts)
     for w in transcript.words:
-        assert 0.0 <= w.start <= w.end <= duration_seconds + 0.05, w
+        assert 0.0 <= w.start_seconds <= w.end_seconds <= duration_seconds + 0.05, w
         assert 0.0 <= w.probability <= 1.0
     assert {w.word.lower().strip(".,") for w in transcript.words} >= _heard(transcript)
 
@@ -100,8 +100,8 @@ def test_speech_spans_find_two_utterances(tmp_path, call_back):
     transcript = transcribe(waveform)
     _check_words(transcript, len(waveform) / RATE)
     for w in transcript.words:
-        assert any(start - 0.1 <= w.start and w.end <= end + 0.1 for start, end in spans), (w, spans)
-    assert any(w.start > a_end - 0.1 for w in transcript.words)  # the second utterance is heard too
+        assert any(start - 0.1 <= w.start_seconds and w.end_seconds <= end + 0.1 for start, end in spans), (w, spans)
+    assert any(w.start_seconds > a_end - 0.1 for w in transcript.words)  # the second utterance is heard too
 
 
 def test_bad_arguments_raise_value_error():

@@ -35,7 +35,8 @@ def _through_eval(policy, path, tmp_path, label_set: str) -> dict:
 
 async def test_the_taught_model_gives_one_answer_through_every_door(serve, policy, media_dir, tmp_path):
     clip = media_dir / "clip.mp4"
-    [predicted] = predict_files(policy, [clip], sampling=SamplingConfig(max_new_tokens=64), label_set="synth")
+    [record] = predict_files(policy, [clip], sampling=SamplingConfig(max_new_tokens=64), label_set="synth")
+    predicted = record.reply
     served = await _through_http(serve, policy, clip, label_set="synth")
     evaluated = _through_eval(policy, clip, tmp_path, "synth")
     assert predicted.output == served["output"] == evaluated["output"] == TAUGHT_COMPLETION
@@ -48,10 +49,10 @@ async def test_an_answer_outside_the_default_label_set_is_mapped_alike(serve, st
     the server (its default set has no calm). Now both use the same default, and an explicit set that
     has calm gives calm through all three doors."""
     stub, clip = stub_factory(text="<think>Slow and soft.</think><answer>calm</answer>"), media_dir / "clip.mp4"
-    [by_default] = predict_files(stub, [clip])
+    by_default = next(predict_files(stub, [clip])).reply
     served_default = await _through_http(serve, stub, clip, label_set=ServeConfig().label_set)
     assert by_default.label is None and served_default["label"] is None and by_default.answer == "calm"
-    [predicted] = predict_files(stub, [clip], label_set="ravdess")
+    predicted = next(predict_files(stub, [clip], label_set="ravdess")).reply
     served = await _through_http(serve, stub, clip, label_set="ravdess")
     evaluated = _through_eval(stub, clip, tmp_path, "ravdess")
     assert predicted.label == served["label"] == evaluated["pred"] == "calm"

@@ -44,7 +44,7 @@ async def test_face_crop_and_transcript_are_options_of_a_request(serve, policy, 
     assert body["face_crop"]["face_found"] and body["face_crop"]["used"] == "face crop"
     heard = body["transcript"]["text"].lower()
     assert sum(word in heard for word in ("please", "call", "back", "tomorrow", "morning")) >= 3, heard
-    assert body["transcript"]["words"][0]["start"] >= 0
+    assert body["transcript"]["words"][0]["start_seconds"] >= 0  # seconds in the name (was "start")
 
 
 async def test_a_recording_streams_one_line_per_window_then_the_summary(serve, policy, session):

@@ -39,7 +39,8 @@ def test_waiting_jobs_are_answered_in_one_batch(make_worker, stub_factory, media
     worker.start()
     results = [future.result(timeout=30) for future in futures]
     assert stub.batch_sizes == [3, 1] and list(worker.batch_sizes) == [3, 1]
-    assert [r.label for r in results] == ["angry"] * 4 and [r.batch_size for r in results] == [3, 3, 3, 1]
+    assert [r.prediction.reply.label for r in results] == ["angry"] * 4
+    assert [r.batch_size for r in results] == [3, 3, 3, 1]
     assert worker.clips_answered == 4
 
 
@@ -54,8 +55,9 @@ def test_a_clip_the_model_cannot_read_fails_alone(media_dir, tmp_path):
     jobs = [job(media_dir, "voice.wav"), Job(Sample(id="short", corpus="serve", audio=str(short))),
             job(media_dir, "clip.mp4")]
     results = worker.run_batch(jobs)
-    assert [r.error is None for r in results] == [True, False, True]
-    assert "too short" in results[1].error and all(isinstance(results[i].output, str) for i in (0, 2))
+    records = [r.prediction for r in results]
+    assert [r.error is None for r in records] == [True, False, True]
+    assert "too short" in records[1].error and all(isinstance(records[i].reply.output, str) for i in (0, 2))
 
 
 def test_queue_is_bounded(make_worker, media_dir):
@@ -74,7 +76,7 @@ def test_cancelled_jobs_are_skipped(make_worker, stub_factory, media_dir):
     worker.submit(kept)
     assert cancelled.future.cancel()
     worker.start()
-    assert kept.future.result(timeout=30).label == "angry"
+    assert kept.future.result(timeout=30).prediction.reply.label == "angry"
     assert stub.batch_sizes == [1]
 
 

@@ -9,6 +9,8 @@
 * :mod:`r1omni.explain.reasoning`: format rate, whether the reasoning cites visual and audio
   evidence (and, on clips one modality carries alone, that modality), whether the emotion it argues
   for is the answer, and (where true cues are known, as in the generated benchmark) the
-  hallucination rate of its cue claims. Attribution rows also carry each cue claim's verdict
-  (:func:`r1omni.claims.check_claims`, against the true or the measured cues).
+  hallucination rate of its cue claims; and :func:`~r1omni.explain.reasoning.segments`, one reasoning
+  cut into clauses with their evidence and checked claims, as the terminal and the web page show it.
+  Attribution rows also carry each cue claim's verdict (:func:`r1omni.inference.check_answers`,
+  against the true or the measured cues).
 """

@@ -16,26 +16,29 @@ video-only inference does).
 
 On the generated benchmark, where each clip stores which modality carries its label
 (``meta["label_modality"]``: face, voice or both), :func:`summarize` reports how often the
-attribution names it.
+attribution names it. :func:`write_attribution` writes the per-clip rows and the summary.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from r1omni.claims import check_claims, cue_levels
+from r1omni.atomic import atomic_write_text
 from r1omni.clips import ClipLoader, remove_modalities
-from r1omni.cues import clip_cues
-from r1omni.inference import answer_clips, generate_answers
+from r1omni.inference import answer_clips, check_answers, generate_answers
 from r1omni.labels import LabelSet
 from r1omni.models import ClipInput, Policy, SamplingConfig
 from r1omni.schema import Sample
 
-__all__ = ["CONDITIONS", "ClipAttribution", "remove_modalities", "attribute", "summarize", "EXPECTED_MODALITY"]
+__all__ = ["CONDITIONS", "ClipAttribution", "remove_modalities", "attribute", "summarize", "write_attribution",
+           "EXPECTED_MODALITY"]
 
 CONDITIONS = ("no_audio", "no_video", "no_subtitle", "no_media")
 # The generated benchmark's carrier -> the modality attribution should name.
@@ -93,13 +96,6 @@ def _decisive(flips: dict[str, bool]) -> str:
     return "both" if flips.get("no_media", False) else "neither"
 
 
-def _verdicts(sample, think: str | None, clip) -> list[dict]:
-    """Each cue claim of ``think`` with its verdict: against the true cues where the sample has them,
-    else against the cues measured on the clip."""
-    cues = sample.meta.get("cues") or clip_cues(clip.waveform, clip.frames)
-    return [asdict(check) for check in check_claims(think or "", cue_levels(cues))]
-
-
 def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, labels: LabelSet | None,
               method: str = "blank", batch_size: int = 16, max_new_tokens: int = 512,
               progress=None) -> tuple[list[ClipAttribution], int]:
@@ -119,6 +115,8 @@ def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, labels:
         bare = [replace(clip, question=no_subtitle_loader.question(s)) for clip, s in zip(clips, chunk)]
         with torch.no_grad():
             factual, answers = generate_answers(policy, clips, sampling, labels)
+        # Claims against the true cues where the sample stores them, else against the measured ones.
+        check_answers(answers, clips, true_cues=[s.meta.get("cues") for s in chunk])
         spans = [_answer_span(policy, text, int(length)) for text, length in zip(factual.texts, factual.lengths)]
         base_answer, base_total = _scores(policy, clips, factual.ids, factual.mask, spans)
         variants = {
@@ -129,12 +127,12 @@ def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, labels:
         }
         per_clip = [ClipAttribution(id=s.id, label=s.label, pred=a.label, output=a.output,
                                     expected=EXPECTED_MODALITY.get(s.meta.get("label_modality")),
-                                    claims=_verdicts(s, a.think, c))
-                    for s, a, c in zip(chunk, answers, clips)]
+                                    claims=[asdict(check) for check in a.claims])
+                    for s, a in zip(chunk, answers)]
         for condition, counterfactual in variants.items():
             answer, total = _scores(policy, counterfactual, factual.ids, factual.mask, spans)
             with torch.no_grad():
-                regenerated = answer_clips(policy, counterfactual, sampling, labels)
+                regenerated = answer_clips(policy, counterfactual, sampling, labels, check_claims=False)
             for i, clip in enumerate(per_clip):
                 new_label = regenerated[i].label
                 clip.conditions[condition] = {
@@ -184,4 +182,14 @@ def summarize(results: list[ClipAttribution]) -> dict:
                                     "attributed": dict(Counter(named(r) for r in group))}
         summary["attribution_accuracy"] = sum(hits) / len(hits)
         summary["by_true_modality"] = by_carrier
+    return summary
+
+
+def write_attribution(out_dir: str | os.PathLike, results: list[ClipAttribution], skipped: int) -> dict:
+    """``attribution.jsonl`` (one clip per line) and ``attribution_summary.json`` (:func:`summarize` plus
+    the count of clips skipped for media errors) in ``out_dir``, each written atomically; the summary."""
+    out = Path(out_dir)
+    summary = {**summarize(results), "skipped": skipped}
+    atomic_write_text(out / "attribution.jsonl", "".join(json.dumps(r.to_dict()) + "\n" for r in results))
+    atomic_write_text(out / "attribution_summary.json", json.dumps(summary, indent=2))
     return summary

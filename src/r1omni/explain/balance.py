@@ -72,10 +72,10 @@ def answer_changes(policy: Policy, samples: list[Sample], loader: ClipLoader, la
         if not clips:
             continue
         with torch.no_grad():
-            factual = answer_clips(policy, clips, sampling, labels)
+            factual = answer_clips(policy, clips, sampling, labels, check_claims=False)
             for condition, video, audio in (("no_video", True, False), ("no_audio", False, True)):
                 removed = [remove_modalities(clip, video=video, audio=audio, method=method) for clip in clips]
-                answers = answer_clips(policy, removed, sampling, labels)
+                answers = answer_clips(policy, removed, sampling, labels, check_claims=False)
                 changed[condition] += sum(a.label != f.label for a, f in zip(answers, factual))
         count += len(clips)
     shares = {condition: value / count if count else None for condition, value in changed.items()}

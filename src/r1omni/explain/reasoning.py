@@ -12,6 +12,10 @@
 * subtitle faithfulness: when the reasoning quotes the subtitle (``the subtitle reads: "…"``),
   whether the quote is the clip's subtitle (the paper names subtitle errors as a limitation).
 
+:func:`segments` cuts one reasoning into clauses, each tagged with the evidence it cites and its cue
+claims checked: what the terminal (``r1omni predict``) and the web page (``r1omni serve``) both show,
+so that they show the same verdicts.
+
 Word-list checks are deliberately simple and transparent; they are an upper bound on
 faithfulness problems they can see, not a judge of free prose.
 """
@@ -19,15 +23,15 @@ faithfulness problems they can see, not a judge of free prose.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
-from r1omni.claims import claim_errors, extract_claims
+from r1omni.claims import ClaimCheck, check_claims, claim_errors, extract_claims
 from r1omni.labels import concluded_label
 from r1omni.schema import Sample
 
-__all__ = ["mentions_visual", "mentions_audio", "hallucination", "reasoning_quality",
-           "quoted_subtitle",
-           "VISUAL_WORDS", "AUDIO_WORDS"]
+__all__ = ["mentions_visual", "mentions_audio", "hallucination", "reasoning_quality", "quoted_subtitle",
+           "Segment", "segments", "VISUAL_WORDS", "AUDIO_WORDS"]
 
 VISUAL_WORDS = ("face", "facial", "mouth", "lip", "lips", "brow", "brows", "eyebrow", "eyebrows", "eye", "eyes",
                 "nose", "jaw", "smile", "smiles", "smiling", "frown", "frowns", "frowning", "expression", "video",
@@ -37,6 +41,9 @@ AUDIO_WORDS = ("voice", "vocal", "pitch", "tone", "speech", "speaks", "speaking"
                "volume", "trembles", "shaky", "breathy", "monotone")
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
 _QUOTED_SUBTITLE = re.compile(r'subtitle (?:reads|says|is)[:,]?\s*"([^"]*)"', re.IGNORECASE)
+# Clause boundaries: sentence ends, semicolons, and a comma before a contrasting conjunction
+# ("the face is tense, but the voice is calm" holds one visual and one audio clause).
+_CLAUSE_END = re.compile(r"(?<=[.!?;])\s+|,\s+(?=(?:but|while|whereas|yet|although|though)\b)", re.IGNORECASE)
 
 
 def _words(text: str) -> list[str]:
@@ -69,6 +76,38 @@ def quoted_subtitle(think: str) -> str | None:
     """
     match = _QUOTED_SUBTITLE.search(think)
     return match.group(1).strip() if match else None
+
+
+@dataclass
+class Segment:
+    """One clause of a reasoning: its text, the evidence it cites and its cue claims, checked."""
+
+    text: str
+    """The clause as written; the segments of a reasoning concatenated give it whole."""
+    visual: bool
+    """Mentions visual evidence (a word of :data:`VISUAL_WORDS`)."""
+    audio: bool
+    """Mentions audio evidence (a word of :data:`AUDIO_WORDS`)."""
+    claims: list[ClaimCheck] = field(default_factory=list)
+    """The clause's cue claims, each with its verdict against the cue levels given to :func:`segments`."""
+
+
+def segments(think: str | None, levels: dict[str, str] | None = None) -> list[Segment]:
+    """``think`` cut into clauses, each tagged with the kind of evidence it cites and its cue claims checked
+    against ``levels`` (cue levels, e.g. an :class:`r1omni.inference.Answer`'s; None: nothing is checkable).
+
+    >>> [(s.text, s.visual, s.audio) for s in segments("The brows drop, but the voice is calm. Sad.")]
+    [('The brows drop, ', True, False), ('but the voice is calm. ', False, True), ('Sad.', False, False)]
+    """
+    if not think:
+        return []
+    pieces, start = [], 0
+    for match in _CLAUSE_END.finditer(think):
+        pieces.append(think[start:match.end()])
+        start = match.end()
+    pieces.append(think[start:])
+    return [Segment(text=p, visual=mentions_visual(p), audio=mentions_audio(p), claims=check_claims(p, levels))
+            for p in pieces if p]
 
 
 def hallucination(think: str, cues: dict[str, Any]) -> tuple[int, int]:

@@ -40,8 +40,8 @@ class Word:
     """One recognised word and when it was said (seconds from the start of the waveform)."""
 
     word: str
-    start: float
-    end: float
+    start_seconds: float
+    end_seconds: float
     probability: float
 
 

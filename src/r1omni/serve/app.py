@@ -7,10 +7,11 @@ A prediction goes through three steps, as litgpt's servers split them:
   the media root (``r1omni.serve.inputs``), then the clip's headers probed for the limits;
 * :func:`predict`: a job for the batching worker (``r1omni.serve.worker``), awaited with the
   request timeout;
-* :func:`encode_response`: the parsed answer, the reasoning cut into clauses tagged as visual and/or
-  audio evidence (``r1omni.explain.reasoning``'s word lists, so the page does not repeat them), each
-  clause's cue claims checked against the cues measured on the clip (``r1omni.claims``,
-  ``r1omni.cues``), the per-modality attribution when asked, and timings.
+* :func:`encode_response`: the clip's answer record (``r1omni.inference.Answer``, mapped in
+  ``r1omni.serve.schemas.answer_fields``): the parsed answer, the cue levels measured on the clip, and
+  the reasoning cut into clauses tagged as visual and/or audio evidence
+  (``r1omni.explain.reasoning.segments``, whose word lists the page does not repeat), each with its
+  cue claims checked; the per-modality attribution when asked, and timings.
 
 Options per request (query parameter, form field or JSON key): ``explain``, ``face_crop`` (frames
 cropped to the face; the response says whether one was found) and ``transcribe`` (the speech,
@@ -33,7 +34,8 @@ space left to store the upload. A request counts against the in-flight cap only 
 arrived (``r1omni.serve.admission``). Logs carry request ids, sizes and timings, never clip
 contents, file names or answers.
 
-The response models live in ``r1omni.serve.schemas``, the timeline stream in ``r1omni.serve.stream``.
+The response models live in ``r1omni.serve.schemas``, the timeline stream in ``r1omni.serve.stream``, the
+error handlers in ``r1omni.serve.errors``.
 Not here: model loading details (``r1omni.models``), decoding (``r1omni.media``), the CLI.
 """
 
@@ -50,43 +52,38 @@ from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from r1omni.explain.attribution import ClipAttribution
-from r1omni.explain.reasoning import AUDIO_WORDS, VISUAL_WORDS
-from r1omni.labels import get_label_set
 from r1omni.media import MediaInfo
 from r1omni.models import Policy, load_policy
 from r1omni.serve.admission import Admission
 from r1omni.serve.config import ServeConfig
-from r1omni.serve.errors import ServeError
+from r1omni.serve.errors import ServeError, add_error_handlers
 from r1omni.serve.inputs import ClipRequest, check_clip, read_path_request, receive_upload, sample_for_clip
 from r1omni.serve.schemas import (
     ERRORS,
     PREDICT_BODY,
     TIMELINE_STREAM,
-    Attribution,
     FaceCropSummary,
     Health,
     MediaSummary,
-    ModalityEffect,
     ModelInfo,
     PredictResponse,
     Timings,
     Transcript,
+    answer_fields,
+    attribution_body,
+    model_info,
     openapi_components,
-    reasoning_segments,
 )
 from r1omni.serve.stream import encode_window, stream_timeline
 from r1omni.serve.worker import BatchWorker, ClipResult, Job, QueueFull, WorkerClosed
 from r1omni.timeline import SPLITS, TimelineOptions, TooManyWindows, fixed_window_count
 
 __all__ = ["create_app", "decode_request", "predict", "encode_response", "encode_window", "stream_timeline",
-           "reasoning_segments", "STATIC_DIR"]
+           "STATIC_DIR"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,43 +146,26 @@ async def predict(worker: BatchWorker, clip: ClipRequest, info: MediaInfo, timeo
                                          "the clip is too long for this model") from None
     except WorkerClosed:
         raise ServeError(503, "shutting_down", "the server is shutting down") from None
-    if result.error is not None:
-        raise ServeError(422, "unreadable_media", f"{clip.name}: {result.error}")
+    if result.prediction.error is not None:
+        raise ServeError(422, "unreadable_media", f"{clip.name}: {result.prediction.error}")
     return result
-
-
-def _attribution(found: ClipAttribution, info: MediaInfo, method: str) -> Attribution:
-    present = {"video": info.has_video, "audio": info.has_audio, "both": info.has_video or info.has_audio}
-    effects = []
-    for modality, condition in (("video", "no_video"), ("audio", "no_audio"), ("both", "no_media")):
-        values = found.conditions[condition]
-        effects.append(ModalityEffect(modality=modality, present=present[modality],
-                                      answer_contribution=values["answer_contribution"],
-                                      completion_contribution=values["completion_contribution"],
-                                      flipped=values["flipped"], label_without=values["pred"]))
-    return Attribution(method=method, decisive=found.decisive, modalities=effects)
 
 
 def encode_response(clip: ClipRequest, info: MediaInfo, result: ClipResult, started: float,
                     explain_method: str) -> PredictResponse:
-    timings = Timings(**result.timings, total_seconds=time.perf_counter() - started)
+    """The clip's answer (``r1omni.serve.schemas.answer_fields``), what decoding found, timings, attribution."""
+    prediction, notes = result.prediction, result.prediction.notes
     return PredictResponse(
-        id=clip.id, think=result.think, answer=result.answer, label=result.label, format_ok=result.format_ok,
-        output=result.output or "", reasoning=reasoning_segments(result.think, result.cue_levels),
-        batch_size=result.batch_size,
+        id=clip.id, **answer_fields(prediction.reply), batch_size=result.batch_size,
         media=MediaSummary(duration_seconds=info.duration_seconds, has_video=info.has_video,
                            has_audio=info.has_audio, size_bytes=clip.size_bytes),
-        timings=timings,
-        attribution=_attribution(result.attribution, info, explain_method) if result.attribution else None,
-        face_crop=FaceCropSummary(**result.notes["face_crop"]) if result.notes.get("face_crop") else None,
-        transcript=Transcript(**result.notes["transcript"]) if result.notes.get("transcript") else None)
+        timings=Timings(**prediction.timings, total_seconds=time.perf_counter() - started),
+        attribution=attribution_body(result.attribution, info, explain_method) if result.attribution else None,
+        face_crop=FaceCropSummary(**notes["face_crop"]) if notes.get("face_crop") else None,
+        transcript=Transcript(**notes["transcript"]) if notes.get("transcript") else None)
 
 
 # -- the application -----------------------------------------------------------------------------------------
-def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
-
-
 def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeConfig | None = None) -> FastAPI:
     """The ASGI application. The batching worker starts and stops with the app's lifespan (uvicorn
     runs it; in-process tests enter ``app.router.lifespan_context(app)``)."""
@@ -200,12 +180,12 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
     if config.upload_dir is not None and not Path(config.upload_dir).is_dir():
         raise ValueError(f"upload_dir {config.upload_dir!r} is not a folder")
     worker = BatchWorker(policy, config)
-    model_info = _model_info(policy, config, config.model_name or default_name)
+    described = model_info(policy.family, policy.num_frames, config, config.model_name or default_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         worker.start()
-        logger.info("serving %s (%s): queue %d, batches of up to %d", model_info.name, policy.family,
+        logger.info("serving %s (%s): queue %d, batches of up to %d", described.name, policy.family,
                     config.max_queue, config.max_batch_size)
         try:
             yield
@@ -221,7 +201,7 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
     # Capped so that uploads waiting for the model cannot pile up on disk (r1omni.serve.admission).
     admission = Admission(config.max_queue + config.max_batch_size)
     app.state.admission = admission
-    _add_error_handlers(app)
+    add_error_handlers(app)
     app.openapi = lambda: _openapi(app)
 
     @app.get("/", include_in_schema=False)
@@ -239,7 +219,7 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
 
     @app.get("/v1/model", response_model=ModelInfo)
     async def model() -> ModelInfo:
-        return model_info
+        return described
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=PREDICT_BODY)
     async def predict_route(request: Request, explain: bool = Query(
@@ -298,39 +278,6 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
         return StreamingResponse(lines(), media_type="application/x-ndjson", headers={"X-Request-ID": request_id})
 
     return app
-
-
-def _model_info(policy: Policy, config: ServeConfig, name: str) -> ModelInfo:
-    label_set = get_label_set(config.label_set)
-    return ModelInfo(
-        name=name, family=policy.family, num_frames=policy.num_frames,
-        modalities=config.modalities, label_set=label_set.name, labels=list(label_set.labels),
-        reasoning_words={"visual": list(VISUAL_WORDS), "audio": list(AUDIO_WORDS)},
-        limits={"max_upload_bytes": config.max_upload_bytes, "max_duration_seconds": config.max_duration_seconds,
-                "max_recording_seconds": config.max_recording_seconds,
-                "max_timeline_windows": config.max_timeline_windows,
-                "request_timeout_seconds": config.request_timeout_seconds, "max_queue": config.max_queue,
-                "max_batch_size": config.max_batch_size})
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServeError)
-    async def serve_error(request: Request, err: ServeError) -> JSONResponse:
-        return _error_response(err.status, err.code, err.message, err.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        return _error_response(err.status_code, "http_error", str(err.detail), getattr(err, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        return _error_response(422, "invalid_request", problems)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, err: Exception) -> JSONResponse:
-        # Starlette logs the traceback and re-raises after this response; the client gets JSON.
-        return _error_response(500, "internal_error", f"the server failed ({type(err).__name__})")
 
 
 def _openapi(app: FastAPI) -> dict:

@@ -1,30 +1,36 @@
 """The server's JSON shapes: the response models (also the OpenAPI document), the error table, the
-request bodies the routes read by hand, and the reasoning cut into checked clauses.
+request bodies the routes read by hand, and the mapping from the library's records to them.
 
-Every response field is documented once here. :func:`openapi_components` lists the schemas that the
-hand-written OpenAPI extras refer to, so that each ``$ref`` of ``/openapi.json`` resolves.
+Every response field is documented once here. A clip's response and a timeline window's line carry
+the one answer record (:class:`r1omni.inference.Answer`) through :func:`answer_fields`, the one place
+an answer becomes API JSON: its fields as they are, except its claims, which the API shows clause by
+clause (``reasoning``, :func:`r1omni.explain.reasoning.segments`). :func:`openapi_components` lists
+the schemas that the hand-written OpenAPI extras refer to, so that each ``$ref`` of ``/openapi.json``
+resolves.
 
 Not here: routes (``r1omni.serve.app``), the timeline stream (``r1omni.serve.stream``).
 """
 
 from __future__ import annotations
 
-import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from r1omni.claims import check_claims
-from r1omni.explain.reasoning import mentions_audio, mentions_visual
+from r1omni.claims import ClaimCheck
+from r1omni.explain.attribution import ClipAttribution
+from r1omni.explain.reasoning import AUDIO_WORDS, VISUAL_WORDS, segments
+from r1omni.inference import Answer
+from r1omni.labels import get_label_set
+from r1omni.media import MediaInfo
+from r1omni.serve.config import ServeConfig
 from r1omni.serve.inputs import FLAG_WORDS, FLAGS, PathRequest
 
 __all__ = ["Claim", "ReasoningSegment", "ModalityEffect", "Attribution", "Timings", "FaceCropSummary", "Word",
            "Transcript", "MediaSummary", "PredictResponse", "TimelineWindow", "ModelInfo", "Health", "ErrorBody",
-           "ERRORS", "PREDICT_BODY", "TIMELINE_STREAM", "reasoning_segments", "openapi_components"]
+           "ERRORS", "PREDICT_BODY", "TIMELINE_STREAM", "AnswerFields", "answer_fields", "attribution_body",
+           "model_info", "openapi_components"]
 
-# Clause boundaries: sentence ends, semicolons, and a comma before a contrasting conjunction
-# ("the face is tense, but the voice is calm" holds one visual and one audio clause).
-_CLAUSE_END = re.compile(r"(?<=[.!?;])\s+|,\s+(?=(?:but|while|whereas|yet|although|though)\b)", re.IGNORECASE)
 _COMPONENT = "#/components/schemas/{model}"
 # A form field is text: the words the server reads as a boolean (r1omni.serve.inputs.parse_flag).
 _FORM_FLAG = {"type": "string", "enum": list(FLAG_WORDS), "default": "false",
@@ -97,9 +103,9 @@ class FaceCropSummary(BaseModel):
 
 class Word(BaseModel):
     word: str
-    start: float
-    end: float
+    start_seconds: float
     """Seconds from the start of the clip."""
+    end_seconds: float
     probability: float
 
 
@@ -118,16 +124,31 @@ class MediaSummary(BaseModel):
     size_bytes: int
 
 
-class PredictResponse(BaseModel):
-    id: str
+class AnswerFields(BaseModel):
+    """The fields of :class:`r1omni.inference.Answer` that a clip's response and a window's line carry
+    (:func:`answer_fields`). Fields not declared here are let through, so that a field added to
+    ``Answer`` reaches the API at once; a test asks for each to be declared (and so documented) here."""
+
+    model_config = ConfigDict(extra="allow")
+
+    output: str | None
+    """The raw completion (None: a window that could not be answered)."""
     think: str | None
     answer: str | None
     label: str | None
     """The answer as a canonical label of the model's label set, None when it names none."""
     format_ok: bool
+    cue_levels: dict[str, str]
+    """The cue levels measured on the clip (``r1omni.cues``) that the reasoning's claims are checked against."""
+    reasoning: list[ReasoningSegment]
+    """The reasoning clause by clause, with the evidence each cites and its claims checked (the answer's
+    ``claims``, placed in their clauses)."""
+
+
+class PredictResponse(AnswerFields):
+    id: str
     output: str
     """The raw completion."""
-    reasoning: list[ReasoningSegment]
     batch_size: int
     """How many clips shared the model call."""
     media: MediaSummary
@@ -139,19 +160,14 @@ class PredictResponse(BaseModel):
     """With ``transcribe``: the recognised speech."""
 
 
-class TimelineWindow(BaseModel):
+class TimelineWindow(AnswerFields):
     """One ``window`` line of the ``/v1/timeline`` stream."""
 
     type: Literal["window"] = "window"
     index: int
     start_seconds: float
     end_seconds: float
-    label: str | None
-    answer: str | None
-    think: str | None
-    format_ok: bool
     transcript: str | None
-    reasoning: list[ReasoningSegment]
     error: str | None
     done: int
     """Windows answered so far."""
@@ -214,21 +230,52 @@ def openapi_components() -> dict[str, dict]:
     return components
 
 
-def reasoning_segments(think: str | None, levels: dict[str, str] | None = None) -> list[ReasoningSegment]:
-    """``think`` cut into clauses, each tagged with the kind of evidence it cites and its cue claims checked
-    against ``levels`` (measured cue levels; None: nothing is checkable).
+def _claim(check: ClaimCheck) -> Claim:
+    return Claim(phrase=check.phrase, cue=check.cue, claimed=check.claimed, measured=check.actual,
+                 verdict=check.verdict)
 
-    >>> [(s.text, s.visual, s.audio) for s in reasoning_segments("The brows drop, but the voice is calm. Sad.")]
-    [('The brows drop, ', True, False), ('but the voice is calm. ', False, True), ('Sad.', False, False)]
+
+def answer_fields(answer: Answer | None) -> dict[str, Any]:
+    """An answer as the API shows it (None: a window that could not be answered): every field of
+    :meth:`Answer.to_dict` but ``claims``, which ``reasoning`` holds clause by clause, each clause's
+    claims checked against the answer's cue levels.
+
+    >>> from r1omni.inference import parse_answer
+    >>> text = "<think>The brows drop, but the voice is calm.</think><answer>sad</answer>"
+    >>> fields = answer_fields(parse_answer(text, None))
+    >>> fields["label"], [(s.text, s.visual, s.audio) for s in fields["reasoning"]]
+    ('sad', [('The brows drop, ', True, False), ('but the voice is calm.', False, True)])
     """
-    if not think:
-        return []
-    pieces, start = [], 0
-    for match in _CLAUSE_END.finditer(think):
-        pieces.append(think[start:match.end()])
-        start = match.end()
-    pieces.append(think[start:])
-    return [ReasoningSegment(text=p, visual=mentions_visual(p), audio=mentions_audio(p),
-                             claims=[Claim(phrase=c.phrase, cue=c.cue, claimed=c.claimed, measured=c.actual,
-                                           verdict=c.verdict) for c in check_claims(p, levels)])
-            for p in pieces if p]
+    fields = answer.to_dict() if answer is not None else Answer.absent()
+    del fields["claims"]
+    clauses = segments(answer.think, answer.cue_levels) if answer is not None else []
+    fields["reasoning"] = [ReasoningSegment(text=c.text, visual=c.visual, audio=c.audio,
+                                            claims=[_claim(check) for check in c.claims]) for c in clauses]
+    return fields
+
+
+def attribution_body(found: ClipAttribution, info: MediaInfo, method: str) -> Attribution:
+    """A clip's modality attribution (``r1omni.explain.attribution``) as the API shows it."""
+    present = {"video": info.has_video, "audio": info.has_audio, "both": info.has_video or info.has_audio}
+    effects = []
+    for modality, condition in (("video", "no_video"), ("audio", "no_audio"), ("both", "no_media")):
+        values = found.conditions[condition]
+        effects.append(ModalityEffect(modality=modality, present=present[modality],
+                                      answer_contribution=values["answer_contribution"],
+                                      completion_contribution=values["completion_contribution"],
+                                      flipped=values["flipped"], label_without=values["pred"]))
+    return Attribution(method=method, decisive=found.decisive, modalities=effects)
+
+
+def model_info(family: str, num_frames: int, config: ServeConfig, name: str) -> ModelInfo:
+    """``GET /v1/model``: what is served, the words that mark evidence, and the limits."""
+    label_set = get_label_set(config.label_set)
+    return ModelInfo(
+        name=name, family=family, num_frames=num_frames,
+        modalities=config.modalities, label_set=label_set.name, labels=list(label_set.labels),
+        reasoning_words={"visual": list(VISUAL_WORDS), "audio": list(AUDIO_WORDS)},
+        limits={"max_upload_bytes": config.max_upload_bytes, "max_duration_seconds": config.max_duration_seconds,
+                "max_recording_seconds": config.max_recording_seconds,
+                "max_timeline_windows": config.max_timeline_windows,
+                "request_timeout_seconds": config.request_timeout_seconds, "max_queue": config.max_queue,
+                "max_batch_size": config.max_batch_size})

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 
 from r1omni.media import MediaInfo
 from r1omni.serve.inputs import ClipRequest
-from r1omni.serve.schemas import TimelineWindow, reasoning_segments
+from r1omni.serve.schemas import TimelineWindow, answer_fields
 from r1omni.serve.worker import BatchWorker, Job
 from r1omni.timeline import TooManyWindows, WindowPrediction
 
@@ -29,12 +29,11 @@ def ndjson(line: dict) -> bytes:
 
 
 def encode_window(window: WindowPrediction, done: int, total: int) -> TimelineWindow:
-    """One answered window as its line of the timeline stream (cue claims per clause, as for a clip)."""
-    levels = {claim["cue"]: claim["actual"] for claim in window.claims if claim["actual"]}
+    """One answered window as its line of the timeline stream: its answer as a clip's (cue claims per
+    clause, against the cue levels the answer carries)."""
     return TimelineWindow(index=window.index, start_seconds=window.start_seconds, end_seconds=window.end_seconds,
-                          label=window.label, answer=window.answer, think=window.think, format_ok=window.format_ok,
-                          transcript=window.transcript, reasoning=reasoning_segments(window.think, levels),
-                          error=window.error, done=done, total=total)
+                          **answer_fields(window.reply), transcript=window.transcript, error=window.error,
+                          done=done, total=total)
 
 
 def _failure_reason(err: BaseException) -> str:

@@ -6,9 +6,14 @@ so a backlog is taken at once) for up to ``max_batch_size`` jobs, and answers th
 
 * decode the clips (``ClipLoader.load_many``, one loader per combination of the jobs' face-crop and
   transcript options); a clip that fails gets its own error, the rest go on;
-* clips without ``explain``: ``r1omni.inference.answer_clips`` (greedy, one generate call), the
-  same path as ``r1omni predict`` and ``r1omni eval``, under the server's label set;
-* clips with ``explain``: ``r1omni.explain.attribute`` (its factual run is the answer).
+* clips without ``explain``: ``r1omni.inference.answer_clips`` (greedy, one generate call, cue
+  claims checked), the same path as ``r1omni predict`` and ``r1omni eval``, under the server's
+  label set;
+* clips with ``explain``: ``r1omni.explain.attribute`` (its factual run is the answer, whose claims
+  ``r1omni.inference.check_answers`` checks as for any clip).
+
+Each clip's result is its :class:`~r1omni.inference.Prediction` (the answer record, or the error)
+plus the batch size and the attribution.
 
 A job with ``timeline`` options is a long recording: it runs window batch after window batch
 (``r1omni.timeline.predict_timeline``), handing each window to ``on_window`` as it is answered, and
@@ -34,11 +39,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from r1omni.claims import cue_levels
 from r1omni.clips import ClipLoader, MediaCache
-from r1omni.cues import clip_cues
 from r1omni.explain.attribution import ClipAttribution, attribute
-from r1omni.inference import Answer, answer_clips, parse_answer
+from r1omni.inference import Prediction, answer_clips, check_answers, parse_answer
 from r1omni.labels import get_label_set
 from r1omni.media import MediaError
 from r1omni.models import Policy, SamplingConfig
@@ -91,27 +94,13 @@ class TimelineResult:
 
 @dataclass
 class ClipResult:
-    """What the worker knows about one clip. ``error`` set means the clip could not be decoded."""
+    """What the worker knows about one clip: its :class:`~r1omni.inference.Prediction` (the answer, or in
+    ``error`` why the clip could not be decoded), how many clips shared its model call, and its
+    attribution when asked."""
 
-    think: str | None = None
-    answer: str | None = None
-    label: str | None = None
-    format_ok: bool = False
-    output: str | None = None
-    error: str | None = None
-    attribution: ClipAttribution | None = None
+    prediction: Prediction
     batch_size: int = 1
-    timings: dict[str, float] = field(default_factory=dict)
-    cue_levels: dict[str, str] = field(default_factory=dict)
-    """Cue levels measured on the decoded clip (``r1omni.cues``), to check the reasoning's claims against."""
-    notes: dict = field(default_factory=dict)
-    """What decoding decided (``face_crop``, ``transcript``), from :class:`~r1omni.clips.LoadedClips`."""
-
-    def take(self, answer: Answer) -> None:
-        """Fill in the answer the one path (``r1omni.inference``) gave."""
-        self.output, self.think, self.answer = answer.output, answer.think, answer.answer
-        self.label, self.format_ok = answer.label, answer.format_ok
-        self.timings.update(answer.timings)
+    attribution: ClipAttribution | None = None
 
 
 class BatchWorker:
@@ -230,7 +219,8 @@ class BatchWorker:
         """Answer ``jobs`` (see the module docstring); one result per job, in order."""
         started = time.perf_counter()
         self.batch_sizes.append(len(jobs))
-        results = [ClipResult(batch_size=len(jobs)) for _ in jobs]
+        results = [ClipResult(Prediction(path=job.sample.media_path), batch_size=len(jobs)) for job in jobs]
+        records = [result.prediction for result in results]
         groups: dict[tuple[bool, bool], list[int]] = {}
         for i, job in enumerate(jobs):
             groups.setdefault((job.face_crop, job.transcribe), []).append(i)
@@ -243,19 +233,19 @@ class BatchWorker:
             kept = iter(loaded.clips)
             for i in members:
                 sample = jobs[i].sample
-                results[i].timings.update(queue_seconds=started - jobs[i].enqueued_at,
+                records[i].timings.update(queue_seconds=started - jobs[i].enqueued_at,
                                           decode_seconds=loaded.decode_seconds[sample.id])
                 if (error := loaded.error_of(sample)) is not None:
-                    results[i].error = error.reason
+                    records[i].error = error.reason
                     continue
-                clips[i], loaders[i], results[i].notes = next(kept), loader, loaded.notes[sample.id]
-                results[i].cue_levels = cue_levels(clip_cues(clips[i].waveform, clips[i].frames))
+                clips[i], loaders[i], records[i].notes = next(kept), loader, loaded.notes[sample.id]
         plain = [i for i in sorted(clips) if not jobs[i].explain]
         explained = [i for i in sorted(clips) if jobs[i].explain]
         with torch.no_grad():
             answers = answer_clips(self.policy, [clips[i] for i in plain], self.sampling, self.labels)
             for i, answer in zip(plain, answers):
-                results[i].take(answer)
+                records[i].reply = answer
+                records[i].timings.update(answer.timings)
             by_loader: dict[int, list[int]] = {}
             for i in explained:
                 by_loader.setdefault(id(loaders[i]), []).append(i)
@@ -268,9 +258,10 @@ class BatchWorker:
                 by_id = {a.id: a for a in attributions}
                 for i in members:
                     found = by_id[jobs[i].sample.id]
-                    results[i].take(parse_answer(found.output, self.labels))
+                    records[i].reply = parse_answer(found.output, self.labels)
+                    check_answers([records[i].reply], [clips[i]])
                     results[i].attribution = found
-                    results[i].timings["attribution_seconds"] = seconds
+                    records[i].timings["attribution_seconds"] = seconds
         self.clips_answered += len(jobs)
         logger.info("batch of %d clips (%d explained, %d unreadable) in %.3f s", len(jobs), len(explained),
                     unreadable, time.perf_counter() - started)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from r1omni.claims import FACE_CUES, MODALITIES, PHRASES, VOICE_CUES, cue_levels, flat_cues
+from r1omni.claims import CUE_MODALITIES, FACE_CUES, PHRASES, VOICE_CUES, cue_levels, flat_cues
 from r1omni.synth.cues import NOUNS
 from r1omni.template import PROMPTS, render_completion
 
@@ -171,7 +171,7 @@ def describe(cues: dict[str, Any], max_cues_per_modality: int | None = None) -> 
     levels = cue_levels(cues)
     values = flat_cues(cues)
     return " ".join(_sentence(_modality_clause(levels, m, None, values, max_cues_per_modality))
-                    for m in MODALITIES if m in levels)
+                    for m in CUE_MODALITIES if m in levels)
 
 
 def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
@@ -251,8 +251,8 @@ def write_reasoning(cues: dict[str, Any], label: str, rng: np.random.Generator, 
     elif carrier == "voice":
         parts.append(_pick(_VOICE_ONLY, rng).format(noun=noun))
     elif carrier == "conflict":
-        if label_modality not in MODALITIES or distractor not in NOUNS:
-            raise ValueError(f"a conflict clip needs label_modality in {MODALITIES} and a distractor label, got "
+        if label_modality not in CUE_MODALITIES or distractor not in NOUNS:
+            raise ValueError(f"a conflict clip needs label_modality in {CUE_MODALITIES} and a distractor label, got "
                              f"{label_modality!r}, {distractor!r}")
         weak_modality = "voice" if label_modality == "face" else "face"
         if levels.get(weak_modality) == "neutral":

@@ -203,6 +203,23 @@ def test_generate_returns_logprobs_only_when_asked(policy):
     assert torch.allclose(sampled.logprobs, scored * sampled.mask, atol=ATOL)
 
 
+def test_generate_decodes_in_eval_mode_and_leaves_every_mode_as_found(policy):
+    """generate owns its mode (the protocol): a caller in train mode gets the eval-mode answer, and its
+    modules (a frozen tower kept in eval mode among them) keep the modes they had."""
+    batch = policy.prepare(_clips()[:2])
+    sampling = SamplingConfig(max_new_tokens=8, logprobs=True)
+    expected = policy.generate(batch, 1, sampling)
+    policy.module.train()
+    policy.model.model.vision_tower.eval()
+    try:
+        modes = [module.training for module in policy.module.modules()]
+        got = policy.generate(batch, 1, sampling)
+        assert [module.training for module in policy.module.modules()] == modes
+    finally:
+        policy.module.eval()
+    assert torch.equal(got.ids, expected.ids) and torch.equal(got.logprobs, expected.logprobs)
+
+
 def test_the_module_step_and_qwen2_step_decode_alike(policy):
     """The family's two steppers (Qwen2Step, and the model's own forward on the same pre-sized cache)."""
     batch = policy.prepare(_clips()).to(policy.device)

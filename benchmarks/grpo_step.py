@@ -13,12 +13,13 @@ time is what a step costs even when other jobs share the machine), and r1omni / 
 
 r1omni drives models through its Policy protocol, which a plain causal LM does not implement, so
 this file carries a minimal text-only adapter (:class:`TextPolicy`: prepare = chat template +
-left-padded tokens; generate = r1omni's decoding loop with ``Qwen2Step`` (``decoder="reference"``:
-HF ``generate``); token_logprobs = each prompt once, its G completions on its keys / values, as
-r1omni's omni policies score; parts, save) and a :class:`TextLoader` that hands ``train_grpo`` the
-question of each manifest row instead of decoding media. Both are patched into ``r1omni.train.grpo`` /
-``r1omni.train.setup`` for part 1 only. The differences that remain are the loops' own: how each
-builds its batches, scores, logs and steps.
+left-padded tokens; generate = r1omni's decoding loop (``r1omni.models.decoding``) with its
+``prefill`` / ``stepper`` hooks (``earlier_loop=True``: HF ``generate``); token_logprobs = each
+prompt once, its G completions on its keys / values, as r1omni's omni policies score; parts, save)
+and a :class:`TextLoader` that hands ``train_grpo`` the question of each manifest row instead of
+decoding media. Both are patched into ``r1omni.train.grpo`` / ``r1omni.train.setup`` for part 1
+only (part 3 patches ``open_policy`` for its earlier-loop run). The differences that remain are the
+loops' own: how each builds its batches, scores, logs and steps.
 
 Part 2, r1omni's time split (``time/rollout``, ``time/reference``, ``time/policy``,
 ``time/optimizer`` of metrics.jsonl) on a tiny omni preset with generated clips (4 frames of
@@ -30,7 +31,10 @@ Part 1 runs two settings: the original one (4 prompts x G=4, 16 new tokens) and 
 Part 3, the embedded demo's real GRPO step (``qwen2.5-omni-demo`` from random init, 8 generated clips
 x G=8, 100 new tokens at T 0.5 / top-k 50, beta 0.04, 2 torch threads, as ``r1omni demo`` runs it);
 random weights rarely stop early, so almost every row decodes all 100 tokens (the worst case; the
-demo's trained cold start averages ~87).
+demo's trained cold start averages ~87). It runs twice: with r1omni's loop, and with the loop that
+loop replaced (:func:`earlier_generate`: a growing cache, the model's own forward per step,
+transformers' logits warpers, a multinomial over the vocabulary), which lives here only, to be measured
+against.
 
 For every setting the **compute floor** is measured in the same run: one batched forward + backward
 of the same rows and tokens (``token_logprobs`` of the step's completions, ``.sum().backward()``),
@@ -67,6 +71,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -80,12 +85,26 @@ from transformers import (  # noqa: E402
     Qwen2Config,
     Qwen2ForCausalLM,
 )
+from transformers.generation.logits_process import (  # noqa: E402
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from r1omni.atomic import atomic_dir  # noqa: E402
 from r1omni.clips import ClipLoader, LoadedClips  # noqa: E402
 from r1omni.media import write_clip  # noqa: E402
 from r1omni.models import ClipInput, Completions, PreparedBatch, SamplingConfig  # noqa: E402
-from r1omni.models.decoding import Qwen2Step, decode, preallocated_cache  # noqa: E402
+from r1omni.models import decoding  # noqa: E402
+from r1omni.models.decoding import (  # noqa: E402
+    Prefill,
+    Step,
+    Vocabulary,
+    evaluating,
+    qwen2_stepper,
+)
 from r1omni.models.kv_cache import cache_parameter  # noqa: E402
 from r1omni.models.tokenizer import build_bpe_tokenizer  # noqa: E402
 from r1omni.schema import Sample, read_samples, write_samples  # noqa: E402
@@ -141,16 +160,18 @@ class TextPolicy:
 
     family = "qwen2_text"
 
-    def __init__(self, model: Qwen2ForCausalLM, tokenizer) -> None:
+    def __init__(self, model: Qwen2ForCausalLM, tokenizer, earlier_loop: bool = False) -> None:
         self.tokenizer = tokenizer
         self.module: nn.Module = TextScorer(model)
         self._scorer = self.module            # generation uses the bare model, whatever wraps module
         self.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.pad_token_id = tokenizer.pad_token_id
+        self.vocabulary = Vocabulary(tokenizer, (self.eos_token_id,), self.pad_token_id)
+        self.earlier_loop = earlier_loop      # HF generate, the loop r1omni's replaced (measured against)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "TextPolicy":
-        return cls(Qwen2ForCausalLM.from_pretrained(directory), AutoTokenizer.from_pretrained(directory))
+    def load(cls, directory: str | os.PathLike, earlier_loop: bool = False) -> "TextPolicy":
+        return cls(Qwen2ForCausalLM.from_pretrained(directory), AutoTokenizer.from_pretrained(directory), earlier_loop)
 
     @property
     def num_frames(self) -> int:
@@ -160,51 +181,42 @@ class TextPolicy:
     def device(self) -> torch.device:
         return next(self._scorer.parameters()).device
 
+    def check_clip(self, clip: ClipInput) -> None:
+        """Every question is readable: text only."""
+
     def prepare(self, clips: list[ClipInput]) -> PreparedBatch:
         prompts = [self.tokenizer.apply_chat_template([{"role": "user", "content": clip.question}], tokenize=False,
                                                       add_generation_prompt=True) for clip in clips]
         tokens = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         return PreparedBatch(tokens["input_ids"], tokens["attention_mask"], {}, prompts)
 
-    @torch.no_grad()
     def generate(self, batch: PreparedBatch, num_return_sequences: int = 1,
                  sampling: SamplingConfig | None = None) -> Completions:
+        if not self.earlier_loop:        # r1omni's loop: prefill once, Qwen2Step (r1omni.models.decoding)
+            return decoding.generate(self, self._scorer, batch.to(self.device), num_return_sequences, sampling,
+                                     self.vocabulary)
         sampling = sampling or SamplingConfig()
         batch = batch.to(self.device)
-        if sampling.decoder == "fast":   # r1omni's loop: prefill once, Qwen2Step (r1omni.models.decoding)
-            ids, _ = self._decode(batch, num_return_sequences, sampling)                          # (N, C)
-        else:                            # the earlier path: transformers' generate
-            config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
-                                      temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
-                                      eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
+        config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
+                                  temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
+                                  eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
+        with torch.no_grad(), evaluating(self._scorer):
             sequences = self._scorer.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                                     generation_config=config,
                                                     num_return_sequences=num_return_sequences)    # (N, P+C)
-            ids = sequences[:, batch.input_ids.shape[1]:]                                         # (N, C)
-        is_eos = ids == self.eos_token_id
-        first_eos = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1),
-                                torch.full_like(ids[:, 0], ids.shape[1]))                        # (N,)
-        mask = (torch.arange(ids.shape[1], device=ids.device)[None] <= first_eos[:, None]).long()  # (N, C)
-        ids = ids.masked_fill(mask == 0, self.pad_token_id)
-        texts = self.tokenizer.batch_decode([row[:int(n)] for row, n in zip(ids.tolist(), mask.sum(1).tolist())],
-                                            skip_special_tokens=True)
-        clip_index = torch.arange(batch.num_clips, device=ids.device).repeat_interleave(num_return_sequences)
-        return Completions(ids=ids, mask=mask, texts=texts, clip_index=clip_index)
+        return decoding.completions(sequences[:, batch.input_ids.shape[1]:], None, num_return_sequences,
+                                    self.vocabulary)
 
-    def _decode(self, batch: PreparedBatch, group: int, sampling: SamplingConfig) -> tuple[torch.Tensor, torch.Tensor]:
-        model = self._scorer.model
-        mask = batch.attention_mask
-        prefill = DynamicCache(config=model.config)
+    def prefill(self, batch: PreparedBatch) -> Prefill:
+        model, mask = self._scorer.model, batch.attention_mask
+        cache = DynamicCache(config=model.config)
         out = model(input_ids=batch.input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                    use_cache=True, logits_to_keep=1, **{cache_parameter(type(model).forward): prefill})
-        cache = preallocated_cache(prefill, group, sampling.max_new_tokens)
-        key_mask = F.pad(mask.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens), value=1)
-        step = Qwen2Step(model.model, cache, key_mask)
-        next_position = mask.sum(dim=1).repeat_interleave(group)                                  # (N,)
-        return decode(out.logits[:, -1].repeat_interleave(group, dim=0),
-                      lambda tokens, index: model.lm_head(step(tokens, next_position + index)), sampling,
-                      stop_ids=torch.tensor([self.eos_token_id]), pad_id=self.pad_token_id,
-                      prompt_ids=batch.input_ids.repeat_interleave(group, dim=0))
+                    use_cache=True, logits_to_keep=1, **{cache_parameter(type(model).forward): cache})
+        return Prefill(out.logits[:, -1], cache, mask, mask.sum(dim=1), batch.input_ids)
+
+    def stepper(self, cache, key_mask: torch.Tensor, next_position: torch.Tensor) -> Step:
+        model = self._scorer.model
+        return qwen2_stepper(model.model, model.lm_head, cache, key_mask, next_position)
 
     def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] + [self.eos_token_id] for t in texts]
@@ -235,6 +247,53 @@ class TextLoader(ClipLoader):
                            dict.fromkeys((s.id for s in samples), 0.0), {s.id: {} for s in samples})
 
 
+# -- the loop r1omni's decoding replaced (measured against, nowhere else) -----------------------------
+def earlier_generate(policy, batch: PreparedBatch, num_return_sequences: int = 1,
+                     sampling: SamplingConfig | None = None) -> Completions:
+    """``policy.generate`` as r1omni decoded before ``r1omni.models.decoding``: the family's prefill, then
+    the cache repeated G times into a growing ``DynamicCache`` (every step copies it), every step
+    through the model's own forward, transformers' logits warpers and a multinomial over the whole
+    vocabulary. Greedy tokens equal today's loop; sampled ones follow the same distribution."""
+    sampling = sampling or SamplingConfig()
+    vocabulary, group = policy.vocabulary, num_return_sequences
+    with torch.no_grad(), evaluating(policy.module):
+        start = policy.prefill(batch.to(policy.device))
+        start.cache.batch_repeat_interleave(group)
+        key_mask = F.pad(start.key_mask.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens), value=1)
+        step = policy.stepper(start.cache, key_mask, start.next_position.repeat_interleave(group), lean=False)
+        ids = earlier_loop(start.first_logits.repeat_interleave(group, dim=0), step, sampling, vocabulary,
+                           start.history.repeat_interleave(group, dim=0))                        # (N, C')
+    return decoding.completions(ids, None, group, vocabulary)
+
+
+def earlier_loop(logits: torch.Tensor, step: Step, sampling: SamplingConfig, vocabulary: Vocabulary,
+                 history: torch.Tensor) -> torch.Tensor:
+    """New ids (N, C') from the first logits (N, V): warpers, multinomial, pad after each row's stop."""
+    warpers = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty)]
+                                  if sampling.repetition_penalty != 1.0 else [])
+    if sampling.do_sample:
+        warpers += [TemperatureLogitsWarper(sampling.temperature)] if sampling.temperature != 1.0 else []
+        warpers += [TopKLogitsWarper(sampling.top_k)] if sampling.top_k > 0 else []
+        warpers += [TopPLogitsWarper(sampling.top_p)] if sampling.top_p < 1.0 else []
+    stop_ids = torch.tensor(vocabulary.stop_ids, device=logits.device)
+    done = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)              # (N,)
+    generated = []
+    for index in range(sampling.max_new_tokens):
+        scores = logits.float()                                                              # (N, V)
+        if vocabulary.suppressed_ids is not None:
+            scores[:, vocabulary.suppressed_ids.to(scores.device)] = float("-inf")
+        scores = warpers(history, scores)
+        tokens = (torch.multinomial(F.softmax(scores, dim=-1), num_samples=1)[:, 0] if sampling.do_sample
+                  else scores.argmax(dim=-1)).masked_fill(done, vocabulary.pad_id)           # (N,)
+        generated.append(tokens)
+        done = done | torch.isin(tokens, stop_ids)
+        if bool(done.all()) or index == sampling.max_new_tokens - 1:
+            break
+        history = torch.cat([history, tokens[:, None]], dim=1)                               # (N, H + 1)
+        logits = step(tokens, index)
+    return torch.stack(generated, dim=1)                                                     # (N, C')
+
+
 # -- shared set-up --------------------------------------------------------------------------------
 @dataclass
 class Setting:
@@ -246,7 +305,7 @@ class Setting:
     lr: float = 1e-4
     beta: float = 0.04
     seed: int = 0
-    decoder: str = "fast"
+    earlier_loop: bool = False   # r1omni with the loop it replaced (see earlier_generate), to measure against
 
 
 class StepClock:
@@ -316,12 +375,12 @@ def run_r1omni_text(model_dir: Path, work: Path, setting: Setting) -> Figures:
         num_generations=setting.generations, clips_per_step=setting.prompts_per_step, gradient_accumulation_steps=1,
         beta=setting.beta, seed=setting.seed, rewards={REWARD_NAME: 1.0}, trainable=["llm"],
         sampling=SamplingConfig(max_new_tokens=setting.max_completion_length, do_sample=True, temperature=1.0,
-                                top_k=50, top_p=1.0, decoder=setting.decoder),
+                                top_k=50, top_p=1.0),
         loss=LossConfig(aggregation="grpo", advantage_scale="group", num_iterations=1),
         optim=OptimConfig(lr=setting.lr, schedule="linear", warmup_ratio=0.0, max_grad_norm=1.0), num_threads=1)
     clock = StepClock()
     rows_per_step = setting.prompts_per_step * setting.generations
-    patched = {(r1omni_grpo, "open_policy"): lambda model, seed=0: TextPolicy.load(model),
+    patched = {(r1omni_grpo, "open_policy"): lambda model, seed=0: TextPolicy.load(model, setting.earlier_loop),
                (r1omni_setup, "open_policy"): lambda model, seed=0: TextPolicy.load(model),
                (r1omni_grpo, "ClipLoader"): TextLoader, (r1omni_grpo, "RunTracker"): clocked_tracker(clock)}
     saved = {key: getattr(*key) for key in patched}
@@ -481,22 +540,33 @@ def sgemm_rate(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size ** 3 / min(times[1:]) / 1e9
 
 
-def demo_step(work: Path, steps: int, warmup: int, decoder: str
+def demo_step(work: Path, steps: int, warmup: int, loop: str
               ) -> tuple[dict[str, float], float, int, float, dict[str, float]]:
-    """The demo's GRPO step (see the module docstring) with ``decoder``: median time split, completion tokens
-    per step, the compute floor of the same rows and tokens, and the step's matrix-product work."""
+    """The demo's GRPO step (see the module docstring) with ``loop`` ("r1omni", or "earlier":
+    :func:`earlier_generate`): median time split, completion tokens per step, the compute floor of the same
+    rows and tokens, and the step's matrix-product work."""
     from r1omni.models import load_policy
 
     manifest = generate_benchmark(work / "bench", preset="tiny", splits=["train"], progress=False)["train"]
-    output_dir = work / f"demo-grpo-{decoder}"
-    sampling = SamplingConfig(max_new_tokens=100, do_sample=True, temperature=0.5, top_k=50, top_p=1.0,
-                              decoder=decoder)
+    output_dir = work / f"demo-grpo-{loop}"
+    sampling = SamplingConfig(max_new_tokens=100, do_sample=True, temperature=0.5, top_k=50, top_p=1.0)
     config = GRPOConfig(
         model="preset:qwen2.5-omni-demo", data=str(manifest), output_dir=str(output_dir), max_steps=steps,
         num_generations=8, clips_per_step=8, gradient_accumulation_steps=1, beta=0.04, seed=0, prompt="train",
         sampling=sampling, trainable=["llm"], optim=OptimConfig(lr=1e-4, schedule="constant", warmup_ratio=0.0),
         num_threads=2, save_every=0)
-    train_grpo(config)
+    opened = r1omni_grpo.open_policy
+
+    def open_earlier(model: str, seed: int = 0):
+        policy = opened(model, seed=seed)
+        policy.generate = partial(earlier_generate, policy)
+        return policy
+
+    r1omni_grpo.open_policy = open_earlier if loop == "earlier" else opened
+    try:
+        train_grpo(config)
+    finally:
+        r1omni_grpo.open_policy = opened
     rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     split = {name: statistics.median(row[f"time/{name}"] for row in rows[warmup:])
              for name in ("rollout", "reference", "policy", "optimizer")}
@@ -524,14 +594,14 @@ def text_floor(model_dir: Path, setting: Setting) -> float:
 
 
 def compare_with_trl(model_dir: Path, work: Path, setting: Setting, rounds: int) -> None:
-    """Part 1 for one setting: alternating rounds (r1omni fast decoder, r1omni reference decoder, TRL), the best
+    """Part 1 for one setting: alternating rounds (r1omni, r1omni with the earlier loop, TRL), the best
     of each, the ratios, and the compute floor."""
     print(f"\ntext-only Qwen2 (hidden 64, 2 layers, vocab {len(AutoTokenizer.from_pretrained(model_dir))}); "
           f"{setting.prompts_per_step} prompts x G={setting.generations}, {setting.max_completion_length} new "
           f"tokens max, beta={setting.beta}, loss grpo, fp32, 1 thread, {setting.steps} steps "
           f"({setting.warmup} warm-up)")
     runs = {"r1omni": lambda: run_r1omni_text(model_dir, work, setting),
-            "r1omni-ref": lambda: run_r1omni_text(model_dir, work, replace(setting, decoder="reference")),
+            "r1omni-ref": lambda: run_r1omni_text(model_dir, work, replace(setting, earlier_loop=True)),
             "trl": lambda: run_trl(model_dir, work, setting)}
     results: dict[str, list[Figures]] = {name: [] for name in runs}
     for round_index in range(rounds):
@@ -559,7 +629,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="GRPO steps per run")
     parser.add_argument("--warmup", type=int, default=3, help="steps left out of the rates")
     parser.add_argument("--rounds", type=int, default=2,
-                        help="alternating r1omni (fast, reference decoder) / TRL rounds (best is kept)")
+                        help="alternating r1omni (its loop, the earlier loop) / TRL rounds (best is kept)")
     parser.add_argument("--omni-preset", default="qwen2.5-omni-tiny", help="preset for the time split")
     parser.add_argument("--omni-steps", type=int, default=20)
     parser.add_argument("--demo-steps", type=int, default=6, help="GRPO steps of the demo preset (part 3)")
@@ -588,27 +658,27 @@ def main() -> None:
             print(f"  {name:9s} {1000 * seconds:7.1f} ms/step (median)  {100 * seconds / step_seconds:5.1f}%")
 
         print(f"\nthe demo's GRPO step (qwen2.5-omni-demo, random init, 8 clips x G=8, 100 new tokens, T 0.5, "
-              f"2 threads, {args.demo_steps} steps), by decoder:")
+              f"2 threads, {args.demo_steps} steps), by decoding loop:")
         step_seconds = {}
-        for decoder in ("reference", "fast"):
+        for loop in ("earlier", "r1omni"):
             split, tokens_per_step, floor_tokens, floor, gflop = demo_step(work, args.demo_steps,
-                                                                           min(args.warmup, 2), decoder)
-            step_seconds[decoder] = sum(split.values())
-            print(f"  {decoder}: {tokens_per_step:.0f} completion tokens/step, {step_seconds[decoder]:.2f} s/step "
+                                                                           min(args.warmup, 2), loop)
+            step_seconds[loop] = sum(split.values())
+            print(f"  {loop}: {tokens_per_step:.0f} completion tokens/step, {step_seconds[loop]:.2f} s/step "
                   f"(median phases)")
             for name, seconds in split.items():
                 print(f"    {name:9s} {1000 * seconds:7.1f} ms/step (median)  "
-                      f"{100 * seconds / step_seconds[decoder]:5.1f}%")
+                      f"{100 * seconds / step_seconds[loop]:5.1f}%")
             print(f"    compute floor {1000 * floor:.1f} ms (forward + backward of {floor_tokens} completion tokens, "
-                  f"no generation loop); step = {step_seconds[decoder] / floor:.1f}x the floor")
-        print(f"  fast / reference: {step_seconds['reference'] / step_seconds['fast']:.2f}x faster step")
+                  f"no generation loop); step = {step_seconds[loop] / floor:.1f}x the floor")
+        print(f"  r1omni / earlier: {step_seconds['earlier'] / step_seconds['r1omni']:.2f}x faster step")
         rate = sgemm_rate()
         bound = sum(gflop.values()) / rate
         print(f"  matrix-product work of a step: {sum(gflop.values()):.1f} GFLOP ("
               + ", ".join(f"{name} {value:.1f}" for name, value in gflop.items())
               + f"); at this machine's float32 product rate measured now ({rate:.0f} GFLOP/s, 2048^3) that is "
-              f"{bound:.2f} s: the fast step is {step_seconds['fast'] / bound:.1f}x it, and 3x the reference step "
-              f"({step_seconds['reference'] / 3:.2f} s) would be {step_seconds['reference'] / 3 / bound:.1f}x it")
+              f"{bound:.2f} s: the r1omni step is {step_seconds['r1omni'] / bound:.1f}x it, and 3x the earlier step "
+              f"({step_seconds['earlier'] / 3:.2f} s) would be {step_seconds['earlier'] / 3 / bound:.1f}x it")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of this process: {peak_mib:.0f} MiB")
 

@@ -43,6 +43,7 @@ from r1omni.labels import LabelSet, get_label_set, strict_label
 from r1omni.media import MediaError
 from r1omni.metrics import METRICS, PREDICTIONS, TRACKS, classification_report, mean_over_folds
 from r1omni.models import Policy, SamplingConfig
+from r1omni.models.policy import recorded_sampling
 from r1omni.schema import Sample, read_log
 from r1omni.yamlconfig import config_differences
 
@@ -128,6 +129,8 @@ def _reusable_predictions(output_dir: Path, settings: dict) -> dict[str, dict]:
     predictions_path, settings_path = output_dir / PREDICTIONS, output_dir / SETTINGS
     rows = read_log(predictions_path)   # a torn last row is generated again
     previous = _read_settings(settings_path)
+    if isinstance(previous, dict) and isinstance(previous.get("sampling"), dict):   # in today's fields
+        previous = {**previous, "sampling": recorded_sampling(previous["sampling"])}
     if rows and previous != settings:
         changed = "none on record" if previous is None else "; ".join(config_differences(previous, settings))
         logger.warning("%s holds predictions made with other settings (%s); evaluating every clip again",

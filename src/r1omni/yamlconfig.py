@@ -1,7 +1,8 @@
 """Typed dataclass configs from YAML files plus ``key=value`` overrides from the command line.
 
-YAML only sets fields: an unknown key is an error that lists the known ones, a value of the wrong
-type is an error naming the key, and the dataclass's own ``__post_init__`` validates combinations.
+YAML only sets fields: an unknown key is an error that lists the known ones, a key a config class
+retired (its ``RETIRED_KEYS``) an error that says why it went, a value of the wrong type an error naming
+the key, and the dataclass's own ``__post_init__`` validates combinations.
 Nested dataclasses are set with dotted keys (``sampling.temperature=0.7``).
 """
 
@@ -89,6 +90,9 @@ def config_from_dict(cls: type[T], values: dict[str, Any], prefix: str = "") -> 
     """Build ``cls`` from a mapping, checking every key and type."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls) if f.init}
+    retired = getattr(cls, "RETIRED_KEYS", {})   # key -> why it is gone and what to do instead
+    if set(values) & set(retired):
+        raise ConfigError("; ".join(f"{prefix}{key}: {retired[key]}" for key in sorted(set(values) & set(retired))))
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown key(s) {[prefix + k for k in unknown]} for {cls.__name__}; "

@@ -1,5 +1,6 @@
-"""The fast decoding path's pieces: the pre-sized cache layer against transformers' growing one, and the
-candidate sampler against transformers' logits warpers."""
+"""The decoding loop's pieces: the pre-sized cache layer against transformers' growing one, the candidate
+sampler against transformers' logits warpers, the cut at stop, the eval-mode guard, target encoding, and
+the retired ``decoder`` option."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from r1omni.models.decoding import PreallocatedLayer, decode, preallocated_cache, sample_tokens
+from r1omni.models.decoding import (
+    PreallocatedLayer,
+    cut_at_stop,
+    decode,
+    encode_completions,
+    evaluating,
+    preallocated_cache,
+    sample_tokens,
+)
 from r1omni.models.policy import SamplingConfig
 
 
@@ -73,9 +82,52 @@ def test_greedy_takes_the_argmax():
     assert sample_tokens(logits, SamplingConfig()).tolist() == [1, 0]
 
 
-def test_unknown_decoder_is_refused():
-    with pytest.raises(ValueError, match="decoder must be one of"):
-        SamplingConfig(decoder="turbo")
+def test_a_config_that_still_sets_decoder_is_refused_naming_the_key(tmp_path):
+    """There is one decoding loop: a recipe or override that still picks one is told so, by its key."""
+    from r1omni.train.grpo import GRPOConfig
+    from r1omni.yamlconfig import ConfigError, load_config
+
+    recipe = tmp_path / "grpo.yaml"
+    recipe.write_text("model: preset:qwen2.5-omni-tiny\ndata: d.jsonl\noutput_dir: out\nsampling:\n  decoder: fast\n")
+    with pytest.raises(ConfigError, match=r"grpo\.yaml: sampling\.decoder: removed: there is one decoding loop"):
+        load_config(GRPOConfig, recipe)
+    with pytest.raises(ConfigError, match=r"sampling\.decoder: removed"):
+        load_config(GRPOConfig, None, ["model=m", "data=d", "output_dir=o", "sampling.decoder=reference"])
+    with pytest.raises(TypeError):
+        SamplingConfig(decoder="fast")
+
+
+@pytest.mark.parametrize(("ids", "stop_ids", "expected_ids", "expected_mask"), [
+    ([[5, 9, 6, 9], [5, 5, 5, 5]], (9,), [[5, 9, 0, 0], [5, 5, 5, 5]], [[1, 1, 0, 0], [1, 1, 1, 1]]),
+    ([[7, 5, 8, 9], [5, 8, 7, 0]], (9, 8), [[7, 5, 8], [5, 8, 0]], [[1, 1, 1], [1, 1, 0]]),   # any stop id
+    ([[9, 9, 0], [9, 0, 0]], (9,), [[9], [9]], [[1], [1]]),          # columns no row reaches are dropped
+])
+def test_cut_at_stop_keeps_each_row_up_to_its_first_stop(ids, stop_ids, expected_ids, expected_mask):
+    got_ids, got_mask = cut_at_stop(torch.tensor(ids), stop_ids, pad_id=0)
+    assert got_ids.tolist() == expected_ids and got_mask.tolist() == expected_mask
+
+
+def test_evaluating_restores_each_submodules_own_mode():
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Sequential(torch.nn.Dropout(0.5)))
+    model[1].eval()
+    with pytest.raises(RuntimeError), evaluating(model):
+        assert not any(module.training for module in model.modules())
+        raise RuntimeError("a failure inside still restores the modes")
+    assert [module.training for module in model.modules()] == [True, True, False, False]
+
+
+def test_encode_completions_appends_the_end_and_returns_cpu_tensors():
+    from r1omni.models.tokenizer import build_bpe_tokenizer
+
+    tokenizer = build_bpe_tokenizer()
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids, mask = encode_completions(tokenizer, ["happy", "a sad voice"], end, tokenizer.pad_token_id)
+    assert ids.device.type == mask.device.type == "cpu" and ids.dtype == mask.dtype == torch.long
+    lengths = mask.sum(1).tolist()
+    assert [ids[row, length - 1].item() for row, length in enumerate(lengths)] == [end, end]
+    assert (ids[mask == 0] == tokenizer.pad_token_id).all()
+    with pytest.raises(ValueError, match="media tokens"):
+        encode_completions(tokenizer, ["happy"], end, tokenizer.pad_token_id, forbidden_ids=ids[0, :1])
 
 
 def test_decode_records_logprobs_only_when_asked():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from transformers import GenerationConfig
 
 from r1omni.models.humanomni import PRESETS, HumanOmniForCausalLM, HumanOmniPolicy, load_policy
 from r1omni.models.humanomni.presets import humanomni_tiny, r1_omni_0p5b_config
@@ -155,30 +156,98 @@ def test_generate_sampling_rows_and_masks(policy):
         assert all(token == policy.tokenizer.pad_token_id for token in ids[length:])
 
 
-def test_fast_and_reference_decoders_give_the_same_tokens(policy):
-    """r1omni's loop (prefill once, Qwen2Step) against transformers' generate on the merged embeddings."""
+def _transformers_generate(policy, batch, sampling):
+    """transformers' own greedy generate on the merged embeddings (a growing cache, its logits
+    processors): new ids (B, C') and each step's raw logits (C' of (B, X))."""
+    with torch.no_grad():
+        merged = policy.model.prepare_multimodal_inputs(batch.input_ids, batch.attention_mask, **batch.media)
+        out = policy.model.generate(
+            inputs_embeds=merged.inputs_embeds, attention_mask=merged.attention_mask,
+            generation_config=GenerationConfig(
+                max_new_tokens=sampling.max_new_tokens, do_sample=False,
+                repetition_penalty=sampling.repetition_penalty, eos_token_id=policy.stop_token_ids,
+                pad_token_id=policy.tokenizer.pad_token_id, use_cache=True, return_dict_in_generate=True,
+                output_logits=True))
+    return out.sequences, out.logits
+
+
+def test_greedy_generate_matches_transformers_generate(policy):
+    """r1omni's loop (prefill once, Qwen2Step on a pre-sized cache) against transformers' generate on the
+    merged embeddings: the same tokens, and the same log-probabilities as its per-step logits give."""
     batch = policy.prepare(_clips())
-    out = {decoder: policy.generate(batch, 2, SamplingConfig(max_new_tokens=12, decoder=decoder, logprobs=True))
-           for decoder in ("fast", "reference")}
-    assert torch.equal(out["fast"].ids, out["reference"].ids)
-    assert torch.equal(out["fast"].mask, out["reference"].mask)
-    reference = _plain_logprobs(policy, batch, out["fast"].ids[::2])
-    assert torch.allclose(out["fast"].logprobs[::2], reference * out["fast"].mask[::2], atol=ATOL)
+    sampling = SamplingConfig(max_new_tokens=12, logprobs=True)
+    ours = policy.generate(batch, 2, sampling)
+    ids, logits = _transformers_generate(policy, batch, sampling)                              # (B, C)
+    assert torch.equal(ours.ids[::2], ours.ids[1::2]) and ours.ids.shape[1] == ids.shape[1]
+    mask = ours.mask[::2]                                                                      # (B, C)
+    assert torch.equal(ours.ids[::2], ids.masked_fill(mask == 0, policy.tokenizer.pad_token_id))
+    expected = torch.stack(logits, dim=1).float().log_softmax(-1).gather(-1, ids[..., None])[..., 0]  # (B, C)
+    assert torch.allclose(ours.logprobs[::2], expected * mask, atol=ATOL)
+
+
+def test_generate_returns_logprobs_only_when_asked(policy):
+    """Asked for, each new token's log-probability under the untempered model comes back (zero after the
+    stop), equal to a plain forward over prompt + completion; not asked, none (GRPO scores again)."""
+    batch = policy.prepare(_clips())
+    plain = policy.generate(batch, 2, SamplingConfig(max_new_tokens=12))
+    out = policy.generate(batch, 2, SamplingConfig(max_new_tokens=12, logprobs=True))
+    assert plain.logprobs is None and torch.equal(plain.ids, out.ids)
+    assert out.logprobs is not None and out.logprobs.shape == out.ids.shape
+    assert (out.logprobs[out.mask == 1] < 0).all() and (out.logprobs[out.mask == 0] == 0).all()
+    reference = _plain_logprobs(policy, batch, out.ids[::2])
+    assert torch.allclose(out.logprobs[::2], reference * out.mask[::2], atol=ATOL)
+    torch.manual_seed(0)
+    sampled = policy.generate(batch, 2, SamplingConfig(max_new_tokens=12, do_sample=True, logprobs=True))
+    with torch.no_grad():
+        scored = policy.token_logprobs(batch, sampled.ids, sampled.clip_index)                # (N, C)
+    assert torch.allclose(sampled.logprobs, scored * sampled.mask, atol=ATOL)
+
+
+def test_generate_decodes_in_eval_mode_and_leaves_every_mode_as_found(policy):
+    """generate owns its mode (the protocol): a caller in train mode gets the eval-mode answer, and its
+    modules (a frozen tower kept in eval mode among them) keep the modes they had."""
+    batch = policy.prepare(_clips()[:2])
+    sampling = SamplingConfig(max_new_tokens=8, logprobs=True)
+    expected = policy.generate(batch, 1, sampling)
+    policy.module.train()
+    policy.model.model.vision_tower.eval()
+    try:
+        modes = [module.training for module in policy.module.modules()]
+        got = policy.generate(batch, 1, sampling)
+        assert [module.training for module in policy.module.modules()] == modes
+    finally:
+        policy.module.eval()
+    assert torch.equal(got.ids, expected.ids) and torch.equal(got.logprobs, expected.logprobs)
+
+
+def test_the_module_step_and_qwen2_step_decode_alike(policy):
+    """The family's two steppers (Qwen2Step, and the model's own forward on the same pre-sized cache)."""
+    batch = policy.prepare(_clips()).to(policy.device)
+    sampling = SamplingConfig(max_new_tokens=12, logprobs=True)
+    lean = policy.generate(batch, 2, sampling)
+    module_step = policy.stepper
+    policy.stepper = lambda *args: module_step(*args, lean=False)
+    try:
+        forward = policy.generate(batch, 2, sampling)
+    finally:
+        del policy.stepper
+    assert torch.equal(lean.ids, forward.ids) and torch.allclose(lean.logprobs, forward.logprobs, atol=1e-5)
 
 
 def test_repetition_penalty_reads_the_new_tokens_of_every_row_alike(policy):
     """The penalty sees each row's new tokens (the prompt exists only as embeddings), whatever the batch.
     transformers' generate (5.25) on left-padded embeddings skips the penalty for a padded row's first
-    (padding length) new tokens, so the reference agrees only for a clip decoded alone."""
-    sampling = {decoder: SamplingConfig(max_new_tokens=12, decoder=decoder, repetition_penalty=1.3)
-                for decoder in ("fast", "reference")}
-    together = policy.generate(policy.prepare(_clips()), 1, sampling["fast"])
+    (padding length) new tokens, so it agrees only for a clip decoded alone."""
+    sampling = SamplingConfig(max_new_tokens=12, repetition_penalty=1.3)
+    together = policy.generate(policy.prepare(_clips()), 1, sampling)
     for row, clip in enumerate(_clips()):
         single = policy.prepare([clip])
-        alone = {decoder: policy.generate(single, 1, sampling[decoder]) for decoder in sampling}
-        assert torch.equal(alone["fast"].ids, alone["reference"].ids), row
+        alone = policy.generate(single, 1, sampling)
+        ids, _ = _transformers_generate(policy, single, sampling)
+        assert alone.ids[0, :ids.shape[1]].tolist() == ids[0].masked_fill(alone.mask[0, :ids.shape[1]] == 0,
+                                                                          policy.tokenizer.pad_token_id).tolist(), row
         width = int(together.mask[row].sum())
-        assert together.ids[row, :width].tolist() == alone["fast"].ids[0, :width].tolist(), row
+        assert together.ids[row, :width].tolist() == alone.ids[0, :width].tolist(), row
 
 
 def test_token_logprobs_match_plain_forward(policy):

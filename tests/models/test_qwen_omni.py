@@ -269,19 +269,52 @@ def test_greedy_generate_matches_hf_generate(policy):
 
 
 @pytest.mark.parametrize("repetition_penalty", [1.0, 1.3])
-def test_fast_and_reference_decoders_give_the_same_tokens_and_logprobs(policy, repetition_penalty):
-    """The fast loop (pre-sized cache) against the earlier one, and both against teacher-forced scoring."""
+def test_generate_matches_hf_generate_in_tokens_and_logprobs(policy, repetition_penalty):
+    """Clip by clip, the loop (pre-sized cache, Qwen2Step or the module step, the top-k sampler) against HF
+    generate (a growing cache, its own logits processors, the penalty over prompt + new tokens): the same
+    tokens, and log-probabilities equal to the log-softmax of HF's raw per-step logits."""
+    sampling = SamplingConfig(max_new_tokens=12, logprobs=True, repetition_penalty=repetition_penalty)
+    for clip in make_clips(policy.settings.frame_height):
+        single = policy.prepare([clip])
+        ours = policy.generate(single, num_return_sequences=2, sampling=sampling)
+        with torch.no_grad():
+            hf = policy.thinker.generate(input_ids=single.input_ids, attention_mask=single.attention_mask,
+                                         **per_clip_media(single, 0), max_new_tokens=12, do_sample=False,
+                                         repetition_penalty=repetition_penalty,
+                                         suppress_tokens=policy.suppressed_token_ids.tolist(),
+                                         eos_token_id=policy.eos_token_id, pad_token_id=policy.pad_token_id,
+                                         return_dict_in_generate=True, output_logits=True)
+        ids = hf.sequences[0, single.input_ids.shape[1]:]                                      # (C,)
+        logprobs = torch.stack(hf.logits, dim=1)[0].float().log_softmax(-1).gather(-1, ids[:, None])[:, 0]  # (C,)
+        width = int(ours.mask[0].sum())
+        assert ours.ids[0, :width].tolist() == ids[:width].tolist() and torch.equal(ours.ids[0], ours.ids[1])
+        assert torch.allclose(ours.logprobs[0, :width], logprobs[:width], atol=1e-5)
+
+
+def test_generate_logprobs_equal_teacher_forced_scoring(policy):
     batch = policy.prepare(make_clips(policy.settings.frame_height))
-    out = {decoder: policy.generate(batch, num_return_sequences=2,
-                                    sampling=SamplingConfig(max_new_tokens=12, decoder=decoder, logprobs=True,
-                                                            repetition_penalty=repetition_penalty))
-           for decoder in ("fast", "reference")}
-    fast, reference = out["fast"], out["reference"]
-    assert torch.equal(fast.ids, reference.ids) and torch.equal(fast.mask, reference.mask)
-    assert torch.allclose(fast.logprobs, reference.logprobs, atol=1e-5)
+    torch.manual_seed(0)
+    out = policy.generate(batch, num_return_sequences=2,
+                          sampling=SamplingConfig(max_new_tokens=12, do_sample=True, logprobs=True))
     with torch.no_grad():
-        scored = policy.token_logprobs(batch, fast.ids, fast.clip_index)                   # (N, C)
-    assert torch.allclose(scored * fast.mask, fast.logprobs, atol=1e-4)
+        scored = policy.token_logprobs(batch, out.ids, out.clip_index)                       # (N, C)
+    assert torch.allclose(scored * out.mask, out.logprobs, atol=1e-4)
+
+
+def test_the_module_step_and_qwen2_step_decode_alike(policy):
+    """The family's two steppers on the same pre-sized cache: Qwen2Step (Qwen2.5's text model) and the
+    language model's own forward (what Qwen3's MoE always uses)."""
+    batch = policy.prepare(make_clips(policy.settings.frame_height))
+    sampling = SamplingConfig(max_new_tokens=12, logprobs=True, repetition_penalty=1.3)
+    lean = policy.generate(batch, num_return_sequences=2, sampling=sampling)
+    stepper = policy.stepper
+    policy.stepper = lambda *args: stepper(*args, lean=False)
+    try:
+        forward = policy.generate(batch, num_return_sequences=2, sampling=sampling)
+    finally:
+        del policy.stepper
+    assert torch.equal(lean.ids, forward.ids) and torch.equal(lean.mask, forward.mask)
+    assert torch.allclose(lean.logprobs, forward.logprobs, atol=1e-5)
 
 
 @pytest.mark.parametrize("do_sample", [False, True])

@@ -295,3 +295,16 @@ def test_a_run_removes_what_killed_saves_left_and_nothing_else(tiny_dataset, tmp
         (path / "model" / "model.safetensors").write_bytes(b"x" * 64)
     train_sft(sft_run(tiny_dataset, tmp_path, max_steps=1, save_every=0))
     assert [path for path in left if path.exists()] == [] and all(path.exists() for path in kept)
+
+
+def test_a_checkpoint_saved_with_the_retired_fast_decoder_belongs_to_todays_run():
+    """``sampling.decoder`` is gone; ``fast`` was today's one loop, so such a run resumes, ``reference`` does not."""
+    from r1omni.train.checkpoint import run_digest
+    from r1omni.yamlconfig import config_to_dict
+
+    today = config_to_dict(grpo_config(Path("data.jsonl"), Path("out")))
+    earlier = json.loads(json.dumps(today))
+    earlier["sampling"]["decoder"] = "fast"
+    assert run_digest(earlier) == run_digest(today)
+    earlier["sampling"]["decoder"] = "reference"
+    assert run_digest(earlier) != run_digest(today)

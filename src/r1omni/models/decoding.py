@@ -1,60 +1,199 @@
-"""The decoding loop every model family shares, and the pieces that make it fast.
+"""THE decoding loop: every model family's ``generate`` is this loop with two hooks of its own.
 
-Profiled on the demo preset (64 rows, ~180 prompt tokens, 100 new tokens, 2 CPU threads), the
-previous loop spent most of a rollout outside the model's arithmetic: transformers' ``DynamicCache``
-grows by ``torch.cat`` at every step, so each step copies every layer's whole cache (quadratic in
-the length), ``torch.multinomial`` over the full vocabulary costs more than the top-k it follows,
-and a one-token step through transformers' modules pays for mask building, rotary tables and
-keyword-deprecation wrappers on every layer (about a quarter of a step for this model; most of a
-step for tiny ones). Here:
+A family supplies what differs and nothing else (:class:`Decodable`):
 
-* :func:`decode` is the loop: the prompts are prefilled by the caller (once per clip), each step
-  suppresses forbidden ids, picks the next tokens, records their log-probabilities under the
-  untempered model when asked (what the trainer's scoring computes; GRPO scores again with
-  gradients, so its rollouts skip it) and stops when every row has ended;
+* ``prefill(batch) -> Prefill`` runs the B prompts once (media encoded once per clip) and returns
+  the logits of each prompt's first new token, its KV cache, key mask and next text position;
+* ``stepper(cache, key_mask, next_position) -> step`` turns a cache of N rows into
+  ``step(tokens (N,), index) -> logits (N, V)``: :func:`qwen2_stepper` when :class:`Qwen2Step`
+  reproduces the family's decoder (Qwen2.5-Omni's text model, HumanOmni's LLM), the family's own
+  module forward otherwise (Qwen3-Omni's MoE).
+
+:func:`generate` does the rest, once for every family: no gradients and the module in eval mode
+(each submodule's mode restored after), greedy rows decoded once per clip then repeated, the
+prefill's cache repeated G times into a pre-sized cache, :func:`decode`, then :func:`completions`:
+:func:`cut_at_stop` (one algorithm for one or several stop ids), the texts and ``clip_index``.
+:func:`encode_completions` is the one way target texts become ids. Every tensor :func:`generate`
+returns is on the model's device; :func:`encode_completions` returns CPU tensors (see
+:mod:`r1omni.models.policy`).
+
+Why this loop is fast. Profiled on the demo preset (64 rows, ~180 prompt tokens, 100 new tokens,
+2 CPU threads), the earlier loop spent most of a rollout outside the model's arithmetic:
+transformers' ``DynamicCache`` grows by ``torch.cat`` at every step, so each step copies every
+layer's whole cache (quadratic in the length), ``torch.multinomial`` over the full vocabulary
+costs more than the top-k it follows, and a one-token step through transformers' modules pays for
+mask building, rotary tables and keyword-deprecation wrappers on every layer (about a quarter of a
+step for this model; most of a step for tiny ones). Here:
+
+* :func:`decode` suppresses forbidden ids, picks the next tokens, records their log-probabilities
+  under the untempered model when asked (what the trainer's scoring computes; GRPO scores again
+  with gradients, so its rollouts skip it) and stops when every row has ended;
 * :class:`PreallocatedLayer` is a ``DynamicLayer`` whose keys / values are views into buffers
   sized once for prompt + ``max_new_tokens``: a step writes one position and copies nothing.
   Attention still sees only the filled length (unlike transformers' ``StaticCache``, which attends
   over the whole buffer behind a mask and was slower here);
-* :class:`Qwen2Step` is one decoding step of a Qwen2-architecture decoder (Qwen2, the Qwen2.5-Omni
-  thinker's text model, HumanOmni's LLM) written out with the model's own weights, in the order
-  transformers computes it, with the query / key / value and the gate / up projections stacked
-  into one product each and fused RMSNorm; other decoders (Qwen3-Omni's MoE) step through their
-  own forward;
+* :class:`Qwen2Step` is one decoding step of a Qwen2-architecture decoder written out with the
+  model's own weights, in the order transformers computes it, with the query / key / value and the
+  gate / up projections stacked into one product each and fused RMSNorm;
 * :func:`sample_tokens` draws from the top-k candidates only (then top-p among them), which is
   the distribution the logits warpers give, at a fraction of the cost.
 
-``SamplingConfig.decoder = "reference"`` keeps the previous loop (growing cache, each step through
-the model's forward, logits warpers, multinomial over the vocabulary), so the speed-up is measured
-side by side, not remembered; greedy tokens are the same either way (tested).
+Not here: the earlier loop (growing cache, transformers' logits warpers, multinomial over the
+vocabulary). ``benchmarks/grpo_step.py`` carries it to measure the speed-up against; greedy tokens
+are tested against transformers' ``generate`` in each family's tests.
 
-Letters: N rows, V vocabulary, C new tokens, L cached positions, D hidden size.
+Letters: B clips, G completions per clip, N rows (B*G), V vocabulary, C new tokens, P prompt
+length, L cached positions, D hidden size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.cache_utils import Cache, DynamicLayer
-from transformers.generation.logits_process import (
-    LogitsProcessorList,
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
+from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
 
-from r1omni.models.policy import SamplingConfig
+from r1omni.models.policy import Completions, PreparedBatch, SamplingConfig
 
-__all__ = ["PreallocatedLayer", "preallocated_cache", "sample_tokens", "token_chooser", "decode", "Qwen2Step"]
+__all__ = ["Prefill", "Vocabulary", "Decodable", "Step", "generate", "decode", "completions", "cut_at_stop",
+           "encode_completions", "evaluating", "qwen2_stepper", "PreallocatedLayer", "preallocated_cache",
+           "sample_tokens", "Qwen2Step"]
 
 # Key / value heads fewer than query heads are read in place (no repeated copy) from torch 2.5 on.
 _SDPA_GQA = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 5)
 
+Step = Callable[[torch.Tensor, int], torch.Tensor]
+"""``step(tokens (N,), index) -> logits (N, V)``: feed the tokens chosen at step ``index`` (0-based)."""
+
+
+@dataclass
+class Prefill:
+    """The B prompts after one forward: what a family's ``prefill`` hands the loop."""
+
+    first_logits: torch.Tensor   # (B, V) predict each prompt's first new token
+    cache: Cache                 # the B prompts' keys / values (P positions)
+    key_mask: torch.Tensor       # (B, P) 1 at a prompt's real positions, 0 at its left padding
+    next_position: torch.Tensor  # (B,) text position of the first new token
+    history: torch.Tensor        # (B, H) ids a repetition penalty reads besides the new tokens (H may be 0)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The ids decoding treats specially, and the tokenizer that turns the rest into text."""
+
+    tokenizer: Any
+    stop_ids: tuple[int, ...]                # a row ends at its first one of these (kept, masked in)
+    pad_id: int                              # fills a row after its stop
+    suppressed_ids: torch.Tensor | None = None  # never chosen (media placeholders, undecodable ids)
+
+
+class Decodable(Protocol):
+    """The two hooks a family implements for :func:`generate`."""
+
+    def prefill(self, batch: PreparedBatch) -> Prefill: ...
+
+    def stepper(self, cache: Cache, key_mask: torch.Tensor, next_position: torch.Tensor) -> Step:
+        """``cache`` and ``key_mask`` (N, P + max_new_tokens) hold N rows; ``next_position`` (N,)."""
+        ...
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) inside, each submodule's own mode restored after, whatever happens."""
+    modes = [(child, child.training) for child in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for child, training in modes:
+            child.training = training
+
+
+def generate(family: Decodable, module: nn.Module, batch: PreparedBatch, num_return_sequences: int,
+             sampling: SamplingConfig | None, vocabulary: Vocabulary) -> Completions:
+    """``num_return_sequences`` completions per clip of ``batch`` (already on the model's device), rows of
+    one clip contiguous; ``module`` (the family's bare model) runs in eval mode without gradients."""
+    sampling = sampling or SamplingConfig()
+    if num_return_sequences < 1:
+        raise ValueError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
+    # Greedy rows of one clip are identical: decode one per clip, then repeat it.
+    repeat = num_return_sequences if not sampling.do_sample else 1
+    with torch.no_grad(), evaluating(module):
+        ids, logprobs = _decode_rows(family, batch, num_return_sequences // repeat, sampling, vocabulary)  # (N, C')
+    if logprobs is not None:
+        logprobs = logprobs.repeat_interleave(repeat, dim=0)
+    return completions(ids.repeat_interleave(repeat, dim=0), logprobs, num_return_sequences, vocabulary)
+
+
+def completions(ids: torch.Tensor, logprobs: torch.Tensor | None, group: int, vocabulary: Vocabulary
+                ) -> Completions:
+    """:class:`Completions` from the raw new ids (N, C') of B clips x ``group`` rows (and their log-probs):
+    cut at each row's first stop, log-probs zero after it, texts without special tokens, ``clip_index``."""
+    ids, mask = cut_at_stop(ids, vocabulary.stop_ids, vocabulary.pad_id)                     # (N, C)
+    if logprobs is not None:
+        logprobs = logprobs[:, :ids.shape[1]].masked_fill(mask == 0, 0.0)                    # (N, C)
+    texts = vocabulary.tokenizer.batch_decode([row[:int(n)] for row, n in zip(ids.tolist(), mask.sum(1).tolist())],
+                                              skip_special_tokens=True)
+    clip_index = torch.arange(ids.shape[0] // group, device=ids.device).repeat_interleave(group)  # (N,)
+    return Completions(ids, mask, texts, clip_index, logprobs)
+
+
+def _decode_rows(family: Decodable, batch: PreparedBatch, group: int, sampling: SamplingConfig,
+                 vocabulary: Vocabulary) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Prefill the B prompts once, repeat the cache ``group`` times into a pre-sized one, decode."""
+    start = family.prefill(batch)
+    cache = preallocated_cache(start.cache, group, sampling.max_new_tokens)
+    # Prompt, then room for every new token; the token fed at step s sees the first P + s + 1 columns.
+    key_mask = F.pad(start.key_mask.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens), value=1)
+    step = family.stepper(cache, key_mask, start.next_position.repeat_interleave(group))
+    return decode(start.first_logits.repeat_interleave(group, dim=0), step, sampling,
+                  stop_ids=torch.tensor(vocabulary.stop_ids), pad_id=vocabulary.pad_id,
+                  prompt_ids=start.history.repeat_interleave(group, dim=0), suppressed_ids=vocabulary.suppressed_ids)
+
+
+def cut_at_stop(ids: torch.Tensor, stop_ids: tuple[int, ...], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids (N, C) and mask (N, C) up to and including each row's first stop id, ``pad_id`` after it;
+    columns no row reaches are dropped (at least one column stays)."""
+    is_stop = torch.isin(ids, torch.tensor(stop_ids, device=ids.device))                 # (N, C')
+    after_stop = (is_stop.long().cumsum(1) - is_stop.long()) > 0                          # (N, C')
+    mask = (~after_stop).long()                                                          # (N, C')
+    ids = ids.masked_fill(after_stop, pad_id)
+    width = max(int(mask.sum(1).max()), 1)
+    return ids[:, :width], mask[:, :width]                                               # (N, C)
+
+
+def encode_completions(tokenizer: Any, texts: list[str], end_id: int, pad_id: int,
+                       forbidden_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target texts -> CPU ids (N, C) right-padded with ``pad_id`` and mask (N, C), ``end_id`` appended to
+    each; a text that tokenises to one of ``forbidden_ids`` (media tokens) is refused, naming them."""
+    rows = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [end_id]
+        bad = set(ids) & set(forbidden_ids.tolist()) if forbidden_ids is not None else set()
+        if bad:
+            names = tokenizer.convert_ids_to_tokens(sorted(bad))
+            raise ValueError(f"completion text contains media tokens {names}: {text[:80]!r}")
+        rows.append(ids)
+    width = max(len(row) for row in rows)
+    ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows], dtype=torch.long)    # (N, C)
+    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows], dtype=torch.long)  # (N, C)
+    return ids, mask
+
+
+def qwen2_stepper(decoder: nn.Module, head: nn.Module, cache: Cache, key_mask: torch.Tensor,
+                  next_position: torch.Tensor) -> Step | None:
+    """The :class:`Qwen2Step` step (then ``head``) for ``decoder``, or None when it is not a decoder that
+    :class:`Qwen2Step` reproduces (the family then steps through its module's forward)."""
+    if not Qwen2Step.supports(decoder):
+        return None
+    lean = Qwen2Step(decoder, cache, key_mask)
+    return lambda tokens, index: head(lean(tokens, next_position + index))              # (N, V)
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -118,30 +257,15 @@ def sample_tokens(scores: torch.Tensor, sampling: SamplingConfig) -> torch.Tenso
     return candidates.gather(1, pick)[:, 0]  # (N,)
 
 
-def token_chooser(sampling: SamplingConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``choose(history (N, L), scores (N, V)) -> tokens (N,)`` for the configured decoder; ``history``
-    (prompt and tokens so far) is read only by a repetition penalty."""
+def _chooser(sampling: SamplingConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``choose(history (N, L), scores (N, V)) -> tokens (N,)``; ``history`` (prompt and tokens so far) is
+    read only by a repetition penalty."""
     penalty = (RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty)
                if sampling.repetition_penalty != 1.0 else None)
-    if sampling.decoder == "fast":
-        def choose(history: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            return sample_tokens(scores if penalty is None else penalty(history, scores), sampling)
-        return choose
-    processors = LogitsProcessorList([penalty] if penalty is not None else [])
-    if sampling.do_sample:
-        if sampling.temperature != 1.0:
-            processors.append(TemperatureLogitsWarper(sampling.temperature))
-        if sampling.top_k > 0:
-            processors.append(TopKLogitsWarper(sampling.top_k))
-        if sampling.top_p < 1.0:
-            processors.append(TopPLogitsWarper(sampling.top_p))
 
-    def choose_reference(history: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        scores = processors(history, scores)
-        if sampling.do_sample:
-            return torch.multinomial(F.softmax(scores, dim=-1), num_samples=1)[:, 0]
-        return scores.argmax(dim=-1)
-    return choose_reference
+    def choose(history: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return sample_tokens(scores if penalty is None else penalty(history, scores), sampling)
+    return choose
 
 
 def decode(first_logits: torch.Tensor, step: Callable[[torch.Tensor, int], torch.Tensor], sampling: SamplingConfig,
@@ -157,7 +281,7 @@ def decode(first_logits: torch.Tensor, step: Callable[[torch.Tensor, int], torch
     under the untempered model (N, C; else None), C being the steps taken (the loop stops when every
     row has ended).
     """
-    choose = token_chooser(sampling)
+    choose = _chooser(sampling)
     logits = first_logits
     stop_ids = stop_ids.to(logits.device)
     suppressed = suppressed_ids.to(logits.device) if suppressed_ids is not None else None

@@ -19,6 +19,14 @@ code above ``r1omni.models`` never cares which model it drives. The contract:
   file, so one bad clip never takes its batch-mates down with it.
 * :meth:`Policy.save` writes a folder that :func:`r1omni.models.load_policy` reads back.
 
+Devices. ``prepare`` and ``encode_completions`` return CPU tensors; ``generate`` and ``token_logprobs``
+move what they are given to the model's device and return tensors there.
+
+Train / eval mode. ``generate`` owns its mode: it decodes in eval mode (no dropout) without gradients
+and leaves every submodule in the mode it found (:func:`r1omni.models.decoding.generate`), so no
+caller sets a mode around it. ``token_logprobs`` runs in the mode the caller left ``module`` in: a
+trainer's loss in train mode, scoring for evaluation or explanation in eval mode, set by that caller.
+
 A modality is absent from a clip when its field in :class:`ClipInput` is None: the policy then
 leaves that modality's placeholder out of the prompt (how the official code runs video-only).
 
@@ -36,15 +44,24 @@ import numpy as np
 import torch
 
 __all__ = ["ClipInput", "ClipRejected", "SamplingConfig", "PreparedBatch", "Completions", "PromptStates", "Policy",
-           "MODEL_PARTS", "DECODERS"]
+           "MODEL_PARTS", "recorded_sampling"]
 
 # Names of the parts a training config can freeze or train (not every family has every part).
 MODEL_PARTS = ("llm", "vision_tower", "audio_tower", "vision_projector", "audio_projector", "gate_text_encoder",
                "gate")
 
-# Decoding loops: "fast" (pre-sized KV cache, sampling among the top-k candidates; see
-# r1omni.models.decoding) and "reference" (the earlier loop, kept to measure the speed-up against).
-DECODERS = ("fast", "reference")
+# Sampling fields that are gone, with why; a YAML file or override that sets one gets this message.
+_RETIRED_SAMPLING = {
+    "decoder": "removed: there is one decoding loop (r1omni.models.decoding; the former 'fast'); delete the key "
+               "(benchmarks/grpo_step.py measures the earlier loop against it)",
+}
+
+
+def recorded_sampling(values: dict[str, Any]) -> dict[str, Any]:
+    """Sampling settings an earlier run recorded (``asdict``) in today's fields: ``decoder: "fast"`` is the
+    loop every run uses now, so it is dropped and such a record matches today's settings; any other
+    retired value is kept, so the record still differs from today's (checkpoints, evaluation folders)."""
+    return {key: value for key, value in values.items() if not (key == "decoder" and value == "fast")}
 
 
 class ClipRejected(ValueError):
@@ -86,14 +103,13 @@ class SamplingConfig:
     top_k: int = 50          # 0 disables top-k
     top_p: float = 1.0
     repetition_penalty: float = 1.0
-    decoder: str = "fast"    # one of DECODERS; greedy tokens are the same with either
     logprobs: bool = False
     """Record each new token's log-probability (``Completions.logprobs``). Off unless asked: GRPO scores
     its rollouts again with gradients, and the record costs a full-vocabulary logsumexp per step."""
 
+    RETIRED_KEYS = _RETIRED_SAMPLING   # read by r1omni.yamlconfig: a retired key is refused with its reason
+
     def __post_init__(self) -> None:
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.do_sample and self.temperature <= 0:
@@ -178,18 +194,23 @@ class Policy(Protocol):
         """Raise :class:`ClipRejected` when ``prepare`` would refuse this clip; cheap (no features)."""
         ...
 
-    def prepare(self, clips: list[ClipInput]) -> PreparedBatch: ...
+    def prepare(self, clips: list[ClipInput]) -> PreparedBatch:
+        """The clips as model inputs, on the CPU."""
+        ...
 
     def generate(self, batch: PreparedBatch, num_return_sequences: int = 1,
-                 sampling: SamplingConfig | None = None) -> Completions: ...
+                 sampling: SamplingConfig | None = None) -> Completions:
+        """Completions on the model's device, decoded in eval mode; every submodule's mode is left as found."""
+        ...
 
     def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Target texts -> (ids (N, C), mask (N, C)), the end-of-turn token appended (SFT targets)."""
+        """Target texts -> CPU (ids (N, C), mask (N, C)), the end-of-turn token appended (SFT targets)."""
         ...
 
     def token_logprobs(self, batch: PreparedBatch, completion_ids: torch.Tensor,
                        clip_index: torch.Tensor) -> torch.Tensor:
-        """Log-probability of each completion token, (N, C), through one ``self.module`` call."""
+        """Log-probability of each completion token, (N, C), through one ``self.module`` call, on the model's
+        device, in the mode the caller left ``module`` in."""
         ...
 
     def parts(self) -> dict[str, list[torch.nn.Module]]:

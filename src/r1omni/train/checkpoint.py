@@ -40,6 +40,7 @@ from r1omni.atomic import (
     system_write_error,
 )
 from r1omni.models import Policy
+from r1omni.models.policy import recorded_sampling
 from r1omni.train.setup import unwrapped
 from r1omni.yamlconfig import config_differences
 
@@ -64,8 +65,12 @@ RUN_INDEPENDENT_FIELDS = frozenset({"output_dir", "resume", "overwrite", "num_th
 
 
 def _run_identity(config: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a config (``config_to_dict``) that decide the run's result, as JSON would store them."""
-    return json.loads(json.dumps({k: v for k, v in config.items() if k not in RUN_INDEPENDENT_FIELDS}, default=str))
+    """The fields of a config (``config_to_dict``) that decide the run's result, as JSON would store them;
+    sampling settings in today's fields (a run saved with ``decoder: fast`` resumes under today's loop)."""
+    identity = {k: v for k, v in config.items() if k not in RUN_INDEPENDENT_FIELDS}
+    if isinstance(identity.get("sampling"), dict):
+        identity["sampling"] = recorded_sampling(identity["sampling"])
+    return json.loads(json.dumps(identity, default=str))
 
 
 def run_digest(config: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """Rollout engines: who samples the G completions per clip during GRPO.
 
-``HFGenerateEngine`` (the default) calls the policy's own ``generate`` (Hugging Face generate on
-the bare, unwrapped model; media encoded once per clip). Engines share one small interface so a
+``HFGenerateEngine`` (the default) calls the policy's own ``generate`` (r1omni's decoding loop on
+the bare, unwrapped model, in eval mode; media encoded once per clip). Engines share one small interface so a
 faster sampler can replace it: ``r1omni.train.vllm_engine.VLLMEngine`` (Qwen2.5-Omni thinkers on
 a GPU) returns the sampler's own log-probs so the loss can correct for the sampler/trainer
 mismatch. The name -> engine table (``ENGINES``) lives in ``r1omni.train.grpo``, above both, so
@@ -37,18 +37,12 @@ class RolloutEngine(Protocol):
 
 
 class HFGenerateEngine:
-    """Sampling with the policy's own ``generate`` in eval mode, without gradients."""
+    """Sampling with the policy's own ``generate`` (eval mode, no gradients: ``generate`` owns both)."""
 
     def __init__(self, accelerator: Accelerator) -> None:
         self.accelerator = accelerator
 
     def generate(self, policy: Policy, batch: PreparedBatch, num_generations: int,
                  sampling: SamplingConfig, clips: list[ClipInput] | None = None) -> Rollout:
-        with unwrapped(policy, self.accelerator) as bare, torch.no_grad():
-            was_training = bare.module.training
-            bare.module.eval()
-            try:
-                completions = bare.generate(batch, num_return_sequences=num_generations, sampling=sampling)
-            finally:
-                bare.module.train(was_training)
-        return Rollout(completions)
+        with unwrapped(policy, self.accelerator) as bare:   # generate sets (and restores) eval mode itself
+            return Rollout(bare.generate(batch, num_return_sequences=num_generations, sampling=sampling))

@@ -226,11 +226,9 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult
                                "grad_norm": grad_norm or 0.0, "tokens_per_second": token_count / seconds,
                                "skipped_clips": skipped})
         if config.sample_every and step % config.sample_every == 0 and accelerator.is_main_process and clips:
-            with unwrapped(policy, accelerator) as bare, torch.no_grad():
-                bare.module.eval()
+            with unwrapped(policy, accelerator) as bare:    # generate sets (and restores) eval mode itself
                 greedy = bare.generate(policy.prepare(clips[:1]).to(accelerator.device),
                                        sampling=SamplingConfig(max_new_tokens=int(ids.shape[1]) + 8))
-                bare.module.train()
             tracker.samples(step, [{"target": targets[0], "output": greedy.texts[0]}])
         if config.save_every and step % config.save_every == 0 and step < total_steps:
             save_checkpoint(accelerator, policy, output_dir, step, config_to_dict(config), {"skipped_clips": skipped})

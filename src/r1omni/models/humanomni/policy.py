@@ -3,11 +3,11 @@
 :class:`HumanOmniPolicy` pairs a :class:`HumanOmniForCausalLM` with its :class:`HumanOmniProcessor`:
 
 * ``prepare`` renders and tokenises the prompts, pre-processes frames / audio / gate text once per clip;
-* ``generate`` builds the merged ``inputs_embeds`` of the B clips once (media encoded once per clip),
-  prefills them once and decodes ``num_return_sequences`` rows per clip on a repeated cache
-  (:func:`r1omni.models.decoding.decode`; ``decoder="reference"``: transformers' ``generate``, which
-  prefills every row); rows stop at ``<|im_end|>`` (and the checkpoint's other eos ids); the
-  completion mask runs up to and including the first stop token;
+* ``generate`` is :func:`r1omni.models.decoding.generate` with this family's two hooks: ``prefill``
+  builds the merged ``inputs_embeds`` of the B clips once (media encoded once per clip) and runs them
+  once; ``stepper`` steps the LLM with :class:`~r1omni.models.decoding.Qwen2Step`. Rows stop at
+  ``<|im_end|>`` (and the checkpoint's other eos ids); the completion mask runs up to and including
+  the first stop token; log-probabilities come back when ``SamplingConfig.logprobs`` asks;
 * ``token_logprobs`` scores completions with ONE call of ``self.module(...)`` (media encoded once per clip
   inside it, shared by that clip's rows through ``clip_index``), so a DDP / accelerate wrapper placed in
   ``self.module`` sees the whole computation;
@@ -16,7 +16,8 @@
 
 Sampling settings are exactly those of the :class:`SamplingConfig` passed in; the checkpoint's
 ``generation_config.json`` (which for the released R1-Omni reportedly adds repetition_penalty 1.1) only
-supplies the eos ids. Train / eval mode is the caller's: the released BERT config has dropout 0.1.
+supplies the eos ids. ``generate`` decodes in eval mode (the released BERT config has dropout 0.1) and
+restores the caller's mode; ``token_logprobs`` runs in the caller's mode.
 
 On construction the towers are frozen (as the official loader does) and the modules no forward reads
 (``unused_modules``) are frozen for good; a trainer chooses the rest through ``parts()``.
@@ -32,12 +33,13 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
-from transformers import DynamicCache, GenerationConfig, Qwen2ForCausalLM
+from transformers import DynamicCache, Qwen2ForCausalLM
+from transformers.cache_utils import Cache
 
 from r1omni.atomic import atomic_dir, atomic_write_text
-from r1omni.models.decoding import Qwen2Step, decode, preallocated_cache
+from r1omni.models import decoding
+from r1omni.models.decoding import Prefill, Step, Vocabulary, qwen2_stepper
 from r1omni.models.humanomni.checkpoint import CheckpointFolders
 from r1omni.models.humanomni.modeling import HumanOmniForCausalLM
 from r1omni.models.humanomni.processing import HumanOmniProcessor
@@ -76,6 +78,7 @@ class HumanOmniPolicy:
             model.model.vision_tower.requires_grad_(False)
             model.model.audio_tower.requires_grad_(False)
         self.stop_token_ids = self._stop_token_ids(model)
+        self.vocabulary = Vocabulary(self.tokenizer, tuple(self.stop_token_ids), self.tokenizer.pad_token_id)
 
     def _stop_token_ids(self, model: HumanOmniForCausalLM) -> list[int]:
         end_of_turn = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
@@ -105,91 +108,45 @@ class HumanOmniPolicy:
         self.processor.check(clip)
 
     def prepare(self, clips: list[ClipInput]) -> PreparedBatch:
-        return self.processor(clips).to(self.device)
+        return self.processor(clips)
 
     def generate(self, batch: PreparedBatch, num_return_sequences: int = 1,
                  sampling: SamplingConfig | None = None) -> Completions:
-        sampling = sampling or SamplingConfig()
-        if num_return_sequences < 1:
-            raise ValueError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
-        batch = batch.to(self.device)
-        # Greedy rows of one clip are identical: decode one per clip, then repeat it.
-        expand_after = num_return_sequences if not sampling.do_sample else 1
-        group = num_return_sequences // expand_after
-        with torch.no_grad():
-            merged = self.model.prepare_multimodal_inputs(batch.input_ids, batch.attention_mask, **batch.media)
-            if sampling.decoder == "fast":
-                new_ids, logprobs = self._decode(merged.inputs_embeds, merged.attention_mask, group, sampling)
-            else:
-                new_ids, logprobs = self._generate_reference(merged.inputs_embeds, merged.attention_mask, group,
-                                                             sampling), None          # (N, C')
-        new_ids = new_ids.repeat_interleave(expand_after, dim=0)                                # (N, C')
-        ids, mask = self._cut_at_stop(new_ids)                                                  # (N, C)
-        if logprobs is not None:
-            logprobs = logprobs.repeat_interleave(expand_after, dim=0)[:, :ids.shape[1]].masked_fill(mask == 0, 0.0)
-        texts = [self.tokenizer.decode(row[:int(length)], skip_special_tokens=True)
-                 for row, length in zip(ids.tolist(), mask.sum(1).tolist())]
-        clip_index = torch.arange(batch.num_clips, device=ids.device).repeat_interleave(num_return_sequences)
-        return Completions(ids, mask, texts, clip_index, logprobs)
+        return decoding.generate(self, self.model, batch.to(self.device), num_return_sequences, sampling,
+                                 self.vocabulary)
 
-    def _decode(self, embeds: torch.Tensor, attention_mask: torch.Tensor, group: int, sampling: SamplingConfig
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The fast path: prefill the B merged prompts once, repeat the cache G times, then
-        :func:`r1omni.models.decoding.decode` with :class:`~r1omni.models.decoding.Qwen2Step`. Positions
-        count each row's real tokens, as transformers' generate counts them for left-padded rows."""
+    def prefill(self, batch: PreparedBatch) -> Prefill:
+        """Merge the B prompts with their media once and run the merged rows through the LLM (the
+        :func:`~r1omni.models.decoding.generate` hook). Positions count each row's real tokens, as
+        transformers' generate counts them for left-padded rows. A repetition penalty reads the new tokens
+        only: the prompt exists as embeddings (transformers' generate on ``inputs_embeds`` does the same)."""
         model = self.model
-        prefill = DynamicCache(config=model.config)
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)                        # (B, M)
-        out = model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True,
-                    logits_to_keep=1, **{cache_parameter(Qwen2ForCausalLM.forward): prefill})
-        cache = preallocated_cache(prefill, group, sampling.max_new_tokens)
-        key_mask = F.pad(attention_mask.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens), value=1)
-        next_position = attention_mask.long().sum(dim=1).repeat_interleave(group)              # (N,)
-        lean = Qwen2Step(model.model, cache, key_mask) if Qwen2Step.supports(model.model) else None
-        prompt_len = attention_mask.shape[1]
+        merged = model.prepare_multimodal_inputs(batch.input_ids, batch.attention_mask, **batch.media)
+        mask = merged.attention_mask                                                          # (B, M)
+        cache = DynamicCache(config=model.config)
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)                                 # (B, M)
+        out = model(inputs_embeds=merged.inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True,
+                    logits_to_keep=1, **{cache_parameter(Qwen2ForCausalLM.forward): cache})
+        no_history = torch.zeros((mask.shape[0], 0), dtype=torch.long, device=mask.device)   # (B, 0)
+        return Prefill(out.logits[:, -1], cache, mask, mask.long().sum(dim=1), no_history)
 
-        def step(tokens: torch.Tensor, index: int) -> torch.Tensor:
-            if lean is not None:
-                return model.lm_head(lean(tokens, next_position + index))                     # (N, X)
+    def stepper(self, cache: Cache, key_mask: torch.Tensor, next_position: torch.Tensor, lean: bool = True) -> Step:
+        """:class:`~r1omni.models.decoding.Qwen2Step` on the LLM; ``lean=False`` (or an LLM it does not
+        reproduce): the model's own forward, one token per row on ``cache`` (parity tests compare the two)."""
+        model = self.model
+        step = qwen2_stepper(model.model, model.lm_head, cache, key_mask, next_position) if lean else None
+        if step is not None:
+            return step
+        prompt_len = cache.get_seq_length()
+
+        def module_step(tokens: torch.Tensor, index: int) -> torch.Tensor:
             return model(input_ids=tokens[:, None], attention_mask=key_mask[:, :prompt_len + index + 1],
                          position_ids=(next_position + index)[:, None], use_cache=True, logits_to_keep=1,
                          **{cache_parameter(Qwen2ForCausalLM.forward): cache}).logits[:, -1]    # (N, X)
-
-        # A repetition penalty sees the new tokens only: the prompt exists as embeddings (transformers' generate
-        # on inputs_embeds does the same).
-        no_prompt = torch.zeros((key_mask.shape[0], 0), dtype=torch.long, device=key_mask.device)
-        return decode(out.logits[:, -1].repeat_interleave(group, dim=0), step, sampling,
-                      stop_ids=torch.tensor(self.stop_token_ids), pad_id=self.tokenizer.pad_token_id,
-                      prompt_ids=no_prompt)
-
-    def _generate_reference(self, embeds: torch.Tensor, attention_mask: torch.Tensor, group: int,
-                            sampling: SamplingConfig) -> torch.Tensor:
-        """The earlier path: transformers' generate on the merged embeddings (every row prefilled)."""
-        settings = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
-                        repetition_penalty=sampling.repetition_penalty, num_return_sequences=group,
-                        eos_token_id=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
-        if sampling.do_sample:
-            settings.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
-        return self.model.generate(inputs_embeds=embeds, attention_mask=attention_mask,
-                                   generation_config=GenerationConfig(**settings))            # (N, C')
-
-    def _cut_at_stop(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask up to and including the first stop token; pad after it; drop all-pad columns."""
-        is_stop = torch.isin(ids, torch.tensor(self.stop_token_ids, device=ids.device))      # (N, C')
-        after_stop = (is_stop.long().cumsum(1) - is_stop.long()) > 0                          # (N, C')
-        mask = (~after_stop).long()                                                          # (N, C')
-        ids = ids.masked_fill(after_stop, self.tokenizer.pad_token_id)
-        width = max(int(mask.sum(1).max()), 1)
-        return ids[:, :width], mask[:, :width]                                               # (N, C)
+        return module_step
 
     def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        end_of_turn = self.stop_token_ids[0]
-        rows = [self.tokenizer(text, add_special_tokens=False)["input_ids"] + [end_of_turn] for text in texts]
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)           # (N, C)
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=self.device)  # (N, C)
-        return ids, mask
+        return decoding.encode_completions(self.tokenizer, texts, self.stop_token_ids[0], self.tokenizer.pad_token_id)
 
     def token_logprobs(self, batch: PreparedBatch, completion_ids: torch.Tensor,
                        clip_index: torch.Tensor) -> torch.Tensor:
@@ -198,8 +155,8 @@ class HumanOmniPolicy:
                              f"{tuple(completion_ids.shape)} and {tuple(clip_index.shape)}")
         if (completion_ids < 0).any():
             raise ValueError("completion_ids must be token ids: pad with the pad token, not -100")
-        clip_index = clip_index.to(batch.input_ids.device)
-        completion_ids = completion_ids.to(batch.input_ids.device)
+        batch = batch.to(self.device)
+        clip_index, completion_ids = clip_index.to(self.device), completion_ids.to(self.device)
         num_completion = completion_ids.shape[1]
         input_ids = torch.cat([batch.input_ids[clip_index], completion_ids], dim=1)                  # (N, P+C)
         # Padding after a row's stop token is attended to by nothing earlier, so it needs no mask.

@@ -14,7 +14,7 @@ Two pieces:
   per-row forward (tested).
 * :class:`MediaNorm` (off unless asked): a LayerNorm after the video projector and one after the
   audio projector, so that media tokens enter the language model at the text embeddings' scale.
-* :class:`QwenOmniPolicy` prepares clips (``processing.py``), samples completions with an own
+* :class:`QwenOmniPolicy` prepares clips (``processing.py``), samples completions with r1omni's
   decoding loop (below), scores completions through ONE call of ``self.module`` (so a trainer may
   swap in a DDP / accelerate-wrapped module), names the freezable parts, and saves / loads.
 
@@ -25,9 +25,9 @@ repeated G times, and decoding continues with text positions ``last prompt posit
 which is what ``get_rope_index`` gives for text after the media. Every media placeholder and
 boundary token (audio / image / video pads and the audio / vision bos / eos markers), and any id
 the tokenizer cannot decode, is suppressed at every step; decoding stops at ``<|im_end|>``.
-The loop is :func:`r1omni.models.decoding.decode`; with the fast decoder the Qwen2.5-Omni text
-model steps through :class:`~r1omni.models.decoding.Qwen2Step`. Greedy output equals HF
-``generate`` (tested).
+The loop is :func:`r1omni.models.decoding.generate`; this family supplies its ``prefill`` and
+``stepper`` hooks (the Qwen2.5-Omni text model steps through :class:`~r1omni.models.decoding.Qwen2Step`,
+Qwen3's MoE through its own forward). Greedy output equals HF ``generate`` (tested).
 
 Not done here: audio interleaved into video (``use_audio_in_video``), images, the MoE router's
 auxiliary loss (Qwen3's ``output_router_logits``), the talker (speech output). DDP: the audio
@@ -50,17 +50,18 @@ from typing import Any
 
 import safetensors.torch
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import (
     AutoTokenizer,
+    Cache,
     DynamicCache,
     Qwen2_5OmniThinkerForConditionalGeneration,
     Qwen3OmniMoeThinkerForConditionalGeneration,
 )
 
 from r1omni.atomic import atomic_dir
-from r1omni.models.decoding import Qwen2Step, decode, preallocated_cache
+from r1omni.models import decoding
+from r1omni.models.decoding import Prefill, Step, Vocabulary, evaluating, qwen2_stepper
 from r1omni.models.kv_cache import cache_parameter
 from r1omni.models.policy import ClipInput, Completions, PreparedBatch, PromptStates, SamplingConfig
 from r1omni.models.qwen_omni.processing import (
@@ -331,6 +332,7 @@ class QwenOmniPolicy:
             raise ValueError("the tokenizer has no <|im_end|> token (the end-of-turn token decoding stops at)")
         self.pad_token_id = tokenizer.pad_token_id
         self.suppressed_token_ids = self._suppressed_ids()
+        self.vocabulary = Vocabulary(tokenizer, (self.eos_token_id,), self.pad_token_id, self.suppressed_token_ids)
 
     # -- validation -----------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -393,86 +395,53 @@ class QwenOmniPolicy:
     def prepare(self, clips: list[ClipInput]) -> PreparedBatch:
         return self.preprocessor(clips)
 
-    @torch.no_grad()
     def generate(self, batch: PreparedBatch, num_return_sequences: int = 1,
                  sampling: SamplingConfig | None = None) -> Completions:
-        sampling = sampling or SamplingConfig()
-        if num_return_sequences < 1:
-            raise ValueError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
-        was_training = self.thinker.training
-        self.thinker.eval()
-        try:
-            ids, logprobs = self._decode(batch.to(self.device), num_return_sequences, sampling)  # (N, C)
-        finally:
-            self.thinker.train(was_training)
-        is_eos = ids == self.eos_token_id  # (N, C)
-        completion_len = ids.shape[1]
-        first_eos = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1),
-                                torch.full_like(ids[:, 0], completion_len))  # (N,)
-        mask = (torch.arange(completion_len, device=ids.device)[None] <= first_eos[:, None]).long()  # (N, C)
-        ids = ids.masked_fill(mask == 0, self.pad_token_id)
-        logprobs = logprobs.masked_fill(mask == 0, 0.0) if logprobs is not None else None
-        texts = self.tokenizer.batch_decode([row[:int(n)] for row, n in zip(ids.tolist(), mask.sum(1).tolist())],
-                                            skip_special_tokens=True)
-        clip_index = torch.arange(batch.num_clips, device=ids.device).repeat_interleave(num_return_sequences)  # (N,)
-        return Completions(ids=ids, mask=mask, texts=texts, clip_index=clip_index, logprobs=logprobs)
+        return decoding.generate(self, self._shared, batch.to(self.device), num_return_sequences, sampling,
+                                 self.vocabulary)
 
-    def _decode(self, batch: PreparedBatch, group: int, sampling: SamplingConfig
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Prefill the B prompts once, repeat the cache G times, decode up to max_new_tokens
-        (:func:`r1omni.models.decoding.decode`).
-
-        Returns the ids (N, C) and, if asked, each id's log-probability under the untempered model (N, C).
-        """
+    def prefill(self, batch: PreparedBatch) -> Prefill:
+        """The B prompts through the shared-media thinker once, media encoded once per clip and DeepStack
+        applied (the :func:`~r1omni.models.decoding.generate` hook). New text continues at the prompt's last
+        position + 1, which is what ``get_rope_index`` gives for text after the media."""
         shared = self._shared
         prompts = shared.embed_prompts(batch.input_ids, batch.attention_mask, batch.media)
         cache = DynamicCache(config=self.thinker.config.get_text_config())
         deepstack = None if prompts.deepstack is None else [torch.cat(level) for level in prompts.deepstack]
         hidden = shared.run_language_model(prompts.embeds, batch.attention_mask, prompts.position_ids,
                                            prompts.video_mask, deepstack, cache=cache)  # (B, P, D)
-        logits = self.thinker.lm_head(hidden[:, -1]).repeat_interleave(group, dim=0)  # (N, V)
-        fast = sampling.decoder == "fast"
-        if fast:
-            cache = preallocated_cache(cache, group, sampling.max_new_tokens)
-        else:
-            cache.batch_repeat_interleave(group)
-        # Prompt, then room for every new token; the token fed at step s sees the first P + s + 1 columns.
-        prompt_len = batch.input_ids.shape[1]
-        attention_mask = F.pad(batch.attention_mask.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens),
-                               value=1)  # (N, P + max_new)
-        next_position = prompts.last_position().repeat_interleave(group) + 1  # (N,)
-        language_model = self.thinker.model.language_model
-        lean = Qwen2Step(language_model, cache, attention_mask) if fast and Qwen2Step.supports(language_model) else None
-        embed = self.thinker.model.get_input_embeddings()
+        return Prefill(self.thinker.lm_head(hidden[:, -1]), cache, batch.attention_mask,
+                       prompts.last_position() + 1, batch.input_ids)
 
-        def step(tokens: torch.Tensor, index: int) -> torch.Tensor:
-            if lean is not None:
-                return self.thinker.lm_head(lean(tokens, next_position + index))  # (N, V)
+    def stepper(self, cache: Cache, key_mask: torch.Tensor, next_position: torch.Tensor, lean: bool = True) -> Step:
+        """:class:`~r1omni.models.decoding.Qwen2Step` on Qwen2.5-Omni's text model; ``lean=False`` or Qwen3's
+        MoE: the language model's own forward, one token per row on ``cache`` (M-RoPE rows equal for text)."""
+        step = (qwen2_stepper(self.thinker.model.language_model, self.thinker.lm_head, cache, key_mask, next_position)
+                if lean else None)
+        if step is not None:
+            return step
+        shared, embed = self._shared, self.thinker.model.get_input_embeddings()
+        prompt_len = cache.get_seq_length()
+
+        def module_step(tokens: torch.Tensor, index: int) -> torch.Tensor:
             position = (next_position + index).view(1, -1, 1).expand(3, -1, -1)  # (3, N, 1)
-            hidden = shared.run_language_model(embed(tokens)[:, None], attention_mask[:, :prompt_len + index + 1],
+            hidden = shared.run_language_model(embed(tokens)[:, None], key_mask[:, :prompt_len + index + 1],
                                                position, cache=cache)  # (N, 1, D)
             return self.thinker.lm_head(hidden[:, -1])  # (N, V)
-
-        return decode(logits, step, sampling, stop_ids=torch.tensor([self.eos_token_id]), pad_id=self.pad_token_id,
-                      prompt_ids=batch.input_ids.repeat_interleave(group, dim=0),
-                      suppressed_ids=self.suppressed_token_ids)
+        return module_step
 
     @torch.no_grad()
     def prompt_states(self, batch: PreparedBatch) -> PromptStates:
         """The B prompts' input embeddings by modality and the LLM's final hidden state at each prompt's
         last position (prompts are left-padded, so column -1), in eval mode: for the modality-balance
         diagnosis (:mod:`r1omni.explain.balance`)."""
-        was_training = self.thinker.training
-        self.thinker.eval()
-        try:
-            batch = batch.to(self.device)
-            shared = self._shared
+        batch = batch.to(self.device)
+        shared = self._shared
+        with evaluating(shared):
             prompts = shared.embed_prompts(batch.input_ids, batch.attention_mask, batch.media)
             deepstack = None if prompts.deepstack is None else [torch.cat(level) for level in prompts.deepstack]
             hidden = shared.run_language_model(prompts.embeds, batch.attention_mask, prompts.position_ids,
                                                prompts.video_mask, deepstack)  # (B, P, D)
-        finally:
-            self.thinker.train(was_training)
         config = self.thinker.config
         video = batch.input_ids == config.video_token_id  # (B, P)
         audio = batch.input_ids == config.audio_token_id  # (B, P)
@@ -480,18 +449,8 @@ class QwenOmniPolicy:
         return PromptStates(prompts.embeds, video, audio, text, hidden[:, -1])
 
     def encode_completions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = []
-        for text in texts:
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.eos_token_id]
-            bad = set(ids) & set(self.suppressed_token_ids.tolist())
-            if bad:
-                names = self.tokenizer.convert_ids_to_tokens(sorted(bad))
-                raise ValueError(f"completion text contains media tokens {names}: {text[:80]!r}")
-            rows.append(ids)
-        length = max(len(r) for r in rows)
-        ids = torch.tensor([r + [self.pad_token_id] * (length - len(r)) for r in rows], dtype=torch.long)  # (N, C)
-        mask = torch.tensor([[1] * len(r) + [0] * (length - len(r)) for r in rows], dtype=torch.long)  # (N, C)
-        return ids, mask
+        return decoding.encode_completions(self.tokenizer, texts, self.eos_token_id, self.pad_token_id,
+                                           forbidden_ids=self.suppressed_token_ids)
 
     def token_logprobs(self, batch: PreparedBatch, completion_ids: torch.Tensor,
                        clip_index: torch.Tensor) -> torch.Tensor:

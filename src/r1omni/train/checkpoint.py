@@ -40,7 +40,7 @@ from r1omni.atomic import (
     system_write_error,
 )
 from r1omni.models import Policy
-from r1omni.train.setup import unwrapped
+from r1omni.train.accelerated import unwrapped
 from r1omni.yamlconfig import config_differences
 
 __all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "save_snapshot", "TrainResult",

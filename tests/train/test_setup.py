@@ -10,7 +10,6 @@ import torch
 
 from r1omni.clips import ClipLoader
 from r1omni.models import init_preset, load_policy
-from r1omni.schema import read_samples
 from r1omni.train.grpo import GRPOConfig
 from r1omni.train.setup import OptimConfig, RunSettings, prepare_run
 from r1omni.train.sft import SFTConfig, train_sft
@@ -52,7 +51,7 @@ def test_the_reference_of_a_passed_policy_is_a_frozen_copy(tiny_dataset, tmp_pat
     policy = init_preset(PRESET, seed=0)
     config = SFTConfig(model="never-opened", data=str(tiny_dataset), output_dir=str(tmp_path), max_steps=1,
                        clips_per_step=2, num_threads=1)
-    run = prepare_run(config, read_samples(tiny_dataset), policy=policy, reference=True)
+    run = prepare_run(config, policy=policy, reference=True)
     assert run.policy is policy and run.reference is not policy
     reference = dict(run.reference.thinker.named_parameters())
     for name, param in policy.thinker.named_parameters():

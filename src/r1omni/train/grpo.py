@@ -43,7 +43,7 @@ from accelerate import Accelerator
 from r1omni.clips import REMOVAL_METHODS, ClipLoader, MediaCache, remove_modalities
 from r1omni.models import ClipInput, Policy, PreparedBatch, SamplingConfig
 from r1omni.rewards import RewardFunction, WeightedReward, resolve_rewards
-from r1omni.schema import Sample, read_samples
+from r1omni.schema import Sample
 from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot
 from r1omni.train.losses import (
     ADVANTAGE_SCALES,
@@ -312,17 +312,19 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
 
 def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None,
            media: MediaCache | None = None, policy: Policy | None = None, loader: ClipLoader | None = None) -> _Run:
-    """Bound rewards and labelled samples (both checked before the run folder is touched), the set-up SFT
-    shares with GRPO's choices (its default parts, a frozen reference when β > 0, a seed per process,
-    μ updates per step), then the rollout engine."""
+    """Bound rewards (checked before the run folder is touched), the set-up SFT shares on labelled samples
+    with GRPO's choices (its default parts, a frozen reference when β > 0, a seed per process, μ updates per
+    step), then the rollout engine."""
     rewards = resolve_rewards(config.rewards, accuracy_normalize=config.accuracy_normalize,
                               format_paper_regex=config.format_paper_regex, extra=reward_functions)
-    samples = read_samples(config.data)
-    unlabelled = [s.id for s in samples if not s.label]
-    if unlabelled:
-        raise ValueError(f"{config.data}: {len(unlabelled)} sample(s) have no label (e.g. {unlabelled[0]!r}); "
-                         "GRPO's accuracy reward needs labels")
-    run = prepare_run(config, samples, policy=policy, loader=loader, media=media, default_parts=PAPER_GRPO_PARTS,
+
+    def check_labels(samples: list[Sample]) -> None:
+        unlabelled = [s.id for s in samples if not s.label]
+        if unlabelled:
+            raise ValueError(f"{config.data}: {len(unlabelled)} sample(s) have no label (e.g. {unlabelled[0]!r}); "
+                             "GRPO's accuracy reward needs labels")
+
+    run = prepare_run(config, check_labels, policy=policy, loader=loader, media=media, default_parts=PAPER_GRPO_PARTS,
                       reference=(config.reference or True) if config.beta > 0 else False, seed_per_process=True,
                       updates_per_step=config.loss.num_iterations)
     engine = ENGINES[config.rollout_engine](run.accelerator, config)

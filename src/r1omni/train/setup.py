@@ -17,6 +17,7 @@ import logging
 import math
 import random
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from accelerate import Accelerator
 from r1omni.clips import ClipLoader, MediaCache
 from r1omni.models import ClipInput, Policy, init_preset, load_policy
 from r1omni.models.policy import MODEL_PARTS
-from r1omni.schema import Sample
+from r1omni.schema import Sample, read_samples
 from r1omni.train.accelerated import clip_gradients, make_accelerator, unwrapped
 from r1omni.train.checkpoint import load_checkpoint, prepare_run_folder
 from r1omni.train.data import StepOrder
@@ -257,18 +258,20 @@ class Run:
     """The resumed checkpoint's counters (``skipped_clips``, ...); empty for a fresh run."""
 
 
-def prepare_run(config: RunSettings, samples: list[Sample], *, policy: Policy | None = None,
-                loader: ClipLoader | None = None, media: MediaCache | None = None,
+def prepare_run(config: RunSettings, check_samples: Callable[[list[Sample]], None] | None = None, *,
+                policy: Policy | None = None, loader: ClipLoader | None = None, media: MediaCache | None = None,
                 default_parts: tuple[str, ...] = PAPER_TRAINABLE_PARTS, reference: bool | str = False,
                 seed_per_process: bool = False, updates_per_step: int = 1) -> Run:
     """The set-up both recipes share, in the order that makes a run reproducible and resumable.
 
-    ``config`` is a recipe config: besides :class:`RunSettings` it has ``model``, ``output_dir``,
+    ``config`` is a recipe config: besides :class:`RunSettings` it has ``model``, ``data``, ``output_dir``,
     ``prompt``, ``use_subtitle``, ``trainable``, ``clips_per_step``, ``gradient_accumulation_steps``,
-    ``epochs``, ``max_steps`` and ``optim``. ``samples`` are the recipe's, already checked against what
-    it needs. The seams: ``policy`` trains instead of opening ``config.model``, ``loader`` turns samples
-    into clips instead of a ``ClipLoader`` for the policy with the config's prompt (a benchmark or test
-    passes its own); ``media`` is a decoded-clip cache shared with other runs of this process.
+    ``epochs``, ``max_steps`` and ``optim``. ``check_samples`` raises a ValueError naming ``config.data``
+    when its samples lack what the recipe needs (labels, targets); the samples are read after the run
+    folder is checked, so a folder that cannot be used is reported first. The seams: ``policy`` trains
+    instead of opening ``config.model``; ``loader`` turns samples into clips instead of a ``ClipLoader`` for
+    the policy with the config's prompt (a benchmark or test passes its own); ``media`` is a decoded-clip
+    cache shared with other runs of this process.
 
     Recipe differences, stated by the caller: ``default_parts`` train when ``config.trainable`` is None;
     ``reference`` adds a frozen reference (True: the initial policy; a name: that model), built before
@@ -293,6 +296,9 @@ def prepare_run(config: RunSettings, samples: list[Sample], *, policy: Policy | 
         source = reference if isinstance(reference, str) else config.model if opened else None
         frozen = frozen_reference(policy, source, seed=config.seed)
         frozen.module.to(accelerator.device)
+    samples = read_samples(config.data)
+    if check_samples is not None:
+        check_samples(samples)
     if loader is None:
         loader = ClipLoader.for_policy(policy, prompt=config.prompt, use_subtitle=config.use_subtitle,
                                        cache=MediaCache.of_run(media, config.cache_media))

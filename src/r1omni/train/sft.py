@@ -29,7 +29,7 @@ import torch
 
 from r1omni.clips import SAMPLE_QUESTION, ClipLoader, MediaCache
 from r1omni.models import ClipInput, Policy, SamplingConfig
-from r1omni.schema import Sample, read_samples
+from r1omni.schema import Sample
 from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot
 from r1omni.train.data import TARGETS, target_text
 from r1omni.train.rollout import HFGenerateEngine
@@ -140,23 +140,20 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None, *, policy: Pol
 
 
 def _setup(config: SFTConfig, media: MediaCache | None, policy: Policy | None, loader: ClipLoader | None) -> Run:
-    """The samples, every one usable for ``config.target``, then the set-up GRPO shares."""
-    samples, problems = _usable(read_samples(config.data), config.target)
-    if problems:
-        raise ValueError(f"{config.data}: {len(problems)} sample(s) cannot be used for target "
-                         f"{config.target!r}, e.g. {problems[0]}")
-    return prepare_run(config, samples, policy=policy, loader=loader, media=media)
+    """The set-up GRPO shares, on samples that each have a text for ``config.target``."""
 
+    def check_targets(samples: list[Sample]) -> None:
+        problems = []
+        for sample in samples:
+            try:
+                target_text(sample, config.target)
+            except ValueError as err:
+                problems.append(str(err))
+        if problems:
+            raise ValueError(f"{config.data}: {len(problems)} sample(s) cannot be used for target "
+                             f"{config.target!r}, e.g. {problems[0]}")
 
-def _usable(samples: list[Sample], target: str) -> tuple[list[Sample], list[str]]:
-    kept, problems = [], []
-    for sample in samples:
-        try:
-            target_text(sample, target)
-            kept.append(sample)
-        except ValueError as err:
-            problems.append(str(err))
-    return kept, problems
+    return prepare_run(config, check_targets, policy=policy, loader=loader, media=media)
 
 
 def _sft_step(run: Run, step: int) -> _Step:

@@ -17,9 +17,8 @@ left-padded tokens; generate = r1omni's decoding loop (``r1omni.models.decoding`
 ``prefill`` / ``stepper`` hooks (``earlier_loop=True``: HF ``generate``); token_logprobs = each
 prompt once, its G completions on its keys / values, as r1omni's omni policies score; parts, save)
 and a :class:`TextLoader` that hands ``train_grpo`` the question of each manifest row instead of
-decoding media. Both are patched into ``r1omni.train.grpo`` / ``r1omni.train.setup`` for part 1
-only (part 3 patches ``open_policy`` for its earlier-loop run). The differences that remain are the
-loops' own: how each builds its batches, scores, logs and steps.
+decoding media. Both are passed to ``train_grpo`` (``policy=``, ``loader=``) for part 1 only. The
+differences that remain are the loops' own: how each builds its batches, scores, logs and steps.
 
 Part 2, r1omni's time split (``time/rollout``, ``time/reference``, ``time/policy``,
 ``time/optimizer`` of metrics.jsonl) on a tiny omni preset with generated clips (4 frames of
@@ -109,11 +108,8 @@ from r1omni.models.kv_cache import cache_parameter  # noqa: E402
 from r1omni.models.tokenizer import build_bpe_tokenizer  # noqa: E402
 from r1omni.schema import Sample, read_samples, write_samples  # noqa: E402
 from r1omni.synth import generate_benchmark  # noqa: E402
-from r1omni.train import grpo as r1omni_grpo  # noqa: E402
-from r1omni.train import setup as r1omni_setup  # noqa: E402
 from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo  # noqa: E402
-from r1omni.train.setup import OptimConfig  # noqa: E402
-from r1omni.train.tracking import RunTracker  # noqa: E402
+from r1omni.train.setup import OptimConfig, open_policy, set_trainable_parts  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -309,7 +305,7 @@ class Setting:
 
 
 class StepClock:
-    """Wall-clock and process CPU time at the end of every step, and each step's completion tokens.
+    """Wall-clock and process CPU time once per step (at the same point of each), and each step's completion tokens.
 
     CPU time (one torch thread) barely moves when other jobs share the machine; wall time does."""
 
@@ -380,31 +376,22 @@ def run_r1omni_text(model_dir: Path, work: Path, setting: Setting) -> Figures:
         optim=OptimConfig(lr=setting.lr, schedule="linear", warmup_ratio=0.0, max_grad_norm=1.0), num_threads=1)
     clock = StepClock()
     rows_per_step = setting.prompts_per_step * setting.generations
-    patched = {(r1omni_grpo, "open_policy"): lambda model, seed=0: TextPolicy.load(model, setting.earlier_loop),
-               (r1omni_setup, "open_policy"): lambda model, seed=0: TextPolicy.load(model),
-               (r1omni_grpo, "ClipLoader"): TextLoader, (r1omni_grpo, "RunTracker"): clocked_tracker(clock)}
-    saved = {key: getattr(*key) for key in patched}
-    try:
-        for (module, name), value in patched.items():
-            setattr(module, name, value)
-        train_grpo(config, reward_functions={REWARD_NAME: letter_e})
-    finally:
-        for (module, name), value in saved.items():
-            setattr(module, name, value)
+    train_grpo(config, reward_functions={REWARD_NAME: clocked_reward(clock)},
+               policy=TextPolicy.load(model_dir, setting.earlier_loop), loader=TextLoader(num_frames=1))
     clock.tokens = [json.loads(line)["completion_length"] * rows_per_step
                     for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     return Figures.of(clock, setting.warmup)
 
 
-def clocked_tracker(clock: StepClock) -> type:
-    """r1omni's RunTracker, ticking ``clock`` when a step's metrics are logged (right after the step)."""
+def clocked_reward(clock: StepClock):
+    """The toy reward, ticking ``clock`` as r1omni calls it: once per step here (one micro-batch a step),
+    right after the step's rollout, so the time between two ticks is one step."""
 
-    class ClockedTracker(RunTracker):
-        def log(self, step: int, metrics: dict[str, float]) -> None:
-            clock.tick()
-            super().log(step, metrics)
+    def reward(completions, **columns) -> list[float]:
+        clock.tick()
+        return letter_e(completions, **columns)
 
-    return ClockedTracker
+    return reward
 
 
 # -- TRL -------------------------------------------------------------------------------------------
@@ -466,12 +453,7 @@ def omni_time_split(preset: str, work: Path, setting: Setting) -> tuple[dict[str
         sampling=SamplingConfig(max_new_tokens=setting.max_completion_length, do_sample=True, top_k=50),
         optim=OptimConfig(lr=setting.lr, schedule="linear", warmup_ratio=0.0), num_threads=1)
     clock = StepClock()
-    tracker = r1omni_grpo.RunTracker
-    r1omni_grpo.RunTracker = clocked_tracker(clock)
-    try:
-        train_grpo(config, reward_functions={REWARD_NAME: letter_e})
-    finally:
-        r1omni_grpo.RunTracker = tracker
+    train_grpo(config, reward_functions={REWARD_NAME: clocked_reward(clock)})
     rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     rows_per_step = setting.prompts_per_step * setting.generations
     clock.tokens = [row["completion_length"] * rows_per_step for row in rows]
@@ -555,18 +537,10 @@ def demo_step(work: Path, steps: int, warmup: int, loop: str
         num_generations=8, clips_per_step=8, gradient_accumulation_steps=1, beta=0.04, seed=0, prompt="train",
         sampling=sampling, trainable=["llm"], optim=OptimConfig(lr=1e-4, schedule="constant", warmup_ratio=0.0),
         num_threads=2, save_every=0)
-    opened = r1omni_grpo.open_policy
-
-    def open_earlier(model: str, seed: int = 0):
-        policy = opened(model, seed=seed)
+    policy = open_policy(config.model, seed=config.seed)
+    if loop == "earlier":
         policy.generate = partial(earlier_generate, policy)
-        return policy
-
-    r1omni_grpo.open_policy = open_earlier if loop == "earlier" else opened
-    try:
-        train_grpo(config)
-    finally:
-        r1omni_grpo.open_policy = opened
+    train_grpo(config, policy=policy)
     rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     split = {name: statistics.median(row[f"time/{name}"] for row in rows[warmup:])
              for name in ("rollout", "reference", "policy", "optimizer")}
@@ -581,7 +555,7 @@ def demo_step(work: Path, steps: int, warmup: int, loop: str
 
 def set_trainable_llm(policy) -> None:
     """Gradients for the LLM only, as the demo's GRPO trains it."""
-    r1omni_setup.set_trainable_parts(policy, ["llm"])
+    set_trainable_parts(policy, ["llm"])
     policy.module.train()
 
 

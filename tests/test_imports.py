@@ -1,9 +1,14 @@
 """The house's arrows run one way: no module of ``r1omni`` imports, directly or through others, a module
-that imports it back (lazy imports inside functions count too: they only postpone the circle)."""
+that imports it back (lazy imports inside functions count too: they only postpone the circle); every
+room stands on a floor of ``style.md``'s house and imports only its own floor and those below; the
+contract imports without torch."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -74,3 +79,72 @@ def test_the_contract_imports_nothing_above_it():
     allowed = contract | {"r1omni.atomic"}  # a standard-library helper
     for module in contract:
         assert graph[module] <= allowed, (module, graph[module] - allowed)
+
+
+# style.md's house, bottom to top: a room imports its own floor and the floors below, never one above.
+FLOORS = (
+    ("helpers", {"r1omni", "atomic", "environment", "yamlconfig", "plots"}),  # the package, standard-library aids
+    ("contract", {"labels", "schema", "template", "rewards", "metrics", "claims"}),
+    ("inputs", {"media", "data", "synth", "cues"}),
+    ("models", {"models"}),
+    ("clips", {"clips"}),            # files decoded for a policy: above models, which never load clips
+    ("answers", {"inference"}),      # below the recipes: predicting never trains
+    ("recipes and results", {"train", "evaluate", "explain", "timeline", "compare"}),
+    ("apps", {"demo", "serve"}),
+    ("cli", {"cli", "__main__"}),
+)
+# Arrows the floors allow that style.md ("serve never imports train") or the house review forbid: training
+# and reading results stay apart, though they share a floor.
+NEVER = {("serve", "train"), ("train", "evaluate"), ("train", "explain"), ("train", "timeline"),
+         ("timeline", "train"), ("explain", "train"), ("evaluate", "train")}
+
+
+def _room(module: str) -> str:
+    """``r1omni.models.decoding`` -> ``models``; the package itself is the room ``r1omni``."""
+    return module.split(".")[1] if "." in module else module
+
+
+def layer_violations(graph: dict[str, set[str]], floors=FLOORS, never=NEVER) -> list[str]:
+    """Each module whose room is on no floor, each import that points to a floor above, each forbidden arrow."""
+    floor_of = {room: index for index, (_, rooms) in enumerate(floors) for room in rooms}
+    problems = []
+    for module in sorted(graph):
+        room = _room(module)
+        if room not in floor_of:
+            problems.append(f"{module}: room {room!r} is on no floor; place it in FLOORS (test_imports.py)")
+            continue
+        for target in sorted(graph[module]):
+            there = _room(target)
+            if floor_of.get(there, -1) > floor_of[room]:
+                problems.append(f"{module} (floor {floors[floor_of[room]][0]!r}) imports {target}, a floor above "
+                                f"({floors[floor_of[there]][0]!r})")
+            elif (room, there) in never:
+                problems.append(f"{module} imports {target}: {room} never imports {there}")
+    return problems
+
+
+def test_every_room_has_a_floor_and_no_import_points_up():
+    problems = layer_violations(import_graph())
+    assert not problems, "\n".join(problems)
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {"r1omni.labels": set(), "r1omni.train.setup": {"r1omni.labels"}, "r1omni.train.grpo": set(),
+             "r1omni.models.policy": {"r1omni.labels", "r1omni.train.grpo"},   # models reaching up into a recipe
+             "r1omni.serve.app": {"r1omni.models.policy", "r1omni.train.setup"},  # down, but serve never imports train
+             "r1omni.newroom": {"r1omni.labels"}}                               # a room nobody placed
+    assert layer_violations(graph) == [
+        "r1omni.models.policy (floor 'models') imports r1omni.train.grpo, a floor above ('recipes and results')",
+        "r1omni.newroom: room 'newroom' is on no floor; place it in FLOORS (test_imports.py)",
+        "r1omni.serve.app imports r1omni.train.setup: serve never imports train"]
+    assert layer_violations({"r1omni.rewards": {"r1omni.media.video"}}) == [
+        "r1omni.rewards (floor 'contract') imports r1omni.media.video, a floor above ('inputs')"]
+
+
+def test_the_contract_imports_without_torch():
+    contract = sorted(f"r1omni.{room}" for room in dict(FLOORS)["contract"])
+    code = (f"import sys; import {', '.join(contract)}; "
+            "print(sorted(name for name in ('torch', 'transformers') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert done.stdout.strip() == "[]", done.stdout

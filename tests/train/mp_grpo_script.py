@@ -9,9 +9,10 @@ Each process writes into RECORD_DIR:
 * ``record-RANK.json``: per micro-batch (in order), the ids of the clips it rolled out, the
   ``clip_index`` of every completion row, and the labels its reward function received per row.
 
-It observes ``train_grpo`` from outside: ``open_policy`` is wrapped to keep the policy (and to
-record what its ``generate`` returns), ``ClipLoader`` to record which samples are loaded, and the
-toy reward to record its label column. Nothing in r1omni is changed for the test.
+It observes ``train_grpo`` through its seams: the policy it trains is opened here and passed as
+``policy=`` (its ``generate`` wrapped to record what it returns), the loader as ``loader=`` (recording
+which samples are loaded), and the toy reward records its label column. Nothing in r1omni is changed
+for the test.
 """
 
 from __future__ import annotations
@@ -27,14 +28,12 @@ from safetensors.torch import save_file
 from r1omni.clips import ClipLoader
 from r1omni.models import SamplingConfig
 from r1omni.train import grpo
-from r1omni.train.setup import OptimConfig
+from r1omni.train.setup import OptimConfig, open_policy
 
 STEPS, ACCUMULATION, CLIPS_PER_STEP, GENERATIONS, SEED, LR = 3, 2, 1, 4, 5, 1e-2
 
 loaded_ids: list[str] = []          # sample ids loaded since the last rollout
 micro_batches: list[dict] = []      # one entry per rollout (micro-batch)
-policies: list = []
-original_open_policy = grpo.open_policy
 
 
 class RecordingLoader(ClipLoader):
@@ -43,19 +42,17 @@ class RecordingLoader(ClipLoader):
         return super().load_many(samples)
 
 
-def recording_open_policy(model: str, seed: int = 0):
-    policy = original_open_policy(model, seed=seed)
-    if not policies:                # the first policy opened is the trained one (a reference comes later)
-        generate = policy.generate
+def recording_policy(model: str, seed: int):
+    policy = open_policy(model, seed=seed)
+    generate = policy.generate
 
-        def recording_generate(batch, num_return_sequences=1, sampling=None):
-            completions = generate(batch, num_return_sequences=num_return_sequences, sampling=sampling)
-            micro_batches.append({"clip_ids": list(loaded_ids), "clip_index": completions.clip_index.tolist()})
-            loaded_ids.clear()
-            return completions
+    def recording_generate(batch, num_return_sequences=1, sampling=None):
+        completions = generate(batch, num_return_sequences=num_return_sequences, sampling=sampling)
+        micro_batches.append({"clip_ids": list(loaded_ids), "clip_index": completions.clip_index.tolist()})
+        loaded_ids.clear()
+        return completions
 
-        policy.generate = recording_generate
-    policies.append(policy)
+    policy.generate = recording_generate
     return policy
 
 
@@ -66,17 +63,17 @@ def letter_e(completions, label, **columns) -> list[float]:
 
 def main(manifest: str, output_dir: str, record_dir: str) -> None:
     torch.set_num_threads(1)
-    grpo.open_policy = recording_open_policy
-    grpo.ClipLoader = RecordingLoader
     config = grpo.GRPOConfig(
         model="preset:qwen2.5-omni-tiny", data=manifest, output_dir=output_dir, max_steps=STEPS,
         num_generations=GENERATIONS, clips_per_step=CLIPS_PER_STEP, gradient_accumulation_steps=ACCUMULATION,
         beta=0.04, seed=SEED, rewards={"letter_e": 1.0}, sampling=SamplingConfig(max_new_tokens=8, do_sample=True),
         optim=OptimConfig(lr=LR, schedule="linear", warmup_ratio=0.0), num_threads=1)
-    grpo.train_grpo(config, reward_functions={"letter_e": letter_e})
+    policy = recording_policy(config.model, config.seed)
+    loader = RecordingLoader.for_policy(policy, prompt=config.prompt, use_subtitle=config.use_subtitle)
+    grpo.train_grpo(config, reward_functions={"letter_e": letter_e}, policy=policy, loader=loader)
 
     rank = PartialState().process_index
-    module = policies[0].module
+    module = policy.module
     bare = module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
     record = Path(record_dir)
     record.mkdir(parents=True, exist_ok=True)

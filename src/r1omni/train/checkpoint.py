@@ -41,7 +41,7 @@ from r1omni.atomic import (
 )
 from r1omni.models import Policy
 from r1omni.models.policy import recorded_sampling
-from r1omni.train.setup import unwrapped
+from r1omni.train.accelerated import unwrapped
 from r1omni.yamlconfig import config_differences
 
 __all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "save_snapshot", "TrainResult",

@@ -43,16 +43,8 @@ from accelerate import Accelerator
 from r1omni.clips import REMOVAL_METHODS, ClipLoader, MediaCache, remove_modalities
 from r1omni.models import ClipInput, Policy, PreparedBatch, SamplingConfig
 from r1omni.rewards import RewardFunction, WeightedReward, resolve_rewards
-from r1omni.schema import Sample, read_samples
-from r1omni.train.checkpoint import (
-    TrainResult,
-    load_checkpoint,
-    prepare_run_folder,
-    save_checkpoint,
-    save_final,
-    save_snapshot,
-)
-from r1omni.train.data import StepOrder
+from r1omni.schema import Sample
+from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot
 from r1omni.train.losses import (
     ADVANTAGE_SCALES,
     AGGREGATIONS,
@@ -65,14 +57,12 @@ from r1omni.train.rollout import HFGenerateEngine, RolloutEngine
 from r1omni.train.setup import (
     PAPER_TRAINABLE_PARTS,
     OptimConfig,
-    build_optimizer,
+    Run,
+    RunSettings,
     check_step_settings,
     clip_gradients,
-    frozen_reference,
-    make_accelerator,
-    open_policy,
-    seed_everything,
-    set_trainable_parts,
+    micro_batch,
+    prepare_run,
 )
 from r1omni.train.tracking import RunTracker, check_finite
 from r1omni.train.vllm_engine import VLLMEngine, VLLMOptions
@@ -169,8 +159,9 @@ class MaskedModalityConfig:
 
 
 @dataclass
-class GRPOConfig:
-    """Settings of one GRPO run; defaults reproduce the paper's recipe."""
+class GRPOConfig(RunSettings):
+    """Settings of one GRPO run; defaults reproduce the paper's recipe. The run-control fields (seed,
+    save_every, resume, ...) are :class:`r1omni.train.setup.RunSettings`'."""
 
     model: str
     """Initial policy (the cold-start model): a saved folder or ``preset:NAME``."""
@@ -206,28 +197,14 @@ class GRPOConfig:
     rollout_engine: str = "hf"
     """"hf" (the policy's own generate) or "vllm" (Qwen2.5-Omni on a GPU; see ``vllm``)."""
     vllm: VLLMOptions = field(default_factory=VLLMOptions)
-    mixed_precision: str = "no"
-    seed: int = 42
-    cache_media: bool = True
-    log_every: int = 1
-    sample_every: int = 0
-    """Every N steps log the completions of one group with their rewards (0 = never)."""
-    save_every: int = 0
-    snapshot_steps: list[int] = field(default_factory=list)
-    """Also save the model after these steps (``OUT/snapshots/``), e.g. for a budget curve from one run."""
-    resume: bool = False
-    """Continue from the newest complete checkpoint in output_dir (refused if another config wrote it)."""
-    overwrite: bool = False
-    """Start over in an output_dir that holds an earlier run, deleting its checkpoints, model and logs."""
-    num_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ValueError("num_generations must be >= 2: GRPO compares completions within a group")
         if self.clips_per_step < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("clips_per_step and gradient_accumulation_steps must be >= 1")
-        check_step_settings(self.max_steps, self.epochs, self.log_every, self.save_every, self.sample_every,
-                            self.snapshot_steps)
+        check_step_settings(self.max_steps, self.epochs)
+        super().__post_init__()
         if not self.sampling.do_sample:
             raise ValueError("GRPO rollouts must sample: set sampling.do_sample=true (greedy gives G identical "
                              "completions and zero advantages)")
@@ -240,30 +217,17 @@ class GRPOConfig:
                              "policy's shapes (vLLM cannot load a thinker-only folder)")
         if self.beta < 0:
             raise ValueError("beta must be >= 0")
-        if self.resume and self.overwrite:
-            raise ValueError("resume=true continues the run in output_dir and overwrite=true deletes it; set one")
         if self.loss.aggregation == "dr_grpo" and self.loss.advantage_scale != "none":
             logger.warning("dr_grpo is usually run with loss.advantage_scale=none (unscaled advantages)")
 
 
 @dataclass
-class _Run:
-    """Everything a step needs, built once by :func:`_setup`."""
+class _Run(Run):
+    """Everything a step needs, built once by :func:`_setup`: the set-up SFT shares, the rollout engine and
+    the bound rewards."""
 
-    config: GRPOConfig
-    accelerator: Accelerator
-    policy: Policy
-    reference: Policy | None
     engine: RolloutEngine
-    loader: ClipLoader
-    samples: list[Sample]
-    order: StepOrder
     rewards: list[WeightedReward]
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    total_steps: int
-    checkpoint: Path | None
-    """Where to resume from (:func:`r1omni.train.checkpoint.prepare_run_folder`); None starts at step 0."""
 
 
 @dataclass
@@ -294,7 +258,8 @@ class _Update:
 
 
 def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None = None,
-               media: MediaCache | None = None) -> TrainResult:
+               media: MediaCache | None = None, *, policy: Policy | None = None,
+               loader: ClipLoader | None = None) -> TrainResult:
     """Train ``config.model`` with GRPO on ``config.data``; returns where the final model is and the budget.
 
     ``reward_functions`` adds the caller's own rewards (TRL's contract: ``(completions, **columns) ->
@@ -302,15 +267,14 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
     samples), weighted by name in ``config.rewards``. Runs as one
     process or under ``accelerate launch`` (each process samples its own clips; gradients are
     averaged). Each process seeds with ``seed + rank`` so that processes draw different samples.
+    ``policy`` / ``loader`` replace the policy opened from ``config.model`` / the clip loader built for
+    it (:func:`r1omni.train.setup.prepare_run`); with ``policy`` the reference is a frozen copy of it
+    unless ``config.reference`` names one.
     """
     started = time.perf_counter()
-    run = _setup(config, reward_functions, media)
-    start_step, skipped, generated = 0, 0, 0
-    if run.checkpoint is not None:
-        state = load_checkpoint(run.accelerator, run.checkpoint)
-        start_step, skipped = state["step"], state.get("skipped_clips", 0)
-        generated = state.get("generated_tokens", 0)
-        logger.info("resumed from %s at step %d", run.checkpoint, start_step)
+    run = _setup(config, reward_functions, media, policy, loader)
+    start_step = run.start_step
+    skipped, generated = run.resumed.get("skipped_clips", 0), run.resumed.get("generated_tokens", 0)
     tracker = RunTracker(Path(config.output_dir), run.total_steps, start_step,
                          enabled=run.accelerator.is_main_process, description="grpo",
                          postfix_keys=("reward", "accuracy", "format", "kl"))
@@ -324,7 +288,7 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
             "reward", "reward_std", "groups_with_signal", "completion_length", *(r.name for r in run.rewards))})
         rollouts = []
         for micro in range(config.gradient_accumulation_steps):
-            clips, samples, failed = _load_clips(run, step, micro)
+            clips, samples, failed = micro_batch(run, step, micro)
             skipped += failed
             if clips:
                 rollouts.append(_collect(run, step, clips, samples, stats, timings))
@@ -347,52 +311,24 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
 
 
 def _setup(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction] | None,
-           media: MediaCache | None = None) -> _Run:
-    """Policy (trainable parts set), frozen reference, data, optimiser, engine and bound rewards."""
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
+           media: MediaCache | None = None, policy: Policy | None = None, loader: ClipLoader | None = None) -> _Run:
+    """Bound rewards (checked before the run folder is touched), the set-up SFT shares on labelled samples
+    with GRPO's choices (its default parts, a frozen reference when β > 0, a seed per process, μ updates per
+    step), then the rollout engine."""
     rewards = resolve_rewards(config.rewards, accuracy_normalize=config.accuracy_normalize,
                               format_paper_regex=config.format_paper_regex, extra=reward_functions)
-    accelerator = make_accelerator(config.mixed_precision, log_dir=config.output_dir)
-    checkpoint = prepare_run_folder(accelerator, config.output_dir, config_to_dict(config), config.resume,
-                                    config.overwrite)
-    seed_everything(config.seed + accelerator.process_index)
-    policy = open_policy(config.model, seed=config.seed)
-    trainable = config.trainable
-    if trainable is None:
-        trainable = [p for p in PAPER_GRPO_PARTS if p in policy.parts()]
-    set_trainable_parts(policy, trainable)
-    policy.module.to(accelerator.device)
-    reference = None
-    if config.beta > 0:
-        reference = frozen_reference(policy, config.reference or config.model, seed=config.seed)
-        reference.module.to(accelerator.device)
-    samples = read_samples(config.data)
-    unlabelled = [s.id for s in samples if not s.label]
-    if unlabelled:
-        raise ValueError(f"{config.data}: {len(unlabelled)} sample(s) have no label (e.g. {unlabelled[0]!r}); "
-                         "GRPO's accuracy reward needs labels")
-    loader = ClipLoader.for_policy(policy, prompt=config.prompt, use_subtitle=config.use_subtitle,
-                                    cache=MediaCache.of_run(media, config.cache_media))
-    order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
-    total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch
-                                                 / config.gradient_accumulation_steps))
-    optimizer, scheduler = build_optimizer(policy, config.optim, total_steps * config.loss.num_iterations)
-    policy.module, optimizer, scheduler = accelerator.prepare(policy.module, optimizer, scheduler)
-    engine = ENGINES[config.rollout_engine](accelerator, config)
-    return _Run(config, accelerator, policy, reference, engine, loader, samples, order, rewards, optimizer,
-                scheduler, total_steps, checkpoint)
 
+    def check_labels(samples: list[Sample]) -> None:
+        unlabelled = [s.id for s in samples if not s.label]
+        if unlabelled:
+            raise ValueError(f"{config.data}: {len(unlabelled)} sample(s) have no label (e.g. {unlabelled[0]!r}); "
+                             "GRPO's accuracy reward needs labels")
 
-def _load_clips(run: _Run, step: int, micro: int) -> tuple[list[ClipInput], list[Sample], int]:
-    """This process's clips of one micro-batch, their samples, and how many were skipped as unreadable."""
-    config = run.config
-    indices = run.order.indices((step - 1) * config.gradient_accumulation_steps + micro,
-                                run.accelerator.process_index)
-    loaded = run.loader.load_many([run.samples[index] for index in indices])
-    for err in loaded.failures.values():
-        logger.warning("step %d: skipping clip: %s", step, err)
-    return loaded.clips, loaded.kept, len(indices) - len(loaded.clips)
+    run = prepare_run(config, check_labels, policy=policy, loader=loader, media=media, default_parts=PAPER_GRPO_PARTS,
+                      reference=(config.reference or True) if config.beta > 0 else False, seed_per_process=True,
+                      updates_per_step=config.loss.num_iterations)
+    engine = ENGINES[config.rollout_engine](run.accelerator, config)
+    return _Run(**vars(run), engine=engine, rewards=rewards)
 
 
 def _reward_columns(samples: list[Sample], rows: list[int]) -> dict[str, list]:

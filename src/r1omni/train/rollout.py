@@ -1,7 +1,8 @@
 """Rollout engines: who samples the G completions per clip during GRPO.
 
-``HFGenerateEngine`` (the default) calls the policy's own ``generate`` (r1omni's decoding loop on
-the bare, unwrapped model, in eval mode; media encoded once per clip). Engines share one small interface so a
+``HFGenerateEngine`` (the default, despite its name) calls the policy's own ``generate`` on the bare,
+unwrapped model: r1omni's decoding loop (``r1omni.models.decoding``, which decodes in eval mode), media
+encoded once per clip; SFT's sample log goes through it too. Engines share one small interface so a
 faster sampler can replace it: ``r1omni.train.vllm_engine.VLLMEngine`` (Qwen2.5-Omni thinkers on
 a GPU) returns the sampler's own log-probs so the loss can correct for the sampler/trainer
 mismatch. The name -> engine table (``ENGINES``) lives in ``r1omni.train.grpo``, above both, so
@@ -17,7 +18,7 @@ import torch
 from accelerate import Accelerator
 
 from r1omni.models import ClipInput, Completions, Policy, PreparedBatch, SamplingConfig
-from r1omni.train.setup import unwrapped
+from r1omni.train.accelerated import unwrapped
 
 __all__ = ["Rollout", "RolloutEngine", "HFGenerateEngine"]
 

@@ -1,30 +1,43 @@
-"""What every recipe does before its loop: the accelerator, the policy, which parts train, the
-optimiser and its schedule, and a frozen reference that shares memory with the policy.
+"""What every recipe does before its loop, written once: the run's settings (:class:`RunSettings`),
+and :func:`prepare_run`, which opens the run folder, seeds, opens the policy and sets which parts
+train, loads the samples' clips, orders the data, builds the optimiser and its schedule, hands them to
+accelerate and resumes. The builders it calls (``open_policy``, ``set_trainable_parts``,
+``build_optimizer``, ``frozen_reference``) stay public for recipes and tests of their own.
 
 Scaling goes through accelerate (``accelerate launch``: data-parallel processes, mixed precision,
 gradient accumulation, DeepSpeed ZeRO through accelerate's plugin); r1omni adds no distributed
-layer of its own.
+layer of its own (``r1omni.train.accelerated``). Functions, not a trainer base class: a recipe
+(``sft``, ``grpo``) calls ``prepare_run`` and then reads top to bottom.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
-import os
 import random
 from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs
 
-from r1omni.models import Policy, init_preset, load_policy
+from r1omni.clips import ClipLoader, MediaCache
+from r1omni.models import ClipInput, Policy, init_preset, load_policy
 from r1omni.models.policy import MODEL_PARTS
+from r1omni.schema import Sample, read_samples
+from r1omni.train.accelerated import clip_gradients, make_accelerator, unwrapped
+from r1omni.train.checkpoint import load_checkpoint, prepare_run_folder
+from r1omni.train.data import StepOrder
+from r1omni.yamlconfig import config_to_dict
 
-__all__ = ["OptimConfig", "PAPER_TRAINABLE_PARTS", "make_accelerator", "open_policy", "set_trainable_parts",
-           "build_optimizer", "frozen_reference", "seed_everything", "PRESET_PREFIX", "unwrapped",
-           "clip_gradients", "check_step_settings"]
+__all__ = ["RunSettings", "Run", "prepare_run", "micro_batch", "OptimConfig", "PAPER_TRAINABLE_PARTS",
+           "open_policy", "set_trainable_parts", "build_optimizer", "frozen_reference", "seed_everything",
+           "PRESET_PREFIX", "check_step_settings",
+           # accelerate's pieces, re-exported for callers that import them from here
+           "make_accelerator", "unwrapped", "clip_gradients"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,55 +81,65 @@ class OptimConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
-def check_step_settings(max_steps: int | None, epochs: float, log_every: int, save_every: int, sample_every: int,
-                        snapshot_steps: list[int]) -> None:
-    """The step counts SFT and GRPO share, checked in their configs' ``__post_init__``: a negative one
-    would train no step (``max_steps=-5``) or save at every step (``step % -1 == 0``) without a word."""
+@dataclass(kw_only=True)
+class RunSettings:
+    """How a run is driven, the same in every recipe: precision, seed, media cache, how often it logs,
+    samples and saves, resuming, threads. ``SFTConfig`` and ``GRPOConfig`` inherit these fields, so their
+    YAML keys and ``key=value`` overrides stay flat (``seed: 3``, ``save_every=50``) and each is documented
+    here once. (Keyword-only, so that a recipe's own required fields, ``model``, ``data``, ``output_dir``,
+    may follow these defaults.) Which of them decide a run's result, and so must match on resume:
+    ``r1omni.train.checkpoint.RUN_INDEPENDENT_FIELDS`` lists the ones that do not.
+    """
+
+    mixed_precision: str = "no"
+    """accelerate's mixed precision: no, bf16 or fp16 (GPU)."""
+    seed: int = 42
+    """Seeds the preset's random weights, the data order and the run's random draws (see :func:`prepare_run`)."""
+    cache_media: bool = True
+    """Keep decoded clips in memory (right for small sets; turn off for large corpora)."""
+    log_every: int = 1
+    """Write the metrics row every N steps (and after the last step)."""
+    sample_every: int = 0
+    """Every N steps log sample completions (0 = never): SFT a greedy completion of the batch's first clip
+    beside its target, GRPO one group's completions with their rewards."""
+    save_every: int = 0
+    """Checkpoint every N steps (0 = only the final model); the newest two checkpoints are kept."""
+    snapshot_steps: list[int] = field(default_factory=list)
+    """Also save the model after these steps (``OUT/snapshots/``), e.g. for a budget curve from one run."""
+    resume: bool = False
+    """Continue from the newest complete checkpoint in output_dir (refused if another config wrote it)."""
+    overwrite: bool = False
+    """Start over in an output_dir that holds an earlier run, deleting its checkpoints, model and logs."""
+    num_threads: int | None = None
+    """torch CPU threads (None = leave torch's default)."""
+
+    def __post_init__(self) -> None:
+        # A negative count would save at every step (``step % -1 == 0``) or never log, without a word.
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1 (1 logs every step), got {self.log_every}")
+        if self.save_every < 0:
+            raise ValueError(f"save_every must be >= 0 (0 saves only the final model), got {self.save_every}")
+        if self.sample_every < 0:
+            raise ValueError(f"sample_every must be >= 0 (0 logs no samples), got {self.sample_every}")
+        if any(step < 1 for step in self.snapshot_steps):
+            raise ValueError(f"snapshot_steps must be steps >= 1, got {self.snapshot_steps}")
+        if self.resume and self.overwrite:
+            raise ValueError("resume=true continues the run in output_dir and overwrite=true deletes it; set one")
+
+
+def check_step_settings(max_steps: int | None, epochs: float) -> None:
+    """The run length SFT and GRPO share, checked in their configs' ``__post_init__``: ``max_steps=-5``
+    would train no step without a word."""
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}; leave it unset to train for `epochs` instead")
     if max_steps is None and epochs <= 0:
         raise ValueError("set epochs > 0 or max_steps")
-    if log_every < 1:
-        raise ValueError(f"log_every must be >= 1 (1 logs every step), got {log_every}")
-    if save_every < 0:
-        raise ValueError(f"save_every must be >= 0 (0 saves only the final model), got {save_every}")
-    if sample_every < 0:
-        raise ValueError(f"sample_every must be >= 0 (0 logs no samples), got {sample_every}")
-    if any(step < 1 for step in snapshot_steps):
-        raise ValueError(f"snapshot_steps must be steps >= 1, got {snapshot_steps}")
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def make_accelerator(mixed_precision: str = "no", gradient_accumulation_steps: int = 1,
-                     log_dir: str | None = None) -> Accelerator:
-    """One Accelerator per run; ``accelerate launch`` decides processes, devices and DeepSpeed.
-
-    DDP is told that some parameters may go unused in a step (a clip without audio leaves the
-    audio projector out of the graph), which it otherwise treats as an error.
-
-    The schedule is stepped once per optimiser step (``step_scheduler_with_optimizer=False``):
-    r1omni counts its total steps over the global batch already, whereas accelerate's default
-    steps a prepared scheduler once per process per step (it assumes per-process dataloader
-    lengths), which would decay the learning rate N times too fast with N processes.
-
-    On a machine without GPUs, two processes started by the torchrun-based launcher
-    (``accelerate launch --multi_gpu``) only form a gloo group when ``ACCELERATE_USE_CPU=true``;
-    otherwise each believes it is alone and all would write the same files, which is refused here.
-    """
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps,
-                              project_dir=log_dir, kwargs_handlers=[ddp], step_scheduler_with_optimizer=False)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1 and accelerator.num_processes == 1:
-        raise RuntimeError(f"launched as {world_size} processes (WORLD_SIZE) but accelerate set up a single-process "
-                           "run, so each process would train alone; without GPUs launch with ACCELERATE_USE_CPU=true "
-                           "(e.g. ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N ...)")
-    return accelerator
 
 
 def open_policy(model: str, seed: int = 0) -> Policy:
@@ -126,15 +149,17 @@ def open_policy(model: str, seed: int = 0) -> Policy:
     return load_policy(model)
 
 
-def set_trainable_parts(policy: Policy, trainable: list[str] | tuple[str, ...] | None) -> dict[str, int]:
+def set_trainable_parts(policy: Policy, trainable: list[str] | tuple[str, ...] | None,
+                        default: tuple[str, ...] = PAPER_TRAINABLE_PARTS) -> dict[str, int]:
     """Freeze everything, then unfreeze the named parts. Returns trainable parameter counts per part.
 
-    ``None`` means the paper's choice (:data:`PAPER_TRAINABLE_PARTS`) restricted to the parts this
-    family has. A part named explicitly that the family lacks is an error, not silently skipped.
+    ``None`` means the recipe's ``default`` (the paper's SFT choice, :data:`PAPER_TRAINABLE_PARTS`)
+    restricted to the parts this family has. A part named explicitly that the family lacks is an error,
+    not silently skipped.
     """
     parts = policy.parts()
     if trainable is None:
-        names = [name for name in PAPER_TRAINABLE_PARTS if name in parts]
+        names = [name for name in default if name in parts]
     else:
         unknown = sorted(set(trainable) - set(MODEL_PARTS))
         if unknown:
@@ -186,15 +211,17 @@ def build_optimizer(policy: Policy, config: OptimConfig, total_steps: int):
     return optimizer, scheduler
 
 
-def frozen_reference(policy: Policy, model: str, seed: int = 0, share_frozen: bool = True) -> Policy:
-    """The reference policy for the KL term: the initial weights, frozen, in eval mode.
+def frozen_reference(policy: Policy, model: str | None, seed: int = 0, share_frozen: bool = True) -> Policy:
+    """The reference policy for the KL term: ``model`` opened afresh (None: a copy of ``policy``, for a
+    policy the caller built), frozen, in eval mode. Call it before training so that it holds the initial
+    weights.
 
     With ``share_frozen`` every parameter the policy does not train is *shared* with the policy
     (same storage), so frozen towers and encoders are held once, not twice. Under DeepSpeed ZeRO-3
     the policy's parameters are partitioned, so call this before ``accelerator.prepare`` or with
     ``share_frozen=False``.
     """
-    reference = open_policy(model, seed=seed)
+    reference = copy.deepcopy(policy) if model is None else open_policy(model, seed=seed)
     reference.module.requires_grad_(False).eval()
     if share_frozen:
         policy_params = dict(policy.module.named_parameters())
@@ -208,38 +235,92 @@ def frozen_reference(policy: Policy, model: str, seed: int = 0, share_frozen: bo
     return reference
 
 
-class unwrapped:
-    """Context manager: inside it ``policy.module`` is the bare model (for generate and save), then
-    the accelerate-wrapped one again. Under DeepSpeed ZeRO-3 the partitioned parameters are
-    gathered for the duration, so generation sees whole weights."""
+@dataclass
+class Run:
+    """What a recipe's loop works with, built once by :func:`prepare_run`."""
 
-    def __init__(self, policy: Policy, accelerator: Accelerator) -> None:
-        self.policy, self.accelerator = policy, accelerator
-        self._wrapped = None
-        self._gather = None
-
-    def __enter__(self) -> Policy:
-        self._wrapped = self.policy.module
-        bare = self.accelerator.unwrap_model(self._wrapped)
-        plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
-        if plugin is not None and plugin.zero_stage == 3:
-            import deepspeed  # only present on GPU set-ups that use DeepSpeed
-
-            self._gather = deepspeed.zero.GatheredParameters(list(bare.parameters()))
-            self._gather.__enter__()
-        self.policy.module = bare
-        return self.policy
-
-    def __exit__(self, *exc) -> None:
-        if self._gather is not None:
-            self._gather.__exit__(*exc)
-        self.policy.module = self._wrapped
+    config: RunSettings
+    """The recipe's whole config (``SFTConfig``, ``GRPOConfig``)."""
+    accelerator: Accelerator
+    policy: Policy
+    """Trainable parts set, on the device, ``module`` wrapped by accelerate."""
+    reference: Policy | None
+    """The frozen reference (GRPO's KL term), or None."""
+    loader: ClipLoader
+    samples: list[Sample]
+    order: StepOrder
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    total_steps: int
+    start_step: int
+    """The last finished step: 0, or the resumed checkpoint's step."""
+    resumed: dict[str, Any]
+    """The resumed checkpoint's counters (``skipped_clips``, ...); empty for a fresh run."""
 
 
-def clip_gradients(accelerator: Accelerator, module: torch.nn.Module, max_norm: float) -> float | None:
-    """Clip by global norm and return the norm before clipping; None when clipping is off or done
-    inside the engine (DeepSpeed clips with its own ``gradient_clipping`` setting)."""
-    if max_norm <= 0:
-        return None
-    norm = accelerator.clip_grad_norm_(module.parameters(), max_norm)
-    return None if norm is None else float(norm)
+def prepare_run(config: RunSettings, check_samples: Callable[[list[Sample]], None] | None = None, *,
+                policy: Policy | None = None, loader: ClipLoader | None = None, media: MediaCache | None = None,
+                default_parts: tuple[str, ...] = PAPER_TRAINABLE_PARTS, reference: bool | str = False,
+                seed_per_process: bool = False, updates_per_step: int = 1) -> Run:
+    """The set-up both recipes share, in the order that makes a run reproducible and resumable.
+
+    ``config`` is a recipe config: besides :class:`RunSettings` it has ``model``, ``data``, ``output_dir``,
+    ``prompt``, ``use_subtitle``, ``trainable``, ``clips_per_step``, ``gradient_accumulation_steps``,
+    ``epochs``, ``max_steps`` and ``optim``. ``check_samples`` raises a ValueError naming ``config.data``
+    when its samples lack what the recipe needs (labels, targets); the samples are read after the run
+    folder is checked, so a folder that cannot be used is reported first. The seams: ``policy`` trains
+    instead of opening ``config.model``; ``loader`` turns samples into clips instead of a ``ClipLoader`` for
+    the policy with the config's prompt (a benchmark or test passes its own); ``media`` is a decoded-clip
+    cache shared with other runs of this process.
+
+    Recipe differences, stated by the caller: ``default_parts`` train when ``config.trainable`` is None;
+    ``reference`` adds a frozen reference (True: the initial policy; a name: that model), built before
+    accelerate wraps the policy so frozen weights can be shared; ``updates_per_step`` optimiser updates
+    per step set the schedule's length. ``seed_per_process`` seeds each process with ``seed + rank``,
+    so that processes draw different samples (GRPO); SFT draws nothing at random, so all its processes
+    keep ``seed``. The preset's weights come from ``config.seed`` either way, the same in every process.
+    """
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    accelerator = make_accelerator(config.mixed_precision, log_dir=str(config.output_dir))
+    checkpoint = prepare_run_folder(accelerator, config.output_dir, config_to_dict(config), config.resume,
+                                    config.overwrite)
+    seed_everything(config.seed + (accelerator.process_index if seed_per_process else 0))
+    opened = policy is None
+    policy = open_policy(config.model, seed=config.seed) if opened else policy
+    counts = set_trainable_parts(policy, config.trainable, default=default_parts)
+    logger.info("trainable parameters by part: %s", counts)
+    policy.module.to(accelerator.device)
+    frozen = None
+    if reference:
+        source = reference if isinstance(reference, str) else config.model if opened else None
+        frozen = frozen_reference(policy, source, seed=config.seed)
+        frozen.module.to(accelerator.device)
+    samples = read_samples(config.data)
+    if check_samples is not None:
+        check_samples(samples)
+    if loader is None:
+        loader = ClipLoader.for_policy(policy, prompt=config.prompt, use_subtitle=config.use_subtitle,
+                                       cache=MediaCache.of_run(media, config.cache_media))
+    order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
+    total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch
+                                                 / config.gradient_accumulation_steps))
+    optimizer, scheduler = build_optimizer(policy, config.optim, total_steps * updates_per_step)
+    policy.module, optimizer, scheduler = accelerator.prepare(policy.module, optimizer, scheduler)
+    resumed: dict[str, Any] = {}
+    if checkpoint is not None:
+        resumed = load_checkpoint(accelerator, checkpoint)
+        logger.info("resumed from %s at step %d", checkpoint, resumed["step"])
+    return Run(config, accelerator, policy, frozen, loader, samples, order, optimizer, scheduler, total_steps,
+               resumed.get("step", 0), resumed)
+
+
+def micro_batch(run: Run, step: int, micro: int) -> tuple[list[ClipInput], list[Sample], int]:
+    """This process's clips of one micro-batch of ``step`` (1-based), their samples, and how many were
+    skipped as unreadable (each logged; the run goes on without them)."""
+    indices = run.order.indices((step - 1) * run.config.gradient_accumulation_steps + micro,
+                                run.accelerator.process_index)
+    loaded = run.loader.load_many([run.samples[index] for index in indices])
+    for err in loaded.failures.values():
+        logger.warning("step %d: skipping clip: %s", step, err)
+    return loaded.clips, loaded.kept, len(indices) - len(loaded.clips)

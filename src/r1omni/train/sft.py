@@ -3,7 +3,7 @@
 Setup → loop → save, top to bottom. The loss is the mean negative log-likelihood of the
 assistant's tokens only (the prompt and the media are never targets), computed through the
 policy's ``token_logprobs`` so that every family, and every accelerate / DeepSpeed wrapping, is
-trained the same way. Three uses differ only in ``target``:
+trained the same way. Four uses differ only in ``target``:
 
 * ``reasoning``: ``<think>…</think>\\n<answer>label</answer>`` (the paper's EMER cold start);
 * ``label``: the bare label word (the paper's MAFW-DFEW-SFT baseline);
@@ -12,7 +12,9 @@ trained the same way. Three uses differ only in ``target``:
   tiny models, standing in for HumanOmni's instruction tuning.
 
 Run under ``accelerate launch`` for several processes; each trains on its own slice of every
-global batch (``r1omni.train.data.StepOrder``).
+global batch (``r1omni.train.data.StepOrder``). The set-up is GRPO's (``r1omni.train.setup.prepare_run``);
+the loop reads in named steps: :func:`_sft_step` (the micro-batches' loss and one optimiser update),
+:func:`_step_metrics` (the logged row), :func:`_greedy_sample` (the sample log).
 """
 
 from __future__ import annotations
@@ -26,28 +28,19 @@ from pathlib import Path
 import torch
 
 from r1omni.clips import SAMPLE_QUESTION, ClipLoader, MediaCache, remove_modalities
-from r1omni.models.policy import ClipInput
-from r1omni.models import SamplingConfig
-from r1omni.schema import Sample, read_samples
-from r1omni.train.checkpoint import (
-    TrainResult,
-    load_checkpoint,
-    prepare_run_folder,
-    save_checkpoint,
-    save_final,
-    save_snapshot,
-)
-from r1omni.train.data import TARGETS, StepOrder, target_text
+from r1omni.models import ClipInput, Policy, SamplingConfig
+from r1omni.schema import Sample
+from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot
+from r1omni.train.data import TARGETS, target_text
+from r1omni.train.rollout import HFGenerateEngine
 from r1omni.train.setup import (
     OptimConfig,
-    build_optimizer,
+    Run,
+    RunSettings,
     check_step_settings,
     clip_gradients,
-    make_accelerator,
-    open_policy,
-    seed_everything,
-    set_trainable_parts,
-    unwrapped,
+    micro_batch,
+    prepare_run,
 )
 from r1omni.train.tracking import RunTracker, check_finite
 from r1omni.yamlconfig import config_to_dict
@@ -60,8 +53,9 @@ _DEFAULT_PROMPTS = {"reasoning": "train", "label": "train", "description": "desc
 
 
 @dataclass
-class SFTConfig:
-    """Settings of one SFT run. Defaults follow the paper's EMER-SFT (lr 2e-5, cosine, warm-up 0.03)."""
+class SFTConfig(RunSettings):
+    """Settings of one SFT run. Defaults follow the paper's EMER-SFT (lr 2e-5, cosine, warm-up 0.03); the
+    run-control fields (seed, save_every, resume, ...) are :class:`r1omni.train.setup.RunSettings`'."""
 
     model: str
     """Initial model: a saved model folder, or ``preset:NAME`` for random weights."""
@@ -70,7 +64,7 @@ class SFTConfig:
     output_dir: str
     """Run folder: metrics, checkpoints, and the final model in ``final/``."""
     target: str = "reasoning"
-    """What the assistant learns to say: reasoning, label or description."""
+    """What the assistant learns to say: reasoning, label, description or instruction."""
     prompt: str | None = None
     """Named prompt or text; None picks ``train`` (reasoning, label), ``describe`` (description) or each
     sample's own question (instruction)."""
@@ -86,27 +80,9 @@ class SFTConfig:
     """Clips per process per micro-batch."""
     gradient_accumulation_steps: int = 1
     optim: OptimConfig = field(default_factory=OptimConfig)
-    mixed_precision: str = "no"
-    """accelerate's mixed precision: no, bf16 or fp16 (GPU)."""
-    seed: int = 42
-    cache_media: bool = True
-    """Keep decoded clips in memory (right for small sets; turn off for large corpora)."""
-    log_every: int = 1
-    sample_every: int = 0
-    """Every N steps log a greedy completion of the first clip of the batch (0 = never)."""
-    save_every: int = 0
-    """Checkpoint every N steps (0 = only at the end)."""
-    snapshot_steps: list[int] = field(default_factory=list)
-    """Also save the model after these steps (``OUT/snapshots/``), e.g. for a budget curve from one run."""
-    resume: bool = False
-    """Continue from the newest complete checkpoint in output_dir (refused if another config wrote it)."""
-    overwrite: bool = False
-    """Start over in an output_dir that holds an earlier run, deleting its checkpoints, model and logs."""
-    num_threads: int | None = None
-    """torch CPU threads (None = leave torch's default)."""
     modality_dropout: dict[str, float] = field(default_factory=dict)
     """Share of training clips whose ``"audio"`` (silenced) or ``"video"`` (grey frames) is removed, drawn per
-    clip from (seed, step): dropping the *dominant* stream makes the model learn the other one (modality
+    clip from (seed, micro step): dropping the *dominant* stream makes the model learn the other one (modality
     competition; see ``shared/notes/levers-2026-12.md`` section 2). Empty: every clip whole."""
 
     def __post_init__(self) -> None:
@@ -115,12 +91,10 @@ class SFTConfig:
             raise ValueError(f"modality_dropout takes 'audio' / 'video' shares in [0, 1], got {bad}")
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
-        check_step_settings(self.max_steps, self.epochs, self.log_every, self.save_every, self.sample_every,
-                            self.snapshot_steps)
+        check_step_settings(self.max_steps, self.epochs)
+        super().__post_init__()
         if self.clips_per_step < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("clips_per_step and gradient_accumulation_steps must be >= 1")
-        if self.resume and self.overwrite:
-            raise ValueError("resume=true continues the run in output_dir and overwrite=true deletes it; set one")
         if self.prompt is None:
             self.prompt = _DEFAULT_PROMPTS[self.target]
 
@@ -137,106 +111,125 @@ def drop_modalities(clips: list[ClipInput], shares: dict[str, float], seed: int,
             for i, clip in enumerate(clips)]
 
 
-def _usable(samples: list[Sample], target: str) -> tuple[list[Sample], list[str]]:
-    kept, problems = [], []
-    for sample in samples:
-        try:
-            target_text(sample, target)
-            kept.append(sample)
-        except ValueError as err:
-            problems.append(str(err))
-    return kept, problems
+@dataclass
+class _Step:
+    """One optimiser step's numbers, and what the sample log needs."""
+
+    loss_sum: float
+    """Token-weighted sum of the micro-batches' mean losses (divided by ``tokens`` when logged)."""
+    tokens: int
+    skipped: int
+    """Clips skipped as unreadable in this step."""
+    grad_norm: float | None
+    lr: float
+    """The learning rate this step's update used."""
+    last: tuple[ClipInput, str, int] | None
+    """The last micro-batch's first clip, its target and the target's token count; None if it was empty."""
 
 
-def train_sft(config: SFTConfig, media: MediaCache | None = None) -> TrainResult:
+def train_sft(config: SFTConfig, media: MediaCache | None = None, *, policy: Policy | None = None,
+              loader: ClipLoader | None = None) -> TrainResult:
     """Train ``config.model`` on ``config.data``; ``media``: decoded clips shared with other runs of this
-    process (a private cache when None and ``config.cache_media``)."""
+    process (a private cache when None and ``config.cache_media``). ``policy`` / ``loader`` replace the
+    policy opened from ``config.model`` / the clip loader built for it (:func:`r1omni.train.setup.prepare_run`)."""
     started = time.perf_counter()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    output_dir = Path(config.output_dir)
-    accelerator = make_accelerator(config.mixed_precision, log_dir=str(output_dir))
-    checkpoint = prepare_run_folder(accelerator, output_dir, config_to_dict(config), config.resume, config.overwrite)
-    seed_everything(config.seed)
-
-    # -- setup -------------------------------------------------------------------------------
-    policy = open_policy(config.model, seed=config.seed)
-    counts = set_trainable_parts(policy, config.trainable)
-    logger.info("trainable parameters by part: %s", counts)
-    policy.module.to(accelerator.device)
-    samples, problems = _usable(read_samples(config.data), config.target)
-    if problems:
-        raise ValueError(f"{config.data}: {len(problems)} sample(s) cannot be used for target "
-                         f"{config.target!r}, e.g. {problems[0]}")
-    loader = ClipLoader.for_policy(policy, prompt=config.prompt, use_subtitle=config.use_subtitle,
-                                    cache=MediaCache.of_run(media, config.cache_media))
-    order = StepOrder(len(samples), config.clips_per_step, accelerator.num_processes, config.seed)
-    accum = config.gradient_accumulation_steps
-    total_steps = config.max_steps or max(1, int(config.epochs * order.micro_steps_per_epoch / accum))
-    optimizer, scheduler = build_optimizer(policy, config.optim, total_steps)
-    policy.module, optimizer, scheduler = accelerator.prepare(policy.module, optimizer, scheduler)
-
-    start_step, skipped = 0, 0
-    if checkpoint is not None:
-        state = load_checkpoint(accelerator, checkpoint)
-        start_step, skipped = state["step"], state.get("skipped_clips", 0)
-        logger.info("resumed from %s at step %d", checkpoint, start_step)
-    tracker = RunTracker(output_dir, total_steps, start_step, enabled=accelerator.is_main_process,
+    run = _setup(config, media, policy, loader)
+    output_dir, skipped = Path(config.output_dir), run.resumed.get("skipped_clips", 0)
+    tracker = RunTracker(output_dir, run.total_steps, run.start_step, enabled=run.accelerator.is_main_process,
                          description=f"sft/{config.target}", postfix_keys=("loss", "lr"))
-
-    # -- loop --------------------------------------------------------------------------------
-    policy.module.train()
-    for step in range(start_step + 1, total_steps + 1):
+    run.policy.module.train()
+    for step in range(run.start_step + 1, run.total_steps + 1):
         step_started = time.perf_counter()
-        loss_sum, token_count = 0.0, 0
-        for micro in range(accum):
-            indices = order.indices((step - 1) * accum + micro, accelerator.process_index)
-            loaded = loader.load_many([samples[index] for index in indices])
-            skipped += len(indices) - len(loaded.clips)
-            for err in loaded.failures.values():
-                logger.warning("step %d: skipping clip: %s", step, err)
-            clips, targets = loaded.clips, [target_text(sample, config.target) for sample in loaded.kept]
-            clips = drop_modalities(clips, config.modality_dropout, config.seed, (step - 1) * accum + micro)
-            if not clips:
-                continue
-            batch = policy.prepare(clips).to(accelerator.device)
-            ids, mask = policy.encode_completions(targets)
-            ids, mask = ids.to(accelerator.device), mask.to(accelerator.device)
-            with accelerator.autocast():
-                logp = policy.token_logprobs(batch, ids, torch.arange(len(clips), device=accelerator.device))
-            mask = mask.to(logp.dtype)                                         # (B, C)
-            loss = -(logp * mask).sum() / mask.sum().clamp(min=1)
-            check_finite(step, loss=loss.item())
-            sync_context = accelerator.no_sync(policy.module) if micro < accum - 1 else contextlib.nullcontext()
-            with sync_context:
-                accelerator.backward(loss / accum)
-            loss_sum += loss.item() * mask.sum().item()
-            token_count += int(mask.sum().item())
-        grad_norm = clip_gradients(accelerator, policy.module, config.optim.max_grad_norm)
-        if grad_norm is not None:
-            check_finite(step, grad_norm=grad_norm)
-        lr = scheduler.get_last_lr()[0]   # the rate this update uses, logged below
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-
+        done = _sft_step(run, step)
         seconds = time.perf_counter() - step_started
-        if step % config.log_every == 0 or step == total_steps:
-            tracker.log(step, {"loss": loss_sum / max(token_count, 1), "lr": lr,
-                               "grad_norm": grad_norm or 0.0, "tokens_per_second": token_count / seconds,
-                               "skipped_clips": skipped})
-        if config.sample_every and step % config.sample_every == 0 and accelerator.is_main_process and clips:
-            with unwrapped(policy, accelerator) as bare:    # generate sets (and restores) eval mode itself
-                greedy = bare.generate(policy.prepare(clips[:1]).to(accelerator.device),
-                                       sampling=SamplingConfig(max_new_tokens=int(ids.shape[1]) + 8))
-            tracker.samples(step, [{"target": targets[0], "output": greedy.texts[0]}])
-        if config.save_every and step % config.save_every == 0 and step < total_steps:
-            save_checkpoint(accelerator, policy, output_dir, step, config_to_dict(config), {"skipped_clips": skipped})
+        skipped += done.skipped
+        if step % config.log_every == 0 or step == run.total_steps:
+            tracker.log(step, _step_metrics(done, seconds, skipped))
+        if config.sample_every and step % config.sample_every == 0 and run.accelerator.is_main_process and done.last:
+            tracker.samples(step, [_greedy_sample(run, *done.last)])
+        if config.save_every and step % config.save_every == 0 and step < run.total_steps:
+            save_checkpoint(run.accelerator, run.policy, output_dir, step, config_to_dict(config),
+                            {"skipped_clips": skipped})
         if step in config.snapshot_steps:
-            save_snapshot(accelerator, policy, output_dir, step)
+            save_snapshot(run.accelerator, run.policy, output_dir, step)
     tracker.close()
+    final = save_final(run.accelerator, run.policy, output_dir)
+    clip_views = run.total_steps * run.order.global_batch * config.gradient_accumulation_steps
+    return TrainResult(output_dir, final, run.total_steps, clip_views, time.perf_counter() - started, skipped)
 
-    # -- save --------------------------------------------------------------------------------
-    final = save_final(accelerator, policy, output_dir)
-    clip_views = total_steps * order.global_batch * accum
-    return TrainResult(output_dir, final, total_steps, clip_views, time.perf_counter() - started, skipped)
+
+def _setup(config: SFTConfig, media: MediaCache | None, policy: Policy | None, loader: ClipLoader | None) -> Run:
+    """The set-up GRPO shares, on samples that each have a text for ``config.target``."""
+
+    def check_targets(samples: list[Sample]) -> None:
+        problems = []
+        for sample in samples:
+            try:
+                target_text(sample, config.target)
+            except ValueError as err:
+                problems.append(str(err))
+        if problems:
+            raise ValueError(f"{config.data}: {len(problems)} sample(s) cannot be used for target "
+                             f"{config.target!r}, e.g. {problems[0]}")
+
+    return prepare_run(config, check_targets, policy=policy, loader=loader, media=media)
+
+
+def _sft_step(run: Run, step: int) -> _Step:
+    """Gradients of each micro-batch's loss (accumulated, all-reduced after the last one), then one update."""
+    config, accelerator = run.config, run.accelerator
+    accum = config.gradient_accumulation_steps
+    loss_sum, tokens, skipped, last = 0.0, 0, 0, None
+    for micro in range(accum):
+        clips, samples, failed = micro_batch(run, step, micro)
+        clips = drop_modalities(clips, config.modality_dropout, config.seed, (step - 1) * accum + micro)
+        skipped += failed
+        last = None
+        if not clips:
+            continue
+        targets = [target_text(sample, config.target) for sample in samples]
+        loss, mask, ids = _target_loss(run, clips, targets)
+        check_finite(step, loss=loss.item())
+        sync_context = accelerator.no_sync(run.policy.module) if micro < accum - 1 else contextlib.nullcontext()
+        with sync_context:
+            accelerator.backward(loss / accum)
+        loss_sum += loss.item() * mask.sum().item()
+        tokens += int(mask.sum().item())
+        last = (clips[0], targets[0], int(ids.shape[1]))
+    grad_norm = clip_gradients(accelerator, run.policy.module, config.optim.max_grad_norm)
+    if grad_norm is not None:
+        check_finite(step, grad_norm=grad_norm)
+    lr = run.scheduler.get_last_lr()[0]   # the rate this update uses, logged
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return _Step(loss_sum, tokens, skipped, grad_norm, lr, last)
+
+
+def _target_loss(run: Run, clips: list[ClipInput], targets: list[str]
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The mean negative log-likelihood of the targets' tokens given their clips, the token mask (B, C) and
+    the target ids (B, C)."""
+    device = run.accelerator.device
+    batch = run.policy.prepare(clips).to(device)
+    ids, mask = run.policy.encode_completions(targets)
+    ids, mask = ids.to(device), mask.to(device)                                        # (B, C)
+    with run.accelerator.autocast():
+        logp = run.policy.token_logprobs(batch, ids, torch.arange(len(clips), device=device))   # (B, C)
+    mask = mask.to(logp.dtype)                                                         # (B, C)
+    return -(logp * mask).sum() / mask.sum().clamp(min=1), mask, ids
+
+
+def _step_metrics(done: _Step, seconds: float, skipped: int) -> dict[str, float]:
+    """The logged row of one step: the token-weighted loss, the rate used, throughput, clips skipped so far."""
+    return {"loss": done.loss_sum / max(done.tokens, 1), "lr": done.lr, "grad_norm": done.grad_norm or 0.0,
+            "tokens_per_second": done.tokens / seconds, "skipped_clips": skipped}
+
+
+def _greedy_sample(run: Run, clip: ClipInput, target: str, target_tokens: int) -> dict[str, str]:
+    """A greedy completion of ``clip`` beside its target, through the engine GRPO samples with (the bare
+    model, eval mode, no gradients), a few tokens longer than the target."""
+    batch = run.policy.prepare([clip]).to(run.accelerator.device)
+    rollout = HFGenerateEngine(run.accelerator).generate(run.policy, batch, 1,
+                                                         SamplingConfig(max_new_tokens=target_tokens + 8))
+    return {"target": target, "output": rollout.completions.texts[0]}

@@ -41,7 +41,7 @@ from accelerate import Accelerator
 
 from r1omni.models import ClipInput, Completions, Policy, PreparedBatch, SamplingConfig
 from r1omni.train.rollout import Rollout
-from r1omni.train.setup import unwrapped
+from r1omni.train.accelerated import unwrapped
 
 __all__ = ["VLLMOptions", "VLLMEngine", "vllm_weight_name"]
 

@@ -378,8 +378,8 @@ def train_starting_points(config: DemoConfig, out: Path, manifests: dict[str, Pa
     done = done or (lambda ticket: None)
     models, runs = out / "models", out / "runs"
     stages = _Stages()
-    ticket = stage("base", "2/8 tiny model: random init, then base pre-training on instruction data (no face / "
-                           "voice -> emotion mapping)")
+    ticket = stage("base", "2/8 tiny model: random init, then base pre-training: cue descriptions, then instruction "
+                           "data (no face / voice -> emotion mapping)")
     init_dir = models / "init"
     if not is_complete(init_dir):
         policy = init_preset(config.model_preset, seed=config.seed, corpus=synth_corpus(), **_model_overrides(config))

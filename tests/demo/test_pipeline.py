@@ -200,7 +200,8 @@ def test_a_second_run_reuses_finished_stages(quick_demo):
 
 
 def test_changed_settings_rebuild_instead_of_reusing_stale_models(tmp_path):
-    from r1omni.demo.pipeline import DemoConfig, _forget_stale_results
+    from r1omni.demo.config import DemoConfig
+    from r1omni.demo.pipeline import _forget_stale_results
 
     bench = tmp_path / "benchmark"
     bench.mkdir()

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from r1omni.demo import pipeline
-from r1omni.demo.pipeline import ALL_PARTS, DemoConfig, StageBudget, train_starting_points
+from r1omni.demo import stages as demo_stages
+from r1omni.demo.config import ALL_PARTS, DemoConfig, StageBudget
+from r1omni.demo.stages import train_starting_points
 from r1omni.synth import generate_benchmark
 
 
@@ -19,13 +20,13 @@ def tiny_benchmark(tmp_path_factory):
 @pytest.fixture
 def sft_calls(monkeypatch):
     """Every SFT run the demo starts: (start model, target, output folder name)."""
-    calls, original = [], pipeline.run_sft
+    calls, original = [], demo_stages.run_sft
 
     def recorded(config, model, data, target, out, *args, **kwargs):
         calls.append((model, target, out.name))
         return original(config, model, data, target, out, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "run_sft", recorded)
+    monkeypatch.setattr(demo_stages, "run_sft", recorded)
     return calls
 
 
@@ -56,10 +57,10 @@ def test_without_a_perception_phase_the_base_starts_from_the_random_init(tiny_be
 
 def test_label_sft_gets_the_configured_modality_dropout(tiny_benchmark, tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(pipeline, "train_sft", lambda sft, media=None: seen.setdefault("dropout",
+    monkeypatch.setattr(demo_stages, "train_sft", lambda sft, media=None: seen.setdefault("dropout",
                                                                                        sft.modality_dropout))
     config = tiny_config(tmp_path, label_modality_dropout={"audio": 0.5})
-    pipeline.run_sft(config, "preset:qwen2.5-omni-tiny", tiny_benchmark["train"], "label", tmp_path / "l",
+    demo_stages.run_sft(config, "preset:qwen2.5-omni-tiny", tiny_benchmark["train"], "label", tmp_path / "l",
                      config.label_sft, modality_dropout=config.label_modality_dropout)
     assert seen["dropout"] == {"audio": 0.5}
 

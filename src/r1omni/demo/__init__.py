@@ -1,12 +1,15 @@
 """The embedded default, ``r1omni demo``: the paper's whole pipeline on the generated benchmark.
 
-``pipeline.py`` runs the stages top to bottom (benchmark, base, cold start, label SFT, GRPO,
-evaluation, attribution); ``report.py`` turns their results into ``report.md`` and the plots;
+``config.py`` holds what a run decides (``DemoConfig``); ``stages.py`` the training stages and the
+starting points every recipe shares; ``pipeline.py`` runs the stages top to bottom (benchmark, base,
+cold start, label SFT, GRPO, evaluation, attribution, balance); ``stats.py`` the paired statistics;
+``report.py`` turns their results into ``report.md`` and the plots;
 ``study.py`` is ``r1omni demo --study budget`` (RLVR against label SFT over training budgets and
 seeds). An application over every layer of the package: nothing below imports it.
 """
 
-from r1omni.demo.pipeline import VARIANTS, DemoConfig, StageBudget, run_demo
+from r1omni.demo.config import VARIANTS, DemoConfig, StageBudget
+from r1omni.demo.pipeline import run_demo
 from r1omni.demo.study import StudyConfig, run_budget_study
 
 __all__ = ["DemoConfig", "StageBudget", "run_demo", "VARIANTS", "StudyConfig", "run_budget_study"]

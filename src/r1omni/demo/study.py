@@ -24,16 +24,9 @@ from pathlib import Path
 
 from r1omni.atomic import atomic_write_bytes, atomic_write_text, is_complete
 from r1omni.clips import MediaCache
-from r1omni.demo.pipeline import (
-    DemoConfig,
-    StageBudget,
-    correct,
-    paired,
-    run_grpo,
-    run_sft,
-    split_key,
-    train_starting_points,
-)
+from r1omni.demo.config import DemoConfig, StageBudget, split_key
+from r1omni.demo.stages import run_grpo, run_sft, train_starting_points
+from r1omni.demo.stats import correct, paired
 from r1omni.evaluate import EvalOptions, evaluate
 from r1omni.labels import get_label_set
 from r1omni.models import load_policy

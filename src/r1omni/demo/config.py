@@ -1,0 +1,120 @@
+"""What the demo run decides: :class:`DemoConfig` (every recipe setting, stated once), the stages' budgets
+(:class:`StageBudget`), the rows it reports (``VARIANTS``) and the pairs it compares (``PAIRS``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from r1omni.synth.config import TEST_SPLITS, VALIDATION_SPLITS
+
+__all__ = ["DemoConfig", "StageBudget", "ALL_PARTS", "VARIANTS", "PAIRS", "SEPARATOR", "split_key"]
+
+
+VARIANTS = ("base", "cold_start_sft", "label_sft", "rlvr", "rlvr_grounding")
+
+
+# The paired comparisons every table reports: (variant, against).
+PAIRS = (("rlvr", "cold_start_sft"), ("rlvr", "label_sft"), ("rlvr_grounding", "rlvr"))
+
+
+SEPARATOR = "-" * 78
+
+
+# Base pre-training trains the whole model: its towers are random (HumanOmni's come pre-trained).
+ALL_PARTS = ["llm", "vision_tower", "audio_tower", "vision_projector", "audio_projector"]
+
+
+def split_key(split: str) -> str:
+    """The results' name of a split: ``test_id`` -> ``id``, ``test_mix`` -> ``mix``; validation splits
+    keep their names."""
+    return split.removeprefix("test_")
+
+
+@dataclass
+class StageBudget:
+    """Steps, learning rate and trained parts of one stage (clips per step in ``DemoConfig``)."""
+
+    steps: int
+    lr: float
+    trainable: list[str] | None = None
+    """Model parts that train; None = the paper's choice for that stage."""
+
+
+@dataclass
+class DemoConfig:
+    """Everything the demo run decides. ``quick()`` is the ~3-minute variant used by a test."""
+
+    output_dir: str = "demo_out"
+    synth_preset: str = "default"
+    benchmark_dir: str | None = None
+    """Where the benchmark lives; None = OUTPUT_DIR/benchmark."""
+    model_preset: str = "qwen2.5-omni-demo"
+    seed: int = 0
+    threads: int = 2
+    """torch CPU threads (measured: 2 beats 1 by ~25% for this ~1M-parameter model on 2 cores)."""
+    prompt: str = "train"
+    """Every variant is trained and evaluated with the same question (with the format instruction)."""
+    clips_per_step: int = 8
+    """Clips per SFT step."""
+    pretrain: StageBudget = field(default_factory=lambda: StageBudget(steps=700, lr=6e-4, trainable=ALL_PARTS))
+    cold_start: StageBudget = field(default_factory=lambda: StageBudget(steps=200, lr=1e-3, trainable=["llm"]))
+    label_sft_epochs: float = 1.0
+    label_sft: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=1e-3, trainable=["llm"]))
+    """Its steps come from ``label_sft_epochs`` (one pass over the training split, as MAFW-DFEW-SFT)."""
+    grpo_epochs: float = 1.0
+    """GRPO's budget in passes over the training split (its steps, unless ``grpo.steps`` is set): at
+    least label SFT's, so that the two are compared at the same clip-views."""
+    grpo: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=1e-4, trainable=["llm"]))
+    grpo_clips_per_step: int = 16
+    grpo_generations: int = 4
+    """G. With 16 clips per step, 64 completions a step as with 8 x 8, twice the clips per second."""
+    grpo_beta: float = 0.2
+    """β of the KL term to the frozen cold start (the paper: 0.04). At 0.04 the ~1M-parameter policy
+    collapsed onto three or four answers, dropping the emotions its cold start got wrong most often;
+    measured on the validation splits (same cold starts, RLVR − cold start, val_id / val_ood): seed 0
+    +0.095 / +0.052 at 0.04, +0.119 / +0.110 at 0.2; seed 1 -0.029 / +0.014 and +0.014 / +0.062;
+    seed 2 +0.019 / -0.019 and +0.043 / +0.100; at 0.5, seed 1 -0.048 / +0.019."""
+    grpo_temperature: float = 0.5
+    """Rollout temperature. The paper samples at 1.0; measured here, the ~1M-parameter cold start's
+    samples at 1.0 were at chance accuracy (so GRPO only learned format and lost 0.2 ID WAR). From
+    one cold start, 150 steps: T 0.7 / lr 5e-5 gave greedy ID +0.006 +- 0.028 over the cold start,
+    T 0.5 / lr 1e-4 gave +0.091 +- 0.027: near-greedy samples differ where the model is unsure, so
+    rewarding the right ones moves its greedy choice."""
+    grounding_weight: float = 0.5
+    """w of the "RLVR + grounding" row (0 = no such row)."""
+    max_new_tokens: int = 100
+    eval_splits: tuple[str, ...] = TEST_SPLITS
+    """Where every variant is evaluated; ``VALIDATION_SPLITS`` while tuning a recipe."""
+    eval_batch_size: int = 64
+    attribution_clips: int = 70
+    """In-distribution clips used for modality attribution per variant (0 = skip). The modality balance
+    takes its answer changes from the same clips (decoding them itself for the base, which attribution
+    skips) and its token norms and face probe from the whole in-distribution split."""
+    media_norm: bool = True
+    """Build the model with a LayerNorm after each media projector at the text embeddings' scale
+    (``ThinkerDims.media_norm``): without it video tokens entered the LLM at ~15x the text tokens' norm."""
+    frame_size: int | None = 112
+    """Side in pixels the model resizes frames to (``ThinkerDims.frame_size``; None: the preset's 56). At 112
+    a clip gives the LLM 32 video tokens instead of 8, and the face's parts fall in patches of their own."""
+    perception: StageBudget = field(default_factory=lambda: StageBudget(steps=700, lr=6e-4, trainable=ALL_PARTS))
+    """Perception pre-training before the base's instruction mix: the pre-training clips with every cue
+    described (target ``description``), so that the towers and the LLM learn to see and hear before they
+    learn the tasks (0 steps: none). Without it the instruction mix, which spends ~45 % of its clips on
+    text-only tasks, left the face out of the LLM's decision (issue #26; README "What made the model see")."""
+    label_modality_dropout: dict[str, float] = field(default_factory=dict)
+    """``SFTConfig.modality_dropout`` of label SFT, e.g. ``{"audio": 0.5}``: the voice is the easier stream
+    and wins the competition for the label unless it is sometimes absent (empty: every clip whole)."""
+
+    def __post_init__(self) -> None:
+        self.eval_splits = tuple(self.eval_splits)
+        unknown = [s for s in self.eval_splits if s not in TEST_SPLITS + VALIDATION_SPLITS]
+        if unknown or not self.eval_splits:
+            raise ValueError(f"eval_splits must name splits of {TEST_SPLITS + VALIDATION_SPLITS}, got {unknown}")
+
+    @classmethod
+    def quick(cls, output_dir: str = "demo_out_quick", seed: int = 0) -> "DemoConfig":
+        return cls(output_dir=output_dir, synth_preset="quick", seed=seed,
+                   perception=StageBudget(steps=80, lr=6e-4, trainable=ALL_PARTS),
+                   pretrain=StageBudget(steps=80, lr=6e-4, trainable=ALL_PARTS),
+                   cold_start=StageBudget(steps=40, lr=1e-3, trainable=["llm"]),
+                   attribution_clips=14, eval_batch_size=70)

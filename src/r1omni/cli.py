@@ -442,6 +442,8 @@ def _demo_model_switches(config, args) -> None:
         config.frame_size = args.frame_size
     if args.perception_steps is not None:
         config.perception.steps = args.perception_steps
+    if args.language_steps is not None:
+        config.language.steps = args.language_steps
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -592,6 +594,9 @@ def _add_demo(commands) -> None:
                       help="a LayerNorm after each media projector at the text embeddings' scale (default: on)")
     demo.add_argument("--frame-size", type=int, default=None,
                       help="pixels the model resizes frames to (default 112: 32 video tokens a clip; 56: 8)")
+    demo.add_argument("--language-steps", type=int, default=None,
+                      help="steps of text-only pre-training (reading random subtitles back) before any clip "
+                           "(default 0: none; 400 taught the model to quote the subtitle)")
     demo.add_argument("--perception-steps", type=int, default=None,
                       help="steps of cue-description pre-training before the instruction mix (default 700, "
                            "--quick 80; 0: none)")

@@ -1,4 +1,5 @@
-"""Issue #26's demo remedies reach the runs they name: a perception phase before the base's instruction mix
+"""Issue #26's demo remedies reach the runs they name: a language phase (text only; off by default) and a
+perception phase before the base's instruction mix
 (on by default; 0 steps: none), the model switches (media norm, frame size), and modality dropout in label
 SFT (off by default)."""
 
@@ -77,3 +78,15 @@ def test_the_model_switches_reach_the_model(tiny_benchmark, tmp_path):
     train_starting_points(plain, tmp_path / "plain", tiny_benchmark, lambda line: None)
     policy = load_policy(tmp_path / "plain" / "models" / "init")
     assert policy.media_norm is None and policy.settings.frame_height == 56
+
+
+def test_a_language_phase_comes_first_and_counts_in_the_base_budget(tiny_benchmark, tmp_path, sft_calls):
+    config = tiny_config(tmp_path, language=StageBudget(steps=2, lr=1e-3),
+                         perception=StageBudget(steps=2, lr=1e-3, trainable=ALL_PARTS))
+    stages = train_starting_points(config, tmp_path, tiny_benchmark, lambda line: None)
+    runs = tmp_path / "runs"
+    assert (runs / "language" / "final" / "config.json").is_file()
+    assert sft_calls[:2] == [(str(runs / "language" / "final"), "description", "perception"),
+                             (str(runs / "perception" / "final"), "instruction", "base")]
+    assert "language" not in stages.models and "language" not in stages.budgets
+    assert stages.budgets["base"]["steps"] == 5 and stages.budgets["base"]["clip_views"] == 6   # text has no clips

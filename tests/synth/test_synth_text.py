@@ -142,3 +142,30 @@ def test_corpus_covers_the_words_of_generated_texts():
 def test_docstring_examples():
     result = doctest.testmod(r1omni.synth.text)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_reading_practice_asks_for_the_subtitle_its_question_carries():
+    from r1omni.explain.reasoning import quoted_subtitle
+    from r1omni.synth.text import corpus_words, reading_practice
+    from r1omni.template import with_subtitle
+
+    words = corpus_words()
+    assert len(words) > 100 and all(w == w.strip('".,?!:;') and " " not in w for w in words)
+    rng = np.random.default_rng(3)
+    draws = [reading_practice(rng, words) for _ in range(200)]
+    real = set(NEUTRAL_SUBTITLES) | {s for group in HINT_SUBTITLES.values() for s in group}
+    kinds = {"real": 0, "random": 0}
+    for question, answer in draws:
+        subtitle = re.match(r'The subtitle of the video reads: "([^"]*)"\n', question).group(1)
+        assert question == with_subtitle("What does the subtitle say?", subtitle)
+        assert answer.endswith(f'"{subtitle}"')
+        if answer.startswith("In the text"):
+            assert quoted_subtitle(answer) == subtitle       # the reasoning's quote, as the metric reads it
+        if subtitle in real:
+            kinds["real"] += 1
+        else:
+            kinds["random"] += 1
+            assert set(subtitle.rstrip(".").lower().split()) <= {w.lower() for w in words}
+    assert 30 < kinds["real"] < 100 and kinds["random"] > 100     # real_share 0.3 of 200 draws
+    again = np.random.default_rng(3)
+    assert [reading_practice(again, words) for _ in range(200)] == draws

@@ -18,14 +18,16 @@ from r1omni.demo.config import SEPARATOR, DemoConfig, StageBudget
 from r1omni.models import SamplingConfig, init_preset, load_policy
 from r1omni.schema import read_samples
 from r1omni.synth.text import corpus as synth_corpus
+from r1omni.synth.text import corpus_words, reading_practice
 from r1omni.train.checkpoint import TrainResult
 from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo
+from r1omni.train.language import LanguageConfig, train_language
 from r1omni.train.setup import OptimConfig
 from r1omni.train.sft import SFTConfig, train_sft
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["run_sft", "run_grpo", "grpo_steps", "train_starting_points", "train_once", "Stages"]
+__all__ = ["run_sft", "run_grpo", "run_language", "grpo_steps", "train_starting_points", "train_once", "Stages"]
 
 
 def run_sft(config: DemoConfig, model: str, data: Path, target: str, out: Path, budget: StageBudget,
@@ -40,6 +42,15 @@ def run_sft(config: DemoConfig, model: str, data: Path, target: str, out: Path, 
                     modality_dropout=modality_dropout or {})
     logger.info("SFT (%s) from %s", target, model)
     return train_sft(sft, media=media)
+
+
+def run_language(config: DemoConfig, model: Path, out: Path) -> TrainResult:
+    """The base's first phase: the LLM reads random subtitles back (text only, no clip)."""
+    language = LanguageConfig(steps=config.language.steps, seed=config.seed,
+                              optim=OptimConfig(lr=config.language.lr, schedule="cosine", warmup_ratio=0.05))
+    words = corpus_words()
+    logger.info("language pre-training from %s", model)
+    return train_language(load_policy(model), lambda rng: reading_practice(rng, words), language, out)
 
 
 def grpo_steps(config: DemoConfig, train_clips: int) -> int:
@@ -99,8 +110,9 @@ def train_starting_points(config: DemoConfig, out: Path, manifests: dict[str, Pa
     done = done or (lambda ticket: None)
     models, runs = out / "models", out / "runs"
     stages = Stages()
-    ticket = stage("base", "2/8 tiny model: random init, then base pre-training: cue descriptions, then instruction "
-                           "data (no face / voice -> emotion mapping)")
+    reading = "reading subtitles back (text only), " if config.language.steps else ""
+    ticket = stage("base", f"2/8 tiny model: random init, then base pre-training: {reading}cue descriptions, then "
+                           "instruction data (no face / voice -> emotion mapping)")
     init_dir = models / "init"
     if not is_complete(init_dir):
         policy = init_preset(config.model_preset, seed=config.seed, corpus=synth_corpus(), **_model_overrides(config))
@@ -111,17 +123,21 @@ def train_starting_points(config: DemoConfig, out: Path, manifests: dict[str, Pa
     say(f"   {config.model_preset}: {sum(p.numel() for p in load_policy(init_dir).module.parameters()) / 1e6:.2f}M "
         "parameters")
     start = init_dir
+    if config.language.steps:
+        train_once(runs, stages, "language", say, lambda: run_language(config, init_dir, runs / "language"))
+        start = stages.models.pop("language")
     if config.perception.steps:
         train_once(runs, stages, "perception", say, lambda: run_sft(
-            config, str(init_dir), manifests["pretrain"], "description", runs / "perception", config.perception,
+            config, str(start), manifests["pretrain"], "description", runs / "perception", config.perception,
             prompt="describe", media=stages.media))
         start = stages.models.pop("perception")
     train_once(runs, stages, "base", say, lambda: run_sft(
         config, str(start), manifests["pretrain"], "instruction", runs / "base", config.pretrain,
         prompt=SAMPLE_QUESTION, media=stages.media))
-    if "perception" in stages.budgets:   # the base's budget counts both of its phases
-        perception = stages.budgets.pop("perception")
-        stages.budgets["base"] = {key: value + perception.get(key, 0) for key, value in stages.budgets["base"].items()}
+    for phase in ("language", "perception"):   # the base's budget counts every one of its phases
+        if phase in stages.budgets:
+            spent = stages.budgets.pop(phase)
+            stages.budgets["base"] = {key: value + spent.get(key, 0) for key, value in stages.budgets["base"].items()}
     done(ticket)
 
     ticket = stage("cold_start_sft", "3/8 cold-start SFT on the reasoning split (EMER-SFT's role)")

@@ -23,7 +23,7 @@ import numpy as np
 
 from r1omni.claims import CUE_MODALITIES, FACE_CUES, PHRASES, VOICE_CUES, cue_levels, flat_cues
 from r1omni.synth.cues import NOUNS
-from r1omni.template import PROMPTS, render_completion
+from r1omni.template import PROMPTS, render_completion, with_subtitle
 
 __all__ = [
     "NEUTRAL_SUBTITLES",
@@ -33,6 +33,8 @@ __all__ = [
     "write_instruction",
     "write_reasoning",
     "choose_subtitle",
+    "reading_practice",
+    "corpus_words",
     "corpus",
 ]
 
@@ -272,6 +274,31 @@ def choose_subtitle(hint_label: str | None, rng: np.random.Generator) -> str:
     if hint_label is None or hint_label == "neutral":
         return _pick(NEUTRAL_SUBTITLES, rng)
     return _pick(HINT_SUBTITLES[hint_label], rng)
+
+
+def corpus_words() -> list[str]:
+    """The distinct words of :func:`corpus`, punctuation stripped, sorted: the material of random subtitles."""
+    return sorted({word.strip('".,?!:;') for text in corpus() for word in text.split()} - {""})
+
+
+def reading_practice(rng: np.random.Generator, words: list[str], real_share: float = 0.3) -> tuple[str, str]:
+    """One text-only exercise of reading the subtitle back: ``(question, answer)``, the question carrying the
+    subtitle as every clip's prompt does (:func:`r1omni.template.with_subtitle`).
+
+    Why: quoting the subtitle means copying it from the prompt, which a pre-trained LLM can do and a model
+    trained from scratch on the benchmark's few dozen sentences never learns (it recites a frequent one:
+    issue #26). Most subtitles here are random strings of ``words`` (4-9), which only copying can answer;
+    ``real_share`` of them are the benchmark's own sentences. The answer is either the read-back answer
+    of base pre-training or the reasoning's opening of the text modality, the two places a quote occurs.
+    """
+    if rng.random() < real_share:
+        sentences = NEUTRAL_SUBTITLES + tuple(s for group in HINT_SUBTITLES.values() for s in group)
+        subtitle = _pick(sentences, rng)
+    else:
+        picked = [words[int(i)] for i in rng.integers(len(words), size=int(rng.integers(4, 10)))]
+        subtitle = " ".join(picked).capitalize() + "."
+    answer = _pick((_SUBTITLE_ANSWER, _TEXT_OPENER), rng).format(subtitle=subtitle)
+    return with_subtitle(_SUBTITLE_QUESTION, subtitle), answer
 
 
 def corpus() -> list[str]:

@@ -162,3 +162,32 @@ def test_ood_pretraining_never_shows_test_ood_identities():
     validation = [sample_clip_spec(config, "val_ood", i) for i in range(100)]
     own = {s.identity for s in validation} | {s.speaker for s in validation}
     assert own and not own & (seen | unseen)
+
+
+def test_random_pretraining_subtitles_change_only_the_ordinary_pretraining_subtitles():
+    from dataclasses import replace
+
+    from r1omni.synth.text import HINT_SUBTITLES, NEUTRAL_SUBTITLES, corpus_words
+
+    base = get_preset("default")
+    reading = replace(base, pretrain_random_subtitles=1.0)
+    sentences = set(NEUTRAL_SUBTITLES) | {s for group in HINT_SUBTITLES.values() for s in group}
+    randomised = 0
+    for split in ("pretrain", "train", "test_id"):
+        for index in range(60):
+            before, after = sample_clip_spec(base, split, index), sample_clip_spec(reading, split, index)
+            assert replace(after, subtitle=before.subtitle) == before       # nothing else moves
+            if split != "pretrain" or before.subtitle_emotion is not None:
+                assert after.subtitle == before.subtitle                    # hints and other splits stay
+            else:
+                assert after.subtitle not in sentences
+                assert set(after.subtitle.rstrip(".").lower().split()) <= {w.lower() for w in corpus_words()}
+                randomised += 1
+                meta = after.meta(3, base.pretrain_tasks)
+                if meta["task"] == "subtitle":
+                    assert meta["answer"] == f'The subtitle reads: "{after.subtitle}"'
+    assert randomised > 15
+    assert "pretrain_random_subtitles" not in base.to_dict()             # the default keeps the digest
+    assert reading.to_dict()["pretrain_random_subtitles"] == 1.0
+    assert SynthConfig.from_dict(reading.to_dict()) == reading
+    assert not {"happy", "sadness", "anger", "fear"} & {w.lower() for w in corpus_words()}

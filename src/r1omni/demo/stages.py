@@ -18,7 +18,7 @@ from r1omni.demo.config import SEPARATOR, DemoConfig, StageBudget
 from r1omni.models import SamplingConfig, init_preset, load_policy
 from r1omni.schema import read_samples
 from r1omni.synth.text import corpus as synth_corpus
-from r1omni.synth.text import corpus_words, reading_practice
+from r1omni.synth.text import reading_practice
 from r1omni.train.checkpoint import TrainResult
 from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo
 from r1omni.train.language import LanguageConfig, train_language
@@ -48,9 +48,8 @@ def run_language(config: DemoConfig, model: Path, out: Path) -> TrainResult:
     """The base's first phase: the LLM reads random subtitles back (text only, no clip)."""
     language = LanguageConfig(steps=config.language.steps, seed=config.seed,
                               optim=OptimConfig(lr=config.language.lr, schedule="cosine", warmup_ratio=0.05))
-    words = corpus_words()
     logger.info("language pre-training from %s", model)
-    return train_language(load_policy(model), lambda rng: reading_practice(rng, words), language, out)
+    return train_language(load_policy(model), reading_practice, language, out)
 
 
 def grpo_steps(config: DemoConfig, train_clips: int) -> int:

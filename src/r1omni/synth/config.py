@@ -151,6 +151,11 @@ class SynthConfig:
     pretrain_hint_fraction: float = 0.5
     """Share of pre-training subtitles whose words hint at an emotion, drawn independently of what the
     clip's face and voice show (so the text task teaches reading, not the face / voice mapping)."""
+    pretrain_random_subtitles: float = 0.0
+    """Share of the pre-training clips with ordinary words whose subtitle is instead a random string of the
+    benchmark's words (:func:`r1omni.synth.text.random_subtitle`), so that reading it back can only be done
+    by copying: the few dozen sentences of the other splits can be memorised instead (issue #26). Only the
+    pre-training manifest changes (the media do not); 0 keeps the benchmark as it was."""
     carrier_intensity: tuple[float, float] = (0.75, 1.0)
     """Range of the expression strength (0 rest .. 1 prototype) of a label-carrying modality."""
     distractor_intensity: tuple[float, float] = (0.3, 0.45)
@@ -218,7 +223,8 @@ class SynthConfig:
         if self.distractor_intensity[1] >= self.carrier_intensity[0]:
             raise ValueError("SynthConfig.distractor_intensity must lie below carrier_intensity, or a "
                              "conflict clip has no stronger modality; lower the distractor range")
-        for name in ("subtitle_fraction", "label_hint_fraction", "pretrain_ood_share", "pretrain_hint_fraction"):
+        for name in ("subtitle_fraction", "label_hint_fraction", "pretrain_ood_share", "pretrain_hint_fraction",
+                     "pretrain_random_subtitles"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"SynthConfig.{name}={value}; use a fraction in [0, 1]")
@@ -263,11 +269,21 @@ class SynthConfig:
         return [self.style_for(split)]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field, except those added after generator version 6 while at their default: a benchmark
+        generated without them keeps its ``synth_config.json`` and so its digest."""
+        data = asdict(self)
+        for name, default in _LATER_FIELDS.items():
+            if data[name] == default:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SynthConfig":
         return cls(**data)
+
+
+# Fields added after generator version 6, with the default that leaves the benchmark as it was.
+_LATER_FIELDS: dict[str, Any] = {"pretrain_random_subtitles": 0.0}
 
 
 def _sized(**sizes: int) -> SynthConfig:

@@ -24,7 +24,7 @@ import numpy as np
 from r1omni.synth.config import TEST_SPLITS, VALIDATION_SPLITS, SynthConfig
 from r1omni.synth.cues import NOUNS, expression, sample_carrier
 from r1omni.synth.face import sample_identity
-from r1omni.synth.text import choose_subtitle, describe, write_instruction, write_reasoning
+from r1omni.synth.text import choose_subtitle, describe, random_subtitle, write_instruction, write_reasoning
 from r1omni.synth.voice import sample_speaker
 
 __all__ = ["ClipSpec", "sample_clip_spec", "clip_rng", "SPEC_STREAM", "FACE_STREAM", "VOICE_STREAM",
@@ -171,6 +171,9 @@ def sample_clip_spec(config: SynthConfig, split: str, index: int, seed: int = 0)
             carries = label != "neutral" and rng.random() < config.label_hint_fraction
             hinted = label if carries else None
         subtitle = choose_subtitle(hinted, rng)
+        if split == "pretrain" and hinted is None and config.pretrain_random_subtitles \
+                and rng.random() < config.pretrain_random_subtitles:   # no draw at all when off
+            subtitle = random_subtitle(rng)
         carries = hinted == label and hinted is not None
 
     return ClipSpec(

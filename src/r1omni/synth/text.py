@@ -17,6 +17,7 @@ This module only writes and reads text; it draws no cue values and renders nothi
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ __all__ = [
     "choose_subtitle",
     "reading_practice",
     "corpus_words",
+    "random_subtitle",
     "corpus",
 ]
 
@@ -276,27 +278,40 @@ def choose_subtitle(hint_label: str | None, rng: np.random.Generator) -> str:
     return _pick(HINT_SUBTITLES[hint_label], rng)
 
 
-def corpus_words() -> list[str]:
-    """The distinct words of :func:`corpus`, punctuation stripped, sorted: the material of random subtitles."""
-    return sorted({word.strip('".,?!:;') for text in corpus() for word in text.split()} - {""})
+@functools.cache
+def corpus_words() -> tuple[str, ...]:
+    """The distinct words of :func:`corpus` that name no emotion, punctuation stripped, sorted: the material
+    of random subtitles (a random string must not hint at an emotion: pre-training teaches that ordinary
+    words are no hint)."""
+    emotional = {word.lower() for name, noun in NOUNS.items() for word in (name, *noun.split())} - {"a", "state"}
+    words = {word.strip('".,?!:;') for text in corpus() for word in text.split()}
+    return tuple(sorted(w for w in words if w and w.lower() not in emotional))
 
 
-def reading_practice(rng: np.random.Generator, words: list[str], real_share: float = 0.3) -> tuple[str, str]:
+def random_subtitle(rng: np.random.Generator, words: tuple[str, ...] | None = None) -> str:
+    """4-9 random ``words`` (default :func:`corpus_words`) as a sentence: a subtitle only copying can read back."""
+    words = words or corpus_words()
+    picked = [words[int(i)] for i in rng.integers(len(words), size=int(rng.integers(4, 10)))]
+    return " ".join(picked).capitalize() + "."
+
+
+def reading_practice(rng: np.random.Generator, words: tuple[str, ...] | None = None,
+                     real_share: float = 0.3) -> tuple[str, str]:
     """One text-only exercise of reading the subtitle back: ``(question, answer)``, the question carrying the
     subtitle as every clip's prompt does (:func:`r1omni.template.with_subtitle`).
 
     Why: quoting the subtitle means copying it from the prompt, which a pre-trained LLM can do and a model
     trained from scratch on the benchmark's few dozen sentences never learns (it recites a frequent one:
-    issue #26). Most subtitles here are random strings of ``words`` (4-9), which only copying can answer;
-    ``real_share`` of them are the benchmark's own sentences. The answer is either the read-back answer
-    of base pre-training or the reasoning's opening of the text modality, the two places a quote occurs.
+    issue #26). Most subtitles here are random strings of ``words`` (:func:`random_subtitle`), which only
+    copying can answer; ``real_share`` of them are the benchmark's own sentences. The answer is either the
+    read-back answer of base pre-training or the reasoning's opening of the text modality, the two places
+    a quote occurs.
     """
     if rng.random() < real_share:
         sentences = NEUTRAL_SUBTITLES + tuple(s for group in HINT_SUBTITLES.values() for s in group)
         subtitle = _pick(sentences, rng)
     else:
-        picked = [words[int(i)] for i in rng.integers(len(words), size=int(rng.integers(4, 10)))]
-        subtitle = " ".join(picked).capitalize() + "."
+        subtitle = random_subtitle(rng, words)
     answer = _pick((_SUBTITLE_ANSWER, _TEXT_OPENER), rng).format(subtitle=subtitle)
     return with_subtitle(_SUBTITLE_QUESTION, subtitle), answer
 

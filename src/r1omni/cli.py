@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import enum
 import errno
+import functools
 import json
 import logging
 import os
@@ -755,7 +756,8 @@ def _add_train(commands) -> None:
     train_sub = train.add_subparsers(dest="recipe", required=True, metavar="RECIPE", help="the recipe")
     for recipe, text in (("sft", "supervised fine-tuning (cold start, label SFT, perception pre-training)"),
                          ("grpo", "GRPO with verifiable rewards")):
-        command = _add(train_sub, recipe, _cmd_train, text, _TRAIN_EXAMPLES[recipe], complete_help=_config_keys_help)
+        command = _add(train_sub, recipe, _cmd_train, text, _TRAIN_EXAMPLES[recipe],
+                       complete_help=functools.partial(_config_keys_help, recipe))
         command.add_argument("config", help="YAML config (see configs/)")
         command.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                              help="override config fields (dotted for nested ones: optim.lr=1e-5); keys below")
@@ -771,14 +773,13 @@ def _config_class(recipe: str) -> type:
     return GRPOConfig
 
 
-def _config_keys_help(command: argparse.ArgumentParser) -> None:
+def _config_keys_help(recipe: str, command: argparse.ArgumentParser) -> None:
     """Appends the recipe's config keys, read from its config dataclasses (types, defaults, docstrings), to
     the epilog: the list cannot go stale, and a key is documented once, in the code."""
     import dataclasses
 
     from r1omni.yamlconfig import config_keys
 
-    recipe = command.prog.split()[-1]
     keys = sorted(config_keys(_config_class(recipe)), key=lambda k: k.default is not dataclasses.MISSING)
     width = max(shutil.get_terminal_size().columns - 2, 60)
     lines = ["config keys (YAML, or KEY=VALUE after the config; required first, then the config's order):"]

@@ -1,6 +1,7 @@
 # One entry point for set-up, tests and the demo. `make test` is what CI runs (through .ci/run).
-# Installs go through requirements.lock (exact versions the suite was verified with); `make lock`
-# regenerates it from the newest releases pyproject.toml allows, `make test-latest` shows the drift.
+# Installs go through requirements.lock (exact versions the suite was verified with, each with the sha256
+# of its release's files: installed with --require-hashes); `make lock` regenerates it from the newest
+# releases pyproject.toml allows, `make test-latest` shows the drift.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,7 +18,7 @@ $(BIN)/r1omni: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(PIP)
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/pip check
 	touch $(BIN)/r1omni
@@ -30,8 +31,10 @@ test: venv
 demo: venv
 	$(BIN)/r1omni demo -o demo_out
 
-# Resolve the newest versions the ranges in pyproject.toml allow, in a throw-away venv, and pin them.
-# Run the suite on the result (`make test`) before committing it.
+# Resolve the newest versions the ranges in pyproject.toml allow, in a throw-away venv, pin them and
+# hash every file of each pinned release (tools/lock_hashes.py: PyPI's and pip's configured indexes').
+# Run the suite on the result (`make test`) before committing it. To hash a lock edited by hand
+# (versions kept): python tools/lock_hashes.py requirements.lock.
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
@@ -40,6 +43,7 @@ lock:
 	{ echo "# Exact versions of the .[$(EXTRAS)] environment, made by 'make lock' on $$(date -u +%F) with $$(.venv-lock/bin/python -V)."; \
 	  echo "# torch ($(TORCH)) is installed before this file and is not listed; the project itself neither."; \
 	  .venv-lock/bin/pip freeze --exclude-editable | grep -viE '^(torch|r1omni)=='; } > $(LOCK).tmp
+	.venv-lock/bin/python tools/lock_hashes.py $(LOCK).tmp
 	mv $(LOCK).tmp $(LOCK)
 	rm -rf .venv-lock
 

@@ -241,3 +241,13 @@ def test_eval_and_explain_say_when_clips_were_skipped(model, media, tmp_path, ca
     assert main(["eval", *common, "--data", str(bad_only), "-o", str(tmp_path / "e2")]) == NOTHING
     assert main(["explain", *common, "--data", str(both), "-o", str(tmp_path / "x1")]) == PARTIAL
     assert "skipped 1 clip(s) whose media could not be decoded" in capsys.readouterr().out
+
+
+def test_the_readme_documents_every_code():
+    """The README's "Exit codes" table has one row per ExitCode, in order: what scripts read."""
+    from r1omni.cli import ExitCode
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Exit codes", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| (\d+) \|", section, flags=re.MULTILINE)
+    assert [int(code) for code in rows] == [int(code) for code in ExitCode]

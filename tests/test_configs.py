@@ -45,3 +45,26 @@ def test_overrides_and_errors():
         load_config(GRPOConfig, path, ["num_generations=many"])
     with pytest.raises(ValueError, match="num_generations must be >= 2"):
         load_config(GRPOConfig, path, ["num_generations=1"])
+
+
+def test_config_keys_are_every_settable_key_with_the_default_a_run_starts_from():
+    """`train grpo --help` lists these: each key's default is what a config built without it holds (GRPO's
+    own optim.lr, not OptimConfig's), each key can be set as an override, and the docstrings are the fields'."""
+    import dataclasses
+    import functools
+
+    from r1omni.yamlconfig import config_keys, field_docs
+
+    required = {"model": "m", "data": "d.jsonl", "output_dir": "out"}
+    built = GRPOConfig(**required)
+    keys = config_keys(GRPOConfig)
+    assert {k.key for k in keys if k.default is dataclasses.MISSING} == set(required)
+    for key in keys:
+        if key.default is not dataclasses.MISSING:
+            assert functools.reduce(getattr, key.key.split("."), built) == key.default, key.key
+    assert "optim.lr" in {k.key for k in keys} and "optim" not in {k.key for k in keys}
+    by_key = {k.key: k for k in keys}
+    assert by_key["beta"].doc == field_docs(GRPOConfig)["beta"] and by_key["seed"].doc   # inherited field too
+    assert by_key["reference"].type == "str | None"
+    overridden = load_config(GRPOConfig, overrides=[f"{k}={v}" for k, v in required.items()] + ["optim.lr=0.5"])
+    assert overridden.optim.lr == 0.5

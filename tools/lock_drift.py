@@ -1,7 +1,8 @@
 """Print how the running environment differs from the lock file: the drift `make test-latest` shows.
 
 Usage: python tools/lock_drift.py requirements.lock
-Compares every `name==version` pin of the lock with the version installed here; prints one line
+Compares every `name==version` pin of the lock (its `--hash` options, if any, are not read) with the
+version installed here; prints one line
 per package whose version differs, is missing here, or is installed here but not locked (the
 project itself and torch, which is installed before the lock, are left out). Exit status 0.
 """
@@ -26,7 +27,7 @@ def read_lock(path: Path) -> dict[str, str]:
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        name, sep, version = line.partition("==")
+        name, sep, version = line.split()[0].partition("==")  # the pin; --hash=... options follow
         if not sep:
             raise SystemExit(f"{path}:{number}: expected name==version, got {line!r}")
         pins[canonical(name)] = version.strip()

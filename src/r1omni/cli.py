@@ -1,8 +1,10 @@
 """The ``r1omni`` command: subcommands over the library. The only module that prints.
 
-Each subcommand imports what it needs when it runs, so ``r1omni --help`` answers at once. Every
-command ends with one of the :class:`ExitCode` statuses, so that a script can tell "all done" from
-"done, but some inputs failed" and from "nothing produced" without reading the output.
+Each subcommand imports what it needs when it runs, so ``r1omni --help`` answers at once; help read
+from heavy modules (the server's defaults, the training configs' keys) is read by that command's own
+``--help`` only (:class:`_Parser`). Every command ends with one of the :class:`ExitCode` statuses, so that
+a script can tell "all done" from "done, but some inputs failed" and from "nothing produced" without
+reading the output; ``--json`` puts what a command reports on stdout as JSON, for scripts to read.
 """
 
 from __future__ import annotations
@@ -10,12 +12,17 @@ from __future__ import annotations
 import argparse
 import enum
 import errno
+import functools
 import json
 import logging
 import os
+import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable
 
+from r1omni import __version__
 from r1omni.labels import DEFAULT_LABEL_SET, LABEL_SETS  # standard library only
 
 __all__ = ["main", "build_parser", "ExitCode"]
@@ -74,12 +81,18 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
 
     options = dict(_parse_options(args.option))
     result = import_corpus(args.corpus, args.root, fold=args.fold, split=args.split, **options)
-    print(result.summary())
+    if not args.json:
+        print(result.summary())
+    if result.samples:
+        write_samples(args.output, result.samples)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "output": str(args.output) if result.samples else None},
+                         ensure_ascii=False))
     if not result.samples:
         print(f"wrote nothing: no sample was kept, so there is no manifest to write to {args.output}", file=sys.stderr)
         return ExitCode.NOTHING
-    write_samples(args.output, result.samples)
-    print(f"wrote {len(result.samples)} samples to {args.output}")
+    if not args.json:
+        print(f"wrote {len(result.samples)} samples to {args.output}")
     return _outcome(result.used, len(result.skipped))
 
 
@@ -111,7 +124,11 @@ def _cmd_synth_generate(args: argparse.Namespace) -> int:
 def _cmd_models_list(args: argparse.Namespace) -> int:
     from r1omni.models import list_presets
 
-    for name, description in sorted(list_presets().items()):
+    presets = sorted(list_presets().items())
+    if args.json:
+        print(json.dumps([{"name": name, "description": description} for name, description in presets]))
+        return ExitCode.OK
+    for name, description in presets:
         print(f"{name:24s} {description}")
     return ExitCode.OK
 
@@ -278,7 +295,7 @@ def _eval_samples(args: argparse.Namespace):
     name, root = args.corpus
     split = args.split or ("test" if args.fold is not None else None)
     result = import_corpus(name, root, fold=args.fold, split=split)
-    print(result.summary())
+    print(result.summary(), file=sys.stderr if getattr(args, "json", False) else sys.stdout)  # stdout: JSON only
     return result.samples, name
 
 
@@ -306,6 +323,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         metrics = evaluate(policy, samples, args.output, labels, options, progress=progress)
+    if args.json:  # metrics.json's content, and where it was written
+        print(json.dumps({"output": str(args.output), "metrics": metrics}, ensure_ascii=False))
+        return _outcome(metrics["n"], metrics["skipped"])
     for track in TRACKS:
         m = metrics[track]
         line = (f"{track:10s} WAR {m['war']:.4f}  UAR {m['uar']:.4f}  format rate {m['format_rate']:.3f}  "
@@ -332,9 +352,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from r1omni.compare import compare_runs
 
     result = compare_runs(args.runs, track=args.track, paper=args.paper, fold_mean=args.fold_mean)
-    print(result.markdown)
     if args.out:
         result.write_png(args.out)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "png": args.out}, ensure_ascii=False))
+        return ExitCode.OK
+    print(result.markdown)
+    if args.out:
         print(f"wrote {args.out}")
     return ExitCode.OK
 
@@ -448,10 +472,69 @@ def _demo_model_switches(config, args) -> None:
 
 # -- parser -------------------------------------------------------------------------------------
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help with each option's default shown where it says something (not None, False or an
+    empty list, nor already in the text), and descriptions and epilogs filled paragraph by paragraph: a
+    paragraph whose lines are indented (examples, key lists) is printed as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or default is None or default is False or default == []
+                or default == argparse.SUPPRESS or "default" in text):
+            return text
+        return f"{text} (default: %(default)s)"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.strip("\n").split("\n\n"):
+            if any(line.startswith(" ") for line in paragraph.splitlines()):
+                paragraphs.append("\n".join(indent + line for line in paragraph.splitlines()))
+            else:
+                paragraphs.append(super()._fill_text(paragraph, width, indent))
+        return "\n\n".join(paragraphs)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser with r1omni's help layout, whose help a ``complete_help`` hook may finish when it
+    is shown: what is read from heavy modules (ServeConfig's defaults, the training configs' keys) is
+    imported by that command's ``--help`` only. Sub-commands get this class too (``add_subparsers``)."""
+
+    def __init__(self, *args, complete_help: Callable[[argparse.ArgumentParser], None] | None = None,
+                 **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._complete_help = complete_help
+
+    def format_help(self) -> str:
+        if self._complete_help is not None:
+            complete, self._complete_help = self._complete_help, None
+            complete(self)
+        return super().format_help()
+
+
+def _examples(*lines: str) -> str:
+    """An epilog of command lines, printed as written."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _first_paragraph(doc: str) -> str:
+    """A field docstring's first paragraph on one line, %-escaped for argparse, reST marks plain
+    (``:func:`name``` and ````code```` as name and code)."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", " ".join(doc.split("\n\n", 1)[0].split()))
+    return text.replace("``", "").replace("%", "%%")
+
+
+def _add_threads(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--threads", type=int, default=None,
+                         help="torch CPU threads (default: torch's own choice; measure before raising it)")
+
+
 def _clip_options(command: argparse.ArgumentParser) -> None:
     """What the model reads of each clip, alike for every command that loads clips (read back by
     :func:`_clip_settings`), so that ``explain`` scores a model under the input ``eval`` scored it with."""
-    command.add_argument("--modalities", "--modal", default="video_audio", choices=MODALITY_CHOICES)
+    command.add_argument("--modalities", "--modal", default="video_audio", choices=MODALITY_CHOICES,
+                         help="what the model is shown of each clip")
     command.add_argument("--prompt", default="inference", help="a named prompt or literal text")
     command.add_argument("--face-crop", action="store_true",
                          help="crop the frames to the largest face (the clip is used whole if none is found)")
@@ -460,53 +543,73 @@ def _clip_options(command: argparse.ArgumentParser) -> None:
                               "needs pip install 'r1omni[asr]'")
 
 
-def _add(commands, name: str, handler: Callable[[argparse.Namespace], int], help_text: str):
-    command = commands.add_parser(name, help=help_text, description=help_text)
+def _add(commands, name: str, handler: Callable[[argparse.Namespace], int], help_text: str,
+         examples: tuple[str, ...] = (), **options):
+    command = commands.add_parser(name, help=help_text, description=help_text,
+                                  epilog=_examples(*examples) if examples else None, **options)
     command.set_defaults(handler=handler)
     return command
 
 
+def _add_json(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout (for scripts)")
+
+
 def _add_data(commands) -> None:
     """``r1omni data import``."""
-    data = commands.add_parser("data", help="import corpora into r1omni's manifest format")
-    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    imp = _add(data_sub, "import", _cmd_data_import, "turn a corpus as distributed into a manifest JSONL")
-    imp.add_argument("--corpus", required=True, choices=CORPUS_CHOICES)
+    data = commands.add_parser("data", help="import corpora into r1omni's manifest format",
+                               description="import corpora into r1omni's manifest format")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND", help="what to do")
+    imp = _add(data_sub, "import", _cmd_data_import, "turn a corpus as distributed into a manifest JSONL",
+               ("r1omni data import --corpus ravdess RAVDESS/ -o ravdess.jsonl",
+                "r1omni data import --corpus dfew DFEW/ --fold 1 --split test -o dfew_f1_test.jsonl",
+                "r1omni data import --corpus manifest clips.jsonl -o checked.jsonl --json"))
+    imp.add_argument("--corpus", required=True, choices=CORPUS_CHOICES, help="the corpus's layout")
     imp.add_argument("root", help="the corpus folder (or the manifest / conversation file)")
     imp.add_argument("-o", "--output", required=True, help="output manifest JSONL")
-    imp.add_argument("--fold", type=int, default=None)
-    imp.add_argument("--split", default=None)
+    imp.add_argument("--fold", type=int, default=None, help="the corpus's cross-validation fold (default: all)")
+    imp.add_argument("--split", default=None, help="train or test of the fold (default: both)")
     imp.add_argument("--option", action="append", metavar="KEY=VALUE", help="adapter option (repeatable)")
+    _add_json(imp, "the counts, every skipped record and the manifest written")
 
 
 def _add_synth(commands) -> None:
     """``r1omni synth generate``."""
-    synth = commands.add_parser("synth", help="the generated audio-visual emotion benchmark")
-    synth_sub = synth.add_subparsers(dest="synth_command", required=True, metavar="SUBCOMMAND")
-    gen = _add(synth_sub, "generate", _cmd_synth_generate, "generate (or reuse) the benchmark's media and manifests")
-    gen.add_argument("output_dir")
-    gen.add_argument("--preset", default="default")
-    gen.add_argument("--seed", type=int, default=0)
+    synth = commands.add_parser("synth", help="the generated audio-visual emotion benchmark",
+                                description="the generated audio-visual emotion benchmark")
+    synth_sub = synth.add_subparsers(dest="synth_command", required=True, metavar="SUBCOMMAND", help="what to do")
+    gen = _add(synth_sub, "generate", _cmd_synth_generate, "generate (or reuse) the benchmark's media and manifests",
+               ("r1omni synth generate bench/", "r1omni synth generate bench_quick/ --preset quick --seed 1"))
+    gen.add_argument("output_dir", help="the benchmark folder (a complete one is reused)")
+    gen.add_argument("--preset", default="default", help="size preset (r1omni.synth.config's PRESETS)")
+    gen.add_argument("--seed", type=int, default=0, help="seed of every drawn clip")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _add_models(commands) -> None:
     """``r1omni models list`` and ``init``."""
-    models = commands.add_parser("models", help="model presets")
-    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
-    _add(models_sub, "list", _cmd_models_list, "list the presets")
-    init = _add(models_sub, "init", _cmd_models_init, "write a randomly initialised preset to a folder")
-    init.add_argument("--preset", required=True)
-    init.add_argument("-o", "--output", required=True)
-    init.add_argument("--seed", type=int, default=0)
-    init.add_argument("--threads", type=int, default=None)
+    models = commands.add_parser("models", help="model presets", description="model presets")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND",
+                                       help="what to do")
+    listing = _add(models_sub, "list", _cmd_models_list, "list the presets",
+                   ("r1omni models list", "r1omni models list --json"))
+    _add_json(listing, "the presets (name, description)")
+    init = _add(models_sub, "init", _cmd_models_init, "write a randomly initialised preset to a folder",
+                ("r1omni models init --preset qwen2.5-omni-tiny -o tiny/",))
+    init.add_argument("--preset", required=True, help="a name from `r1omni models list`")
+    init.add_argument("-o", "--output", required=True, help="the model folder to write")
+    init.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    _add_threads(init)
 
 
 def _add_predict(commands) -> None:
     """``r1omni predict``: files, or long recordings as timelines (``--segment``)."""
-    predict = _add(commands, "predict", _cmd_predict, "recognise and explain the emotion in video/audio files")
+    predict = _add(commands, "predict", _cmd_predict, "recognise and explain the emotion in video/audio files",
+                   ("r1omni predict --model R1-Omni-0.5B/ clip.mp4 other.wav --json",
+                    "r1omni predict --model R1-Omni-0.5B/ call.mp4 --transcribe --face-crop",
+                    "r1omni predict --model R1-Omni-0.5B/ session.mp4 --segment 4 -o timelines/"))
     predict.add_argument("--model", required=True, help="a saved model folder")
-    predict.add_argument("videos", nargs="+", metavar="VIDEO")
+    predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video or audio files")
     _clip_options(predict)
     predict.add_argument("--label-set", default=DEFAULT_LABEL_SET, choices=LABEL_SET_CHOICES,
                          help="label vocabulary the answers map to (as the server's)")
@@ -519,9 +622,9 @@ def _add_predict(commands) -> None:
     predict.add_argument("--segment-by", default="fixed", choices=SEGMENT_CHOICES,
                          help="fixed windows, or utterances from the voice-activity detector (the asr extra)")
     predict.add_argument("-o", "--output", default="timelines", help="with --segment: a folder per file goes here")
-    predict.add_argument("--batch-size", type=int, default=4)
-    predict.add_argument("--max-new-tokens", type=int, default=512)
-    predict.add_argument("--threads", type=int, default=None)
+    predict.add_argument("--batch-size", type=int, default=4, help="clips (or windows) per generate call")
+    predict.add_argument("--max-new-tokens", type=int, default=512, help="generation length limit per answer")
+    _add_threads(predict)
 
 
 def _add_data_source(command: argparse.ArgumentParser) -> None:
@@ -530,66 +633,98 @@ def _add_data_source(command: argparse.ArgumentParser) -> None:
     source.add_argument("--data", help="a manifest JSONL (e.g. written by `r1omni data import` or `synth`)")
     source.add_argument("--corpus", nargs=2, metavar=("NAME", "ROOT"), help="a corpus as distributed")
     command.add_argument("--fold", type=int, default=None, help="with --corpus: the fold's test split")
-    command.add_argument("--split", default=None)
+    command.add_argument("--split", default=None, help="with --corpus: train or test (default: test with --fold)")
     command.add_argument("--limit", type=int, default=None, help="only the first N clips")
     command.add_argument("--labels", default=None, choices=LABEL_SET_CHOICES,
                          help="label set to map and score answers against (default: the corpus's)")
     _clip_options(command)
     command.add_argument("--no-subtitle", action="store_true", help="leave subtitles out of the prompt")
-    command.add_argument("--batch-size", type=int, default=16)
-    command.add_argument("--max-new-tokens", type=int, default=512)
-    command.add_argument("--threads", type=int, default=None)
+    command.add_argument("--batch-size", type=int, default=16, help="clips per generate call")
+    command.add_argument("--max-new-tokens", type=int, default=512, help="generation length limit per answer")
+    _add_threads(command)
     command.add_argument("-o", "--output", required=True, help="output folder")
 
 
 def _add_eval(commands) -> None:
     """``r1omni eval``."""
-    evaluation = _add(commands, "eval", _cmd_eval, "evaluate a model: predictions, WAR/UAR per track, plots")
-    evaluation.add_argument("--model", required=True)
+    evaluation = _add(commands, "eval", _cmd_eval, "evaluate a model: predictions, WAR/UAR per track, plots",
+                      ("r1omni eval --model runs/grpo/final --data test.jsonl -o eval/rlvr/dfew",
+                       "r1omni eval --model runs/grpo/final --corpus dfew DFEW/ --fold 1 -o eval/rlvr/dfew --json"))
+    evaluation.add_argument("--model", required=True, help="a saved model folder")
     _add_data_source(evaluation)
+    _add_json(evaluation, "the metrics (metrics.json's content) and the output folder")
 
 
 def _add_compare(commands) -> None:
     """``r1omni compare``."""
-    comparison = _add(commands, "compare", _cmd_compare, "the paper's Table 1 from several eval outputs")
+    comparison = _add(commands, "compare", _cmd_compare, "the paper's Table 1 from several eval outputs",
+                      ("r1omni compare sft=eval/sft rlvr=eval/rlvr --paper --out table1.png",
+                       "r1omni compare eval/sft eval/rlvr --track strict --json"))
     comparison.add_argument("runs", nargs="+", metavar="RUN_DIR",
                             help="RUN_DIR or NAME=RUN_DIR; each holds one eval folder per dataset")
-    comparison.add_argument("--track", default="normalized", choices=["normalized", "strict"])
+    comparison.add_argument("--track", default="normalized", choices=["normalized", "strict"],
+                            help="answers mapped through the synonym map, or exact label words (as released)")
     comparison.add_argument("--paper", action="store_true", help="show the paper's own numbers beside")
     comparison.add_argument("--fold-mean", action="store_true", help="use the mean over folds where present")
     comparison.add_argument("--out", default=None, help="also write the table as a PNG")
+    _add_json(comparison, "the table (rows of WAR/UAR cells by dataset)")
 
 
 def _add_explain(commands) -> None:
     """``r1omni explain``: the clip options are eval's, so it reads clips as ``eval`` scored them."""
     explanation = _add(commands, "explain", _cmd_explain,
-                       "modality attribution: counterfactual runs without audio, frames, subtitle")
-    explanation.add_argument("--model", required=True)
+                       "modality attribution: counterfactual runs without audio, frames, subtitle",
+                       ("r1omni explain --model runs/grpo/final --data test.jsonl -o explain/",
+                        "r1omni explain --model runs/grpo/final --data test.jsonl -o explain/ --method omit"))
+    explanation.add_argument("--model", required=True, help="a saved model folder")
     _add_data_source(explanation)
     explanation.add_argument("--method", default="blank", choices=["blank", "omit"],
                              help="blank: grey frames / silence; omit: leave the modality out of the prompt")
 
 
 def _add_serve(commands) -> None:
-    """``r1omni serve``: a flag per ServeConfig field (:data:`_SERVE_FLAGS`), defaults left to it."""
-    serve = _add(commands, "serve", _cmd_serve, "HTTP API and web page for a model")
+    """``r1omni serve``: a flag per ServeConfig field (:data:`_SERVE_FLAGS`), defaults left to it; its
+    ``--help`` reads them, and the help of flags without their own, from ServeConfig (:func:`_serve_help`)."""
+    serve = _add(commands, "serve", _cmd_serve, "HTTP API and web page for a model",
+                 ("r1omni serve --model runs/grpo/final --port 8000",
+                  "r1omni serve --model R1-Omni-0.5B/ --media-root /data/clips --max-batch-size 4"),
+                 complete_help=_serve_help)
     serve.add_argument("--model", required=True, help="a saved model folder")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     quiet = argparse.SUPPRESS  # ServeConfig states each default once (see `r1omni.serve.config`)
     for name, options in _SERVE_FLAGS.items():
         flags = ["--" + name.replace("_", "-")] + (["--modal"] if name == "modalities" else [])
         serve.add_argument(*flags, default=quiet, **options)
-    serve.add_argument("--max-upload-mb", type=float, default=quiet)
-    serve.add_argument("--threads", type=int, default=None)
+    serve.add_argument("--max-upload-mb", type=float, default=quiet, help="largest accepted upload, in MiB")
+    _add_threads(serve)
+
+
+def _serve_help(serve: argparse.ArgumentParser) -> None:
+    """Each ServeConfig flag's default, and its field's docstring where the flag has no help of its own."""
+    import dataclasses
+
+    from r1omni.serve.config import MIB, ServeConfig
+    from r1omni.yamlconfig import field_docs
+
+    docs, defaults = field_docs(ServeConfig), {f.name: f.default for f in dataclasses.fields(ServeConfig)}
+    defaults["max_upload_mb"] = defaults["max_upload_bytes"] / MIB
+    for action in serve._actions:
+        if action.dest not in defaults:
+            continue
+        if not action.help:
+            action.help = _first_paragraph(docs.get(action.dest, ""))
+        if "default" not in action.help:
+            action.help += f" (default: {defaults[action.dest]})".replace("%", "%%")
 
 
 def _add_demo(commands) -> None:
     """``r1omni demo``."""
-    demo = _add(commands, "demo", _cmd_demo, "the whole paper pipeline on the generated benchmark (CPU, minutes)")
+    demo = _add(commands, "demo", _cmd_demo, "the whole paper pipeline on the generated benchmark (CPU, minutes)",
+                ("r1omni demo --quick", "r1omni demo --seed 1 -o demo_seed1", "r1omni demo --study budget --quick"))
     demo.add_argument("--quick", action="store_true", help="the ~3-minute variant (smaller benchmark and budgets)")
     demo.add_argument("-o", "--output-dir", default=None, help="report folder (default demo_out, demo_out_quick)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="seed of the benchmark, the models and their training")
     demo.add_argument("--media-norm", action=argparse.BooleanOptionalAction, default=None,
                       help="a LayerNorm after each media projector at the text embeddings' scale (default: on)")
     demo.add_argument("--frame-size", type=int, default=None,
@@ -609,23 +744,72 @@ def _add_demo(commands) -> None:
     demo.add_argument("--seeds", type=int, nargs="+", default=None, help="with --study: the seeds (default 0 1 2)")
 
 
+_TRAIN_EXAMPLES = {
+    "sft": ("r1omni train sft configs/recipes/emer_sft.yaml model=HumanOmni-0.5B/ data=cold_start.jsonl "
+            "output_dir=runs/emer",
+            "r1omni train sft configs/recipes/emer_sft.yaml optim.lr=1e-5 max_steps=100 seed=3"),
+    "grpo": ("r1omni train grpo configs/recipes/grpo_r1omni.yaml model=runs/emer/final data=train.jsonl "
+             "output_dir=runs/grpo",
+             "r1omni train grpo configs/recipes/grpo_r1omni.yaml num_generations=4 sampling.temperature=0.7"),
+}
+
+
 def _add_train(commands) -> None:
-    """``r1omni train sft|grpo``."""
-    train = commands.add_parser("train", help="SFT and GRPO recipes (run under `accelerate launch` to scale)")
-    train_sub = train.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
+    """``r1omni train sft|grpo``; each recipe's ``--help`` lists its config's keys (:func:`_config_keys_help`)."""
+    train = commands.add_parser("train", help="SFT and GRPO recipes (run under `accelerate launch` to scale)",
+                                description="SFT and GRPO recipes (run under `accelerate launch` to scale)")
+    train_sub = train.add_subparsers(dest="recipe", required=True, metavar="RECIPE", help="the recipe")
     for recipe, text in (("sft", "supervised fine-tuning (cold start, label SFT, perception pre-training)"),
                          ("grpo", "GRPO with verifiable rewards")):
-        command = _add(train_sub, recipe, _cmd_train, text)
+        command = _add(train_sub, recipe, _cmd_train, text, _TRAIN_EXAMPLES[recipe],
+                       complete_help=functools.partial(_config_keys_help, recipe))
         command.add_argument("config", help="YAML config (see configs/)")
-        command.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override config fields")
+        command.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                             help="override config fields (dotted for nested ones: optim.lr=1e-5); keys below")
+
+
+def _config_class(recipe: str) -> type:
+    if recipe == "sft":
+        from r1omni.train.sft import SFTConfig
+
+        return SFTConfig
+    from r1omni.train.grpo import GRPOConfig
+
+    return GRPOConfig
+
+
+def _config_keys_help(recipe: str, command: argparse.ArgumentParser) -> None:
+    """Appends the recipe's config keys, read from its config dataclasses (types, defaults, docstrings), to
+    the epilog: the list cannot go stale, and a key is documented once, in the code."""
+    import dataclasses
+
+    from r1omni.yamlconfig import config_keys
+
+    keys = sorted(config_keys(_config_class(recipe)), key=lambda k: k.default is not dataclasses.MISSING)
+    width = max(shutil.get_terminal_size().columns - 2, 60)
+    lines = ["config keys (YAML, or KEY=VALUE after the config; required first, then the config's order):"]
+    for key in keys:
+        default = "required" if key.default is dataclasses.MISSING else f"default {key.default!r}"
+        lines.append(f"  {key.key} ({key.type}; {default})")
+        if key.doc:
+            lines += textwrap.wrap(_first_paragraph(key.doc).replace("%%", "%"), width,
+                                   initial_indent="      ", subsequent_indent="      ")
+    command.epilog = (command.epilog + "\n\n" if command.epilog else "") + "\n".join(lines).replace("%", "%%")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="r1omni", description="Recognise and explain emotions in video+audio clips; train omni models with "
-                                   "SFT and GRPO (R1-Omni), evaluate, explain and serve them.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+                                   "SFT and GRPO (R1-Omni), evaluate, explain and serve them.",
+        epilog=_examples("r1omni synth generate bench/ && r1omni models init --preset qwen2.5-omni-tiny -o tiny/",
+                         "r1omni eval --model tiny/ --data bench/test_id.jsonl -o eval/tiny --json",
+                         "r1omni COMMAND --help      (options, defaults and examples of each command)")
+               + "\n\nexit codes: 0 all done, 1 stopped (system error, diverged run, bug), 2 bad arguments or "
+                 "input, 3 done but some inputs failed, 4 nothing produced (README, 'Exit codes').")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level; show tracebacks")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print r1omni's version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
     for add_command in (_add_data, _add_synth, _add_models, _add_predict, _add_eval, _add_compare, _add_explain,
                         _add_serve, _add_demo, _add_train):
         add_command(commands)

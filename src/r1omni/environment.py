@@ -96,10 +96,12 @@ _UNLOCKED = ("pip", "setuptools", "wheel", "torch", "r1omni")
 
 def pins_digest(pins: Iterable[str]) -> str:
     """A short digest of ``name==version`` pins (lock lines or installed distributions), ignoring order,
-    repeats, case, comments and the packages of ``_UNLOCKED``: equal digests, equal package sets."""
+    repeats, case, comments, a lock line's ``--hash`` options and the packages of ``_UNLOCKED``: equal
+    digests, equal package sets."""
     kept = set()
     for line in pins:
-        pin = line.split("#", 1)[0].strip().lower().replace("_", "-")
+        words = line.split("#", 1)[0].split()
+        pin = words[0].lower().replace("_", "-") if words else ""
         if pin and pin.split("==", 1)[0] not in _UNLOCKED:
             kept.add(pin)
     return hashlib.sha256("\n".join(sorted(kept)).encode("utf-8")).hexdigest()[:16]

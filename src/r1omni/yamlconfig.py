@@ -8,15 +8,19 @@ Nested dataclasses are set with dotted keys (``sampling.temperature=0.7``).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import os
+import textwrap
 import types
 import typing
 from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["load_config", "config_from_dict", "config_to_dict", "config_differences", "ConfigError"]
+__all__ = ["load_config", "config_from_dict", "config_to_dict", "config_differences", "config_keys", "field_docs",
+           "ConfigKey", "ConfigError"]
 
 T = TypeVar("T")
 
@@ -169,3 +173,65 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
     return [f"{key} {show(before, key)} -> {show(after, key)}" for key in sorted(set(before) | set(after))
             if key not in before or key not in after or before[key] != after[key]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigKey:
+    """One key a config file (or a ``key=value`` override) may set, as ``--help`` lists it."""
+
+    key: str
+    """Dotted for nested configs (``optim.lr``)."""
+    type: str
+    default: Any
+    """``dataclasses.MISSING`` for a key the config requires."""
+    doc: str
+    """The field's docstring; empty where the field has none."""
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of a dataclass and of its bases: where every field is
+    documented once, so that ``--help`` reads the text the code carries instead of a copy that goes stale.
+    Empty for a class whose source cannot be read (e.g. a frozen executable)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        except (OSError, TypeError, IndexError, AttributeError):
+            continue
+        for node, following in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                    and isinstance(following.value.value, str)):
+                docs[node.target.id] = inspect.cleandoc(following.value.value)
+    return docs
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    return hint.__name__ if isinstance(hint, type) and not typing.get_args(hint) else str(hint).replace("typing.", "")
+
+
+def config_keys(cls: type, defaults: Any = None, prefix: str = "") -> list[ConfigKey]:
+    """Every key of a config dataclass, nested configs' keys dotted, with its type, its default (a nested
+    config's defaults are those of the instance its field starts as: GRPO's ``optim.lr`` is GRPO's, not
+    ``OptimConfig``'s) and its docstring (:func:`field_docs`)."""
+    docs, hints = field_docs(cls), typing.get_type_hints(cls)
+    keys = []
+    for field in (f for f in dataclasses.fields(cls) if f.init):
+        if defaults is not None:
+            default = getattr(defaults, field.name)
+        elif field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            default = dataclasses.MISSING
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint) and default is not dataclasses.MISSING:
+            keys += config_keys(hint, default, f"{prefix}{field.name}.")
+        else:
+            keys.append(ConfigKey(prefix + field.name, _type_name(hint), default, docs.get(field.name, "")))
+    return keys

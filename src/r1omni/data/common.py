@@ -98,6 +98,13 @@ class ImportResult:
         """How many records were skipped for each reason."""
         return Counter(skip.reason for skip in self.skipped)
 
+    def to_dict(self) -> dict:
+        """The counts, each skipped record (id, path, reason) and what was left out, for ``--json`` (the
+        samples themselves are the manifest)."""
+        return {"corpus": self.corpus, "read": self.read, "used": self.used,
+                "skipped": [vars(skip) for skip in self.skipped], "skip_reasons": dict(self.reasons()),
+                "left_out": dict(self.left_out)}
+
     def summary(self) -> str:
         """One line per fact, for a caller to log or print: read / used / skipped and the reasons."""
         lines = [f"{self.corpus}: read {self.read}, used {self.used}, skipped {len(self.skipped)}"]

@@ -1,7 +1,7 @@
 """The HTTP API and the web page: ``POST /v1/predict``, ``POST /v1/timeline``, ``GET /v1/model``,
 ``GET /healthz``, ``/``; the OpenAI-compatible ``POST /v1/chat/completions`` and ``GET /v1/models``;
 the API's documentation pages ``/docs`` (Swagger UI) and ``/redoc``, whose scripts this server serves
-itself (fastapi-offline's copies): no page loads anything from another host.
+itself (``r1omni.serve.docs``): no page loads anything from another host.
 
 A prediction goes through three steps, as litgpt's servers split them:
 
@@ -64,7 +64,6 @@ from typing import Literal
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from r1omni.media import MediaInfo
@@ -74,6 +73,7 @@ from r1omni.serve.config import ServeConfig
 from r1omni.serve.chat import (CHAT_BODY, CHAT_ERRORS, CHAT_STREAM, SSE_DONE, ChatCompletion, ChatCompletionChunk,
                                ChatRequest, ModelCard, ModelList, chat_completion, clip_from_messages,
                                completion_chunks, read_chat_request, role_chunk, sse)
+from r1omni.serve.docs import docs_app
 from r1omni.serve.errors import ServeError, add_error_handlers, openai_error
 from r1omni.serve.inputs import ClipRequest, check_clip, read_path_request, receive_upload, sample_for_clip
 from r1omni.serve.schemas import (
@@ -263,11 +263,10 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
         finally:
             await run_in_threadpool(worker.stop)
 
-    # /docs and /redoc with the Swagger UI and ReDoc scripts served from this app (FastAPI's own pages
-    # load them from a CDN); no validator badge, which Swagger UI would fetch from swagger.io.
-    app = FastAPIOffline(title="r1omni", version="1", lifespan=lifespan, swagger_ui_parameters={"validatorUrl": None},
-                         description="Emotion recognition from video and audio clips, with reasoning "
-                                     "(<think>/<answer>) and per-modality attribution.")
+    # /docs and /redoc with their scripts served from this app (FastAPI's own pages load them from a CDN).
+    app = docs_app(title="r1omni", version="1", lifespan=lifespan,
+                   description="Emotion recognition from video and audio clips, with reasoning "
+                               "(<think>/<answer>) and per-modality attribution.")
     app.state.worker = worker
     app.state.config = config
     # Capped so that uploads waiting for the model cannot pile up on disk (r1omni.serve.admission).

@@ -175,3 +175,23 @@ def test_docs_pages_load_only_from_this_server(served, stub_factory):
                                   "one"])
 def test_stream_pieces_join_to_the_text(text):
     assert "".join(_pieces(text)) == text and "" not in _pieces(text)
+
+
+def test_a_stream_says_it_waits_while_the_model_works(served, stub_factory, media_dir, monkeypatch):
+    import r1omni.serve.app as app_module
+
+    monkeypatch.setattr(app_module, "_KEEP_ALIVE_SECONDS", 0.05)
+    stub = stub_factory(hold=True)
+    part = {"type": "video_url", "video_url": {"url": _data_url(media_dir / "clip.mp4", "video/mp4")}}
+    with served(stub) as (_, base_url):
+        lines = []
+        with httpx.stream("POST", f"{base_url}/v1/chat/completions", timeout=60,
+                          json={"model": "stub", "messages": _ask(part), "stream": True}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for line in response.iter_lines():
+                lines.append(line)
+                if line.startswith(":"):
+                    stub.release.set()   # the model answers only once the stream has said it is waiting
+    events = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    assert any(line.startswith(":") for line in lines) and events[-1] == "[DONE]"
+    assert lines.index(next(line for line in lines if line.startswith(":"))) > lines.index("data: " + events[0])

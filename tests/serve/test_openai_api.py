@@ -54,6 +54,7 @@ def test_the_openai_client_gets_the_answer_of_v1_predict(served, policy, media_d
             "audio_url": ({"type": "audio_url", "audio_url": {"url": _data_url(voice, "audio/wav")}}, voice),
             "input_audio": ({"type": "input_audio", "input_audio": {
                 "data": base64.b64encode(voice.read_bytes()).decode(), "format": "wav"}}, voice),
+            "ms-swift's audio": ({"type": "audio", "audio": "voice.wav"}, voice),
         }
         for how, (part, path) in parts.items():
             completion = client.chat.completions.create(model=model.id, messages=_ask(part))
@@ -195,3 +196,20 @@ def test_a_stream_says_it_waits_while_the_model_works(served, stub_factory, medi
     events = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
     assert any(line.startswith(":") for line in lines) and events[-1] == "[DONE]"
     assert lines.index(next(line for line in lines if line.startswith(":"))) > lines.index("data: " + events[0])
+
+
+@pytest.mark.parametrize("url, status, code", [
+    ("https://example.com/a.mp4", 400, "remote_url_refused"), ("HTTP://[::1", 400, "remote_url_refused"),
+    ("rtsp://camera/stream", 400, "remote_url_refused"), ("file://other-host/a.mp4", 400, "remote_url_refused"),
+    ("file://[::1/a.mp4", 400, "invalid_url"), ("blob:abc", 400, "unsupported_url"),
+    ("data:video/mp4,notbase64", 400, "invalid_data_url"), ("data:video/mp4;base64,", 400, "invalid_base64"),
+    ("clip.mp4", 403, "paths_disabled"), ("file:///srv/clip.mp4", 403, "paths_disabled"),
+])
+def test_urls_are_read_locally_or_refused_by_name(url, status, code):
+    from r1omni.serve.chat import _from_url
+    from r1omni.serve.errors import ServeError
+
+    with pytest.raises(ServeError) as refused:
+        _from_url(url, "messages[0].content[0].video_url.url", ServeConfig(), "req")
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert refused.value.message.startswith("messages[0].content[0].video_url.url: ")

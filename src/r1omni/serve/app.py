@@ -210,6 +210,8 @@ async def stream_chat(worker: BatchWorker, clip: ClipRequest, info: MediaInfo, s
     still waiting in the queue."""
     created = int(time.time())
     task = asyncio.ensure_future(predict(worker, clip, info, config.request_timeout_seconds))
+    # Its failure is reported in the stream, or to no one when the client has left: marked as seen either way.
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
     try:
         yield sse(role_chunk(clip.id, model, created))
         while not (await asyncio.wait({task}, timeout=_KEEP_ALIVE_SECONDS))[0]:

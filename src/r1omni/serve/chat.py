@@ -6,7 +6,8 @@ and ms-swift.
   the rest) as a :class:`ChatRequest`; a malformed one is a 400 naming the field.
 * :func:`clip_from_messages`: the request's one clip. Content parts are read as vLLM reads them:
   ``{"type": "video_url", "video_url": {"url": ...}}``, ``{"type": "audio_url", "audio_url": {"url":
-  ...}}`` and ``{"type": "input_audio", "input_audio": {"data": base64, "format": "wav"}}``; a URL is
+  ...}}`` and ``{"type": "input_audio", "input_audio": {"data": base64, "format": "wav"}}`` (and
+  ms-swift's ``{"type": "video", "video": url}``, ``{"type": "audio", "audio": url}``); a URL is
   a base64 ``data:`` URL (stored as an upload), a ``file://`` URL or a path (both read below the
   media root, as ``{"path": ...}`` on ``/v1/predict``). Nothing is fetched: an ``http(s)`` URL is a
   400 naming the part. One clip per request (a video part whose file carries the soundtrack, or an
@@ -53,8 +54,9 @@ __all__ = ["ChatRequest", "ChatMessage", "ChatCompletion", "ChatCompletionChunk"
            "MEDIA_PARTS", "read_chat_request", "clip_from_messages", "chat_completion", "completion_chunks",
            "role_chunk", "sse", "SSE_DONE", "OpenAIErrorBody", "CHAT_ERRORS", "CHAT_BODY", "CHAT_STREAM"]
 
-MEDIA_PARTS = ("video_url", "audio_url", "input_audio")
-"""The content-part types that carry a clip; ``text`` parts are the only others accepted."""
+MEDIA_PARTS = ("video_url", "audio_url", "input_audio", "video", "audio")
+"""The content-part types that carry a clip (``video`` and ``audio``: ms-swift's own, whose value is the URL
+string itself); ``text`` parts are the only others accepted."""
 SSE_DONE = b"data: [DONE]\n\n"
 # Suffixes the demuxer may take as a hint, for the media types clients write that mimetypes may not know.
 _SUFFIXES = {"audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/mpeg": ".mp3",
@@ -80,7 +82,7 @@ class ChatRequest(BaseModel):
     model: str = Field(min_length=1)
     """The served model's name (``GET /v1/models``); another name is a 404."""
     messages: list[ChatMessage] = Field(min_length=1)
-    """User messages carry exactly one video_url, audio_url or input_audio part in all."""
+    """User messages carry exactly one media part in all (:data:`MEDIA_PARTS`)."""
     stream: bool = False
     """Send the completion as server-sent events (``chat.completion.chunk`` objects, then ``[DONE]``)."""
     n: int = Field(1, ge=1, le=1)
@@ -199,8 +201,8 @@ def clip_from_messages(chat: ChatRequest, config: ServeConfig, request_id: str) 
     parts = _media_parts(chat)
     if len(parts) != 1:
         named = ", ".join(where for where, _ in parts) or "none"
-        raise ServeError(400, "one_clip_per_request", f"send exactly one video_url, audio_url or input_audio "
-                                                      f"part per request (found: {named})", param="messages")
+        raise ServeError(400, "one_clip_per_request", f"send exactly one {', '.join(MEDIA_PARTS)} part per "
+                                                      f"request (found: {named})", param="messages")
     where, part = parts[0]
     kind = part["type"]
     body = part.get(kind)
@@ -228,7 +230,7 @@ def clip_from_messages(chat: ChatRequest, config: ServeConfig, request_id: str) 
 
 def _from_url(url: str, where: str, config: ServeConfig, request_id: str) -> ClipRequest:
     """A data: URL, a file:// URL or a path; refuses every URL this server would have to fetch."""
-    scheme = urlsplit(url).scheme.lower() if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", url) else ""
+    scheme = url.split(":", 1)[0].lower() if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", url) else ""
     if scheme == "data":
         return _from_data_url(url, where, config, request_id)
     if scheme in ("http", "https", "ftp", "s3", "gs", "rtsp", "rtmp"):
@@ -236,7 +238,10 @@ def _from_url(url: str, where: str, config: ServeConfig, request_id: str) -> Cli
                                                     f"send the clip as a base64 data: URL, or a path or file:// "
                                                     f"URL below the server's media root", param=where)
     if scheme == "file":
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as err:   # e.g. an unclosed [ in the host
+            raise ServeError(400, "invalid_url", f"{where}: {err}", param=where) from None
         if parts.netloc not in ("", "localhost"):
             raise ServeError(400, "remote_url_refused", f"{where}: a file:// URL names no other host", param=where)
         requested = unquote(parts.path)

@@ -134,3 +134,26 @@ def test_page_draws_a_long_recording_as_a_timeline(page, tmp_path):
     page.wait_for_function("() => document.getElementById('player').currentTime >= 10")
     assert page.locator("#result").is_hidden()
     assert not page.problems, page.problems
+
+
+@pytest.mark.parametrize("docs, rendered", [("docs", ".swagger-ui .opblock-summary-path"), ("redoc", "redoc h1")])
+def test_api_docs_load_nothing_from_another_host(page, docs, rendered):
+    """/docs (Swagger UI) and /redoc run on a closed network: every script, stylesheet and icon, and every
+    request the page makes, comes from this server."""
+    from urllib.parse import urlsplit
+
+    origin = urlsplit(page.url)._replace(path="", query="", fragment="").geturl()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{origin}/{docs}")
+    page.locator(rendered).first.wait_for()
+    if docs == "docs":
+        assert page.locator(".opblock-summary-path", has_text="/v1/chat/completions").count() == 1
+    else:
+        assert "/v1/chat/completions" in page.content()
+    sources = page.eval_on_selector_all("script[src], link[href], img[src]",
+                                        "nodes => nodes.map(n => n.src || n.href)")
+    assert any(src.endswith(".js") for src in sources), sources
+    assert all(src.startswith(origin + "/") for src in sources), sources
+    assert requested and all(url.startswith((origin + "/", "data:", "blob:")) for url in requested), requested
+    assert not page.problems, page.problems

@@ -1,5 +1,7 @@
 """The HTTP API and the web page: ``POST /v1/predict``, ``POST /v1/timeline``, ``GET /v1/model``,
-``GET /healthz``, ``/``.
+``GET /healthz``, ``/``; the OpenAI-compatible ``POST /v1/chat/completions`` and ``GET /v1/models``;
+the API's documentation pages ``/docs`` (Swagger UI) and ``/redoc``, whose scripts this server serves
+itself (``r1omni.serve.docs``): no page loads anything from another host.
 
 A prediction goes through three steps, as litgpt's servers split them:
 
@@ -34,8 +36,16 @@ space left to store the upload. A request counts against the in-flight cap only 
 arrived (``r1omni.serve.admission``). Logs carry request ids, sizes and timings, never clip
 contents, file names or answers.
 
-The response models live in ``r1omni.serve.schemas``, the timeline stream in ``r1omni.serve.stream``, the
-error handlers in ``r1omni.serve.errors``.
+``POST /v1/chat/completions`` takes the clip as a content part of an OpenAI chat request
+(``r1omni.serve.chat``: ``video_url``, ``audio_url``, ``input_audio``; a ``data:`` URL, a path or a
+``file://`` URL, never a fetch) and answers through the same three steps (:func:`decode_chat_request`
+in place of :func:`decode_request`): the completion's message is the model's text, and the extra field
+``r1omni`` is :func:`encode_response`'s response for the clip. With ``stream: true`` the reply is
+server-sent events (:func:`stream_chat`). Its errors take OpenAI's shape ``{"error": {"message",
+"type", "param", "code"}}`` with the same statuses and codes.
+
+The response models live in ``r1omni.serve.schemas`` (OpenAI's in ``r1omni.serve.chat``), the timeline
+stream in ``r1omni.serve.stream``, the error handlers in ``r1omni.serve.errors``.
 Not here: model loading details (``r1omni.models``), decoding (``r1omni.media``), the CLI.
 """
 
@@ -60,7 +70,11 @@ from r1omni.media import MediaInfo
 from r1omni.models import Policy, load_policy
 from r1omni.serve.admission import Admission
 from r1omni.serve.config import ServeConfig
-from r1omni.serve.errors import ServeError, add_error_handlers
+from r1omni.serve.chat import (CHAT_BODY, CHAT_ERRORS, CHAT_STREAM, SSE_DONE, ChatCompletion, ChatCompletionChunk,
+                               ChatRequest, ModelCard, ModelList, chat_completion, clip_from_messages,
+                               completion_chunks, read_chat_request, role_chunk, sse)
+from r1omni.serve.docs import docs_app
+from r1omni.serve.errors import ServeError, add_error_handlers, openai_error
 from r1omni.serve.inputs import ClipRequest, check_clip, read_path_request, receive_upload, sample_for_clip
 from r1omni.serve.schemas import (
     ERRORS,
@@ -82,8 +96,8 @@ from r1omni.serve.stream import encode_window, stream_timeline
 from r1omni.serve.worker import BatchWorker, ClipResult, Job, QueueFull, WorkerClosed
 from r1omni.timeline import SPLITS, TimelineOptions, TooManyWindows, fixed_window_count
 
-__all__ = ["create_app", "decode_request", "predict", "encode_response", "encode_window", "stream_timeline",
-           "STATIC_DIR"]
+__all__ = ["create_app", "decode_request", "decode_chat_request", "predict", "encode_response", "stream_chat",
+           "encode_window", "stream_timeline", "STATIC_DIR"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +108,10 @@ _PAGE_HEADERS = {
                                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
+# A streamed completion says it is still waiting for the model this often (an SSE comment), so that
+# proxies and clients do not take a long generation for a dead connection.
+_KEEP_ALIVE_SECONDS = 10.0
+
 # -- the three steps ---------------------------------------------------------------------------------------
 async def decode_request(request: Request, config: ServeConfig, request_id: str, flags: dict[str, bool],
                          max_seconds: float | None = None) -> tuple[ClipRequest, MediaInfo]:
@@ -109,6 +127,24 @@ async def decode_request(request: Request, config: ServeConfig, request_id: str,
         raise ServeError(415, "unsupported_media_type",
                          f"send multipart/form-data with a 'file' field, or JSON {{\"path\": ...}}; "
                          f"got {content_type or 'no content type'!r}")
+    return clip, await _checked(clip, config, request_id, max_seconds)
+
+
+async def decode_chat_request(request: Request, config: ServeConfig, request_id: str, model_name: str
+                              ) -> tuple[ChatRequest, ClipRequest, MediaInfo]:
+    """:func:`decode_request` for ``POST /v1/chat/completions``: the chat request, and its one clip on
+    disk and within the limits (``r1omni.serve.chat``); 404 when it asks for another model."""
+    chat = await read_chat_request(request, config)
+    if chat.model != model_name:
+        raise ServeError(404, "model_not_found", f"the model {chat.model!r} is not served here; this server "
+                                                 f"serves {model_name!r} (GET /v1/models)", param="model")
+    clip = await run_in_threadpool(clip_from_messages, chat, config, request_id)
+    return chat, clip, await _checked(clip, config, request_id)
+
+
+async def _checked(clip: ClipRequest, config: ServeConfig, request_id: str, max_seconds: float | None = None
+                   ) -> MediaInfo:
+    """The clip's headers checked against the limits (``check_clip``); a refused upload is removed here."""
     checked = False
     try:
         info = await run_in_threadpool(check_clip, clip, config, max_seconds)
@@ -120,7 +156,7 @@ async def decode_request(request: Request, config: ServeConfig, request_id: str,
                 request_id, "upload" if clip.temporary else "server file", clip.size_bytes,
                 f"{info.duration_seconds:.1f}" if info.duration_seconds is not None else "?",
                 info.has_video, info.has_audio, clip.explain, clip.face_crop, clip.transcribe)
-    return clip, info
+    return info
 
 
 async def predict(worker: BatchWorker, clip: ClipRequest, info: MediaInfo, timeout_seconds: float) -> ClipResult:
@@ -165,6 +201,43 @@ def encode_response(clip: ClipRequest, info: MediaInfo, result: ClipResult, star
         transcript=Transcript(**notes["transcript"]) if notes.get("transcript") else None)
 
 
+async def stream_chat(worker: BatchWorker, clip: ClipRequest, info: MediaInfo, started: float, config: ServeConfig,
+                      model: str) -> AsyncIterator[bytes]:
+    """A completion as server-sent events: the role chunk at once, keep-alive comments while the model
+    works, then the answer (:func:`predict` and :func:`encode_response`, as for any request) cut into
+    chunks, and ``[DONE]``. A failure after the 200 status is an ``{"error": ...}`` event, as OpenAI's
+    clients expect. The stream owns the clip from its first byte: a client that leaves cancels a job
+    still waiting in the queue."""
+    created = int(time.time())
+    task = asyncio.ensure_future(predict(worker, clip, info, config.request_timeout_seconds))
+    # Its failure is reported in the stream, or to no one when the client has left: marked as seen either way.
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    try:
+        yield sse(role_chunk(clip.id, model, created))
+        while not (await asyncio.wait({task}, timeout=_KEEP_ALIVE_SECONDS))[0]:
+            yield b": waiting for the model\n\n"
+        try:
+            result = task.result()
+        except ServeError as err:
+            yield sse(openai_error(err.status, err.code, err.message, err.param))
+            yield SSE_DONE
+            return
+        except Exception as err:  # noqa: BLE001 — reported in the stream, whose 200 status is already sent
+            logger.error("request %s: the model failed (%s)", clip.id, type(err).__name__, exc_info=err)
+            yield sse(openai_error(500, "internal_error", f"the server failed ({type(err).__name__})"))
+            yield SSE_DONE
+            return
+        answered = encode_response(clip, info, result, started, config.explain_method)
+        for chunk in completion_chunks(answered, model, created):
+            yield sse(chunk)
+        yield SSE_DONE
+        logger.info("request %s: streamed in %.3f s (batch of %d)", clip.id, answered.timings.total_seconds,
+                    answered.batch_size)
+    finally:
+        task.cancel()
+        clip.discard()
+
+
 # -- the application -----------------------------------------------------------------------------------------
 def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeConfig | None = None) -> FastAPI:
     """The ASGI application. The batching worker starts and stops with the app's lifespan (uvicorn
@@ -192,10 +265,10 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
         finally:
             await run_in_threadpool(worker.stop)
 
-    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN; /openapi.json is served.
-    app = FastAPI(title="r1omni", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Emotion recognition from video and audio clips, with reasoning "
-                              "(<think>/<answer>) and per-modality attribution.")
+    # /docs and /redoc with their scripts served from this app (FastAPI's own pages load them from a CDN).
+    app = docs_app(title="r1omni", version="1", lifespan=lifespan,
+                   description="Emotion recognition from video and audio clips, with reasoning "
+                               "(<think>/<answer>) and per-modality attribution.")
     app.state.worker = worker
     app.state.config = config
     # Capped so that uploads waiting for the model cannot pile up on disk (r1omni.serve.admission).
@@ -277,7 +350,60 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
                     f"{info.duration_seconds:.1f}" if info.duration_seconds else "?", segment_seconds)
         return StreamingResponse(lines(), media_type="application/x-ndjson", headers={"X-Request-ID": request_id})
 
+    _add_openai_routes(app, worker, admission, config, described.name)
     return app
+
+
+def _add_openai_routes(app: FastAPI, worker: BatchWorker, admission: Admission, config: ServeConfig,
+                       model_name: str) -> None:
+    """``GET /v1/models`` (and one model by name) and ``POST /v1/chat/completions`` (module docstring)."""
+    card = ModelCard(id=model_name, created=int(time.time()))
+
+    @app.get("/v1/models", response_model=ModelList)
+    async def models() -> ModelList:
+        """The served model, as OpenAI lists models: its ``id`` is the ``model`` of a chat request."""
+        return ModelList(data=[card])
+
+    @app.get("/v1/models/{model_id:path}", response_model=ModelCard, responses={404: CHAT_ERRORS[404]})
+    async def model_by_name(model_id: str) -> ModelCard:
+        if model_id != model_name:
+            raise ServeError(404, "model_not_found", f"the model {model_id!r} is not served here", param="model")
+        return card
+
+    @app.post("/v1/chat/completions", response_model=ChatCompletion, openapi_extra=CHAT_BODY,
+              responses={**CHAT_ERRORS, **CHAT_STREAM})
+    async def chat_route(request: Request) -> JSONResponse | StreamingResponse:
+        """An OpenAI chat completion for the one clip of the messages (``r1omni.serve.chat``)."""
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex[:12]
+        admission.check(request_id)
+        chat, clip, info = await decode_chat_request(request, config, request_id, model_name)
+        headers = {"X-Request-ID": request_id}
+        if chat.stream:
+            try:
+                admission.enter(request_id)
+            except ServeError:
+                clip.discard()
+                raise
+
+            async def events() -> AsyncIterator[bytes]:
+                try:
+                    async for event in stream_chat(worker, clip, info, started, config, model_name):
+                        yield event
+                finally:
+                    admission.leave()
+
+            return StreamingResponse(events(), media_type="text/event-stream",
+                                     headers={**headers, "Cache-Control": "no-cache"})
+        try:
+            with admission.place(request_id):
+                result = await predict(worker, clip, info, config.request_timeout_seconds)
+        finally:
+            clip.discard()
+        answered = encode_response(clip, info, result, started, config.explain_method)
+        logger.info("request %s: answered in %.3f s (batch of %d)", request_id, answered.timings.total_seconds,
+                    answered.batch_size)
+        return JSONResponse(chat_completion(answered, model_name, int(time.time())).model_dump(), headers=headers)
 
 
 def _openapi(app: FastAPI) -> dict:
@@ -285,7 +411,7 @@ def _openapi(app: FastAPI) -> dict:
     if app.openapi_schema is None:
         document = FastAPI.openapi(app)   # builds and keeps app.openapi_schema
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        for name, schema in openapi_components().items():
+        for name, schema in openapi_components(ChatRequest, ChatCompletionChunk).items():
             schemas.setdefault(name, schema)
     return app.openapi_schema
 

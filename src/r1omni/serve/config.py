@@ -27,8 +27,8 @@ class ServeConfig:
     to these canonical labels. "r1omni" for released R1-Omni checkpoints, "synth" (or "dfew") for
     models trained on the generated benchmark."""
     media_root: str | None = None
-    """Folder that ``{"path": ...}`` requests may read below (symlinks and ``..`` resolved first);
-    None refuses every path request with 403."""
+    """Folder that ``{"path": ...}`` requests, and paths and ``file://`` URLs in chat content parts, may
+    read below (symlinks and ``..`` resolved first); None refuses every path request with 403."""
     upload_dir: str | None = None
     """Where uploads are written while they are processed (removed afterwards); None = the system
     temporary folder."""

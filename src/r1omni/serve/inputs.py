@@ -7,6 +7,9 @@
   and a full disk is said as such (507). The partial file is removed on every failure.
 * :func:`resolve_media_path` maps a ``{"path": ...}`` request into the configured media root after
   resolving ``..`` and symlinks; anything that lands outside is refused (403).
+* :func:`read_body` reads a whole (JSON) body up to a limit (413 past it); :func:`store_upload`
+  writes bytes a request carried inline (a ``data:`` URL of ``/v1/chat/completions``) to a
+  temporary file, as an upload.
 * :func:`check_clip` reads the clip's headers (``r1omni.media.probe``) to refuse unreadable files
   (422, with the decoder's reason) and clips over the duration limit (413) before any decoding.
 
@@ -37,7 +40,8 @@ from r1omni.serve.config import ServeConfig
 from r1omni.serve.errors import ServeError
 
 __all__ = ["ClipRequest", "PathRequest", "FLAGS", "FLAG_WORDS", "receive_upload", "read_path_request",
-           "resolve_media_path", "check_clip", "sample_for_clip", "parse_flag", "FORM_ALLOWANCE_BYTES"]
+           "resolve_media_path", "check_clip", "sample_for_clip", "parse_flag", "FORM_ALLOWANCE_BYTES", "read_body",
+           "store_upload"]
 
 logger = logging.getLogger(__name__)
 
@@ -290,16 +294,46 @@ async def receive_upload(request: Request, config: ServeConfig, request_id: str,
     return clip
 
 
-async def read_path_request(request: Request, config: ServeConfig, request_id: str,
-                            flags: dict[str, bool]) -> ClipRequest:
-    """A JSON ``{"path": ..., "explain": ...}`` request for a file under the media root."""
+async def read_body(request: Request, config: ServeConfig, limit_bytes: int) -> bytes:
+    """The whole request body; 413 as soon as its Content-Length or its byte count passes ``limit_bytes``."""
+    too_large = ServeError(413, "body_too_large", f"a JSON request body is limited to {_format_bytes(limit_bytes)}")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        raise too_large
     body = bytearray()
     async for chunk in _body(request, config):
         body.extend(chunk)
-        if len(body) > _MAX_JSON_BYTES:
-            raise ServeError(413, "body_too_large", f"a JSON request body is limited to {_MAX_JSON_BYTES} bytes")
+        if len(body) > limit_bytes:
+            raise too_large
+    return bytes(body)
+
+
+def store_upload(data: bytes, suffix: str, name: str, config: ServeConfig, request_id: str) -> ClipRequest:
+    """``data`` (a clip the request carried inline) as a temporary upload named ``name`` in messages;
+    413 over ``max_upload_bytes``, 507 on a full disk. Blocking."""
+    if len(data) > config.max_upload_bytes:
+        raise _too_large(config)
+    suffix = suffix.lower() if _SAFE_SUFFIX.fullmatch(suffix.lower()) else ""   # a demuxer hint, never trusted
     try:
-        payload = PathRequest.model_validate_json(bytes(body))
+        fd, name_on_disk = tempfile.mkstemp(prefix=f"r1omni-{request_id}-", suffix=suffix, dir=config.upload_dir)
+    except OSError as err:
+        raise _storage_error(err) from None
+    path = Path(name_on_disk)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+    except OSError as err:
+        path.unlink(missing_ok=True)
+        raise _storage_error(err) from None
+    return ClipRequest(id=request_id, path=path, name=name, temporary=True, size_bytes=len(data))
+
+
+async def read_path_request(request: Request, config: ServeConfig, request_id: str,
+                            flags: dict[str, bool]) -> ClipRequest:
+    """A JSON ``{"path": ..., "explain": ...}`` request for a file under the media root."""
+    body = await read_body(request, config, _MAX_JSON_BYTES)
+    try:
+        payload = PathRequest.model_validate_json(body)
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in err.errors())
         raise ServeError(422, "invalid_request", f'expected {{"path": "...", "explain": false}} ({problems})') from None

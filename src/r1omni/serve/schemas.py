@@ -217,13 +217,14 @@ TIMELINE_STREAM = {200: {"description": "One JSON object per line: start, window
                               "schema": {"$ref": _COMPONENT.format(model="TimelineWindow")}}}}}
 
 
-def openapi_components() -> dict[str, dict]:
-    """The schemas :data:`PREDICT_BODY` and :data:`TIMELINE_STREAM` refer to, with the models they nest,
-    for ``components/schemas``. FastAPI collects only the models a route declares; a model's own
-    ``model_json_schema()`` puts its nested models under a local ``$defs`` whose ``#/$defs/...`` refs
-    do not resolve once the schema sits inside the OpenAPI document."""
+def openapi_components(*models: type[BaseModel]) -> dict[str, dict]:
+    """The schemas :data:`PREDICT_BODY` and :data:`TIMELINE_STREAM` refer to (and ``models``, which other
+    hand-written extras refer to), with the models they nest, for ``components/schemas``. FastAPI collects
+    only the models a route declares; a model's own ``model_json_schema()`` puts its nested models under
+    a local ``$defs`` whose ``#/$defs/...`` refs do not resolve once the schema sits inside the OpenAPI
+    document."""
     components: dict[str, dict] = {}
-    for model in (PathRequest, TimelineWindow):
+    for model in (PathRequest, TimelineWindow, *models):
         schema = model.model_json_schema(ref_template=_COMPONENT)
         components.update(schema.pop("$defs", {}))
         components[model.__name__] = schema

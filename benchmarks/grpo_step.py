@@ -43,11 +43,18 @@ policy forward + backward, counted by torch's ``FlopCounterMode``) and the time 
 this machine's float32 product rate measured in the same run (2048^3): a bound no implementation of the
 same step in float32 beats here. The process's peak resident memory is printed at the end.
 
+Part 4, shared-prefix scoring (``share_prompts``, :mod:`r1omni.models.prefix`) on R1-Omni's shape: one clip x
+G=8 whose prompt is ``--prefix-ratio`` (10) times as long as each completion, for a random HumanOmni and a
+random Qwen2.5-Omni thinker with the same scaled-down Qwen2.5-0.5B LLM (:data:`PREFIX_LLM`); the scoring part
+of a GRPO step (reference forward, policy forward + backward of the GRPO loss, AdamW) with sharing on and
+off and activation checkpointing on and off, rounds in turn: median CPU and wall seconds, GFLOP (the
+counter of part 3) and peak resident memory above the step's start (:class:`PeakMemory`).
+
 The reward is a toy verifiable one (the share of "e" characters in a completion): random weights
 never produce the ``<think>/<answer>`` format, and the figures here are about speed only.
 
     python benchmarks/grpo_step.py [--steps 30] [--warmup 3] [--rounds 3] [--omni-preset qwen2.5-omni-tiny]
-                                   [--demo-steps 6]
+                                   [--demo-steps 6] [--parts trl omni demo prefix] [--prefix-ratio 10]
 
 Run with one torch thread (set here); on a shared machine, compare figures from the same run only.
 """
@@ -62,6 +69,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import argparse  # noqa: E402
+import ctypes  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import resource  # noqa: E402
@@ -97,6 +105,8 @@ from r1omni.clips import ClipLoader, LoadedClips  # noqa: E402
 from r1omni.media import write_clip  # noqa: E402
 from r1omni.models import ClipInput, Completions, PreparedBatch, SamplingConfig  # noqa: E402
 from r1omni.models import decoding  # noqa: E402
+from r1omni.models.humanomni.presets import build_policy, build_tokenizers, tiny_config  # noqa: E402
+from r1omni.models.qwen_omni.presets import PRESETS as QWEN_PRESETS  # noqa: E402
 from r1omni.models.decoding import (  # noqa: E402
     Prefill,
     Step,
@@ -108,7 +118,9 @@ from r1omni.models.kv_cache import cache_parameter  # noqa: E402
 from r1omni.models.tokenizer import build_bpe_tokenizer  # noqa: E402
 from r1omni.schema import Sample, read_samples, write_samples  # noqa: E402
 from r1omni.synth import generate_benchmark  # noqa: E402
+from r1omni.template import PROMPTS  # noqa: E402
 from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo  # noqa: E402
+from r1omni.train.losses import policy_loss  # noqa: E402
 from r1omni.train.setup import OptimConfig, open_policy, set_trainable_parts  # noqa: E402
 
 torch.set_num_threads(1)
@@ -480,10 +492,9 @@ def compute_floor(policy, clips: list[ClipInput], sampling: SamplingConfig, gene
     return statistics.median(times), int(completions.mask.sum())
 
 
-def matmul_work(policy, clips: list[ClipInput], sampling: SamplingConfig, generations: int) -> dict[str, float]:
-    """GFLOP of the matrix products (linear layers, attention) in one step's phases: a rollout of ``clips``, the
-    reference's forward over its completions (the policy's shape), the policy's forward + backward. Counted by
-    torch's FlopCounterMode, taught the CPU attention kernels; elementwise work is not counted."""
+def flop_counter():
+    """torch's FlopCounterMode, taught the CPU attention kernels: counts the matrix products (linear layers,
+    attention), not elementwise work."""
     from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
     def forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
@@ -494,15 +505,22 @@ def matmul_work(policy, clips: list[ClipInput], sampling: SamplingConfig, genera
 
     kernels = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: forward,
                torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: backward}
+    return FlopCounterMode(display=False, custom_mapping=kernels)
+
+
+def matmul_work(policy, clips: list[ClipInput], sampling: SamplingConfig, generations: int) -> dict[str, float]:
+    """GFLOP of the matrix products (linear layers, attention) in one step's phases: a rollout of ``clips``, the
+    reference's forward over its completions (the policy's shape), the policy's forward + backward. Counted by
+    torch's FlopCounterMode, taught the CPU attention kernels; elementwise work is not counted."""
     batch = policy.prepare(clips)
     work = {}
-    with FlopCounterMode(display=False, custom_mapping=kernels) as counter:
+    with flop_counter() as counter:
         completions = policy.generate(batch, num_return_sequences=generations, sampling=sampling)
     work["rollout"] = counter.get_total_flops() / 1e9
-    with FlopCounterMode(display=False, custom_mapping=kernels) as counter, torch.no_grad():
+    with flop_counter() as counter, torch.no_grad():
         policy.token_logprobs(batch, completions.ids, completions.clip_index)
     work["reference"] = counter.get_total_flops() / 1e9
-    with FlopCounterMode(display=False, custom_mapping=kernels) as counter:
+    with flop_counter() as counter:
         logp = policy.token_logprobs(batch, completions.ids, completions.clip_index)          # (N, C)
         (logp * completions.mask).sum().backward()
     policy.module.zero_grad(set_to_none=True)
@@ -598,6 +616,216 @@ def compare_with_trl(model_dir: Path, work: Path, setting: Setting, rounds: int)
               f"{1 / figures.wall_steps_per_second / floor:.1f}x the floor (wall)")
 
 
+# -- part 4: shared-prefix scoring on R1-Omni's shape ---------------------------------------------------------
+PREFIX_LLM = dict(hidden=128, layers=4, heads=2, kv_heads=1, intermediate=688, vocab=3712)
+"""The part's language model: Qwen2.5-0.5B (R1-Omni's LLM: 896 wide, 24 layers, 14 query / 2 key-value heads
+of 64, MLP 5.4x, vocabulary 151,936) scaled down to run on one CPU thread: 128 wide, 4 layers, 2 / 1 heads of
+64, MLP 5.4x, and a vocabulary that keeps the head's share of the parameters (0.38 of the layers')."""
+
+R1_OMNI_PROMPT_TOKENS = 8 * (224 // 16 // 2) ** 2 + 1500 // 3
+"""R1-Omni-0.5B's media tokens per clip: 8 frames x 7x7 video tokens + 500 Whisper tokens (892; ~960 with the
+question). The issue sizes a clip at P = 2,000 against R = 200 completion tokens; both give P / R ~ 5-10."""
+
+
+def prefix_policy(family: str, seed: int):
+    """A random policy of ``family`` ("humanomni" or "qwen2.5-omni") with :data:`PREFIX_LLM` as its LLM and
+    prompts of ~550-600 tokens: HumanOmni's tiny towers (8 frames x 4 video tokens + 500 Whisper tokens),
+    or a Qwen2.5-Omni thinker fed 8 frames of 112x112 (64 video tokens) and 20 s of audio (500 tokens)."""
+    llm = PREFIX_LLM
+    if family == "humanomni":
+        tokenizer, bert_tokenizer = build_tokenizers()
+        config = tiny_config(vocab_size=llm["vocab"], bert_vocab_size=len(bert_tokenizer),
+                             bos_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"))
+        config.hidden_size, config.num_hidden_layers = llm["hidden"], llm["layers"]
+        config.num_attention_heads, config.num_key_value_heads = llm["heads"], llm["kv_heads"]
+        config.intermediate_size, config.max_window_layers = llm["intermediate"], llm["layers"]
+        config.head_dim = llm["hidden"] // llm["heads"]
+        config.layer_types = ["full_attention"] * llm["layers"]
+        return build_policy(config, tokenizer, bert_tokenizer, seed)
+    return QWEN_PRESETS["qwen2.5-omni-tiny"](
+        seed=seed, text_hidden_size=llm["hidden"], text_layers=llm["layers"], text_heads=llm["heads"],
+        text_kv_heads=llm["kv_heads"], text_intermediate_size=llm["intermediate"], model_vocab_size=llm["vocab"],
+        num_frames=8, frame_size=112)
+
+
+def prefix_rollout(policy, generations: int, ratio: float, seed: int = 0):
+    """One clip (as R1-Omni trains: one clip x G per device), its prepared batch, G random completions of
+    prompt length / ``ratio`` tokens, the rows' clip index, the prompt length and random advantages."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (8, 112, 112, 3), dtype=np.uint8)
+    audio_seconds = 1 if policy.family == "humanomni" else 20       # HumanOmni pads every clip to 30 s
+    wave = (0.1 * rng.standard_normal(16000 * audio_seconds)).astype(np.float32)
+    batch = policy.prepare([ClipInput(PROMPTS["train"], frames, wave)])
+    if policy.family == "humanomni":
+        with torch.no_grad():
+            merged = policy.model.prepare_multimodal_inputs(batch.input_ids, batch.attention_mask, **batch.media)
+        prompt_len = int(merged.attention_mask.sum())
+    else:
+        prompt_len = int(batch.attention_mask.sum())
+    completion_len = max(round(prompt_len / ratio), 1)
+    suppressed = set() if policy.vocabulary.suppressed_ids is None else set(policy.vocabulary.suppressed_ids.tolist())
+    allowed = torch.tensor([i for i in range(len(policy.tokenizer)) if i not in suppressed])
+    generator = torch.Generator().manual_seed(seed)
+    ids = allowed[torch.randint(len(allowed), (generations, completion_len), generator=generator)]  # (G, R)
+    advantages = torch.randn(generations, generator=generator)                                       # (G,)
+    return batch, ids, torch.ones_like(ids, dtype=torch.float32), torch.zeros(generations, dtype=torch.long), \
+        prompt_len, advantages
+
+
+def scoring_step(policy, reference, optimizer, rollout, beta: float = 0.04) -> None:
+    """The part of a GRPO step that scores (what sharing changes): the reference's forward, the policy's
+    forward + backward of the GRPO loss, the optimiser update. The rollout itself already prefills each
+    prompt once in both settings (``r1omni.models.decoding``), so it is left out."""
+    batch, ids, mask, clip_index, _, advantages = rollout
+    with torch.no_grad():
+        ref_logp = reference.token_logprobs(batch, ids, clip_index)                     # (N, C)
+    logp = policy.token_logprobs(batch, ids, clip_index)                                # (N, C)
+    policy_loss(logp, advantages, mask, ref_logp=ref_logp, beta=beta).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+class PeakMemory:
+    """Peak resident memory of the process above its level at ``start()`` (Linux: VmHWM, reset through
+    /proc/self/clear_refs). glibc is told to map every allocation of 128 KiB or more on its own
+    (``mallopt(M_MMAP_THRESHOLD)``), so a freed tensor leaves the resident set at once and what the peak
+    measures is what the step held at its fullest, not what earlier steps left in the heap."""
+
+    def __init__(self) -> None:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)   # M_MMAP_THRESHOLD; also stops its dynamic growth
+
+    @staticmethod
+    def _status_mib(key: str) -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"/proc/self/status has no {key}")
+
+    def start(self) -> None:
+        Path("/proc/self/clear_refs").write_text("5")
+        self.base = self._status_mib("VmRSS")
+
+    def peak_mib(self) -> float:
+        return self._status_mib("VmHWM") - self.base
+
+
+def prefix_family(family: str, generations: int, ratio: float, rounds: int) -> dict[tuple[bool, bool], dict]:
+    """Part 4 for one family: the scoring step with sharing on / off and activation checkpointing on / off,
+    rounds taken in turn (so load on the machine hits every setting alike); per setting the median CPU and
+    wall seconds, the GFLOP of one step and its peak memory."""
+    policy, reference = prefix_policy(family, 0), prefix_policy(family, 1)
+    set_trainable_parts(policy, ["llm"])
+    policy.module.train()
+    reference.module.requires_grad_(False)
+    model = policy.model if family == "humanomni" else policy.thinker
+    optimizer = torch.optim.AdamW([p for p in policy.module.parameters() if p.requires_grad], lr=1e-5)
+    rollout = prefix_rollout(policy, generations, ratio)
+    settings = [(share, checkpoint) for checkpoint in (False, True) for share in (False, True)]
+    memory = PeakMemory()
+    results: dict[tuple[bool, bool], dict] = {s: {"cpu": [], "wall": []} for s in settings}
+
+    def configure(share: bool, checkpoint: bool) -> None:
+        policy.share_prompts = reference.share_prompts = share
+        if checkpoint:
+            model.activation_checkpointing_enable()
+        else:
+            model.activation_checkpointing_disable()
+
+    for share, checkpoint in settings:          # warm-up (optimiser state), FLOPs, peak memory
+        configure(share, checkpoint)
+        scoring_step(policy, reference, optimizer, rollout)
+        with flop_counter() as counter:
+            scoring_step(policy, reference, optimizer, rollout)
+        results[share, checkpoint]["gflop"] = counter.get_total_flops() / 1e9
+        memory.start()
+        scoring_step(policy, reference, optimizer, rollout)
+        results[share, checkpoint]["peak_mib"] = memory.peak_mib()
+    for _ in range(rounds):
+        for share, checkpoint in settings:
+            configure(share, checkpoint)
+            wall, cpu = time.perf_counter(), time.process_time()
+            scoring_step(policy, reference, optimizer, rollout)
+            results[share, checkpoint]["wall"].append(time.perf_counter() - wall)
+            results[share, checkpoint]["cpu"].append(time.process_time() - cpu)
+    configure(True, False)
+    for figures in results.values():
+        figures["cpu"], figures["wall"] = statistics.median(figures["cpu"]), statistics.median(figures["wall"])
+    prompt_len, completion_len = rollout[4], rollout[1].shape[1]
+    results["shape"] = {"prompt": prompt_len, "completion": completion_len}
+    return results
+
+
+def report_prefix(generations: int, ratio: float, rounds: int) -> None:
+    G = generations
+    print(f"\nshared-prefix scoring (share_prompts), one clip x G={G}, R1-Omni's prompt:completion ratio ~{ratio:g}:1 "
+          f"(R1-Omni-0.5B: {R1_OMNI_PROMPT_TOKENS} media tokens per clip); LLM {PREFIX_LLM['hidden']} x "
+          f"{PREFIX_LLM['layers']} layers (Qwen2.5-0.5B scaled down), vocabulary {PREFIX_LLM['vocab']}, fp32, "
+          f"1 thread; step = reference forward + policy forward/backward (GRPO loss, beta 0.04) + AdamW; "
+          f"median of {rounds} rounds; peak = resident memory above the step's start")
+    for family, name in (("humanomni", "HumanOmni (R1-Omni)"), ("qwen2.5-omni", "Qwen2.5-Omni thinker")):
+        results = prefix_family(family, generations, ratio, rounds)
+        shape = results.pop("shape")
+        P, R = shape["prompt"], shape["completion"]
+        print(f"  {name}: P = {P} prompt tokens, R = {R} completion tokens; token work of the shared passes "
+              f"(P + G*R) / (G*(P + R)) = {(P + G * R) / (G * (P + R)):.3f}")
+        for (share, checkpoint), f in results.items():
+            print(f"    share_prompts={str(share):5s} checkpointing={str(checkpoint):5s}  {f['cpu']:6.3f} s CPU "
+                  f"{f['wall']:6.3f} s wall  {f['gflop']:7.2f} GFLOP  peak {f['peak_mib']:7.1f} MiB")
+        for checkpoint in (False, True):
+            off, on = results[False, checkpoint], results[True, checkpoint]
+            print(f"    checkpointing={str(checkpoint):5s}: sharing {off['cpu'] / on['cpu']:.2f}x faster (CPU), "
+                  f"{off['wall'] / on['wall']:.2f}x (wall), {off['gflop'] / on['gflop']:.2f}x fewer GFLOP, "
+                  f"peak {on['peak_mib'] / off['peak_mib']:.2f}x")
+        plain = results[False, False]["cpu"] / results[True, False]["cpu"]
+        kept = results[False, True]["cpu"] / results[True, True]["cpu"]
+        excess = f", {100 * (kept - 1) / (plain - 1):.0f}% of its excess over 1x" if plain > 1 else ""
+        print(f"    under checkpointing sharing keeps {100 * kept / plain:.0f}% of the plain sharing's speed-up "
+              f"({kept:.2f}x against {plain:.2f}x, CPU{excess})")
+
+
+def report_time_split(args: argparse.Namespace, work: Path) -> None:
+    """Part 2, printed."""
+    omni = Setting(steps=args.omni_steps, warmup=args.warmup, prompts_per_step=2, max_completion_length=32)
+    split, rates, tokens_per_step = omni_time_split(args.omni_preset, work, omni)
+    step_seconds = sum(split.values())
+    print(f"\nr1omni on {args.omni_preset} (4 frames 56x56 + 1 s audio per clip; {omni.prompts_per_step} clips x "
+          f"G={omni.generations}, {omni.max_completion_length} new tokens max, beta={omni.beta}, "
+          f"{omni.steps} steps): {tokens_per_step:.0f} completion tokens/step")
+    print(f"  {rates}")
+    for name, seconds in split.items():
+        print(f"  {name:9s} {1000 * seconds:7.1f} ms/step (median)  {100 * seconds / step_seconds:5.1f}%")
+
+
+def report_demo(args: argparse.Namespace, work: Path) -> None:
+    """Part 3, printed."""
+    print(f"\nthe demo's GRPO step (qwen2.5-omni-demo, random init, 8 clips x G=8, 100 new tokens, T 0.5, "
+          f"2 threads, {args.demo_steps} steps), by decoding loop:")
+    step_seconds = {}
+    for loop in ("earlier", "r1omni"):
+        split, tokens_per_step, floor_tokens, floor, gflop = demo_step(work, args.demo_steps,
+                                                                       min(args.warmup, 2), loop)
+        step_seconds[loop] = sum(split.values())
+        print(f"  {loop}: {tokens_per_step:.0f} completion tokens/step, {step_seconds[loop]:.2f} s/step "
+              f"(median phases)")
+        for name, seconds in split.items():
+            print(f"    {name:9s} {1000 * seconds:7.1f} ms/step (median)  "
+                  f"{100 * seconds / step_seconds[loop]:5.1f}%")
+        print(f"    compute floor {1000 * floor:.1f} ms (forward + backward of {floor_tokens} completion tokens, "
+              f"no generation loop); step = {step_seconds[loop] / floor:.1f}x the floor")
+    print(f"  r1omni / earlier: {step_seconds['earlier'] / step_seconds['r1omni']:.2f}x faster step")
+    rate = sgemm_rate()
+    bound = sum(gflop.values()) / rate
+    print(f"  matrix-product work of a step: {sum(gflop.values()):.1f} GFLOP ("
+          + ", ".join(f"{name} {value:.1f}" for name, value in gflop.items())
+          + f"); at this machine's float32 product rate measured now ({rate:.0f} GFLOP/s, 2048^3) that is "
+          f"{bound:.2f} s: the r1omni step is {step_seconds['r1omni'] / bound:.1f}x it, and 3x the earlier step "
+          f"({step_seconds['earlier'] / 3:.2f} s) would be {step_seconds['earlier'] / 3 / bound:.1f}x it")
+
+
+PARTS = ("trl", "omni", "demo", "prefix")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30, help="GRPO steps per run")
@@ -607,6 +835,11 @@ def main() -> None:
     parser.add_argument("--omni-preset", default="qwen2.5-omni-tiny", help="preset for the time split")
     parser.add_argument("--omni-steps", type=int, default=20)
     parser.add_argument("--demo-steps", type=int, default=6, help="GRPO steps of the demo preset (part 3)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="which parts to run (default all): trl (1), omni (2), demo (3), prefix (4)")
+    parser.add_argument("--prefix-ratio", type=float, default=10.0,
+                        help="part 4's prompt : completion token ratio (R1-Omni's shape)")
+    parser.add_argument("--prefix-rounds", type=int, default=3, help="part 4's timed rounds (median kept)")
     args = parser.parse_args()
     if not 1 <= args.warmup < args.steps:
         parser.error("need 1 <= --warmup < --steps")
@@ -617,42 +850,16 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="grpo-bench-") as tmp:
         work = Path(tmp)
-        model_dir = save_text_model(work / "tiny-qwen2", settings[0].seed)
-        for setting in settings:
-            compare_with_trl(model_dir, work, setting, args.rounds)
-
-        omni = Setting(steps=args.omni_steps, warmup=args.warmup, prompts_per_step=2, max_completion_length=32)
-        split, rates, tokens_per_step = omni_time_split(args.omni_preset, work, omni)
-        step_seconds = sum(split.values())
-        print(f"\nr1omni on {args.omni_preset} (4 frames 56x56 + 1 s audio per clip; {omni.prompts_per_step} clips x "
-              f"G={omni.generations}, {omni.max_completion_length} new tokens max, beta={omni.beta}, "
-              f"{omni.steps} steps): {tokens_per_step:.0f} completion tokens/step")
-        print(f"  {rates}")
-        for name, seconds in split.items():
-            print(f"  {name:9s} {1000 * seconds:7.1f} ms/step (median)  {100 * seconds / step_seconds:5.1f}%")
-
-        print(f"\nthe demo's GRPO step (qwen2.5-omni-demo, random init, 8 clips x G=8, 100 new tokens, T 0.5, "
-              f"2 threads, {args.demo_steps} steps), by decoding loop:")
-        step_seconds = {}
-        for loop in ("earlier", "r1omni"):
-            split, tokens_per_step, floor_tokens, floor, gflop = demo_step(work, args.demo_steps,
-                                                                           min(args.warmup, 2), loop)
-            step_seconds[loop] = sum(split.values())
-            print(f"  {loop}: {tokens_per_step:.0f} completion tokens/step, {step_seconds[loop]:.2f} s/step "
-                  f"(median phases)")
-            for name, seconds in split.items():
-                print(f"    {name:9s} {1000 * seconds:7.1f} ms/step (median)  "
-                      f"{100 * seconds / step_seconds[loop]:5.1f}%")
-            print(f"    compute floor {1000 * floor:.1f} ms (forward + backward of {floor_tokens} completion tokens, "
-                  f"no generation loop); step = {step_seconds[loop] / floor:.1f}x the floor")
-        print(f"  r1omni / earlier: {step_seconds['earlier'] / step_seconds['r1omni']:.2f}x faster step")
-        rate = sgemm_rate()
-        bound = sum(gflop.values()) / rate
-        print(f"  matrix-product work of a step: {sum(gflop.values()):.1f} GFLOP ("
-              + ", ".join(f"{name} {value:.1f}" for name, value in gflop.items())
-              + f"); at this machine's float32 product rate measured now ({rate:.0f} GFLOP/s, 2048^3) that is "
-              f"{bound:.2f} s: the r1omni step is {step_seconds['r1omni'] / bound:.1f}x it, and 3x the earlier step "
-              f"({step_seconds['earlier'] / 3:.2f} s) would be {step_seconds['earlier'] / 3 / bound:.1f}x it")
+        if "trl" in args.parts:
+            model_dir = save_text_model(work / "tiny-qwen2", settings[0].seed)
+            for setting in settings:
+                compare_with_trl(model_dir, work, setting, args.rounds)
+        if "omni" in args.parts:
+            report_time_split(args, work)
+        if "demo" in args.parts:
+            report_demo(args, work)
+    if "prefix" in args.parts:     # last: it changes how glibc maps memory (PeakMemory)
+        report_prefix(8, args.prefix_ratio, args.prefix_rounds)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of this process: {peak_mib:.0f} MiB")
 

@@ -72,6 +72,7 @@ from r1omni.models.humanomni.checkpoint import (
 )
 from r1omni.models.humanomni.configuration import GATE_HIDDEN_SIZE, NUM_GATE_BRANCHES, HumanOmniConfig
 from r1omni.models.kv_cache import OUTPUT_CACHE_FIELD, cache_parameter, output_cache, pop_cache
+from r1omni.models.prefix import shared_prefix_hidden
 
 __all__ = ["HumanOmniForCausalLM", "HumanOmniModel", "HumanOmniCausalLMOutput", "MultimodalInputs", "AllInOneSmall",
            "RegStage", "VIDEO_TOKEN_INDEX", "AUDIO_TOKEN_INDEX", "IMAGE_TOKEN_INDEX", "IGNORE_INDEX",
@@ -366,6 +367,7 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
     text), and optionally ``clip_index`` (N,) saying which clip each row of ``input_ids`` belongs to (default:
     row n is clip n). Media are taken in clip order: the videos of clip 0's sentinels first, then clip 1's...
     Every row of a clip must hold the same sentinels. Media are encoded once per clip and shared by its rows.
+    With ``completion_ids`` the prompts are also run once per clip (:meth:`score_completions`).
     """
 
     config_class = HumanOmniConfig
@@ -523,13 +525,24 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
                 pixel_values: torch.Tensor | None = None, input_features: torch.Tensor | None = None,
                 bert_input_ids: torch.Tensor | None = None, bert_attention_mask: torch.Tensor | None = None,
                 bert_token_type_ids: torch.Tensor | None = None, clip_index: torch.Tensor | None = None,
-                **kwargs) -> HumanOmniCausalLMOutput:
+                completion_ids: torch.Tensor | None = None, **kwargs) -> HumanOmniCausalLMOutput:
         """Merged-sequence logits (N, M or logits_to_keep, X); with ``labels`` (N, L) the shifted mean CE.
+
+        With ``completion_ids`` (N, C), ``input_ids`` are the B clips' prompts and the logits (N, C, X) are
+        those that predict each completion token, row n continuing prompt ``clip_index[n]``: each prompt runs
+        once and its rows' completions run on its keys / values (:meth:`score_completions`).
 
         The KV cache comes in under either of transformers' names (``cache`` from 5.25 on,
         ``past_key_values`` before, see :mod:`r1omni.models.kv_cache`); an empty or absent cache
         means this call is the prefill, the only one that merges media.
         """
+        if completion_ids is not None:
+            if labels is not None or inputs_embeds is not None or pop_cache(kwargs) is not None:
+                raise ValueError("completion_ids score completions after prompt input_ids; labels, inputs_embeds "
+                                 "and a KV cache do not apply")
+            logits = self.score_completions(input_ids, attention_mask, completion_ids, clip_index, pixel_values,
+                                            input_features, bert_input_ids, bert_attention_mask, bert_token_type_ids)
+            return HumanOmniCausalLMOutput(logits=logits)
         merged = None
         cache = pop_cache(kwargs)
         prefill = cache is None or cache.get_seq_length() == 0
@@ -552,6 +565,32 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
                                        attentions=out.attentions, labels=labels if merged is not None else None,
                                        attention_mask=attention_mask if merged is not None else None,
                                        **{OUTPUT_CACHE_FIELD: output_cache(out)})
+
+    def score_completions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                          completion_ids: torch.Tensor, clip_index: torch.Tensor | None = None,
+                          pixel_values: torch.Tensor | None = None, input_features: torch.Tensor | None = None,
+                          bert_input_ids: torch.Tensor | None = None, bert_attention_mask: torch.Tensor | None = None,
+                          bert_token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (N, C, X) predicting ``completion_ids`` (N, C) after the B prompts ``input_ids`` (B, L, sentinels
+        in place): media merged once per clip, each merged prompt through the LLM once, the completions on
+        its keys / values at the positions that follow its real tokens (:mod:`r1omni.models.prefix`). Equal to
+        running each row's prompt + completion (tested), with the prompt's work done once instead of G times."""
+        num_rows = completion_ids.shape[0]
+        if clip_index is None:
+            clip_index = torch.arange(num_rows, device=completion_ids.device)
+        if completion_ids.ndim != 2 or clip_index.shape != (num_rows,):
+            raise ValueError(f"completion_ids (N, C) and clip_index (N,) expected, got {tuple(completion_ids.shape)} "
+                             f"and {tuple(clip_index.shape)}")
+        if num_rows and (int(clip_index.min()) < 0 or int(clip_index.max()) >= input_ids.shape[0]):
+            raise ValueError(f"clip_index must lie in [0, {input_ids.shape[0]}) (one prompt row per clip), "
+                             f"got {sorted(set(clip_index.tolist()))}")
+        merged = self.prepare_multimodal_inputs(input_ids, attention_mask, None, pixel_values, input_features,
+                                                bert_input_ids, bert_attention_mask, bert_token_type_ids)  # B rows
+        steps = torch.arange(completion_ids.shape[1], device=completion_ids.device)                          # (C,)
+        positions = merged.attention_mask.long().sum(dim=1)[clip_index, None] + steps                        # (N, C)
+        hidden = shared_prefix_hidden(self.model, merged.inputs_embeds, merged.attention_mask, merged.position_ids,
+                                      self.model.embed_tokens(completion_ids), positions, clip_index)       # (N, C, D)
+        return self.lm_head(hidden)                                                                          # (N, C, X)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,

@@ -10,7 +10,9 @@
   the first stop token; log-probabilities come back when ``SamplingConfig.logprobs`` asks;
 * ``token_logprobs`` scores completions with ONE call of ``self.module(...)`` (media encoded once per clip
   inside it, shared by that clip's rows through ``clip_index``), so a DDP / accelerate wrapper placed in
-  ``self.module`` sees the whole computation;
+  ``self.module`` sees the whole computation. With ``share_prompts`` (default) each clip's prompt also
+  runs through the LLM once and its completions on its keys / values (:mod:`r1omni.models.prefix`,
+  also under activation checkpointing); without, each row runs as prompt + completion (same numbers);
 * ``save`` writes the released folder layout that :func:`load_policy` (and, for the parts it reads, the
   official loader) read back.
 
@@ -64,12 +66,16 @@ def _unwrap(module: torch.nn.Module) -> HumanOmniForCausalLM:
 
 
 class HumanOmniPolicy:
-    """The HumanOmni family's :class:`~r1omni.models.policy.Policy`."""
+    """The HumanOmni family's :class:`~r1omni.models.policy.Policy`; ``share_prompts`` (default True, an
+    attribute a caller may switch) scores each clip's prompt once for all its rows, as the Qwen-Omni policy's
+    switch of the same name does."""
 
     family = "humanomni"
 
-    def __init__(self, model: HumanOmniForCausalLM, processor: HumanOmniProcessor, freeze_towers: bool = True) -> None:
+    def __init__(self, model: HumanOmniForCausalLM, processor: HumanOmniProcessor, freeze_towers: bool = True,
+                 share_prompts: bool = True) -> None:
         self.module: torch.nn.Module = model
+        self.share_prompts = share_prompts
         self.processor = processor
         self.tokenizer = processor.tokenizer
         for module in model.unused_modules():
@@ -157,6 +163,10 @@ class HumanOmniPolicy:
             raise ValueError("completion_ids must be token ids: pad with the pad token, not -100")
         batch = batch.to(self.device)
         clip_index, completion_ids = clip_index.to(self.device), completion_ids.to(self.device)
+        if self.share_prompts:
+            out = self.module(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                              completion_ids=completion_ids, clip_index=clip_index, **batch.media)
+            return _selected_logprobs(out.logits, completion_ids)                                    # (N, C)
         num_completion = completion_ids.shape[1]
         input_ids = torch.cat([batch.input_ids[clip_index], completion_ids], dim=1)                  # (N, P+C)
         # Padding after a row's stop token is attended to by nothing earlier, so it needs no mask.

@@ -7,11 +7,11 @@ Two pieces:
   clip's video and audio **once** with the thinker's own ``get_video_features`` /
   ``get_audio_features``, scatters the features into the B prompt embeddings and computes the
   3-D (M-RoPE) positions of the B prompts with the thinker's ``get_rope_index``; the language model
-  then runs the B prompts once and the N completions on top of their keys / values (or, under
-  activation checkpointing, the N full rows). Qwen3's DeepStack visual features are added on the
-  prompt positions. The thinker's own forward cannot share anything across rows (it wants per-row
-  media), which is why this wrapper exists; its log-probabilities and gradients equal the thinker's
-  per-row forward (tested).
+  then runs the B prompts once and the N completions on top of their keys / values
+  (:mod:`r1omni.models.prefix`; ``share_prompts=False``: the N full rows). Qwen3's DeepStack visual
+  features are added on the prompt positions. The thinker's own forward cannot share anything across
+  rows (it wants per-row media), which is why this wrapper exists; its log-probabilities and gradients
+  equal the thinker's per-row forward (tested).
 * :class:`MediaNorm` (off unless asked): a LayerNorm after the video projector and one after the
   audio projector, so that media tokens enter the language model at the text embeddings' scale.
 * :class:`QwenOmniPolicy` prepares clips (``processing.py``), samples completions with r1omni's
@@ -64,6 +64,7 @@ from r1omni.models import decoding
 from r1omni.models.decoding import Prefill, Step, Vocabulary, evaluating, qwen2_stepper
 from r1omni.models.kv_cache import cache_parameter
 from r1omni.models.policy import ClipInput, Completions, PreparedBatch, PromptStates, SamplingConfig
+from r1omni.models.prefix import shared_prefix_hidden
 from r1omni.models.qwen_omni.processing import (
     PREPROCESSING_FILE,
     OmniPreprocessing,
@@ -160,9 +161,9 @@ class SharedMediaThinker(nn.Module):
 
     With ``share_prompts`` (default) each prompt also goes through the language model once: its
     keys / values (still attached to the graph) are indexed by ``clip_index`` and the N completions
-    attend to them, which cuts the text model's work by about G for the prompt part. Activation
-    checkpointing drops KV caches, so under it every row runs as one prompt + completion sequence.
-    Both give the same numbers (tested).
+    attend to them (:mod:`r1omni.models.prefix`, also under activation checkpointing), which cuts the
+    text model's work by about G for the prompt part; without it every row runs as one prompt +
+    completion sequence. Both give the same numbers (tested).
     """
 
     def __init__(self, thinker: nn.Module, share_prompts: bool = True, media_norm: MediaNorm | None = None) -> None:
@@ -243,9 +244,7 @@ class SharedMediaThinker(nn.Module):
                 clip_index: torch.Tensor, media: dict[str, torch.Tensor],
                 return_logits: bool = False) -> torch.Tensor:
         prompts = self.embed_prompts(prompt_ids, prompt_mask, media)
-        checkpointing = self.training and any(getattr(layer, "gradient_checkpointing", False)
-                                              for layer in self.thinker.model.language_model.layers)
-        if self.share_prompts and not checkpointing:
+        if self.share_prompts:
             hidden = self._shared_prompt_hidden(prompts, prompt_mask, completion_ids, clip_index)  # (N, C, D)
         else:
             hidden = self._flat_hidden(prompts, prompt_mask, completion_ids, clip_index)  # (N, C, D)
@@ -266,27 +265,20 @@ class SharedMediaThinker(nn.Module):
 
     def _shared_prompt_hidden(self, prompts: EmbeddedPrompts, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
                               clip_index: torch.Tensor) -> torch.Tensor:
-        """Run the B prompts once, hand their (differentiable) keys / values to the N completion rows.
-
-        Same numbers as running each full row (attention is causal, so a prompt token never sees the
-        completion), with the prompt computed once per clip instead of once per row.
-        """
-        cache = DynamicCache(config=self.thinker.config.get_text_config())
-        deepstack = None if prompts.deepstack is None else [torch.cat(level) for level in prompts.deepstack]
-        prompt_hidden = self.run_language_model(prompts.embeds, prompt_mask, prompts.position_ids, prompts.video_mask,
-                                                deepstack, cache=cache)  # (B, P, D)
-        cache.batch_select_indices(clip_index)  # rows' keys / values: (N, heads, P, head_dim) per layer
+        """The B prompts once, the N completions on their (differentiable) keys / values
+        (:func:`r1omni.models.prefix.shared_prefix_hidden`, with or without activation checkpointing)."""
+        prompt_kwargs = {}
+        if self.family == "qwen3_omni" and prompts.deepstack is not None:
+            prompt_kwargs = dict(visual_pos_masks=prompts.video_mask,
+                                 deepstack_visual_embeds=[torch.cat(level) for level in prompts.deepstack])
         embeds, positions = self._completion_inputs(prompts, completion_ids, clip_index)  # (N, C, D), (3, N, C)
-        attention_mask = torch.cat([prompt_mask[clip_index], prompt_mask.new_ones(completion_ids.shape)], 1)  # (N, P+C)
-        completion_hidden = self.run_language_model(embeds, attention_mask, positions,
-                                                    cache=cache)  # (N, C, D)
-        # The last prompt token predicts the first completion token; completion token c predicts c + 1.
-        return torch.cat([prompt_hidden[clip_index, -1:], completion_hidden[:, :-1]], dim=1)  # (N, C, D)
+        return shared_prefix_hidden(self.thinker.model.language_model, prompts.embeds, prompt_mask,
+                                    prompts.position_ids, embeds, positions, clip_index, prompt_kwargs)  # (N, C, D)
 
     def _flat_hidden(self, prompts: EmbeddedPrompts, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
                      clip_index: torch.Tensor) -> torch.Tensor:
-        """Run every row as prompt + completion in one sequence (used under activation checkpointing,
-        which drops KV caches)."""
+        """Run every row as prompt + completion in one sequence (``share_prompts=False``: the per-row path the
+        shared one is tested against)."""
         num_rows, completion_len = completion_ids.shape
         prompt_len = prompt_mask.shape[1]
         embeds, positions = self._completion_inputs(prompts, completion_ids, clip_index)  # (N, C, D), (3, N, C)
@@ -311,10 +303,11 @@ def _check_count(what: str, placeholders: int, features: int) -> None:
 
 class QwenOmniPolicy:
     """A Qwen2.5-Omni or Qwen3-Omni thinker as an r1omni :class:`~r1omni.models.policy.Policy`; ``media_norm``
-    (default None) normalises the media tokens (:class:`MediaNorm`) and is saved and loaded with the model."""
+    (default None) normalises the media tokens (:class:`MediaNorm`) and is saved and loaded with the model;
+    ``share_prompts`` (default True): see :attr:`share_prompts`."""
 
     def __init__(self, thinker: nn.Module, tokenizer: Any, settings: OmniPreprocessing | None = None,
-                 media_norm: MediaNorm | None = None) -> None:
+                 media_norm: MediaNorm | None = None, share_prompts: bool = True) -> None:
         self.family = _family_of(thinker)
         self.thinker = thinker
         self.tokenizer = tokenizer
@@ -324,7 +317,7 @@ class QwenOmniPolicy:
         self._check_config()
         self.preprocessor = OmniPreprocessor(tokenizer, self.settings)
         self._check_token_ids()
-        self.module: nn.Module = SharedMediaThinker(thinker, media_norm=media_norm)
+        self.module: nn.Module = SharedMediaThinker(thinker, share_prompts=share_prompts, media_norm=media_norm)
         # Generation always uses the unwrapped module (same parameters as a wrapped policy.module).
         self._shared = self.module
         self.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -384,6 +377,16 @@ class QwenOmniPolicy:
     @property
     def media_norm(self) -> MediaNorm | None:
         return self._shared.media_norm
+
+    @property
+    def share_prompts(self) -> bool:
+        """Score each clip's prompt once for all its rows (:mod:`r1omni.models.prefix`); False: every row runs
+        as prompt + completion. The switch has this name in both families."""
+        return self._shared.share_prompts
+
+    @share_prompts.setter
+    def share_prompts(self, value: bool) -> None:
+        self._shared.share_prompts = value
 
     def to(self, device: torch.device | str) -> "QwenOmniPolicy":
         self._shared.to(device)

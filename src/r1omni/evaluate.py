@@ -43,6 +43,7 @@ from r1omni.labels import LabelSet, get_label_set, strict_label
 from r1omni.media import MediaError
 from r1omni.metrics import METRICS, PREDICTIONS, TRACKS, classification_report, mean_over_folds
 from r1omni.models import Policy, SamplingConfig
+from r1omni.models.placement import placement
 from r1omni.models.policy import recorded_sampling
 from r1omni.schema import Sample, read_log
 from r1omni.yamlconfig import config_differences
@@ -203,6 +204,7 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     metrics["seconds"] = generate_seconds
     metrics["clips_per_second"] = len(todo) / generate_seconds if todo and generate_seconds > 0 else None
     metrics["environment"] = describe_environment()
+    metrics["runs_on"] = placement(policy.module)
     atomic_write_text(output_dir / METRICS, json.dumps(metrics, indent=2))
     for track in TRACKS:
         write_confusion_png(metrics[track], output_dir / f"confusion_{track}.png", f"{track} track")

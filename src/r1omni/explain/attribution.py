@@ -185,11 +185,13 @@ def summarize(results: list[ClipAttribution]) -> dict:
     return summary
 
 
-def write_attribution(out_dir: str | os.PathLike, results: list[ClipAttribution], skipped: int) -> dict:
+def write_attribution(out_dir: str | os.PathLike, results: list[ClipAttribution], skipped: int,
+                      runs_on: dict | None = None) -> dict:
     """``attribution.jsonl`` (one clip per line) and ``attribution_summary.json`` (:func:`summarize` plus
-    the count of clips skipped for media errors) in ``out_dir``, each written atomically; the summary."""
+    the count of clips skipped for media errors and where the model ran, :func:`r1omni.models.placement.
+    placement`) in ``out_dir``, each written atomically; the summary."""
     out = Path(out_dir)
-    summary = {**summarize(results), "skipped": skipped}
+    summary = {**summarize(results), "skipped": skipped, "runs_on": runs_on}
     atomic_write_text(out / "attribution.jsonl", "".join(json.dumps(r.to_dict()) + "\n" for r in results))
     atomic_write_text(out / "attribution_summary.json", json.dumps(summary, indent=2))
     return summary

@@ -57,6 +57,12 @@ def test_predict_eval_explain_run_in_bfloat16_on_the_cpu_and_record_it(model, ma
     assert json.loads((tmp_path / "explain" / "attribution_summary.json").read_text())["runs_on"] == BF16_CPU
 
 
+def test_each_launched_process_takes_the_gpu_of_its_local_rank(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert default_device() == "cuda:1"
+
+
 def test_cuda_is_the_default_when_torch_sees_one(monkeypatch):
     """Only the choice is checked: the loader is replaced, nothing goes to a GPU."""
     import r1omni.models
@@ -69,6 +75,7 @@ def test_cuda_is_the_default_when_torch_sees_one(monkeypatch):
         raise StopIteration   # the choice is made; nothing is loaded
 
     monkeypatch.setattr(r1omni.models, "load_policy", fake_load)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
     args = argparse.Namespace(model="m", device=None, dtype="bfloat16")
     for available, expected in ((False, "cpu"), (True, "cuda")):
         monkeypatch.setattr(torch.cuda, "is_available", lambda available=available: available)

@@ -310,13 +310,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     policy, _ = _load_policy(args)   # evaluate records where it ran
     options = EvalOptions(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                           use_subtitle=not args.no_subtitle, **_clip_settings(args))
+    from r1omni.models.placement import processes
+
+    main_process = processes().is_main_process   # under `accelerate launch` the main process reports
     # The bar is closed however evaluate ends, so that an error starts on a line of its own.
-    with tqdm(total=len(samples), desc="eval", unit="clip") as bar:
+    with tqdm(total=len(samples), desc="eval", unit="clip", disable=not main_process) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
         metrics = evaluate(policy, samples, args.output, labels, options, progress=progress)
+    if not main_process:
+        return _outcome(metrics["n"], metrics["skipped"])
     for track in TRACKS:
         m = metrics[track]
         line = (f"{track:10s} WAR {m['war']:.4f}  UAR {m['uar']:.4f}  format rate {m['format_rate']:.3f}  "

@@ -8,17 +8,23 @@ different answers in bfloat16 than in float32, and on a GPU than on a CPU.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-__all__ = ["DTYPES", "default_device", "dtype_named", "placement"]
+__all__ = ["DTYPES", "default_device", "dtype_named", "placement", "processes"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 """The float types a model can be loaded in, by the name the command line and the records use."""
 
 
 def default_device() -> str:
-    """CUDA when torch sees a GPU, else the CPU."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """CUDA when torch sees a GPU, else the CPU; under ``accelerate launch`` (``LOCAL_RANK`` set) each process
+    takes the GPU of its local rank, as accelerate places it."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    local_rank = os.environ.get("LOCAL_RANK")
+    return f"cuda:{int(local_rank)}" if local_rank is not None else "cuda"
 
 
 def dtype_named(name: str) -> torch.dtype:
@@ -36,3 +42,19 @@ def placement(module: torch.nn.Module) -> dict[str, str | None]:
         if parameter.is_floating_point():
             return {"device": str(parameter.device), "dtype": str(parameter.dtype).removeprefix("torch.")}
     return {"device": None, "dtype": None}
+
+
+def processes():
+    """The processes ``accelerate launch`` started (accelerate's ``PartialState``; one process otherwise), for
+    work shared between them outside training (evaluation). CPU processes form a gloo group only with
+    ``ACCELERATE_USE_CPU=true``, read here as accelerate's ``Accelerator`` reads it; a launch that formed no
+    group is refused, since every process would then do all the work and write the same files."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and state.num_processes == 1:
+        raise RuntimeError(f"launched as {world_size} processes (WORLD_SIZE) but they formed no process group; "
+                           "without GPUs launch with ACCELERATE_USE_CPU=true")
+    return state

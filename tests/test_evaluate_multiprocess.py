@@ -1,4 +1,5 @@
-"""Evaluation under ``accelerate launch`` with two CPU processes (gloo) equals one process, row for row.
+"""Evaluation and attribution under ``accelerate launch`` with two CPU processes (gloo) equal one process,
+row for row.
 
 ``mp_eval_script.py`` evaluates the tiny preset on seven clips (one of them unreadable) in batches of
 two, once as a plain process and once as two launched processes. The two-process run must share the
@@ -86,3 +87,11 @@ def test_two_processes_write_the_one_process_folder_row_for_row(runs):
     assert {k: v for k, v in metrics[2].items() if k not in RUN_FIELDS} == \
         {k: v for k, v in metrics[1].items() if k not in RUN_FIELDS}
     assert (runs[2] / "eval" / "report.md").read_text() == (runs[1] / "eval" / "report.md").read_text()
+
+
+def test_two_processes_attribute_as_one_and_each_returns_everything(runs):
+    single = json.loads((runs[1] / "attribution-0.json").read_text())
+    assert [r["id"] for r in single["results"]] == [f"clip{i}" for i in (0, 1, 2, 4, 5, 6)]
+    assert single["skipped"] == 1
+    for rank in range(2):
+        assert json.loads((runs[2] / f"attribution-{rank}.json").read_text()) == single

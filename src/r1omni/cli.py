@@ -370,11 +370,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if not samples:
         return _nothing_to_do(args)
     labels = label_set_for(samples, args.labels or corpus)
+    from r1omni.models.placement import processes
+
     policy, runs_on = _load_policy(args)
-    with tqdm(total=len(samples), desc="explain", unit="clip") as bar:
+    main_process = processes().is_main_process   # under `accelerate launch` the main process writes
+    with tqdm(total=len(samples), desc="explain", unit="clip", disable=not main_process) as bar:
         results, skipped = attribute(policy, samples, _clip_loader_from(args, policy), labels, method=args.method,
                                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                                      progress=lambda done, total: bar.update(done - bar.n))
+    if not main_process:
+        return _outcome(len(results), skipped)
     summary = write_attribution(args.output, results, skipped, runs_on)
     print(json.dumps(summary, indent=2))
     print(f"wrote {Path(args.output)}/attribution.jsonl and attribution_summary.json")

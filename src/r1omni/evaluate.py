@@ -37,8 +37,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
-from accelerate.utils import gather_object
 
 from r1omni.atomic import atomic_write_text
 from r1omni.clips import ClipLoader, MediaCache
@@ -49,7 +47,7 @@ from r1omni.labels import LabelSet, get_label_set, strict_label
 from r1omni.media import MediaError
 from r1omni.metrics import METRICS, PREDICTIONS, TRACKS, classification_report, mean_over_folds
 from r1omni.models import Policy, SamplingConfig
-from r1omni.models.placement import placement, processes
+from r1omni.models.placement import batches_in_turn, placement, processes
 from r1omni.models.policy import recorded_sampling
 from r1omni.schema import Sample, read_log
 from r1omni.yamlconfig import config_differences
@@ -197,8 +195,8 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
                                     use_subtitle=options.use_subtitle, face_crop=options.face_crop,
                                     transcribe=options.transcribe, cache=MediaCache.of_run(media, options.cache_media))
     started = time.perf_counter()
-    _answer_in_rounds(policy, todo, loader, sampling, labels, options.batch_size, output_dir / PREDICTIONS, done,
-                      progress, state)
+    _answer_in_turn(policy, todo, loader, sampling, labels, options.batch_size, output_dir / PREDICTIONS, done,
+                    progress, state.is_main_process)
     generate_seconds = time.perf_counter() - started
     rows = [done[s.id] for s in samples]
     metrics = score_predictions(rows, labels, samples)
@@ -216,35 +214,29 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     return metrics
 
 
-def _answer_in_rounds(policy: Policy, todo: list[Sample], loader: ClipLoader, sampling: SamplingConfig,
-                      labels: LabelSet, batch_size: int, predictions: Path, done: dict[str, dict],
-                      progress: Callable[[int, int], None] | None, state: PartialState) -> None:
-    """Answer ``todo`` into ``done`` (by id) and append the rows to ``predictions`` (main process) batch by
-    batch. The batches are those one process forms (the same batch-mates, so the same padding and the same
-    numbers); with N processes each answers one batch of every round of N, and the main process gathers the
-    round and writes it in batch order, so the file is the one-process file, row for row."""
+def _answer_in_turn(policy: Policy, todo: list[Sample], loader: ClipLoader, sampling: SamplingConfig,
+                    labels: LabelSet, batch_size: int, predictions: Path, done: dict[str, dict],
+                    progress: Callable[[int, int], None] | None, main_process: bool) -> None:
+    """Answer ``todo`` into ``done`` (by id), batch by batch, the batches shared between the processes
+    (:func:`r1omni.models.placement.batches_in_turn`); the main process appends each batch's rows to
+    ``predictions`` in batch order, so the file is the one-process file, row for row."""
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
-    rank, processes = state.process_index, state.num_processes
-    with open(predictions, "a", encoding="utf-8") if state.is_main_process else contextlib.nullcontext() as handle:
-        for first in range(0, len(batches), processes):
-            mine = batches[first + rank] if first + rank < len(batches) else []
-            rows = _answer_batch(policy, mine, loader, sampling, labels)
-            for batch_rows in (gather_object([rows]) if processes > 1 else [rows]):
-                for row in batch_rows:
-                    done[row["id"]] = row
-                    if handle is not None:
-                        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with open(predictions, "a", encoding="utf-8") if main_process else contextlib.nullcontext() as handle:
+        answered = batches_in_turn(batches, lambda chunk: _answer_batch(policy, chunk, loader, sampling, labels))
+        for index, rows in answered:
+            for row in rows:
+                done[row["id"]] = row
+                if handle is not None:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             if handle is not None:
                 handle.flush()
             if progress is not None:
-                progress(sum(map(len, batches[:first + processes])), len(todo))
+                progress(sum(map(len, batches[:index + 1])), len(todo))
 
 
 def _answer_batch(policy: Policy, chunk: list[Sample], loader: ClipLoader, sampling: SamplingConfig,
                   labels: LabelSet) -> list[dict]:
     """The rows of one batch of clips, in its order, failed clips in place."""
-    if not chunk:
-        return []
     loaded = loader.load_many(chunk)
     answers = iter(answer_clips(policy, loaded.clips, sampling, labels, check_claims=False))
     return [_row(sample, None, labels, {}, error) if (error := loaded.error_of(sample)) is not None

@@ -9,10 +9,14 @@ different answers in bfloat16 than in float32, and on a GPU than on a CPU.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["DTYPES", "default_device", "dtype_named", "placement", "processes"]
+T = TypeVar("T")
+
+__all__ = ["DTYPES", "default_device", "dtype_named", "placement", "processes", "batches_in_turn"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 """The float types a model can be loaded in, by the name the command line and the records use."""
@@ -58,3 +62,19 @@ def processes():
         raise RuntimeError(f"launched as {world_size} processes (WORLD_SIZE) but they formed no process group; "
                            "without GPUs launch with ACCELERATE_USE_CPU=true")
     return state
+
+
+def batches_in_turn(batches: list[Any], work: Callable[[Any], T]) -> Iterator[tuple[int, T]]:
+    """``(index, work(batch))`` for every batch, in batch order, in every process; the batches are shared
+    between the processes of :func:`processes`: each computes one batch of every round of N, and each round's
+    results (pickled) are gathered to all. The batches are the ones a single process would compute, with the
+    same batch-mates, so padding, and so every number, is what one process gives."""
+    from accelerate.utils import gather_object
+
+    state = processes()
+    count, rank = state.num_processes, state.process_index
+    for first in range(0, len(batches), count):
+        mine = work(batches[first + rank]) if first + rank < len(batches) else None
+        for offset, result in enumerate(gather_object([mine]) if count > 1 else [mine]):
+            if first + offset < len(batches):
+                yield first + offset, result

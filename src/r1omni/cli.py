@@ -62,6 +62,7 @@ MODALITY_CHOICES = ("video_audio", "video", "audio")
 CORPUS_CHOICES = ("dfew", "mafw", "ravdess", "emer", "manifest", "llava", "cremad", "meld")
 LABEL_SET_CHOICES = tuple(sorted(LABEL_SETS))
 SEGMENT_CHOICES = ("fixed", "speech")
+DTYPE_CHOICES = ("float32", "bfloat16", "float16")   # r1omni.models.placement.DTYPES
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -163,9 +164,20 @@ def _clip_loader_from(args: argparse.Namespace, policy):
     return ClipLoader.for_policy(policy, use_subtitle=not getattr(args, "no_subtitle", False), **_clip_settings(args))
 
 
+def _load_policy(args: argparse.Namespace):
+    """The ``--model`` folder on ``--device`` (default: :func:`r1omni.models.placement.default_device`, as
+    ``serve``) in ``--dtype``, in eval mode, with where it runs (recorded in every output)."""
+    from r1omni.models import load_policy
+    from r1omni.models.placement import default_device, dtype_named, placement
+
+    policy = load_policy(args.model, device=args.device or default_device(), dtype=dtype_named(args.dtype))
+    policy.module.eval()
+    return policy, placement(policy.module)
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from r1omni.inference import predict_files
-    from r1omni.models import SamplingConfig, load_policy
+    from r1omni.models import SamplingConfig
 
     _threads(args)
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
@@ -175,20 +187,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         # Checked before the model loads: a bad window setting is a usage error, found at once.
         options = TimelineOptions(window_seconds=args.segment, overlap_seconds=args.segment_overlap,
                                   split=args.segment_by, batch_size=args.batch_size)
-        return _predict_timelines(args, load_policy(args.model), sampling, options)
-    policy = load_policy(args.model)
+        return _predict_timelines(args, *_load_policy(args), sampling, options)
+    policy, runs_on = _load_policy(args)
     failures = 0
     for prediction in predict_files(policy, args.videos, batch_size=args.batch_size, sampling=sampling,
                                     label_set=args.label_set, **_clip_settings(args)):
         failures += prediction.error is not None
-        _print_prediction(prediction, args.json)
+        _print_prediction(prediction, args.json, runs_on)
     return _outcome(len(args.videos) - failures, failures)
 
 
-def _print_prediction(prediction, as_json: bool) -> None:
-    """One file's answer: its JSON line, or the label, what decoding found, the reasoning and its claims."""
+def _print_prediction(prediction, as_json: bool, runs_on: dict) -> None:
+    """One file's answer: its JSON line (with where the model ran), or the label, what decoding found, the
+    reasoning and its claims."""
     if as_json:
-        print(json.dumps(prediction.to_dict(), ensure_ascii=False), flush=True)
+        print(json.dumps({**prediction.to_dict(), "runs_on": runs_on}, ensure_ascii=False), flush=True)
         return
     if prediction.error:
         print(f"{prediction.path}: ERROR {prediction.error}", flush=True)
@@ -207,7 +220,7 @@ def _print_prediction(prediction, as_json: bool) -> None:
         print(f"    [{claim.verdict}] {claim.phrase}{measured}", flush=True)
 
 
-def _predict_timelines(args: argparse.Namespace, policy, sampling, options) -> int:
+def _predict_timelines(args: argparse.Namespace, policy, runs_on: dict, sampling, options) -> int:
     """``predict --segment``: :func:`r1omni.timeline.predict_recordings` writes a timeline per recording
     (each in its own folder under ``--output``); this shows its progress and prints what it did."""
     from pathlib import Path
@@ -227,7 +240,7 @@ def _predict_timelines(args: argparse.Namespace, policy, sampling, options) -> i
 
     def on_window(path: str, row) -> None:
         if args.json:  # stdout stays one JSON object per line
-            print(json.dumps({"path": path, **row.to_dict()}, ensure_ascii=False), flush=True)
+            print(json.dumps({"path": path, **row.to_dict(), "runs_on": runs_on}, ensure_ascii=False), flush=True)
 
     answered = failed = 0
     recordings = predict_recordings(policy, args.videos, options, _clip_loader_from(args, policy), sampling,
@@ -303,7 +316,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from r1omni.evaluate import TRACKS, EvalOptions, evaluate, label_set_for
-    from r1omni.models import load_policy
 
     _threads(args)
     samples, corpus = _eval_samples(args)
@@ -312,17 +324,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if not samples:
         return _nothing_to_do(args)
     labels = label_set_for(samples, args.labels or corpus)
-    policy = load_policy(args.model)
-    policy.module.eval()
+    policy, _ = _load_policy(args)   # evaluate records where it ran
     options = EvalOptions(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                           use_subtitle=not args.no_subtitle, **_clip_settings(args))
+    from r1omni.models.placement import processes
+
+    main_process = processes().is_main_process   # under `accelerate launch` the main process reports
     # The bar is closed however evaluate ends, so that an error starts on a line of its own.
-    with tqdm(total=len(samples), desc="eval", unit="clip") as bar:
+    with tqdm(total=len(samples), desc="eval", unit="clip", disable=not main_process) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
         metrics = evaluate(policy, samples, args.output, labels, options, progress=progress)
+    if not main_process:
+        return _outcome(metrics["n"], metrics["skipped"])
     if args.json:  # metrics.json's content, and where it was written
         print(json.dumps({"output": str(args.output), "metrics": metrics}, ensure_ascii=False))
         return _outcome(metrics["n"], metrics["skipped"])
@@ -370,7 +386,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     from r1omni.evaluate import label_set_for
     from r1omni.explain.attribution import attribute, write_attribution
-    from r1omni.models import load_policy
 
     _threads(args)
     samples, corpus = _eval_samples(args)
@@ -379,12 +394,17 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if not samples:
         return _nothing_to_do(args)
     labels = label_set_for(samples, args.labels or corpus)
-    policy = load_policy(args.model)
-    with tqdm(total=len(samples), desc="explain", unit="clip") as bar:
+    from r1omni.models.placement import processes
+
+    policy, runs_on = _load_policy(args)
+    main_process = processes().is_main_process   # under `accelerate launch` the main process writes
+    with tqdm(total=len(samples), desc="explain", unit="clip", disable=not main_process) as bar:
         results, skipped = attribute(policy, samples, _clip_loader_from(args, policy), labels, method=args.method,
                                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                                      progress=lambda done, total: bar.update(done - bar.n))
-    summary = write_attribution(args.output, results, skipped)
+    if not main_process:
+        return _outcome(len(results), skipped)
+    summary = write_attribution(args.output, results, skipped, runs_on)
     print(json.dumps(summary, indent=2))
     print(f"wrote {Path(args.output)}/attribution.jsonl and attribution_summary.json")
     return _outcome(len(results), skipped)
@@ -543,6 +563,12 @@ def _clip_options(command: argparse.ArgumentParser) -> None:
                               "needs pip install 'r1omni[asr]'")
 
 
+def _placement_options(command: argparse.ArgumentParser) -> None:
+    """Where the model runs, alike for ``predict``, ``eval`` and ``explain`` (read by :func:`_load_policy`)."""
+    command.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    command.add_argument("--dtype", default="float32", choices=DTYPE_CHOICES, help="float type of the weights")
+
+
 def _add(commands, name: str, handler: Callable[[argparse.Namespace], int], help_text: str,
          examples: tuple[str, ...] = (), **options):
     command = commands.add_parser(name, help=help_text, description=help_text,
@@ -625,6 +651,7 @@ def _add_predict(commands) -> None:
     predict.add_argument("--batch-size", type=int, default=4, help="clips (or windows) per generate call")
     predict.add_argument("--max-new-tokens", type=int, default=512, help="generation length limit per answer")
     _add_threads(predict)
+    _placement_options(predict)
 
 
 def _add_data_source(command: argparse.ArgumentParser) -> None:
@@ -642,6 +669,7 @@ def _add_data_source(command: argparse.ArgumentParser) -> None:
     command.add_argument("--batch-size", type=int, default=16, help="clips per generate call")
     command.add_argument("--max-new-tokens", type=int, default=512, help="generation length limit per answer")
     _add_threads(command)
+    _placement_options(command)
     command.add_argument("-o", "--output", required=True, help="output folder")
 
 

@@ -14,15 +14,19 @@ batch and clips already in ``predictions.jsonl`` are not generated again, but on
 made with the same settings (``eval_settings.json``: a digest of the model's weights, its family,
 frame count and chat template, the prompt, modalities, subtitles, face crop, transcription, the
 decoding settings and the label set). Rows made otherwise are not this evaluation's answers: the
-folder starts over, with a warning naming what differed. A clip whose media cannot be decoded is
-recorded with its error, left out of the metrics and counted as skipped. A row holds the fields of
-the clip's answer record (:class:`r1omni.inference.Answer`, its label as ``pred``); its cue claims are
-not checked here (measuring cues costs time per clip; the reasoning report judges claims against
-true cues where the benchmark stores them), so ``claims`` and ``cue_levels`` stay empty.
+folder starts over, with a warning naming what differed. Under ``accelerate launch`` the processes share
+the clips: each answers every N-th batch of the one-process order, and the main process gathers the rows
+and writes every file, so the folder holds what one process would have written, row for row. A clip
+whose media cannot be decoded is recorded with its error, left out of the metrics and counted as
+skipped. A row holds the fields of the clip's answer record (:class:`r1omni.inference.Answer`, its label
+as ``pred``); its cue claims are not checked here (measuring cues costs time per clip; the reasoning
+report judges claims against true cues where the benchmark stores them), so ``claims`` and ``cue_levels``
+stay empty.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -43,6 +47,7 @@ from r1omni.labels import LabelSet, get_label_set, strict_label
 from r1omni.media import MediaError
 from r1omni.metrics import METRICS, PREDICTIONS, TRACKS, classification_report, mean_over_folds
 from r1omni.models import Policy, SamplingConfig
+from r1omni.models.placement import batches_in_turn, placement, processes
 from r1omni.models.policy import recorded_sampling
 from r1omni.schema import Sample, read_log
 from r1omni.yamlconfig import config_differences
@@ -175,39 +180,67 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     if outside:
         raise ValueError(f"labels {outside} are not in the {labels.name} label set {list(labels.labels)}")
     sampling = SamplingConfig(max_new_tokens=options.max_new_tokens)
-    output_dir.mkdir(parents=True, exist_ok=True)   # only once the clips are known to be scorable
-    done = _reusable_predictions(output_dir, _settings(policy, labels, options, sampling))
+    state = processes()   # the processes of `accelerate launch`; one otherwise
+    done = None
+    if state.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)   # only once the clips are known to be scorable
+        done = _reusable_predictions(output_dir, _settings(policy, labels, options, sampling))
+    state.wait_for_everyone()   # the main process has settled what is reusable
+    if done is None:
+        done = {row["id"]: row for row in read_log(output_dir / PREDICTIONS)}
     todo = [s for s in samples if s.id not in done]
-    logger.info("evaluating %d clips (%d already predicted)", len(todo), len(done))
+    logger.info("evaluating %d clips (%d already predicted) in %d process(es)", len(todo), len(done),
+                state.num_processes)
     loader = ClipLoader.for_policy(policy, prompt=options.prompt, modalities=options.modalities,
                                     use_subtitle=options.use_subtitle, face_crop=options.face_crop,
                                     transcribe=options.transcribe, cache=MediaCache.of_run(media, options.cache_media))
     started = time.perf_counter()
-    with open(output_dir / PREDICTIONS, "a", encoding="utf-8") as handle:
-        for start in range(0, len(todo), options.batch_size):
-            chunk = todo[start:start + options.batch_size]
-            loaded = loader.load_many(chunk)
-            answers = iter(answer_clips(policy, loaded.clips, sampling, labels, check_claims=False))
-            for sample in chunk:  # in manifest order, failed clips in place
-                error = loaded.error_of(sample)
-                row = (_row(sample, None, labels, {}, error) if error is not None
-                       else _row(sample, next(answers), labels, loaded.notes[sample.id]))
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                done[row["id"]] = row
-            handle.flush()
-            if progress is not None:
-                progress(min(start + options.batch_size, len(todo)), len(todo))
+    _answer_in_turn(policy, todo, loader, sampling, labels, options.batch_size, output_dir / PREDICTIONS, done,
+                    progress, state.is_main_process)
     generate_seconds = time.perf_counter() - started
     rows = [done[s.id] for s in samples]
     metrics = score_predictions(rows, labels, samples)
     metrics["seconds"] = generate_seconds
     metrics["clips_per_second"] = len(todo) / generate_seconds if todo and generate_seconds > 0 else None
     metrics["environment"] = describe_environment()
-    atomic_write_text(output_dir / METRICS, json.dumps(metrics, indent=2))
-    for track in TRACKS:
-        write_confusion_png(metrics[track], output_dir / f"confusion_{track}.png", f"{track} track")
-    atomic_write_text(output_dir / "report.md", render_report(metrics))
+    metrics["runs_on"] = placement(policy.module)
+    metrics["processes"] = state.num_processes
+    if state.is_main_process:
+        atomic_write_text(output_dir / METRICS, json.dumps(metrics, indent=2))
+        for track in TRACKS:
+            write_confusion_png(metrics[track], output_dir / f"confusion_{track}.png", f"{track} track")
+        atomic_write_text(output_dir / "report.md", render_report(metrics))
+    state.wait_for_everyone()   # every process returns once the results are written
     return metrics
+
+
+def _answer_in_turn(policy: Policy, todo: list[Sample], loader: ClipLoader, sampling: SamplingConfig,
+                    labels: LabelSet, batch_size: int, predictions: Path, done: dict[str, dict],
+                    progress: Callable[[int, int], None] | None, main_process: bool) -> None:
+    """Answer ``todo`` into ``done`` (by id), batch by batch, the batches shared between the processes
+    (:func:`r1omni.models.placement.batches_in_turn`); the main process appends each batch's rows to
+    ``predictions`` in batch order, so the file is the one-process file, row for row."""
+    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+    with open(predictions, "a", encoding="utf-8") if main_process else contextlib.nullcontext() as handle:
+        answered = batches_in_turn(batches, lambda chunk: _answer_batch(policy, chunk, loader, sampling, labels))
+        for index, rows in answered:
+            for row in rows:
+                done[row["id"]] = row
+                if handle is not None:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if handle is not None:
+                handle.flush()
+            if progress is not None:
+                progress(sum(map(len, batches[:index + 1])), len(todo))
+
+
+def _answer_batch(policy: Policy, chunk: list[Sample], loader: ClipLoader, sampling: SamplingConfig,
+                  labels: LabelSet) -> list[dict]:
+    """The rows of one batch of clips, in its order, failed clips in place."""
+    loaded = loader.load_many(chunk)
+    answers = iter(answer_clips(policy, loaded.clips, sampling, labels, check_claims=False))
+    return [_row(sample, None, labels, {}, error) if (error := loaded.error_of(sample)) is not None
+            else _row(sample, next(answers), labels, loaded.notes[sample.id]) for sample in chunk]
 
 
 def score_predictions(rows: list[dict], labels: LabelSet, samples: list[Sample] | None = None) -> dict:

@@ -34,6 +34,7 @@ from r1omni.labels import LabelSet
 from r1omni.media import MediaError, probe
 from r1omni.media.windows import fixed_spans, read_windows, utterance_spans
 from r1omni.models import Policy, SamplingConfig
+from r1omni.models.placement import placement
 from r1omni.schema import Sample
 
 __all__ = ["SPLITS", "TimelineOptions", "WindowPrediction", "RecordingTimeline", "timeline_spans",
@@ -228,7 +229,7 @@ def predict_recordings(policy: Policy, paths: list[str | os.PathLike], options: 
         except MediaError as err:
             yield RecordingTimeline(path, rows, None, {}, error=str(err))
             continue
-        summary = summarize_timeline(rows)
+        summary = {**summarize_timeline(rows), "runs_on": placement(policy.module)}
         files = write_timeline(Path(out_dir) / name, rows, summary, title=Path(path).name)
         yield RecordingTimeline(path, rows, summary, files)
 

@@ -35,6 +35,7 @@ from r1omni.clips import ClipLoader, remove_modalities
 from r1omni.inference import answer_clips, check_answers, generate_answers
 from r1omni.labels import LabelSet
 from r1omni.models import ClipInput, Policy, SamplingConfig
+from r1omni.models.placement import batches_in_turn
 from r1omni.schema import Sample
 
 __all__ = ["CONDITIONS", "ClipAttribution", "remove_modalities", "attribute", "summarize", "write_attribution",
@@ -100,53 +101,63 @@ def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, labels:
               method: str = "blank", batch_size: int = 16, max_new_tokens: int = 512,
               progress=None) -> tuple[list[ClipAttribution], int]:
     """Attribution for every clip, answers mapped to ``labels``; returns (results, clips skipped for media
-    errors). The factual answer is the one :func:`r1omni.inference.answer_clips` gives."""
-    no_subtitle_loader = replace(loader, use_subtitle=False)  # only asked for questions: media is decoded once
+    errors). The factual answer is the one :func:`r1omni.inference.answer_clips` gives. Under ``accelerate
+    launch`` the batches are shared between the processes and every process returns all the results, in
+    the one-process order (:func:`r1omni.models.placement.batches_in_turn`)."""
     sampling = SamplingConfig(max_new_tokens=max_new_tokens)
     results: list[ClipAttribution] = []
     skipped = 0
     policy.module.eval()
-    for start in range(0, len(samples), batch_size):
-        loaded = loader.load_many(samples[start:start + batch_size])
-        skipped += len(loaded.failures)
-        if not loaded.clips:
-            continue
-        clips, chunk = loaded.clips, loaded.kept
-        bare = [replace(clip, question=no_subtitle_loader.question(s)) for clip, s in zip(clips, chunk)]
-        with torch.no_grad():
-            factual, answers = generate_answers(policy, clips, sampling, labels)
-        # Claims against the true cues where the sample stores them, else against the measured ones.
-        check_answers(answers, clips, true_cues=[s.meta.get("cues") for s in chunk])
-        spans = [_answer_span(policy, text, int(length)) for text, length in zip(factual.texts, factual.lengths)]
-        base_answer, base_total = _scores(policy, clips, factual.ids, factual.mask, spans)
-        variants = {
-            "no_audio": [remove_modalities(c, video=False, audio=True, method=method) for c in clips],
-            "no_video": [remove_modalities(c, video=True, audio=False, method=method) for c in clips],
-            "no_subtitle": bare,
-            "no_media": [remove_modalities(c, video=True, audio=True, method=method) for c in clips],
-        }
-        per_clip = [ClipAttribution(id=s.id, label=s.label, pred=a.label, output=a.output,
-                                    expected=EXPECTED_MODALITY.get(s.meta.get("label_modality")),
-                                    claims=[asdict(check) for check in a.claims])
-                    for s, a in zip(chunk, answers)]
-        for condition, counterfactual in variants.items():
-            answer, total = _scores(policy, counterfactual, factual.ids, factual.mask, spans)
-            with torch.no_grad():
-                regenerated = answer_clips(policy, counterfactual, sampling, labels, check_claims=False)
-            for i, clip in enumerate(per_clip):
-                new_label = regenerated[i].label
-                clip.conditions[condition] = {
-                    "answer_contribution": base_answer[i] - answer[i],
-                    "completion_contribution": base_total[i] - total[i],
-                    "pred": new_label,
-                    "flipped": new_label != clip.pred,
-                }
-        for clip in per_clip:
-            clip.decisive = _decisive({c: v["flipped"] for c, v in clip.conditions.items()})
-        results.extend(per_clip)
+    batches = [samples[start:start + batch_size] for start in range(0, len(samples), batch_size)]
+    for index, (attributed, failed) in batches_in_turn(
+            batches, lambda chunk: _attribute_batch(policy, chunk, loader, labels, method, sampling)):
+        results.extend(attributed)
+        skipped += failed
         if progress is not None:
-            progress(min(start + batch_size, len(samples)), len(samples))
+            progress(sum(map(len, batches[:index + 1])), len(samples))
     return results, skipped
+
+
+def _attribute_batch(policy: Policy, samples: list[Sample], loader: ClipLoader, labels: LabelSet | None,
+                     method: str, sampling: SamplingConfig) -> tuple[list[ClipAttribution], int]:
+    """One batch of :func:`attribute`: its clips' attributions and how many could not be read."""
+    loaded = loader.load_many(samples)
+    if not loaded.clips:
+        return [], len(loaded.failures)
+    no_subtitle_loader = replace(loader, use_subtitle=False)  # only asked for questions: media is decoded once
+    clips, chunk = loaded.clips, loaded.kept
+    bare = [replace(clip, question=no_subtitle_loader.question(s)) for clip, s in zip(clips, chunk)]
+    with torch.no_grad():
+        factual, answers = generate_answers(policy, clips, sampling, labels)
+    # Claims against the true cues where the sample stores them, else against the measured ones.
+    check_answers(answers, clips, true_cues=[s.meta.get("cues") for s in chunk])
+    spans = [_answer_span(policy, text, int(length)) for text, length in zip(factual.texts, factual.lengths)]
+    base_answer, base_total = _scores(policy, clips, factual.ids, factual.mask, spans)
+    variants = {
+        "no_audio": [remove_modalities(c, video=False, audio=True, method=method) for c in clips],
+        "no_video": [remove_modalities(c, video=True, audio=False, method=method) for c in clips],
+        "no_subtitle": bare,
+        "no_media": [remove_modalities(c, video=True, audio=True, method=method) for c in clips],
+    }
+    per_clip = [ClipAttribution(id=s.id, label=s.label, pred=a.label, output=a.output,
+                                expected=EXPECTED_MODALITY.get(s.meta.get("label_modality")),
+                                claims=[asdict(check) for check in a.claims])
+                for s, a in zip(chunk, answers)]
+    for condition, counterfactual in variants.items():
+        answer, total = _scores(policy, counterfactual, factual.ids, factual.mask, spans)
+        with torch.no_grad():
+            regenerated = answer_clips(policy, counterfactual, sampling, labels, check_claims=False)
+        for i, clip in enumerate(per_clip):
+            new_label = regenerated[i].label
+            clip.conditions[condition] = {
+                "answer_contribution": base_answer[i] - answer[i],
+                "completion_contribution": base_total[i] - total[i],
+                "pred": new_label,
+                "flipped": new_label != clip.pred,
+            }
+    for clip in per_clip:
+        clip.decisive = _decisive({c: v["flipped"] for c, v in clip.conditions.items()})
+    return per_clip, len(loaded.failures)
 
 
 def summarize(results: list[ClipAttribution]) -> dict:
@@ -185,11 +196,13 @@ def summarize(results: list[ClipAttribution]) -> dict:
     return summary
 
 
-def write_attribution(out_dir: str | os.PathLike, results: list[ClipAttribution], skipped: int) -> dict:
+def write_attribution(out_dir: str | os.PathLike, results: list[ClipAttribution], skipped: int,
+                      runs_on: dict | None = None) -> dict:
     """``attribution.jsonl`` (one clip per line) and ``attribution_summary.json`` (:func:`summarize` plus
-    the count of clips skipped for media errors) in ``out_dir``, each written atomically; the summary."""
+    the count of clips skipped for media errors and where the model ran, :func:`r1omni.models.placement.
+    placement`) in ``out_dir``, each written atomically; the summary."""
     out = Path(out_dir)
-    summary = {**summarize(results), "skipped": skipped}
+    summary = {**summarize(results), "skipped": skipped, "runs_on": runs_on}
     atomic_write_text(out / "attribution.jsonl", "".join(json.dumps(r.to_dict()) + "\n" for r in results))
     atomic_write_text(out / "attribution_summary.json", json.dumps(summary, indent=2))
     return summary

@@ -60,10 +60,16 @@ def _family_module(family: str):
 
 
 def load_policy(directory: str | os.PathLike, **kwargs) -> Policy:
-    """Load any saved model folder as a :class:`Policy` (random-init presets and released checkpoints)."""
+    """Load any saved model folder as a :class:`Policy` (random-init presets and released checkpoints), with
+    its LoRA adapters when the folder holds some (:func:`r1omni.models.lora.save_policy`)."""
+    from r1omni.models.lora import ADAPTER_CONFIG, load_adapters
+
     family = family_of(directory)
     check_weights(directory)
-    return _family_module(family).load_policy(directory, **kwargs)
+    policy = _family_module(family).load_policy(directory, **kwargs)
+    if (Path(directory) / ADAPTER_CONFIG).is_file():
+        load_adapters(policy, directory)
+    return policy
 
 
 def check_weights(directory: str | os.PathLike) -> None:

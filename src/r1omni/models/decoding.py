@@ -59,6 +59,7 @@ from torch import nn
 from transformers.cache_utils import Cache, DynamicLayer
 from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
 
+from r1omni.models.lora import effective_linear
 from r1omni.models.policy import Completions, PreparedBatch, SamplingConfig
 
 __all__ = ["Prefill", "Vocabulary", "Decodable", "Step", "generate", "decode", "completions", "cut_at_stop",
@@ -317,7 +318,9 @@ class _LayerWeights:
     """One decoder layer's tensors, read from its modules once per rollout: a step then calls no module.
     The query / key / value projections are stacked into one matrix, and so are the gate and up
     projections, so a step runs four matrix products per layer instead of seven (the copies are taken
-    when the step is built, after the last optimiser update)."""
+    when the step is built, after the last optimiser update). Each map's weight is the one it applies
+    (:func:`r1omni.models.lora.effective_linear`): under LoRA, ``q_proj.weight`` is peft's frozen base
+    weight, and reading it alone would decode the base model, not the policy."""
 
     qkv: tuple
     o: tuple
@@ -331,19 +334,20 @@ class _LayerWeights:
     @torch.no_grad()
     def _stack(*linears: nn.Module) -> tuple:
         """One (weight, bias) for several linear maps of the same input; bias None when none has one."""
-        weight = torch.cat([linear.weight for linear in linears])
-        if all(linear.bias is None for linear in linears):
+        maps = [effective_linear(linear) for linear in linears]
+        if len(maps) == 1:
+            return maps[0]
+        weight = torch.cat([w for w, _ in maps])
+        if all(b is None for _, b in maps):
             return weight, None
-        return weight, torch.cat([linear.bias if linear.bias is not None else weight.new_zeros(linear.out_features)
-                                  for linear in linears])
+        return weight, torch.cat([b if b is not None else w.new_zeros(w.shape[0]) for w, b in maps])
 
     @classmethod
     def of(cls, layer: nn.Module) -> "_LayerWeights":
         attention, mlp = layer.self_attn, layer.mlp
-        return cls(cls._stack(attention.q_proj, attention.k_proj, attention.v_proj),
-                   (attention.o_proj.weight, attention.o_proj.bias), cls._stack(mlp.gate_proj, mlp.up_proj),
-                   (mlp.down_proj.weight, mlp.down_proj.bias), attention.scaling, layer.input_layernorm,
-                   layer.post_attention_layernorm)
+        return cls(cls._stack(attention.q_proj, attention.k_proj, attention.v_proj), cls._stack(attention.o_proj),
+                   cls._stack(mlp.gate_proj, mlp.up_proj), cls._stack(mlp.down_proj), attention.scaling,
+                   layer.input_layernorm, layer.post_attention_layernorm)
 
 
 class Qwen2Step:

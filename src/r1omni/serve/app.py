@@ -68,6 +68,7 @@ from starlette.concurrency import run_in_threadpool
 
 from r1omni.media import MediaInfo
 from r1omni.models import Policy, load_policy
+from r1omni.models.placement import default_device
 from r1omni.serve.admission import Admission
 from r1omni.serve.config import ServeConfig
 from r1omni.serve.chat import (CHAT_BODY, CHAT_ERRORS, CHAT_STREAM, SSE_DONE, ChatCompletion, ChatCompletionChunk,
@@ -244,7 +245,7 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
     runs it; in-process tests enter ``app.router.lifespan_context(app)``)."""
     config = config or ServeConfig()
     if isinstance(policy_or_model_dir, (str, os.PathLike)):
-        policy = load_policy(policy_or_model_dir, device=config.device or _default_device())
+        policy = load_policy(policy_or_model_dir, device=config.device or default_device())
         default_name = Path(policy_or_model_dir).resolve().name
     else:
         policy, default_name = policy_or_model_dir, policy_or_model_dir.family
@@ -445,7 +446,3 @@ def _submit_timeline(worker: BatchWorker, admission: Admission, request_id: str,
     return job
 
 
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -40,6 +40,7 @@ from r1omni.atomic import (
     system_write_error,
 )
 from r1omni.models import Policy
+from r1omni.models.lora import save_policy
 from r1omni.models.policy import recorded_sampling
 from r1omni.train.accelerated import unwrapped
 from r1omni.yamlconfig import config_differences
@@ -61,7 +62,7 @@ RUN_OUTPUTS = (CHECKPOINT_DIR, SNAPSHOT_DIR, "final", "tensorboard", "metrics.js
 # linear decay over the total steps), so step 50 of a 100-step run is not step 50 of a 200-step run,
 # and "extending" a run by resuming it with more steps would train neither run.
 RUN_INDEPENDENT_FIELDS = frozenset({"output_dir", "resume", "overwrite", "num_threads", "log_every", "sample_every",
-                                    "save_every", "snapshot_steps", "cache_media"})
+                                    "save_every", "snapshot_steps", "cache_media", "gradient_checkpointing"})
 
 
 def _run_identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -135,10 +136,11 @@ def _belongs_to(checkpoint: Path, config: dict[str, Any]) -> bool:
 
 
 def save_checkpoint(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, step: int,
-                    config: dict[str, Any], state: dict[str, Any], keep_last: int = 2) -> Path:
+                    config: dict[str, Any], state: dict[str, Any], keep_last: int = 2, merge: bool = False) -> Path:
     """Save everything needed to resume at ``step``; all processes must call it. ``config`` is the run's
     (``config_to_dict``), stored with its digest; of the checkpoints of this run only the newest
-    ``keep_last`` are kept, and those of any other run are never touched."""
+    ``keep_last`` are kept, and those of any other run are never touched. ``merge``: the ``model/``
+    folder holds LoRA adapters merged into the weights (:func:`r1omni.models.lora.save_policy`)."""
     output_dir = Path(output_dir)
     final = _step_dir(output_dir, step)
     tmp = final.with_name(f".{final.name}.tmp")
@@ -155,7 +157,7 @@ def save_checkpoint(accelerator: Accelerator, policy: Policy, output_dir: str | 
     accelerator.wait_for_everyone()     # every process's files are written before they are listed
     if accelerator.is_main_process:
         with unwrapped(policy, accelerator):
-            policy.save(tmp / "model")
+            save_policy(policy, tmp / "model", merge=merge)
         record = {"step": step, "run_digest": run_digest(config), "config": config, "files": _file_sizes(tmp),
                   **state}
         atomic_write_text(tmp / "state.json", json.dumps(record, indent=2, default=str))
@@ -273,21 +275,23 @@ class TrainResult:
     """Completion tokens sampled during training (GRPO's rollouts, this process's; 0 for SFT)."""
 
 
-def _save_model(accelerator: Accelerator, policy: Policy, folder: Path) -> Path:
+def _save_model(accelerator: Accelerator, policy: Policy, folder: Path, merge: bool) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         with unwrapped(policy, accelerator), atomic_dir(folder) as tmp:
-            policy.save(tmp)
+            save_policy(policy, tmp, merge=merge)
     accelerator.wait_for_everyone()
     return folder
 
 
-def save_final(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike) -> Path:
-    """Write the trained policy to ``OUT/final`` atomically (main process); all processes call it."""
-    return _save_model(accelerator, policy, Path(output_dir) / "final")
+def save_final(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, merge: bool = False) -> Path:
+    """Write the trained policy to ``OUT/final`` atomically (main process); all processes call it. ``merge``:
+    LoRA adapters merged into the weights (:func:`r1omni.models.lora.save_policy`)."""
+    return _save_model(accelerator, policy, Path(output_dir) / "final", merge)
 
 
-def save_snapshot(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, step: int) -> Path:
+def save_snapshot(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, step: int,
+                  merge: bool = False) -> Path:
     """The policy after ``step`` in ``OUT/snapshots/step-NNNNNNN`` (a model folder, no optimiser state):
     one run then yields the models of several budgets. All processes call it."""
-    return _save_model(accelerator, policy, Path(output_dir) / SNAPSHOT_DIR / f"step-{step:07d}")
+    return _save_model(accelerator, policy, Path(output_dir) / SNAPSHOT_DIR / f"step-{step:07d}", merge)

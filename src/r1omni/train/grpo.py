@@ -215,6 +215,9 @@ class GRPOConfig(RunSettings):
         if self.rollout_engine == "vllm" and not self.vllm.model:
             raise ValueError("rollout_engine=vllm needs vllm.model=PATH: a full Qwen2.5-Omni folder with the "
                              "policy's shapes (vLLM cannot load a thinker-only folder)")
+        if self.rollout_engine == "vllm" and self.lora is not None:
+            raise ValueError("rollout_engine=vllm samples from full weights it is sent, not LoRA adapters; use "
+                             "rollout_engine=hf with lora, or train without lora")
         if self.beta < 0:
             raise ValueError("beta must be >= 0")
         if self.loss.aggregation == "dr_grpo" and self.loss.advantage_scale != "none":
@@ -281,6 +284,7 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
     # Train mode for the loss forward, as in SFT (a folder loaded with from_pretrained starts in
     # eval mode, a preset in train mode); the rollout engine switches to eval while sampling.
     run.policy.module.train()
+    merge = config.lora is not None and config.lora.merge   # how the saved models hold LoRA adapters
     for step in range(start_step + 1, run.total_steps + 1):
         timings = dict.fromkeys(("rollout", "reference", "policy", "optimizer")
                                 + (("masked",) if config.masked_modality.weight > 0 else ()), 0.0)
@@ -300,11 +304,11 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
             tracker.samples(step, rollouts[0].samples)
         if config.save_every and step % config.save_every == 0 and step < run.total_steps:
             save_checkpoint(run.accelerator, run.policy, Path(config.output_dir), step, config_to_dict(config),
-                            {"skipped_clips": skipped, "generated_tokens": generated})
+                            {"skipped_clips": skipped, "generated_tokens": generated}, merge=merge)
         if step in config.snapshot_steps:
-            save_snapshot(run.accelerator, run.policy, Path(config.output_dir), step)
+            save_snapshot(run.accelerator, run.policy, Path(config.output_dir), step, merge=merge)
     tracker.close()
-    final = save_final(run.accelerator, run.policy, Path(config.output_dir))
+    final = save_final(run.accelerator, run.policy, Path(config.output_dir), merge=merge)
     clip_views = run.total_steps * run.order.global_batch * config.gradient_accumulation_steps
     return TrainResult(Path(config.output_dir), final, run.total_steps, clip_views, time.perf_counter() - started,
                        skipped, generated)

@@ -25,7 +25,9 @@ import torch
 from accelerate import Accelerator
 
 from r1omni.clips import ClipLoader, MediaCache
-from r1omni.models import ClipInput, Policy, init_preset, load_policy
+from r1omni.models import ClipInput, Policy, PreparedBatch, init_preset, load_policy
+from r1omni.models.decoding import evaluating
+from r1omni.models.lora import LoraSettings, adapter_layers, adapters_disabled, add_adapters
 from r1omni.models.policy import MODEL_PARTS
 from r1omni.schema import Sample, read_samples
 from r1omni.train.accelerated import clip_gradients, make_accelerator, unwrapped
@@ -35,7 +37,7 @@ from r1omni.yamlconfig import config_to_dict
 
 __all__ = ["RunSettings", "Run", "prepare_run", "micro_batch", "OptimConfig", "PAPER_TRAINABLE_PARTS",
            "open_policy", "set_trainable_parts", "build_optimizer", "frozen_reference", "seed_everything",
-           "PRESET_PREFIX", "check_step_settings",
+           "PRESET_PREFIX", "check_step_settings", "AdaptersOff", "enable_gradient_checkpointing",
            # accelerate's pieces, re-exported for callers that import them from here
            "make_accelerator", "unwrapped", "clip_gradients"]
 
@@ -112,6 +114,14 @@ class RunSettings:
     """Start over in an output_dir that holds an earlier run, deleting its checkpoints, model and logs."""
     num_threads: int | None = None
     """torch CPU threads (None = leave torch's default)."""
+    lora: LoraSettings | None = None
+    """LoRA adapters on the language model (``lora: {r: 16, alpha: 32}``; :mod:`r1omni.models.lora`) instead of
+    training its weights; None, the paper's full fine-tuning. The language model's own weights freeze, the
+    other trainable parts (projectors, gate) still train whole, and GRPO's reference is the policy with its
+    adapters off. Saved models hold the base plus the adapter, or the merged weights with ``lora.merge``."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass (transformers' gradient
+    checkpointing): less memory for long completions, about a third more compute; the same numbers."""
 
     def __post_init__(self) -> None:
         # A negative count would save at every step (``step % -1 == 0``) or never log, without a word.
@@ -147,6 +157,34 @@ def open_policy(model: str, seed: int = 0) -> Policy:
     if model.startswith(PRESET_PREFIX):
         return init_preset(model[len(PRESET_PREFIX):], seed=seed)
     return load_policy(model)
+
+
+class AdaptersOff:
+    """The reference of LoRA training: the policy's base model, that is the policy with its adapters switched
+    off (and in eval mode) while it scores; no second copy of the weights. Only ``token_logprobs`` is offered:
+    what the KL term reads."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def token_logprobs(self, batch: PreparedBatch, completion_ids: torch.Tensor,
+                       clip_index: torch.Tensor) -> torch.Tensor:
+        with adapters_disabled(self.policy.module), evaluating(self.policy.module):
+            return self.policy.token_logprobs(batch, completion_ids, clip_index)
+
+
+def enable_gradient_checkpointing(policy: Policy) -> None:
+    """Turn on transformers' activation (gradient) checkpointing in every part of the policy that offers it
+    (non-reentrant: frozen inputs, as under LoRA, still pass gradients on); a family without any is an error."""
+    from transformers import PreTrainedModel
+
+    models = [m for m in policy.module.modules()
+              if isinstance(m, PreTrainedModel) and m.supports_gradient_checkpointing]
+    if not models:
+        raise ValueError(f"the {policy.family} model offers no gradient checkpointing; "
+                         "set gradient_checkpointing=false")
+    for model in models:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
 
 def set_trainable_parts(policy: Policy, trainable: list[str] | tuple[str, ...] | None,
@@ -274,11 +312,12 @@ def prepare_run(config: RunSettings, check_samples: Callable[[list[Sample]], Non
     cache shared with other runs of this process.
 
     Recipe differences, stated by the caller: ``default_parts`` train when ``config.trainable`` is None;
-    ``reference`` adds a frozen reference (True: the initial policy; a name: that model), built before
-    accelerate wraps the policy so frozen weights can be shared; ``updates_per_step`` optimiser updates
-    per step set the schedule's length. ``seed_per_process`` seeds each process with ``seed + rank``,
-    so that processes draw different samples (GRPO); SFT draws nothing at random, so all its processes
-    keep ``seed``. The preset's weights come from ``config.seed`` either way, the same in every process.
+    ``reference`` adds a frozen reference (True: the initial policy, under ``config.lora`` the policy with
+    its adapters off; a name: that model), built before accelerate wraps the policy so frozen weights can be
+    shared; ``updates_per_step`` optimiser updates per step set the schedule's length. ``seed_per_process``
+    seeds each process with ``seed + rank``, so that processes draw different samples (GRPO); SFT draws
+    nothing at random, so all its processes keep ``seed``. The preset's weights come from ``config.seed``
+    either way, the same in every process.
     """
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -289,10 +328,19 @@ def prepare_run(config: RunSettings, check_samples: Callable[[list[Sample]], Non
     opened = policy is None
     policy = open_policy(config.model, seed=config.seed) if opened else policy
     counts = set_trainable_parts(policy, config.trainable, default=default_parts)
+    if adapter_layers(policy.module):
+        raise ValueError(f"{config.model} holds LoRA adapters; train on its merged weights (save it with "
+                         "lora.merge=true) or on its base model")
+    if config.lora is not None:
+        counts["llm"] = add_adapters(policy, config.lora)   # the language model trains through its adapters
     logger.info("trainable parameters by part: %s", counts)
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(policy)
     policy.module.to(accelerator.device)
     frozen = None
-    if reference:
+    if reference is True and config.lora is not None:
+        frozen = AdaptersOff(policy)
+    elif reference:
         source = reference if isinstance(reference, str) else config.model if opened else None
         frozen = frozen_reference(policy, source, seed=config.seed)
         frozen.module.to(accelerator.device)

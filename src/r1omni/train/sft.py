@@ -138,6 +138,7 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None, *, policy: Pol
     tracker = RunTracker(output_dir, run.total_steps, run.start_step, enabled=run.accelerator.is_main_process,
                          description=f"sft/{config.target}", postfix_keys=("loss", "lr"))
     run.policy.module.train()
+    merge = config.lora is not None and config.lora.merge   # how the saved models hold LoRA adapters
     for step in range(run.start_step + 1, run.total_steps + 1):
         step_started = time.perf_counter()
         done = _sft_step(run, step)
@@ -149,11 +150,11 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None, *, policy: Pol
             tracker.samples(step, [_greedy_sample(run, *done.last)])
         if config.save_every and step % config.save_every == 0 and step < run.total_steps:
             save_checkpoint(run.accelerator, run.policy, output_dir, step, config_to_dict(config),
-                            {"skipped_clips": skipped})
+                            {"skipped_clips": skipped}, merge=merge)
         if step in config.snapshot_steps:
-            save_snapshot(run.accelerator, run.policy, output_dir, step)
+            save_snapshot(run.accelerator, run.policy, output_dir, step, merge=merge)
     tracker.close()
-    final = save_final(run.accelerator, run.policy, output_dir)
+    final = save_final(run.accelerator, run.policy, output_dir, merge=merge)
     clip_views = run.total_steps * run.order.global_batch * config.gradient_accumulation_steps
     return TrainResult(output_dir, final, run.total_steps, clip_views, time.perf_counter() - started, skipped)
 

@@ -246,7 +246,7 @@ def _selected_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 def load_policy(directory: str | os.PathLike, vision_tower: str | os.PathLike | None = None,
                 audio_tower: str | os.PathLike | None = None, bert_tokenizer: str | os.PathLike | None = None,
-                torch_dtype: torch.dtype = torch.float32, frame_mode: str = "stretch",
+                dtype: torch.dtype = torch.float32, frame_mode: str = "stretch",
                 device: str | torch.device | None = None, freeze_towers: bool = True) -> HumanOmniPolicy:
     """Load a released HumanOmni / R1-Omni folder (or one written by :meth:`HumanOmniPolicy.save`).
 
@@ -254,7 +254,7 @@ def load_policy(directory: str | os.PathLike, vision_tower: str | os.PathLike | 
     Nothing is downloaded; see :meth:`HumanOmniForCausalLM.from_pretrained` for where each part is read.
     """
     folders = CheckpointFolders.resolve(directory, vision_tower, audio_tower, bert_tokenizer)
-    model = HumanOmniForCausalLM.from_pretrained(directory, torch_dtype=torch_dtype, vision_tower=folders.vision,
+    model = HumanOmniForCausalLM.from_pretrained(directory, torch_dtype=dtype, vision_tower=folders.vision,
                                                  audio_tower=folders.audio, bert_tokenizer=folders.bert)
     config = model.config
     processor = HumanOmniProcessor.from_pretrained(

@@ -1,0 +1,80 @@
+"""Where a policy runs and in which float type: the one default device, the named dtypes, the record.
+
+``predict``, ``eval``, ``explain`` and ``serve`` all load a model folder onto :func:`default_device`
+unless told otherwise, so a GPU user's evaluation never silently runs on the CPU; every output they
+write carries :func:`placement` of the policy that made it, because the same weights give slightly
+different answers in bfloat16 than in float32, and on a GPU than on a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+__all__ = ["DTYPES", "default_device", "dtype_named", "placement", "processes", "batches_in_turn"]
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""The float types a model can be loaded in, by the name the command line and the records use."""
+
+
+def default_device() -> str:
+    """CUDA when torch sees a GPU, else the CPU; under ``accelerate launch`` (``LOCAL_RANK`` set) each process
+    takes the GPU of its local rank, as accelerate places it."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    local_rank = os.environ.get("LOCAL_RANK")
+    return f"cuda:{int(local_rank)}" if local_rank is not None else "cuda"
+
+
+def dtype_named(name: str) -> torch.dtype:
+    """The torch dtype of a name in :data:`DTYPES`; any other name is an error that lists them."""
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; known: {', '.join(DTYPES)}") from None
+
+
+def placement(module: torch.nn.Module) -> dict[str, str | None]:
+    """``{"device": ..., "dtype": ...}`` of a module's first floating-point parameter (where it computes);
+    both None for a module without one (a stand-in model), which has nothing to record."""
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return {"device": str(parameter.device), "dtype": str(parameter.dtype).removeprefix("torch.")}
+    return {"device": None, "dtype": None}
+
+
+def processes():
+    """The processes ``accelerate launch`` started (accelerate's ``PartialState``; one process otherwise), for
+    work shared between them outside training (evaluation). CPU processes form a gloo group only with
+    ``ACCELERATE_USE_CPU=true``, read here as accelerate's ``Accelerator`` reads it; a launch that formed no
+    group is refused, since every process would then do all the work and write the same files."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and state.num_processes == 1:
+        raise RuntimeError(f"launched as {world_size} processes (WORLD_SIZE) but they formed no process group; "
+                           "without GPUs launch with ACCELERATE_USE_CPU=true")
+    return state
+
+
+def batches_in_turn(batches: list[Any], work: Callable[[Any], T]) -> Iterator[tuple[int, T]]:
+    """``(index, work(batch))`` for every batch, in batch order, in every process; the batches are shared
+    between the processes of :func:`processes`: each computes one batch of every round of N, and each round's
+    results (pickled) are gathered to all. The batches are the ones a single process would compute, with the
+    same batch-mates, so padding, and so every number, is what one process gives."""
+    from accelerate.utils import gather_object
+
+    state = processes()
+    count, rank = state.num_processes, state.process_index
+    for first in range(0, len(batches), count):
+        mine = work(batches[first + rank]) if first + rank < len(batches) else None
+        for offset, result in enumerate(gather_object([mine]) if count > 1 else [mine]):
+            if first + offset < len(batches):
+                yield first + offset, result

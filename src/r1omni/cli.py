@@ -8,6 +8,7 @@ command ends with one of the :class:`ExitCode` statuses, so that a script can te
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import enum
 import errno
 import json
@@ -259,6 +260,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from r1omni.train.grpo import GRPOConfig as config_class
         from r1omni.train.grpo import train_grpo as run
     config = load_config(config_class, args.config, args.overrides)
+    if args.print_config:
+        from r1omni.provenance import config_yaml
+
+        print(config_yaml(config), end="")
+        return ExitCode.OK
     result = run(config)
     print(f"{args.recipe}: {result.steps} steps, {result.clip_views} clip-views, "
           f"{result.wall_seconds:.1f} s, skipped {result.skipped_clips} clip(s); model -> {result.final_model}")
@@ -299,6 +305,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     policy.module.eval()
     options = EvalOptions(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                           use_subtitle=not args.no_subtitle, **_clip_settings(args))
+    _record_run(args, labels, **dataclasses.asdict(options))
     # The bar is closed however evaluate ends, so that an error starts on a line of its own.
     with tqdm(total=len(samples), desc="eval", unit="clip") as bar:
         def progress(done: int, total: int) -> None:
@@ -319,6 +326,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"skipped {metrics['skipped']} clip(s) whose media could not be decoded (see predictions.jsonl)")
     print(f"wrote {args.output}/predictions.jsonl, metrics.json, report.md, confusion_*.png")
     return _outcome(metrics["n"], metrics["skipped"])
+
+
+def _record_run(args: argparse.Namespace, labels, **settings) -> None:
+    """``eval`` / ``explain``: the resolved settings (model, clips, label set, options) and the environment
+    into the output folder before the first clip (:func:`r1omni.provenance.write_run_record`)."""
+    from r1omni.provenance import write_run_record
+
+    source = {"data": args.data} if args.data else {"corpus": args.corpus[0], "root": args.corpus[1]}
+    write_run_record(args.output, {"command": args.command, "model": args.model, **source, "fold": args.fold,
+                                   "split": args.split, "limit": args.limit, "labels": labels.name, **settings})
 
 
 def _nothing_to_do(args: argparse.Namespace) -> ExitCode:
@@ -356,6 +373,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         return _nothing_to_do(args)
     labels = label_set_for(samples, args.labels or corpus)
     policy = load_policy(args.model)
+    _record_run(args, labels, method=args.method, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                use_subtitle=not args.no_subtitle, **_clip_settings(args))
     with tqdm(total=len(samples), desc="explain", unit="clip") as bar:
         results, skipped = attribute(policy, samples, _clip_loader_from(args, policy), labels, method=args.method,
                                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
@@ -613,6 +632,8 @@ def _add_train(commands) -> None:
         command = _add(train_sub, recipe, _cmd_train, text)
         command.add_argument("config", help="YAML config (see configs/)")
         command.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override config fields")
+        command.add_argument("--print-config", action="store_true",
+                             help="print the resolved config (what the run writes to OUT/config.yaml) and exit")
 
 
 def build_parser() -> argparse.ArgumentParser:

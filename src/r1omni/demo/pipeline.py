@@ -53,6 +53,7 @@ from r1omni.explain.attribution import attribute, summarize
 from r1omni.explain.balance import measure_balance
 from r1omni.labels import get_label_set
 from r1omni.models import load_policy
+from r1omni.provenance import write_run_record
 from r1omni.schema import Sample, read_samples
 from r1omni.synth import generate_benchmark
 from r1omni.synth.generate import benchmark_digest
@@ -86,7 +87,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
     started = time.perf_counter()
     torch.set_num_threads(config.threads)
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    write_run_record(out, config)
     bench = Path(config.benchmark_dir) if config.benchmark_dir else out / "benchmark"
     timings: dict[str, float] = {}
 

@@ -30,6 +30,7 @@ from r1omni.demo.stats import correct, paired
 from r1omni.evaluate import EvalOptions, evaluate
 from r1omni.labels import get_label_set
 from r1omni.models import load_policy
+from r1omni.provenance import write_run_record
 from r1omni.schema import read_samples
 from r1omni.synth import generate_benchmark
 from r1omni.train.checkpoint import SNAPSHOT_DIR
@@ -143,6 +144,7 @@ def _verdict(curve: list[dict], budgets: tuple[int, ...]) -> str:
 def run_budget_study(config: StudyConfig, say: Callable[[str], None]) -> dict:
     """Run (or resume) the study over every seed; writes ``summary.json``, ``summary.md``, ``budget.png``."""
     out = Path(config.output_dir)
+    write_run_record(out, config)
     by_seed = {seed: _study_seed(config, seed, say) for seed in config.seeds}
     keys = [split_key(split) for split in config.demo.eval_splits]
     table: dict = {key: {"budgets": list(config.budgets)} for key in keys}

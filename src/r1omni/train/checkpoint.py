@@ -41,6 +41,7 @@ from r1omni.atomic import (
 )
 from r1omni.models import Policy
 from r1omni.models.policy import recorded_sampling
+from r1omni.provenance import CONFIG_FILE, ENVIRONMENT_FILE
 from r1omni.train.accelerated import unwrapped
 from r1omni.yamlconfig import config_differences
 
@@ -52,7 +53,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 SNAPSHOT_DIR = "snapshots"
 # What a run writes into its folder; ``overwrite`` deletes exactly these.
-RUN_OUTPUTS = (CHECKPOINT_DIR, SNAPSHOT_DIR, "final", "tensorboard", "metrics.jsonl", "samples.jsonl")
+RUN_OUTPUTS = (CHECKPOINT_DIR, SNAPSHOT_DIR, "final", "tensorboard", "metrics.jsonl", "samples.jsonl", CONFIG_FILE,
+               ENVIRONMENT_FILE)
 
 # Config fields that decide where, when and how fast a run writes and computes, not which weights it
 # ends with: a checkpoint saved under one value resumes exactly under another (more threads, a
@@ -61,7 +63,7 @@ RUN_OUTPUTS = (CHECKPOINT_DIR, SNAPSHOT_DIR, "final", "tensorboard", "metrics.js
 # linear decay over the total steps), so step 50 of a 100-step run is not step 50 of a 200-step run,
 # and "extending" a run by resuming it with more steps would train neither run.
 RUN_INDEPENDENT_FIELDS = frozenset({"output_dir", "resume", "overwrite", "num_threads", "log_every", "sample_every",
-                                    "save_every", "snapshot_steps", "cache_media"})
+                                    "save_every", "snapshot_steps", "cache_media", "report_to"})
 
 
 def _run_identity(config: dict[str, Any]) -> dict[str, Any]:

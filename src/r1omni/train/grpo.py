@@ -277,7 +277,8 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
     skipped, generated = run.resumed.get("skipped_clips", 0), run.resumed.get("generated_tokens", 0)
     tracker = RunTracker(Path(config.output_dir), run.total_steps, start_step,
                          enabled=run.accelerator.is_main_process, description="grpo",
-                         postfix_keys=("reward", "accuracy", "format", "kl"))
+                         postfix_keys=("reward", "accuracy", "format", "kl"), accelerator=run.accelerator,
+                         report_to=config.report_to, config=config_to_dict(config))
     # Train mode for the loss forward, as in SFT (a folder loaded with from_pretrained starts in
     # eval mode, a preset in train mode); the rollout engine switches to eval while sampling.
     run.policy.module.train()

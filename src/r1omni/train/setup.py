@@ -28,10 +28,12 @@ from transformers import get_scheduler
 from r1omni.clips import ClipLoader, MediaCache
 from r1omni.models import ClipInput, Policy, init_preset, load_policy
 from r1omni.models.policy import MODEL_PARTS
+from r1omni.provenance import write_run_record
 from r1omni.schema import Sample, read_samples
 from r1omni.train.accelerated import clip_gradients, make_accelerator, unwrapped
 from r1omni.train.checkpoint import load_checkpoint, prepare_run_folder
 from r1omni.train.data import StepOrder
+from r1omni.train.tracking import TRACKERS, check_trackers
 from r1omni.yamlconfig import config_to_dict
 
 __all__ = ["RunSettings", "Run", "prepare_run", "micro_batch", "OptimConfig", "PAPER_TRAINABLE_PARTS",
@@ -116,6 +118,11 @@ class RunSettings:
     """Start over in an output_dir that holds an earlier run, deleting its checkpoints, model and logs."""
     num_threads: int | None = None
     """torch CPU threads (None = leave torch's default)."""
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Trackers that receive the logged metrics and the config, through accelerate: ``tensorboard``
+    (``OUT/tensorboard``), ``wandb``, ``mlflow``, ``trackio``; [] for none. ``metrics.jsonl`` is written
+    whatever this says. A named tracker must be installed, except tensorboard, which is skipped with a
+    warning (``r1omni.train.tracking``)."""
 
     def __post_init__(self) -> None:
         # A negative count would save at every step (``step % -1 == 0``) or never log, without a word.
@@ -127,6 +134,10 @@ class RunSettings:
             raise ValueError(f"sample_every must be >= 0 (0 logs no samples), got {self.sample_every}")
         if any(step < 1 for step in self.snapshot_steps):
             raise ValueError(f"snapshot_steps must be steps >= 1, got {self.snapshot_steps}")
+        unknown = sorted(set(self.report_to) - set(TRACKERS))
+        if unknown:
+            raise ValueError(f"report_to has unknown tracker(s) {unknown}; trackers are {sorted(TRACKERS)} "
+                             "([] for none)")
         if self.resume and self.overwrite:
             raise ValueError("resume=true continues the run in output_dir and overwrite=true deletes it; set one")
 
@@ -270,7 +281,8 @@ def prepare_run(config: RunSettings, check_samples: Callable[[list[Sample]], Non
 
     ``config`` is a recipe config: besides :class:`RunSettings` it has ``model``, ``data``, ``output_dir``,
     ``prompt``, ``use_subtitle``, ``trainable``, ``clips_per_step``, ``gradient_accumulation_steps``,
-    ``epochs``, ``max_steps`` and ``optim``. ``check_samples`` raises a ValueError naming ``config.data``
+    ``epochs``, ``max_steps`` and ``optim``. Once the folder may be used, ``config.yaml`` and
+    ``environment.json`` are written into it (:func:`r1omni.provenance.write_run_record`). ``check_samples`` raises a ValueError naming ``config.data``
     when its samples lack what the recipe needs (labels, targets); the samples are read after the run
     folder is checked, so a folder that cannot be used is reported first. The seams: ``policy`` trains
     instead of opening ``config.model``; ``loader`` turns samples into clips instead of a ``ClipLoader`` for
@@ -286,9 +298,12 @@ def prepare_run(config: RunSettings, check_samples: Callable[[list[Sample]], Non
     """
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    check_trackers(config.report_to)      # a missing tracker package is named before anything is opened
     accelerator = make_accelerator(config.mixed_precision, log_dir=str(config.output_dir))
     checkpoint = prepare_run_folder(accelerator, config.output_dir, config_to_dict(config), config.resume,
                                     config.overwrite)
+    if accelerator.is_main_process:
+        write_run_record(config.output_dir, config)
     seed_everything(config.seed + (accelerator.process_index if seed_per_process else 0))
     opened = policy is None
     policy = open_policy(config.model, seed=config.seed) if opened else policy

@@ -136,7 +136,8 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None, *, policy: Pol
     run = _setup(config, media, policy, loader)
     output_dir, skipped = Path(config.output_dir), run.resumed.get("skipped_clips", 0)
     tracker = RunTracker(output_dir, run.total_steps, run.start_step, enabled=run.accelerator.is_main_process,
-                         description=f"sft/{config.target}", postfix_keys=("loss", "lr"))
+                         description=f"sft/{config.target}", postfix_keys=("loss", "lr"), accelerator=run.accelerator,
+                         report_to=config.report_to, config=config_to_dict(config))
     run.policy.module.train()
     for step in range(run.start_step + 1, run.total_steps + 1):
         step_started = time.perf_counter()

@@ -120,11 +120,12 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 def _cmd_models_init(args: argparse.Namespace) -> int:
     from r1omni.atomic import atomic_dir
     from r1omni.models import init_preset
+    from r1omni.models.card import CardInfo
 
     _threads(args)
     policy = init_preset(args.preset, seed=args.seed)
     with atomic_dir(args.output) as tmp:
-        policy.save(tmp)
+        policy.save(tmp, card=CardInfo(base_model=f"preset:{args.preset}", recipe=f"random weights, seed {args.seed}"))
     params = sum(p.numel() for p in policy.module.parameters())
     print(f"{args.preset}: {params / 1e6:.2f}M parameters ({policy.family}) -> {args.output}")
     return ExitCode.OK
@@ -438,7 +439,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if args.threads:
             study.demo.threads = args.threads
         _demo_model_switches(study.demo, args)
-        run_budget_study(study, say)
+        run_budget_study(study, say, progress=not args.quiet)
         print(f"wrote {study.output_dir}/summary.md, summary.json, budget.png")
         return ExitCode.OK
     config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
@@ -449,7 +450,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.threads:
         config.threads = args.threads
     _demo_model_switches(config, args)
-    run_demo(config, say=say)
+    run_demo(config, say=say, progress=not args.quiet)
     return ExitCode.OK
 
 
@@ -621,6 +622,8 @@ def _add_demo(commands) -> None:
                       help="budget: RLVR against label SFT at several training budgets and seeds (~2 h; "
                            "--quick: minutes)")
     demo.add_argument("--seeds", type=int, nargs="+", default=None, help="with --study: the seeds (default 0 1 2)")
+    demo.add_argument("--quiet", action="store_true",
+                      help="no progress bars on the evaluation and attribution stages (none off a terminal either)")
 
 
 def _add_train(commands) -> None:

@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 import yaml
+from huggingface_hub import ModelCard
 
 from r1omni.cli import main
 from r1omni.provenance import config_yaml
@@ -37,6 +39,10 @@ def test_print_config_prints_what_the_run_writes_to_config_yaml(tiny_dataset, tm
         ("train", 1, 1e-3, "cosine")
     environment = json.loads((tmp_path / "run" / "environment.json").read_text())
     assert {"python", "torch", "transformers", "torch_threads", "installed_digest"} <= set(environment)
+    # The final model's card says where it came from and on which data.
+    card = ModelCard.load(tmp_path / "run" / "final" / "README.md")
+    assert "`sft/label`" in card.text and f"`preset:{PRESET}`" in card.text
+    assert hashlib.sha256(tiny_dataset.read_bytes()).hexdigest() in card.text
 
 
 @pytest.mark.parametrize("config", [

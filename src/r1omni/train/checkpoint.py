@@ -40,13 +40,15 @@ from r1omni.atomic import (
     system_write_error,
 )
 from r1omni.models import Policy
+from r1omni.models.card import CardInfo, file_digest
 from r1omni.models.policy import recorded_sampling
 from r1omni.provenance import CONFIG_FILE, ENVIRONMENT_FILE
 from r1omni.train.accelerated import unwrapped
 from r1omni.yamlconfig import config_differences
 
 __all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "save_snapshot", "TrainResult",
-           "CHECKPOINT_DIR", "SNAPSHOT_DIR", "RUN_INDEPENDENT_FIELDS", "run_digest", "prepare_run_folder"]
+           "CHECKPOINT_DIR", "SNAPSHOT_DIR", "RUN_INDEPENDENT_FIELDS", "run_digest", "prepare_run_folder",
+           "training_card"]
 
 logger = logging.getLogger(__name__)
 
@@ -275,21 +277,31 @@ class TrainResult:
     """Completion tokens sampled during training (GRPO's rollouts, this process's; 0 for SFT)."""
 
 
-def _save_model(accelerator: Accelerator, policy: Policy, folder: Path) -> Path:
+def training_card(config: Any, recipe: str, steps: int) -> CardInfo:
+    """The model card's facts of a recipe's model after ``steps``: where it started, the recipe, its
+    training manifest and that file's digest."""
+    return CardInfo(base_model=config.model, recipe=recipe, data=config.data, data_digest=file_digest(config.data),
+                    steps=steps)
+
+
+def _save_model(accelerator: Accelerator, policy: Policy, folder: Path, card: CardInfo | None) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         with unwrapped(policy, accelerator), atomic_dir(folder) as tmp:
-            policy.save(tmp)
+            policy.save(tmp, card=card)
     accelerator.wait_for_everyone()
     return folder
 
 
-def save_final(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike) -> Path:
-    """Write the trained policy to ``OUT/final`` atomically (main process); all processes call it."""
-    return _save_model(accelerator, policy, Path(output_dir) / "final")
+def save_final(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike,
+               card: CardInfo | None = None) -> Path:
+    """Write the trained policy to ``OUT/final`` atomically (main process), with its model card (``card``:
+    :func:`training_card`); all processes call it."""
+    return _save_model(accelerator, policy, Path(output_dir) / "final", card)
 
 
-def save_snapshot(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, step: int) -> Path:
-    """The policy after ``step`` in ``OUT/snapshots/step-NNNNNNN`` (a model folder, no optimiser state):
-    one run then yields the models of several budgets. All processes call it."""
-    return _save_model(accelerator, policy, Path(output_dir) / SNAPSHOT_DIR / f"step-{step:07d}")
+def save_snapshot(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, step: int,
+                  card: CardInfo | None = None) -> Path:
+    """The policy after ``step`` in ``OUT/snapshots/step-NNNNNNN`` (a model folder with its card, no optimiser
+    state): one run then yields the models of several budgets. All processes call it."""
+    return _save_model(accelerator, policy, Path(output_dir) / SNAPSHOT_DIR / f"step-{step:07d}", card)

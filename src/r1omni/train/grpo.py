@@ -44,7 +44,7 @@ from r1omni.clips import REMOVAL_METHODS, ClipLoader, MediaCache, remove_modalit
 from r1omni.models import ClipInput, Policy, PreparedBatch, SamplingConfig
 from r1omni.rewards import RewardFunction, WeightedReward, resolve_rewards
 from r1omni.schema import Sample
-from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot
+from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot, training_card
 from r1omni.train.losses import (
     ADVANTAGE_SCALES,
     AGGREGATIONS,
@@ -303,9 +303,11 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
             save_checkpoint(run.accelerator, run.policy, Path(config.output_dir), step, config_to_dict(config),
                             {"skipped_clips": skipped, "generated_tokens": generated})
         if step in config.snapshot_steps:
-            save_snapshot(run.accelerator, run.policy, Path(config.output_dir), step)
+            save_snapshot(run.accelerator, run.policy, Path(config.output_dir), step,
+                          training_card(config, "grpo", step))
     tracker.close()
-    final = save_final(run.accelerator, run.policy, Path(config.output_dir))
+    final = save_final(run.accelerator, run.policy, Path(config.output_dir),
+                       training_card(config, "grpo", run.total_steps))
     clip_views = run.total_steps * run.order.global_batch * config.gradient_accumulation_steps
     return TrainResult(Path(config.output_dir), final, run.total_steps, clip_views, time.perf_counter() - started,
                        skipped, generated)

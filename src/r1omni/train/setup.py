@@ -282,8 +282,9 @@ def prepare_run(config: RunSettings, check_samples: Callable[[list[Sample]], Non
     ``config`` is a recipe config: besides :class:`RunSettings` it has ``model``, ``data``, ``output_dir``,
     ``prompt``, ``use_subtitle``, ``trainable``, ``clips_per_step``, ``gradient_accumulation_steps``,
     ``epochs``, ``max_steps`` and ``optim``. Once the folder may be used, ``config.yaml`` and
-    ``environment.json`` are written into it (:func:`r1omni.provenance.write_run_record`). ``check_samples`` raises a ValueError naming ``config.data``
-    when its samples lack what the recipe needs (labels, targets); the samples are read after the run
+    ``environment.json`` are written into it (:func:`r1omni.provenance.write_run_record`), and a tracker of
+    ``report_to`` that is not installed is named before that. ``check_samples`` raises a ValueError naming
+    ``config.data`` when its samples lack what the recipe needs (labels, targets); the samples are read after the run
     folder is checked, so a folder that cannot be used is reported first. The seams: ``policy`` trains
     instead of opening ``config.model``; ``loader`` turns samples into clips instead of a ``ClipLoader`` for
     the policy with the config's prompt (a benchmark or test passes its own); ``media`` is a decoded-clip

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from r1omni.media import write_clip
 
@@ -314,3 +315,9 @@ def test_explain_reads_the_clips_as_eval_does(monkeypatch, tmp_path):
     settings = ("prompt", "modalities", "use_subtitle", "face_crop", "transcribe")
     assert [getattr(read["eval"], name) for name in settings] == ["train", "audio", False, True, True]
     assert [getattr(read["explain"], name) for name in settings] == ["train", "audio", False, True, True]
+    for command in ("eval", "explain"):   # the run's record is written before its first clip
+        record = yaml.safe_load((tmp_path / command / "config.yaml").read_text())
+        assert (record["command"], record["model"], record["data"]) == (command, "m", str(manifest))
+        assert [record[name] for name in settings] == ["train", "audio", False, True, True]
+        environment = json.loads((tmp_path / command / "environment.json").read_text())
+        assert {"torch", "torch_threads", "cpu_model"} <= set(environment)

@@ -166,3 +166,40 @@ def test_each_claim_gets_its_verdict_against_the_measured_cues(tmp_path):
                                              "actual": "high", "verdict": "supported"}
     assert verdicts == [("the pitch is high", "supported", "high"), ("the pitch is low", "contradicted", "high"),
                         ("the brows are raised", "not checkable", None)]
+
+
+def test_r1omni_load_predicts_through_the_one_answer_path(tmp_path, av_clip, corrupt_file):
+    """``r1omni.load(folder).predict(paths)`` gives what ``predict_files`` gives for the same saved model and
+    options (one answer path), a bad file its error, a single path one record; unknown options are refused
+    when loading."""
+    import r1omni
+    from r1omni.models import init_preset, load_policy
+
+    folder = tmp_path / "model"
+    init_preset("qwen2.5-omni-tiny", seed=0).save(folder)
+    model = r1omni.load(folder, sampling=SHORT, batch_size=2)
+    records = model.predict([av_clip, corrupt_file])
+    policy = load_policy(folder)
+    policy.module.eval()
+    expected = list(predict_files(policy, [str(av_clip), str(corrupt_file)], sampling=SHORT, batch_size=2))
+    strip = lambda record: {k: v for k, v in record.to_dict().items() if k != "timings"}  # noqa: E731
+    assert [strip(r) for r in records] == [strip(r) for r in expected]
+    assert records[0].error is None and "broken.mp4" in records[1].path and records[1].error
+    assert [strip(r) for r in model.predict(av_clip)] == [strip(expected[0])]
+    with pytest.raises(TypeError, match=r"unknown predict option\(s\) \['temperature'\]; options are \["):
+        r1omni.load(folder, temperature=0.7)
+
+
+def test_the_version_is_the_installed_distributions_or_pyprojects():
+    import tomllib
+    from importlib import metadata
+    from pathlib import Path
+
+    import r1omni
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    try:
+        installed = metadata.version("r1omni")
+    except metadata.PackageNotFoundError:
+        installed = None
+    assert r1omni.__version__ == (installed or pyproject["project"]["version"])

@@ -10,6 +10,7 @@ reading the output; ``--json`` puts what a command reports on stdout as JSON, fo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import enum
 import errno
 import functools
@@ -137,11 +138,12 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 def _cmd_models_init(args: argparse.Namespace) -> int:
     from r1omni.atomic import atomic_dir
     from r1omni.models import init_preset
+    from r1omni.models.card import CardInfo
 
     _threads(args)
     policy = init_preset(args.preset, seed=args.seed)
     with atomic_dir(args.output) as tmp:
-        policy.save(tmp)
+        policy.save(tmp, card=CardInfo(base_model=f"preset:{args.preset}", recipe=f"random weights, seed {args.seed}"))
     params = sum(p.numel() for p in policy.module.parameters())
     print(f"{args.preset}: {params / 1e6:.2f}M parameters ({policy.family}) -> {args.output}")
     return ExitCode.OK
@@ -289,6 +291,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from r1omni.train.grpo import GRPOConfig as config_class
         from r1omni.train.grpo import train_grpo as run
     config = load_config(config_class, args.config, args.overrides)
+    if args.print_config:
+        from r1omni.provenance import config_yaml
+
+        print(config_yaml(config), end="")
+        return ExitCode.OK
     result = run(config)
     print(f"{args.recipe}: {result.steps} steps, {result.clip_views} clip-views, "
           f"{result.wall_seconds:.1f} s, skipped {result.skipped_clips} clip(s); model -> {result.final_model}")
@@ -330,6 +337,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from r1omni.models.placement import processes
 
     main_process = processes().is_main_process   # under `accelerate launch` the main process reports
+    _record_run(args, labels, **dataclasses.asdict(options))
     # The bar is closed however evaluate ends, so that an error starts on a line of its own.
     with tqdm(total=len(samples), desc="eval", unit="clip", disable=not main_process) as bar:
         def progress(done: int, total: int) -> None:
@@ -355,6 +363,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"skipped {metrics['skipped']} clip(s) whose media could not be decoded (see predictions.jsonl)")
     print(f"wrote {args.output}/predictions.jsonl, metrics.json, report.md, confusion_*.png")
     return _outcome(metrics["n"], metrics["skipped"])
+
+
+def _record_run(args: argparse.Namespace, labels, **settings) -> None:
+    """``eval`` / ``explain``: the resolved settings (model, clips, label set, options) and the environment
+    into the output folder before the first clip (:func:`r1omni.provenance.write_run_record`)."""
+    from r1omni.provenance import write_run_record
+
+    source = {"data": args.data} if args.data else {"corpus": args.corpus[0], "root": args.corpus[1]}
+    write_run_record(args.output, {"command": args.command, "model": args.model, **source, "fold": args.fold,
+                                   "split": args.split, "limit": args.limit, "labels": labels.name, **settings})
 
 
 def _nothing_to_do(args: argparse.Namespace) -> ExitCode:
@@ -398,6 +416,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     policy, runs_on = _load_policy(args)
     main_process = processes().is_main_process   # under `accelerate launch` the main process writes
+    if main_process:
+        _record_run(args, labels, method=args.method, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                    use_subtitle=not args.no_subtitle, **_clip_settings(args))
     with tqdm(total=len(samples), desc="explain", unit="clip", disable=not main_process) as bar:
         results, skipped = attribute(policy, samples, _clip_loader_from(args, policy), labels, method=args.method,
                                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
@@ -463,7 +484,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if args.threads:
             study.demo.threads = args.threads
         _demo_model_switches(study.demo, args)
-        run_budget_study(study, say)
+        run_budget_study(study, say, progress=not args.quiet)
         print(f"wrote {study.output_dir}/summary.md, summary.json, budget.png")
         return ExitCode.OK
     config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
@@ -474,7 +495,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.threads:
         config.threads = args.threads
     _demo_model_switches(config, args)
-    run_demo(config, say=say)
+    run_demo(config, say=say, progress=not args.quiet)
     return ExitCode.OK
 
 
@@ -770,6 +791,8 @@ def _add_demo(commands) -> None:
                       help="budget: RLVR against label SFT at several training budgets and seeds (~2 h; "
                            "--quick: minutes)")
     demo.add_argument("--seeds", type=int, nargs="+", default=None, help="with --study: the seeds (default 0 1 2)")
+    demo.add_argument("--quiet", action="store_true",
+                      help="no progress bars on the evaluation and attribution stages (none off a terminal either)")
 
 
 _TRAIN_EXAMPLES = {
@@ -794,6 +817,8 @@ def _add_train(commands) -> None:
         command.add_argument("config", help="YAML config (see configs/)")
         command.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                              help="override config fields (dotted for nested ones: optim.lr=1e-5); keys below")
+        command.add_argument("--print-config", action="store_true",
+                             help="print the resolved config (what the run writes to OUT/config.yaml) and exit")
 
 
 def _config_class(recipe: str) -> type:

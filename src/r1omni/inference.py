@@ -20,6 +20,8 @@ clips.
 
 from __future__ import annotations
 
+import inspect
+import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -32,12 +34,12 @@ from r1omni.clips import ClipLoader
 from r1omni.cues import clip_cues
 from r1omni.labels import DEFAULT_LABEL_SET, LabelSet, get_label_set
 from r1omni.media import MediaError, probe
-from r1omni.models import ClipInput, Completions, Policy, SamplingConfig
+from r1omni.models import ClipInput, Completions, Policy, SamplingConfig, load_policy
 from r1omni.schema import Sample
 from r1omni.template import parse_completion
 
 __all__ = ["Answer", "Prediction", "answer_clips", "generate_answers", "check_answers", "parse_answer",
-           "predict_files", "sample_for_path"]
+           "predict_files", "sample_for_path", "Model", "load_model"]
 
 
 @dataclass
@@ -187,3 +189,31 @@ def predict_files(policy: Policy, paths: Iterable[str | Path], modalities: str =
             answer = next(answers)
             yield Prediction(path=sample.id, reply=answer, timings={"decode_seconds": decode_seconds, **answer.timings},
                              notes=loaded.notes[sample.id])
+
+
+class Model:
+    """A loaded policy with the options ``predict`` answers under: the Python face of ``r1omni predict``
+    (``r1omni.load(folder).predict(paths)``), over :func:`predict_files`, the one answer path."""
+
+    def __init__(self, policy: Policy, **options) -> None:
+        unknown = sorted(set(options) - set(inspect.signature(predict_files).parameters) - {"policy", "paths"})
+        if unknown:
+            known = [name for name in inspect.signature(predict_files).parameters if name not in ("policy", "paths")]
+            raise TypeError(f"unknown predict option(s) {unknown}; options are {known}")
+        self.policy = policy
+        self.options = options
+        """:func:`predict_files`' keywords; its own defaults for the rest."""
+
+    def predict(self, paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Prediction]:
+        """One :class:`Prediction` per file, in order (a file that cannot be read gets its ``error``)."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        return list(predict_files(self.policy, [str(path) for path in paths], **self.options))
+
+
+def load_model(folder: str | os.PathLike, device: str | None = None, **options) -> Model:
+    """:func:`r1omni.models.load_policy` (on ``device``, the family's default when None) in eval mode,
+    as a :class:`Model`; ``options`` are checked now, not at the first ``predict``."""
+    policy = load_policy(folder, **({} if device is None else {"device": device}))
+    policy.module.eval()
+    return Model(policy, **options)

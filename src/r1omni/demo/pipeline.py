@@ -44,6 +44,7 @@ import torch
 from r1omni.atomic import atomic_write_text
 from r1omni.clips import ClipLoader
 from r1omni.demo.config import PAIRS, SEPARATOR, DemoConfig, split_key
+from r1omni.demo.progress import StageBar
 from r1omni.demo.report import write_report
 from r1omni.demo.stages import Stages, grpo_steps, run_grpo, run_sft, train_once, train_starting_points
 from r1omni.demo.stats import by_carrier, correct, hallucinated_share, paired
@@ -53,6 +54,7 @@ from r1omni.explain.attribution import attribute, summarize
 from r1omni.explain.balance import measure_balance
 from r1omni.labels import get_label_set
 from r1omni.models import load_policy
+from r1omni.provenance import write_run_record
 from r1omni.schema import Sample, read_samples
 from r1omni.synth import generate_benchmark
 from r1omni.synth.generate import benchmark_digest
@@ -81,12 +83,13 @@ def _forget_stale_results(out: Path, config: DemoConfig, bench: Path, say) -> No
     atomic_write_text(previous, text)
 
 
-def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
-    """Run (or resume) the whole demo; ``say`` receives progress lines for the user (the CLI prints them)."""
+def run_demo(config: DemoConfig, say: Callable[[str], None], progress: bool = True) -> dict:
+    """Run (or resume) the whole demo; ``say`` receives progress lines for the user (the CLI prints them);
+    ``progress``: bars over the evaluation and attribution stages (on a terminal only)."""
     started = time.perf_counter()
     torch.set_num_threads(config.threads)
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    write_run_record(out, config)
     bench = Path(config.benchmark_dir) if config.benchmark_dir else out / "benchmark"
     timings: dict[str, float] = {}
 
@@ -107,11 +110,11 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
     stages = _train_stages(config, out, manifests, say, stage, done)
 
     ticket = stage("evaluation", f"6/8 greedy evaluation on {', '.join(config.eval_splits)}")
-    metrics = _evaluate_all(config, stages, manifests, out / "eval", say)
+    metrics = _evaluate_all(config, stages, manifests, out / "eval", say, progress)
     done(ticket)
     ticket = stage("attribution", f"7/8 modality attribution on {config.attribution_clips} in-distribution clips "
                                   "per variant")
-    attribution = _attribute_all(config, stages, manifests, out / "eval", say)
+    attribution = _attribute_all(config, stages, manifests, out / "eval", say, progress)
     done(ticket)
     ticket = stage("balance", "7b/8 modality balance of every variant (answers without video / audio, token "
                               "norms, face probe)")
@@ -160,42 +163,48 @@ def _train_stages(config: DemoConfig, out: Path, manifests: dict[str, Path], say
 
 
 def _evaluate_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path], evals: Path,
-                  say) -> dict[str, dict[str, dict]]:
+                  say, progress: bool) -> dict[str, dict[str, dict]]:
     """Stage 6: every variant on every evaluation split (predictions and metrics under ``evals``)."""
     labels = get_label_set("synth")
     options = EvalOptions(prompt=config.prompt, batch_size=config.eval_batch_size,
                           max_new_tokens=config.max_new_tokens, cache_media=False)
     metrics: dict[str, dict[str, dict]] = {}
+    samples = {split: read_samples(manifests[split]) for split in config.eval_splits}
     # Not the random init: it never ends an answer (every clip costs max_new_tokens) and scores 0 by construction.
-    for name, model_dir in [(n, d) for n, d in stages.models.items() if n != "random_init"]:
-        policy = load_policy(model_dir)
-        policy.module.eval()
-        metrics[name] = {split_key(split): evaluate(policy, read_samples(manifests[split]),
-                                                    evals / name / split_key(split), labels, options,
-                                                    media=stages.media)
-                         for split in config.eval_splits}
-        say(f"   {name:15s} " + "  ".join(f"{key.upper()} WAR {m['normalized']['war']:.3f}"
-                                          for key, m in metrics[name].items()))
+    variants = [(n, d) for n, d in stages.models.items() if n != "random_init"]
+    with StageBar(len(variants) * sum(map(len, samples.values())), "evaluation", progress) as bar:
+        for name, model_dir in variants:
+            policy = load_policy(model_dir)
+            policy.module.eval()
+            metrics[name] = {split_key(split): evaluate(policy, samples[split], evals / name / split_key(split),
+                                                        labels, options, media=stages.media, progress=bar.part())
+                             for split in config.eval_splits}
+            say(f"   {name:15s} " + "  ".join(f"{key.upper()} WAR {m['normalized']['war']:.3f}"
+                                              for key, m in metrics[name].items()))
     return metrics
 
 
 def _attribute_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path], evals: Path,
-                   say) -> dict[str, dict]:
+                   say, progress: bool) -> dict[str, dict]:
     """Stage 7: counterfactual modality attribution of each trained variant on in-distribution clips."""
     attribution: dict[str, dict] = {}
     if not config.attribution_clips:
         return attribution
     clips = read_samples(manifests[_in_distribution_split(config)])[:config.attribution_clips]
-    for name in [n for n in stages.models if n not in ("random_init", "base")]:
-        policy = load_policy(stages.models[name])
-        policy.module.eval()
-        loader = ClipLoader.for_policy(policy, prompt=config.prompt, cache=stages.media)
-        results, _ = attribute(policy, clips, loader, get_label_set("synth"), max_new_tokens=config.max_new_tokens,
-                               batch_size=config.eval_batch_size)
-        attribution[name] = summarize(results)
-        atomic_write_text(evals / name / "attribution.jsonl", "".join(json.dumps(r.to_dict()) + "\n" for r in results))
-        say(f"   {name:15s} attribution names the carrying modality in "
-            f"{attribution[name].get('attribution_accuracy', float('nan')):.2f} of clips")
+    names = [n for n in stages.models if n not in ("random_init", "base")]
+    with StageBar(len(names) * len(clips), "attribution", progress) as bar:
+        for name in names:
+            policy = load_policy(stages.models[name])
+            policy.module.eval()
+            loader = ClipLoader.for_policy(policy, prompt=config.prompt, cache=stages.media)
+            results, _ = attribute(policy, clips, loader, get_label_set("synth"),
+                                   max_new_tokens=config.max_new_tokens, batch_size=config.eval_batch_size,
+                                   progress=bar.part())
+            attribution[name] = summarize(results)
+            atomic_write_text(evals / name / "attribution.jsonl",
+                              "".join(json.dumps(r.to_dict()) + "\n" for r in results))
+            say(f"   {name:15s} attribution names the carrying modality in "
+                f"{attribution[name].get('attribution_accuracy', float('nan')):.2f} of clips")
     return attribution
 
 

@@ -25,11 +25,13 @@ from pathlib import Path
 from r1omni.atomic import atomic_write_bytes, atomic_write_text, is_complete
 from r1omni.clips import MediaCache
 from r1omni.demo.config import DemoConfig, StageBudget, split_key
+from r1omni.demo.progress import StageBar
 from r1omni.demo.stages import run_grpo, run_sft, train_starting_points
 from r1omni.demo.stats import correct, paired
 from r1omni.evaluate import EvalOptions, evaluate
 from r1omni.labels import get_label_set
 from r1omni.models import load_policy
+from r1omni.provenance import write_run_record
 from r1omni.schema import read_samples
 from r1omni.synth import generate_benchmark
 from r1omni.train.checkpoint import SNAPSHOT_DIR
@@ -82,7 +84,7 @@ def _train_method(config: StudyConfig, demo: DemoConfig, method: str, start: Pat
         run_grpo(demo, str(start), data, run, steps=steps[-1], snapshot_steps=steps, media=media)
 
 
-def _study_seed(config: StudyConfig, seed: int, say: Callable[[str], None]) -> dict:
+def _study_seed(config: StudyConfig, seed: int, say: Callable[[str], None], progress: bool) -> dict:
     """Train and evaluate both methods of one seed; returns {method: {budget: {split key: eval folder}}}."""
     out = Path(config.output_dir) / f"seed-{seed}"
     demo = replace(config.demo, seed=seed, output_dir=str(out))
@@ -97,14 +99,18 @@ def _study_seed(config: StudyConfig, seed: int, say: Callable[[str], None]) -> d
         say(f"   seed {seed}: {method} to {config.budgets[-1]} clip-views, a model at each of {list(config.budgets)}")
         _train_method(config, demo, method, starts[method], manifests["train"], run, stages.media)
         folders[method] = {}
-        for budget, step in zip(config.budgets, _steps(config, method)):
-            policy = load_policy(run / SNAPSHOT_DIR / f"step-{step:07d}")
-            policy.module.eval()
-            folders[method][budget] = {}
-            for split in demo.eval_splits:
-                target = out / "study" / "eval" / method / str(budget) / split_key(split)
-                evaluate(policy, read_samples(manifests[split]), target, labels, options, media=stages.media)
-                folders[method][budget][split_key(split)] = target
+        samples = {split: read_samples(manifests[split]) for split in demo.eval_splits}
+        with StageBar(len(config.budgets) * sum(map(len, samples.values())), f"seed {seed} {method} evaluation",
+                      progress) as bar:
+            for budget, step in zip(config.budgets, _steps(config, method)):
+                policy = load_policy(run / SNAPSHOT_DIR / f"step-{step:07d}")
+                policy.module.eval()
+                folders[method][budget] = {}
+                for split in demo.eval_splits:
+                    target = out / "study" / "eval" / method / str(budget) / split_key(split)
+                    evaluate(policy, samples[split], target, labels, options, media=stages.media,
+                             progress=bar.part())
+                    folders[method][budget][split_key(split)] = target
     return folders
 
 
@@ -140,10 +146,12 @@ def _verdict(curve: list[dict], budgets: tuple[int, ...]) -> str:
     return f"RLVR first matches or beats label SFT at {reached:,} clip-views: {detail}"
 
 
-def run_budget_study(config: StudyConfig, say: Callable[[str], None]) -> dict:
-    """Run (or resume) the study over every seed; writes ``summary.json``, ``summary.md``, ``budget.png``."""
+def run_budget_study(config: StudyConfig, say: Callable[[str], None], progress: bool = True) -> dict:
+    """Run (or resume) the study over every seed; writes ``summary.json``, ``summary.md``, ``budget.png``.
+    ``progress``: a bar over each method's evaluations (on a terminal only)."""
     out = Path(config.output_dir)
-    by_seed = {seed: _study_seed(config, seed, say) for seed in config.seeds}
+    write_run_record(out, config)
+    by_seed = {seed: _study_seed(config, seed, say, progress) for seed in config.seeds}
     keys = [split_key(split) for split in config.demo.eval_splits]
     table: dict = {key: {"budgets": list(config.budgets)} for key in keys}
     for key in keys:

@@ -181,21 +181,22 @@ def _base_layers(module: nn.Module, merged: bool) -> Iterator[None]:
                 setattr(parent, child, layer)
 
 
-def save_policy(policy, directory: str | os.PathLike, merge: bool = False) -> None:
+def save_policy(policy, directory: str | os.PathLike, merge: bool = False, card=None) -> None:
     """Save a policy: as the family saves it when it has no adapters; else the base model plus
     :data:`ADAPTER_CONFIG` and :data:`ADAPTER_WEIGHTS` (``merge``: one plain model, base + adapters).
-    Atomic: the folder appears whole or not at all."""
+    Atomic: the folder appears whole or not at all. ``card``: the model card's facts, passed to the family's
+    ``save``."""
     from safetensors.torch import save_file
 
     from r1omni.atomic import atomic_dir, atomic_write_text
 
     layers = adapter_layers(policy.module)
     if not layers:
-        policy.save(directory)
+        policy.save(directory, card=card)
         return
     with atomic_dir(directory) as tmp:
         with _base_layers(policy.module, merged=merge):
-            policy.save(tmp)
+            policy.save(tmp, card=card)
         if merge:
             return
         first = layers[0][1]

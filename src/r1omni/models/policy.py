@@ -43,6 +43,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from r1omni.models.card import CardInfo
+
 __all__ = ["ClipInput", "ClipRejected", "SamplingConfig", "PreparedBatch", "Completions", "PromptStates", "Policy",
            "MODEL_PARTS", "recorded_sampling"]
 
@@ -217,4 +219,7 @@ class Policy(Protocol):
         """Modules by part name (keys from ``MODEL_PARTS``) for freezing / training choices."""
         ...
 
-    def save(self, directory: str | os.PathLike) -> None: ...
+    def save(self, directory: str | os.PathLike, card: CardInfo | None = None) -> None:
+        """Write a folder :func:`r1omni.models.load_policy` reads, with its model card (``README.md``;
+        ``card``: what the saver knows, :class:`r1omni.models.card.CardInfo`)."""
+        ...

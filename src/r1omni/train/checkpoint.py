@@ -41,19 +41,23 @@ from r1omni.atomic import (
 )
 from r1omni.models import Policy
 from r1omni.models.lora import save_policy
+from r1omni.models.card import CardInfo, file_digest
 from r1omni.models.policy import recorded_sampling
+from r1omni.provenance import CONFIG_FILE, ENVIRONMENT_FILE
 from r1omni.train.accelerated import unwrapped
 from r1omni.yamlconfig import config_differences
 
 __all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "save_final", "save_snapshot", "TrainResult",
-           "CHECKPOINT_DIR", "SNAPSHOT_DIR", "RUN_INDEPENDENT_FIELDS", "run_digest", "prepare_run_folder"]
+           "CHECKPOINT_DIR", "SNAPSHOT_DIR", "RUN_INDEPENDENT_FIELDS", "run_digest", "prepare_run_folder",
+           "training_card"]
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 SNAPSHOT_DIR = "snapshots"
 # What a run writes into its folder; ``overwrite`` deletes exactly these.
-RUN_OUTPUTS = (CHECKPOINT_DIR, SNAPSHOT_DIR, "final", "tensorboard", "metrics.jsonl", "samples.jsonl")
+RUN_OUTPUTS = (CHECKPOINT_DIR, SNAPSHOT_DIR, "final", "tensorboard", "metrics.jsonl", "samples.jsonl", CONFIG_FILE,
+               ENVIRONMENT_FILE)
 
 # Config fields that decide where, when and how fast a run writes and computes, not which weights it
 # ends with: a checkpoint saved under one value resumes exactly under another (more threads, a
@@ -62,7 +66,8 @@ RUN_OUTPUTS = (CHECKPOINT_DIR, SNAPSHOT_DIR, "final", "tensorboard", "metrics.js
 # linear decay over the total steps), so step 50 of a 100-step run is not step 50 of a 200-step run,
 # and "extending" a run by resuming it with more steps would train neither run.
 RUN_INDEPENDENT_FIELDS = frozenset({"output_dir", "resume", "overwrite", "num_threads", "log_every", "sample_every",
-                                    "save_every", "snapshot_steps", "cache_media", "gradient_checkpointing"})
+                                    "save_every", "snapshot_steps", "cache_media", "gradient_checkpointing",
+                                    "report_to"})
 
 
 def _run_identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -275,23 +280,32 @@ class TrainResult:
     """Completion tokens sampled during training (GRPO's rollouts, this process's; 0 for SFT)."""
 
 
-def _save_model(accelerator: Accelerator, policy: Policy, folder: Path, merge: bool) -> Path:
+def training_card(config: Any, recipe: str, steps: int) -> CardInfo:
+    """The model card's facts of a recipe's model after ``steps``: where it started, the recipe, its
+    training manifest and that file's digest."""
+    return CardInfo(base_model=config.model, recipe=recipe, data=config.data, data_digest=file_digest(config.data),
+                    steps=steps)
+
+
+def _save_model(accelerator: Accelerator, policy: Policy, folder: Path, merge: bool, card: CardInfo | None) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         with unwrapped(policy, accelerator), atomic_dir(folder) as tmp:
-            save_policy(policy, tmp, merge=merge)
+            save_policy(policy, tmp, merge=merge, card=card)
     accelerator.wait_for_everyone()
     return folder
 
 
-def save_final(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, merge: bool = False) -> Path:
-    """Write the trained policy to ``OUT/final`` atomically (main process); all processes call it. ``merge``:
-    LoRA adapters merged into the weights (:func:`r1omni.models.lora.save_policy`)."""
-    return _save_model(accelerator, policy, Path(output_dir) / "final", merge)
+def save_final(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, merge: bool = False,
+               card: CardInfo | None = None) -> Path:
+    """Write the trained policy to ``OUT/final`` atomically (main process), with its model card (``card``:
+    :func:`training_card`); all processes call it. ``merge``: LoRA adapters merged into the weights
+    (:func:`r1omni.models.lora.save_policy`)."""
+    return _save_model(accelerator, policy, Path(output_dir) / "final", merge, card)
 
 
 def save_snapshot(accelerator: Accelerator, policy: Policy, output_dir: str | os.PathLike, step: int,
-                  merge: bool = False) -> Path:
-    """The policy after ``step`` in ``OUT/snapshots/step-NNNNNNN`` (a model folder, no optimiser state):
-    one run then yields the models of several budgets. All processes call it."""
-    return _save_model(accelerator, policy, Path(output_dir) / SNAPSHOT_DIR / f"step-{step:07d}", merge)
+                  merge: bool = False, card: CardInfo | None = None) -> Path:
+    """The policy after ``step`` in ``OUT/snapshots/step-NNNNNNN`` (a model folder with its card, no optimiser
+    state): one run then yields the models of several budgets. All processes call it."""
+    return _save_model(accelerator, policy, Path(output_dir) / SNAPSHOT_DIR / f"step-{step:07d}", merge, card)

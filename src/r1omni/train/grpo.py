@@ -44,7 +44,7 @@ from r1omni.clips import REMOVAL_METHODS, ClipLoader, MediaCache, remove_modalit
 from r1omni.models import ClipInput, Policy, PreparedBatch, SamplingConfig
 from r1omni.rewards import RewardFunction, WeightedReward, resolve_rewards
 from r1omni.schema import Sample
-from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot
+from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot, training_card
 from r1omni.train.losses import (
     ADVANTAGE_SCALES,
     AGGREGATIONS,
@@ -280,7 +280,8 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
     skipped, generated = run.resumed.get("skipped_clips", 0), run.resumed.get("generated_tokens", 0)
     tracker = RunTracker(Path(config.output_dir), run.total_steps, start_step,
                          enabled=run.accelerator.is_main_process, description="grpo",
-                         postfix_keys=("reward", "accuracy", "format", "kl"))
+                         postfix_keys=("reward", "accuracy", "format", "kl"), accelerator=run.accelerator,
+                         report_to=config.report_to, config=config_to_dict(config))
     # Train mode for the loss forward, as in SFT (a folder loaded with from_pretrained starts in
     # eval mode, a preset in train mode); the rollout engine switches to eval while sampling.
     run.policy.module.train()
@@ -306,9 +307,11 @@ def train_grpo(config: GRPOConfig, reward_functions: Mapping[str, RewardFunction
             save_checkpoint(run.accelerator, run.policy, Path(config.output_dir), step, config_to_dict(config),
                             {"skipped_clips": skipped, "generated_tokens": generated}, merge=merge)
         if step in config.snapshot_steps:
-            save_snapshot(run.accelerator, run.policy, Path(config.output_dir), step, merge=merge)
+            save_snapshot(run.accelerator, run.policy, Path(config.output_dir), step, merge=merge,
+                          card=training_card(config, "grpo", step))
     tracker.close()
-    final = save_final(run.accelerator, run.policy, Path(config.output_dir), merge=merge)
+    final = save_final(run.accelerator, run.policy, Path(config.output_dir), merge=merge,
+                       card=training_card(config, "grpo", run.total_steps))
     clip_views = run.total_steps * run.order.global_batch * config.gradient_accumulation_steps
     return TrainResult(Path(config.output_dir), final, run.total_steps, clip_views, time.perf_counter() - started,
                        skipped, generated)

@@ -23,21 +23,24 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from transformers import get_scheduler
 
 from r1omni.clips import ClipLoader, MediaCache
 from r1omni.models import ClipInput, Policy, PreparedBatch, init_preset, load_policy
 from r1omni.models.decoding import evaluating
 from r1omni.models.lora import LoraSettings, adapter_layers, adapters_disabled, add_adapters
 from r1omni.models.policy import MODEL_PARTS
+from r1omni.provenance import write_run_record
 from r1omni.schema import Sample, read_samples
 from r1omni.train.accelerated import clip_gradients, make_accelerator, unwrapped
 from r1omni.train.checkpoint import load_checkpoint, prepare_run_folder
 from r1omni.train.data import StepOrder
+from r1omni.train.tracking import TRACKERS, check_trackers
 from r1omni.yamlconfig import config_to_dict
 
 __all__ = ["RunSettings", "Run", "prepare_run", "micro_batch", "OptimConfig", "PAPER_TRAINABLE_PARTS",
            "open_policy", "set_trainable_parts", "build_optimizer", "frozen_reference", "seed_everything",
-           "PRESET_PREFIX", "check_step_settings", "AdaptersOff", "enable_gradient_checkpointing",
+           "PRESET_PREFIX", "check_step_settings", "AdaptersOff", "enable_gradient_checkpointing", "warmup_steps",
            # accelerate's pieces, re-exported for callers that import them from here
            "make_accelerator", "unwrapped", "clip_gradients"]
 
@@ -47,6 +50,8 @@ logger = logging.getLogger(__name__)
 # the LLM, both projectors and the gate train; towers and the gate's text encoder stay frozen.
 PAPER_TRAINABLE_PARTS = ("llm", "vision_projector", "audio_projector", "gate")
 PRESET_PREFIX = "preset:"
+# OptimConfig.schedule -> transformers' scheduler name (each warms up first).
+_SCHEDULER_NAMES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
 @dataclass
@@ -59,7 +64,8 @@ class OptimConfig:
     schedule: str = "cosine"
     """"cosine", "linear" (decay to 0) or "constant", each after the warm-up."""
     warmup_ratio: float = 0.03
-    """Share of the optimiser steps spent warming up linearly from 0."""
+    """Share of the optimiser steps spent warming up linearly from 0 (rounded up to whole steps, as the HF
+    Trainer does: :func:`warmup_steps`)."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm; 0 disables it."""
     lr_multipliers: dict[str, float] = field(default_factory=dict)
@@ -122,6 +128,11 @@ class RunSettings:
     gradient_checkpointing: bool = False
     """Recompute each decoder layer's activations in the backward pass (transformers' gradient
     checkpointing): less memory for long completions, about a third more compute; the same numbers."""
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Trackers that receive the logged metrics and the config, through accelerate: ``tensorboard``
+    (``OUT/tensorboard``), ``wandb``, ``mlflow``, ``trackio``; [] for none. ``metrics.jsonl`` is written
+    whatever this says. A named tracker must be installed, except tensorboard, which is skipped with a
+    warning (``r1omni.train.tracking``)."""
 
     def __post_init__(self) -> None:
         # A negative count would save at every step (``step % -1 == 0``) or never log, without a word.
@@ -133,6 +144,10 @@ class RunSettings:
             raise ValueError(f"sample_every must be >= 0 (0 logs no samples), got {self.sample_every}")
         if any(step < 1 for step in self.snapshot_steps):
             raise ValueError(f"snapshot_steps must be steps >= 1, got {self.snapshot_steps}")
+        unknown = sorted(set(self.report_to) - set(TRACKERS))
+        if unknown:
+            raise ValueError(f"report_to has unknown tracker(s) {unknown}; trackers are {sorted(TRACKERS)} "
+                             "([] for none)")
         if self.resume and self.overwrite:
             raise ValueError("resume=true continues the run in output_dir and overwrite=true deletes it; set one")
 
@@ -218,8 +233,18 @@ def set_trainable_parts(policy: Policy, trainable: list[str] | tuple[str, ...] |
     return counts
 
 
+def warmup_steps(warmup_ratio: float, total_steps: int) -> int:
+    """Optimiser steps of the warm-up: ``ceil(ratio * total)``, as the HF Trainer counts them (the paper's
+    SFT ran under it), so a ratio > 0 always warms up for at least one step."""
+    return math.ceil(warmup_ratio * total_steps)
+
+
 def build_optimizer(policy: Policy, config: OptimConfig, total_steps: int):
-    """AdamW over the trainable parameters (one group per learning-rate multiplier) and its schedule."""
+    """AdamW over the trainable parameters (one group per learning-rate multiplier) and its schedule.
+
+    The schedule is ``transformers.get_scheduler``'s, the one the HF Trainer (and so the paper's SFT)
+    steps: a linear warm-up from 0 over :func:`warmup_steps` (the first update of a warm-up runs at rate
+    0), then cosine / linear decay to 0 or a constant rate."""
     factor_of: dict[int, float] = {}
     parts = policy.parts()
     for part, factor in config.lr_multipliers.items():
@@ -233,19 +258,9 @@ def build_optimizer(policy: Policy, config: OptimConfig, total_steps: int):
     optimizer = torch.optim.AdamW([{"params": params, "lr": config.lr * factor}
                                    for factor, params in groups.items() if params],
                                   lr=config.lr, weight_decay=config.weight_decay)
-    warmup = int(round(config.warmup_ratio * total_steps))
-
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        if config.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        if config.schedule == "linear":
-            return max(0.0, 1 - progress)
-        return 1.0
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scheduler = get_scheduler(_SCHEDULER_NAMES[config.schedule], optimizer,
+                              num_warmup_steps=warmup_steps(config.warmup_ratio, total_steps),
+                              num_training_steps=total_steps)
     return optimizer, scheduler
 
 
@@ -304,8 +319,10 @@ def prepare_run(config: RunSettings, check_samples: Callable[[list[Sample]], Non
 
     ``config`` is a recipe config: besides :class:`RunSettings` it has ``model``, ``data``, ``output_dir``,
     ``prompt``, ``use_subtitle``, ``trainable``, ``clips_per_step``, ``gradient_accumulation_steps``,
-    ``epochs``, ``max_steps`` and ``optim``. ``check_samples`` raises a ValueError naming ``config.data``
-    when its samples lack what the recipe needs (labels, targets); the samples are read after the run
+    ``epochs``, ``max_steps`` and ``optim``. Once the folder may be used, ``config.yaml`` and
+    ``environment.json`` are written into it (:func:`r1omni.provenance.write_run_record`), and a tracker of
+    ``report_to`` that is not installed is named before that. ``check_samples`` raises a ValueError naming
+    ``config.data`` when its samples lack what the recipe needs (labels, targets); the samples are read after the run
     folder is checked, so a folder that cannot be used is reported first. The seams: ``policy`` trains
     instead of opening ``config.model``; ``loader`` turns samples into clips instead of a ``ClipLoader`` for
     the policy with the config's prompt (a benchmark or test passes its own); ``media`` is a decoded-clip
@@ -321,9 +338,12 @@ def prepare_run(config: RunSettings, check_samples: Callable[[list[Sample]], Non
     """
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    check_trackers(config.report_to)      # a missing tracker package is named before anything is opened
     accelerator = make_accelerator(config.mixed_precision, log_dir=str(config.output_dir))
     checkpoint = prepare_run_folder(accelerator, config.output_dir, config_to_dict(config), config.resume,
                                     config.overwrite)
+    if accelerator.is_main_process:
+        write_run_record(config.output_dir, config)
     seed_everything(config.seed + (accelerator.process_index if seed_per_process else 0))
     opened = policy is None
     policy = open_policy(config.model, seed=config.seed) if opened else policy

@@ -30,7 +30,7 @@ import torch
 from r1omni.clips import SAMPLE_QUESTION, ClipLoader, MediaCache, remove_modalities
 from r1omni.models import ClipInput, Policy, SamplingConfig
 from r1omni.schema import Sample
-from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot
+from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot, training_card
 from r1omni.train.data import TARGETS, target_text
 from r1omni.train.rollout import HFGenerateEngine
 from r1omni.train.setup import (
@@ -135,8 +135,10 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None, *, policy: Pol
     started = time.perf_counter()
     run = _setup(config, media, policy, loader)
     output_dir, skipped = Path(config.output_dir), run.resumed.get("skipped_clips", 0)
+    recipe = f"sft/{config.target}"
     tracker = RunTracker(output_dir, run.total_steps, run.start_step, enabled=run.accelerator.is_main_process,
-                         description=f"sft/{config.target}", postfix_keys=("loss", "lr"))
+                         description=recipe, postfix_keys=("loss", "lr"), accelerator=run.accelerator,
+                         report_to=config.report_to, config=config_to_dict(config))
     run.policy.module.train()
     merge = config.lora is not None and config.lora.merge   # how the saved models hold LoRA adapters
     for step in range(run.start_step + 1, run.total_steps + 1):
@@ -152,9 +154,11 @@ def train_sft(config: SFTConfig, media: MediaCache | None = None, *, policy: Pol
             save_checkpoint(run.accelerator, run.policy, output_dir, step, config_to_dict(config),
                             {"skipped_clips": skipped}, merge=merge)
         if step in config.snapshot_steps:
-            save_snapshot(run.accelerator, run.policy, output_dir, step, merge=merge)
+            save_snapshot(run.accelerator, run.policy, output_dir, step, merge=merge,
+                          card=training_card(config, recipe, step))
     tracker.close()
-    final = save_final(run.accelerator, run.policy, output_dir, merge=merge)
+    final = save_final(run.accelerator, run.policy, output_dir, merge=merge,
+                       card=training_card(config, recipe, run.total_steps))
     clip_views = run.total_steps * run.order.global_batch * config.gradient_accumulation_steps
     return TrainResult(output_dir, final, run.total_steps, clip_views, time.perf_counter() - started, skipped)
 

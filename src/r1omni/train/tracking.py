@@ -1,5 +1,12 @@
-"""What users watch during training: a progress bar, per-step metrics in JSONL and TensorBoard,
-and sample completions every few steps. Only the main process writes.
+"""What users watch during training: a progress bar, per-step metrics in ``metrics.jsonl`` (always) and
+in the trackers of ``report_to``, and sample completions every few steps. Only the main process writes.
+
+Trackers go through accelerate (``Accelerator.init_trackers`` / ``log`` / ``end_training``): TensorBoard
+(``OUT/tensorboard``), Weights & Biases, MLflow and trackio, each when its package is installed, with the
+run's config as hyperparameters. TensorBoard is an extra (``pip install 'r1omni[tensorboard]'``): without
+it the default ``report_to: [tensorboard]`` logs to ``metrics.jsonl`` only, with a warning; a tracker
+named in ``report_to`` otherwise must be installed (:func:`check_trackers` says which package is missing
+before the run opens its model).
 
 Non-finite numbers stop the run (:class:`NonFiniteError` names the step and the metric) instead
 of quietly training a NaN model.
@@ -8,17 +15,33 @@ of quietly training a NaN model.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from accelerate import Accelerator
+from accelerate.tracking import TensorBoardTracker
+from accelerate.utils import is_mlflow_available, is_tensorboard_available, is_trackio_available, is_wandb_available
 from tqdm.auto import tqdm
 
 from r1omni.atomic import atomic_write_text
 from r1omni.schema import read_log
 
-__all__ = ["RunTracker", "NonFiniteError", "check_finite"]
+__all__ = ["RunTracker", "NonFiniteError", "check_finite", "TRACKERS", "check_trackers"]
+
+logger = logging.getLogger(__name__)
+
+# report_to's names -> (is it installed, what to install). The project name every tracker files runs under.
+TRACKERS = {
+    "tensorboard": (is_tensorboard_available, "pip install 'r1omni[tensorboard]'"),
+    "wandb": (is_wandb_available, "pip install wandb"),
+    "mlflow": (is_mlflow_available, "pip install mlflow"),
+    "trackio": (is_trackio_available, "pip install trackio"),
+}
+PROJECT = "r1omni"
 
 
 class NonFiniteError(RuntimeError):
@@ -32,15 +55,52 @@ def check_finite(step: int, **values: float) -> None:
                                  "the data and rewards, or resume from the last checkpoint)")
 
 
+def check_trackers(report_to: Iterable[str], warn: bool = True) -> list[str]:
+    """The trackers of ``report_to`` to start: each must be installed (a ValueError names its package),
+    except TensorBoard, which is left out (with a warning when ``warn``) so that a run without the extra
+    still logs ``metrics.jsonl``."""
+    names = []
+    for name in dict.fromkeys(report_to):
+        if name not in TRACKERS:
+            raise ValueError(f"report_to: unknown tracker {name!r}; trackers are {sorted(TRACKERS)} ([] for none)")
+        installed, install = TRACKERS[name]
+        if installed():
+            names.append(name)
+        elif name != "tensorboard":
+            raise ValueError(f"report_to names {name!r}, which is not installed: {install}, or remove it from "
+                             "report_to")
+        elif warn:
+            logger.warning("tensorboard is not installed, so metrics go to metrics.jsonl only (%s, or set "
+                           "report_to: [] to silence this)", install)
+    return names
+
+
+def _hyperparameters(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``config`` flat (dotted keys) with scalar values, as TensorBoard's hparams take them."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(_hyperparameters(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
+
+
 class RunTracker:
-    """metrics.jsonl + TensorBoard + tqdm for one run folder."""
+    """metrics.jsonl + accelerate's trackers + tqdm for one run folder.
+
+    ``accelerator`` / ``report_to`` / ``config``: the run's Accelerator, the trackers to start
+    (:func:`check_trackers` drops a missing TensorBoard) and the config logged as their hyperparameters;
+    without an accelerator only ``metrics.jsonl`` is written."""
 
     def __init__(self, output_dir: str | Path, total_steps: int, start_step: int = 0, enabled: bool = True,
-                 description: str = "train", tensorboard: bool = True, postfix_keys: tuple[str, ...] = ("loss",)):
+                 description: str = "train", postfix_keys: tuple[str, ...] = ("loss",),
+                 accelerator: Accelerator | None = None, report_to: Iterable[str] = (),
+                 config: dict[str, Any] | None = None):
         self.enabled = enabled
         self.output_dir = Path(output_dir)
         self.postfix_keys = postfix_keys
-        self._writer = None
+        self._accelerator = None
         self._bar = None
         self._started = time.perf_counter()
         if not enabled:
@@ -50,12 +110,25 @@ class RunTracker:
         self.samples_path = self.output_dir / "samples.jsonl"
         self._truncate_after(self.metrics_path, start_step)
         self._truncate_after(self.samples_path, start_step)
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(log_dir=str(self.output_dir / "tensorboard"), purge_step=start_step + 1)
+        names = check_trackers(report_to, warn=False) if accelerator is not None else []
+        if names:
+            self._start_trackers(accelerator, names, start_step, config or {})
         self._bar = tqdm(total=total_steps, initial=start_step, desc=description, dynamic_ncols=True,
                          mininterval=1.0)
+
+    def _start_trackers(self, accelerator: Accelerator, names: list[str], start_step: int,
+                        config: dict[str, Any]) -> None:
+        """Hand accelerate the trackers: TensorBoard as an instance, so that it writes to ``OUT/tensorboard``
+        and a resumed run drops the events logged after its checkpoint (``purge_step``); the others by
+        name, filed under :data:`PROJECT` as the run folder's name. (The Accelerator was built before the
+        run's start step was known; ``init_trackers`` reads ``log_with`` when it is called.)"""
+        run_name = self.output_dir.resolve().name
+        accelerator.log_with = [TensorBoardTracker("tensorboard", str(self.output_dir), purge_step=start_step + 1)
+                                if name == "tensorboard" else name for name in names]
+        accelerator.init_trackers(PROJECT, config=_hyperparameters(config),
+                                  init_kwargs={"wandb": {"name": run_name, "dir": str(self.output_dir)},
+                                               "mlflow": {"run_name": run_name}, "trackio": {"name": run_name}})
+        self._accelerator = accelerator
 
     @staticmethod
     def _truncate_after(path: Path, step: int) -> None:
@@ -72,10 +145,9 @@ class RunTracker:
         row = {"step": step, "elapsed_seconds": round(time.perf_counter() - self._started, 3), **metrics}
         with open(self.metrics_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
-        if self._writer is not None:
-            for name, value in metrics.items():
-                if isinstance(value, (int, float)):
-                    self._writer.add_scalar(name, value, step)
+        if self._accelerator is not None:
+            self._accelerator.log({name: value for name, value in metrics.items() if isinstance(value, (int, float))},
+                                  step=step)
         if self._bar is not None:
             self._bar.update(step - self._bar.n)
             self._bar.set_postfix({k: f"{metrics[k]:.3g}" for k in self.postfix_keys if k in metrics})
@@ -88,7 +160,7 @@ class RunTracker:
                 handle.write(json.dumps({"step": step, **row}, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        if self._accelerator is not None:
+            self._accelerator.end_training()
         if self._bar is not None:
             self._bar.close()

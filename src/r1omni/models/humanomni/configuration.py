@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from huggingface_hub.dataclasses import strict
-from transformers import BertConfig, PreTrainedConfig, Qwen2Config, SiglipVisionConfig, WhisperConfig
+from transformers import AutoConfig, BertConfig, PreTrainedConfig, Qwen2Config, SiglipVisionConfig, WhisperConfig
 
 __all__ = ["HumanOmniConfig", "GATE_HIDDEN_SIZE", "NUM_GATE_BRANCHES", "MODEL_TYPE"]
 
@@ -136,3 +136,7 @@ class HumanOmniConfig(Qwen2Config):
         data["model_type"] = MODEL_TYPE
         data["architectures"] = ["HumanOmniQwen2ForCausalLM"]
         return copy.deepcopy(data)
+
+
+# AutoConfig reads HumanOmni folders (r1omni.hf_auto imports this module when transformers' Auto classes load).
+AutoConfig.register(MODEL_TYPE, HumanOmniConfig, exist_ok=True)

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import (
+    AutoModelForCausalLM,
     BertModel,
     GenerationConfig,
     Qwen2ForCausalLM,
@@ -79,6 +80,10 @@ __all__ = ["HumanOmniForCausalLM", "HumanOmniModel", "HumanOmniCausalLMOutput", 
            "UNUSED_CHECKPOINT_KEYS"]
 
 logger = logging.getLogger(__name__)
+# What AutoModelForCausalLM.from_pretrained passes on besides ``dtype``: meaningless for a local HumanOmni folder.
+_AUTO_OPTIONS = frozenset({"config", "cache_dir", "force_download", "local_files_only", "proxies", "revision",
+                           "subfolder", "token", "trust_remote_code", "adapter_kwargs", "code_revision",
+                           "_from_auto", "_commit_hash"})
 
 # Sentinel ids of the official code (humanomni/constants.py): never real vocabulary entries.
 IMAGE_TOKEN_INDEX = -200
@@ -613,17 +618,28 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, torch_dtype: torch.dtype = torch.float32,
                         vision_tower: str | os.PathLike | None = None, audio_tower: str | os.PathLike | None = None,
-                        bert_tokenizer: str | os.PathLike | None = None, **unused) -> "HumanOmniForCausalLM":
+                        bert_tokenizer: str | os.PathLike | None = None, *, dtype: torch.dtype | str | None = None,
+                        **hub_options) -> "HumanOmniForCausalLM":
         """Load a released (or r1omni-saved) HumanOmni folder; never touches the network.
 
         Tower configs come from ``vision_tower`` / ``audio_tower`` when given, else from the config's
         ``mm_vision_tower`` / ``mm_audio_tower`` resolved relative to ``directory``. Tower weights come from
         the checkpoint's own ``model.vision_tower.*`` / ``model.audio_tower.*`` keys when stored there, else
         from the tower folders. The BERT config comes from ``bert_tokenizer`` or ``directory/bert``.
+
+        ``AutoModelForCausalLM.from_pretrained`` calls this too (``r1omni.hf_auto``), passing ``dtype`` (a
+        torch dtype, or "auto" / None for float32) and the options of :data:`_AUTO_OPTIONS` (its parsed
+        ``config``, hub and cache settings): the folder is local, and its config is re-read with the towers',
+        so those mean nothing here. Any other keyword is refused by name.
         """
-        if unused:
-            raise TypeError(f"unexpected arguments {sorted(unused)}; HumanOmni loading takes torch_dtype, "
+        unknown = sorted(set(hub_options) - _AUTO_OPTIONS)
+        if unknown:
+            raise TypeError(f"unexpected arguments {unknown}; HumanOmni loading takes torch_dtype (or dtype), "
                             "vision_tower, audio_tower, bert_tokenizer")
+        if isinstance(dtype, torch.dtype):
+            torch_dtype = dtype
+        elif dtype not in (None, "auto"):
+            raise TypeError(f"dtype must be a torch.dtype or 'auto', got {dtype!r}")
         folders = CheckpointFolders.resolve(directory, vision_tower, audio_tower, bert_tokenizer)
         directory = folders.checkpoint
         weights = load_weights_file(directory)
@@ -687,3 +703,7 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
             self.lm_head.weight = self.model.embed_tokens.weight
         if dropped:
             logger.info("dropped %d unused checkpoint tensors (%s ...)", len(dropped), ", ".join(dropped[:3]))
+
+
+# AutoModelForCausalLM loads HumanOmni folders (r1omni.hf_auto imports this module when the Auto classes load).
+AutoModelForCausalLM.register(HumanOmniConfig, HumanOmniForCausalLM, exist_ok=True)

@@ -41,6 +41,7 @@ from transformers.cache_utils import Cache
 
 from r1omni.atomic import atomic_dir, atomic_write_text
 from r1omni.models import decoding
+from r1omni.models.card import CardInfo, write_model_card
 from r1omni.models.decoding import Prefill, Step, Vocabulary, qwen2_stepper
 from r1omni.models.humanomni.checkpoint import CheckpointFolders
 from r1omni.models.humanomni.modeling import HumanOmniForCausalLM
@@ -193,13 +194,15 @@ class HumanOmniPolicy:
             "gate": [inner.bert_gate],
         }
 
-    def save(self, directory: str | os.PathLike, official_compatible: bool = False) -> None:
+    def save(self, directory: str | os.PathLike, official_compatible: bool = False,
+             card: CardInfo | None = None) -> None:
         """Write the released layout: config.json (towers named by relative sub-folders), model.safetensors
         (every module incl. the towers, tied lm_head omitted), tokenizer + chat template, generation config,
         ``siglip/`` ``whisper/`` ``bert/`` with configs, preprocessor configs and the BERT tokenizer.
 
         ``official_compatible=True`` also writes the tower and BERT weights into the sub-folders, which the
         official loader re-reads from there (it ignores the copies in model.safetensors).
+        ``card``: what the saver knows, for the model card (``README.md``).
         """
         model = self.model
         config = model.config
@@ -212,6 +215,7 @@ class HumanOmniPolicy:
             save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
             model.generation_config.save_pretrained(folder)
             self.processor.save_pretrained(folder, VISION_SUBDIR, AUDIO_SUBDIR, BERT_SUBDIR)
+            write_model_card(folder, self.family, card)
             for subdir, sub_config, architecture in (
                     (VISION_SUBDIR, config.vision_config, "SiglipVisionModel"),
                     (AUDIO_SUBDIR, config.audio_config, "WhisperForAudioClassification"),

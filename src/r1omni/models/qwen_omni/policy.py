@@ -61,6 +61,7 @@ from transformers import (
 
 from r1omni.atomic import atomic_dir
 from r1omni.models import decoding
+from r1omni.models.card import CardInfo, write_model_card
 from r1omni.models.decoding import Prefill, Step, Vocabulary, evaluating, qwen2_stepper
 from r1omni.models.kv_cache import cache_parameter
 from r1omni.models.policy import ClipInput, Completions, PreparedBatch, PromptStates, SamplingConfig
@@ -70,6 +71,7 @@ from r1omni.models.qwen_omni.processing import (
     OmniPreprocessing,
     OmniPreprocessor,
     default_settings,
+    save_hf_processor_configs,
 )
 
 __all__ = ["QwenOmniPolicy", "SharedMediaThinker", "MediaNorm", "load_policy", "THINKER_CLASSES",
@@ -491,11 +493,16 @@ class QwenOmniPolicy:
             + ([norm.audio] if norm is not None else []),
         }
 
-    def save(self, directory: str | os.PathLike) -> None:
+    def save(self, directory: str | os.PathLike, card: CardInfo | None = None) -> None:
+        """The thinker, tokenizer, r1omni's pre-processing settings and the processor configs plain
+        transformers reads (:func:`~r1omni.models.qwen_omni.processing.save_hf_processor_configs`), a media
+        norm when there is one, and the model card (``card``: what the saver knows)."""
         with atomic_dir(directory) as tmp:
             self.thinker.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             self.settings.save(tmp)
+            save_hf_processor_configs(self.settings, tmp)
+            write_model_card(tmp, self.family, card)
             if self.media_norm is not None:
                 state = {name: tensor.detach().contiguous() for name, tensor in self.media_norm.state_dict().items()}
                 safetensors.torch.save_file(state, str(Path(tmp) / MEDIA_NORM_FILE))

@@ -51,7 +51,7 @@ from r1omni.models.policy import ClipInput, ClipRejected, PreparedBatch
 
 __all__ = ["FamilyTokens", "QWEN2_5_OMNI_TOKENS", "QWEN3_OMNI_TOKENS", "FAMILY_TOKENS", "OmniPreprocessing",
            "OmniPreprocessor", "chat_template", "patchify", "resize_and_normalize", "num_audio_tokens",
-           "PREPROCESSING_FILE", "default_settings"]
+           "PREPROCESSING_FILE", "default_settings", "save_hf_processor_configs", "HF_PROCESSOR_FILES"]
 
 PREPROCESSING_FILE = "r1omni_preprocessing.json"
 
@@ -197,6 +197,38 @@ class OmniPreprocessing:
         if unknown:
             raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(known)}")
         return cls(**data)
+
+
+# What transformers' processors read from a model folder, and the processor class of each family.
+HF_PROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
+_HF_PROCESSOR_CLASS = {"qwen2_5_omni": "Qwen2_5OmniProcessor", "qwen3_omni": "Qwen3OmniMoeProcessor"}
+
+
+def save_hf_processor_configs(settings: OmniPreprocessing, directory: str | os.PathLike) -> None:
+    """The processor configs plain transformers reads (``AutoProcessor`` / the family's processor), from
+    r1omni's settings: ``preprocessor_config.json`` with the image processor's and the Whisper feature
+    extractor's keys in one file (as the released Qwen2.5-Omni folders hold them) and
+    ``video_preprocessor_config.json``. Patch, merge, normalisation and audio settings are r1omni's; the
+    pixel budget is the frame size r1omni resizes to, although HF's processors keep the aspect ratio where
+    r1omni stretches, so their inputs match r1omni's only for frames of that shape."""
+    from transformers import Qwen2VLImageProcessorPil   # the torchvision-free image processor
+
+    pixels = settings.frame_height * settings.frame_width
+    unit = settings.patch_size * settings.merge_size
+    image = Qwen2VLImageProcessorPil(patch_size=settings.patch_size, temporal_patch_size=settings.temporal_patch_size,
+                                     merge_size=settings.merge_size, image_mean=list(settings.image_mean),
+                                     image_std=list(settings.image_std),
+                                     size={"shortest_edge": min(unit * unit, pixels), "longest_edge": pixels})
+    audio = WhisperFeatureExtractor(feature_size=settings.num_mel_bins, sampling_rate=settings.sample_rate_hz,
+                                    chunk_length=int(math.ceil(settings.max_audio_seconds)))
+    image_keys = json.loads(image.to_json_string())
+    merged = {**image_keys, **json.loads(audio.to_json_string()),
+              "processor_class": _HF_PROCESSOR_CLASS[settings.family]}
+    video = {key: value for key, value in image_keys.items() if key != "image_processor_type"}
+    video.update(video_processor_type="Qwen2VLVideoProcessor", fps=settings.video_fps,
+                 processor_class=_HF_PROCESSOR_CLASS[settings.family])
+    for name, values in zip(HF_PROCESSOR_FILES, (merged, video)):
+        atomic_write_text(Path(directory) / name, json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
 def resize_and_normalize(frames: np.ndarray, height: int, width: int, mean: tuple[float, ...],

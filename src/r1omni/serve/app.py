@@ -188,6 +188,21 @@ async def predict(worker: BatchWorker, clip: ClipRequest, info: MediaInfo, timeo
     return result
 
 
+async def answer_one(worker: BatchWorker, admission: Admission, config: ServeConfig, clip: ClipRequest,
+                     info: MediaInfo, started: float, request_id: str) -> PredictResponse:
+    """One admitted clip through the worker to its encoded answer, the upload discarded whatever happens:
+    what ``/v1/predict`` and ``/v1/chat/completions`` (not streamed) both answer with."""
+    try:
+        with admission.place(request_id):
+            result = await predict(worker, clip, info, config.request_timeout_seconds)
+    finally:
+        clip.discard()
+    response = encode_response(clip, info, result, started, config.explain_method)
+    logger.info("request %s: answered in %.3f s (batch of %d)", request_id, response.timings.total_seconds,
+                response.batch_size)
+    return response
+
+
 def encode_response(clip: ClipRequest, info: MediaInfo, result: ClipResult, started: float,
                     explain_method: str) -> PredictResponse:
     """The clip's answer (``r1omni.serve.schemas.answer_fields``), what decoding found, timings, attribution."""
@@ -308,14 +323,7 @@ def create_app(policy_or_model_dir: Policy | str | os.PathLike, config: ServeCon
         admission.check(request_id)   # a full server says so before reading a body it would refuse
         clip, info = await decode_request(request, config, request_id,
                                           {"explain": explain, "face_crop": face_crop, "transcribe": transcribe})
-        try:
-            with admission.place(request_id):
-                result = await predict(worker, clip, info, config.request_timeout_seconds)
-        finally:
-            clip.discard()
-        response = encode_response(clip, info, result, started, config.explain_method)
-        logger.info("request %s: answered in %.3f s (batch of %d)", request_id, response.timings.total_seconds,
-                    response.batch_size)
+        response = await answer_one(worker, admission, config, clip, info, started, request_id)
         return JSONResponse(response.model_dump(), headers={"X-Request-ID": request_id})
 
     @app.post("/v1/timeline", responses={**ERRORS, **TIMELINE_STREAM}, openapi_extra=PREDICT_BODY)
@@ -396,14 +404,7 @@ def _add_openai_routes(app: FastAPI, worker: BatchWorker, admission: Admission, 
 
             return StreamingResponse(events(), media_type="text/event-stream",
                                      headers={**headers, "Cache-Control": "no-cache"})
-        try:
-            with admission.place(request_id):
-                result = await predict(worker, clip, info, config.request_timeout_seconds)
-        finally:
-            clip.discard()
-        answered = encode_response(clip, info, result, started, config.explain_method)
-        logger.info("request %s: answered in %.3f s (batch of %d)", request_id, answered.timings.total_seconds,
-                    answered.batch_size)
+        answered = await answer_one(worker, admission, config, clip, info, started, request_id)
         return JSONResponse(chat_completion(answered, model_name, int(time.time())).model_dump(), headers=headers)
 
 

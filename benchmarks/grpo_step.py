@@ -241,7 +241,8 @@ class TextPolicy:
     def parts(self) -> dict[str, list[nn.Module]]:
         return {"llm": [self._scorer.model]}
 
-    def save(self, directory: str | os.PathLike) -> None:
+    def save(self, directory: str | os.PathLike, card=None) -> None:
+        """A plain transformers folder (the benchmark's text model has no r1omni card: ``card`` is unused)."""
         with atomic_dir(directory) as tmp:
             self._scorer.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)

@@ -450,7 +450,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 # ServeConfig's fields as `r1omni serve` flags (argparse keywords; max_upload_bytes is --max-upload-mb).
 # Literal, so that `--help` imports nothing heavy; tests/test_cli.py checks that every field is here.
 _SERVE_FLAGS: dict[str, dict] = {
-    "media_root": {"help": "allow {\"path\": ...} requests below this folder"},
+    "media_root": {"help": "allow {\"path\": ...} requests, and chat parts naming a path or a file:// URL, "
+                           "below this folder"},
     "label_set": {"choices": LABEL_SET_CHOICES,
                   "help": f"label vocabulary the answers map to (default {DEFAULT_LABEL_SET})"},
     "model_name": {},

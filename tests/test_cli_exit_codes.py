@@ -185,7 +185,7 @@ def test_a_full_disk_is_a_failure_naming_the_destination(tmp_path, capsys, monke
     def full_disk(self, folder):
         raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
 
-    monkeypatch.setattr(QwenOmniPolicy, "save", lambda self, directory: _save_into_full_disk(directory, full_disk))
+    monkeypatch.setattr(QwenOmniPolicy, "save", lambda self, directory, **_: _save_into_full_disk(directory, full_disk))
     out = tmp_path / "model"
     assert main(["models", "init", "--preset", "qwen2.5-omni-tiny", "-o", str(out)]) == FAILED
     err = capsys.readouterr().err

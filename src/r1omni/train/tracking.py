@@ -1,7 +1,7 @@
 """What users watch during training: a progress bar, per-step metrics in ``metrics.jsonl`` (always) and
 in the trackers of ``report_to``, and sample completions every few steps. Only the main process writes.
 
-Trackers go through accelerate (``Accelerator.init_trackers`` / ``log`` / ``end_training``): TensorBoard
+Trackers go through accelerate (``Accelerator.init_trackers`` / ``log``, each tracker's ``finish``): TensorBoard
 (``OUT/tensorboard``), Weights & Biases, MLflow and trackio, each when its package is installed, with the
 run's config as hyperparameters. TensorBoard is an extra (``pip install 'r1omni[tensorboard]'``): without
 it the default ``report_to: [tensorboard]`` logs to ``metrics.jsonl`` only, with a warning; a tracker
@@ -160,7 +160,10 @@ class RunTracker:
                 handle.write(json.dumps({"step": step, **row}, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
+        # Each tracker's finish(), not Accelerator.end_training(): that also destroys the process group, which
+        # the recipe still needs for its final save (a barrier) under `accelerate launch`.
         if self._accelerator is not None:
-            self._accelerator.end_training()
+            for tracker in self._accelerator.trackers:
+                tracker.finish()
         if self._bar is not None:
             self._bar.close()

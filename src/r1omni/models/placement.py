@@ -8,6 +8,7 @@ different answers in bfloat16 than in float32, and on a GPU than on a CPU.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ import torch
 
 T = TypeVar("T")
 
-__all__ = ["DTYPES", "default_device", "dtype_named", "placement", "processes", "batches_in_turn"]
+__all__ = ["DTYPES", "default_device", "dtype_named", "placement", "processes", "leave_group_at_exit", "batches_in_turn"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 """The float types a model can be loaded in, by the name the command line and the records use."""
@@ -61,7 +62,31 @@ def processes():
     if world_size > 1 and state.num_processes == 1:
         raise RuntimeError(f"launched as {world_size} processes (WORLD_SIZE) but they formed no process group; "
                            "without GPUs launch with ACCELERATE_USE_CPU=true")
+    leave_group_at_exit()
     return state
+
+
+_leaving = False
+
+
+def leave_group_at_exit() -> None:
+    """Destroy the process group when the interpreter exits, once per process, if one was formed.
+
+    A process that exits with its group still standing leaves gloo's worker threads holding tensors; the
+    interpreter's finalisation then aborts it (``terminate called without an active exception``, SIGABRT),
+    at random, after all its work is written, and ``accelerate launch`` reports the whole run as failed.
+    Accelerate destroys the group only in ``end_training``, which also ends the trackers, too early for a
+    run's final save; torch does not do it for us (pytorch/pytorch#190489)."""
+    global _leaving
+    if _leaving or not torch.distributed.is_initialized():
+        return
+    _leaving = True
+    atexit.register(_destroy_group)
+
+
+def _destroy_group() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def batches_in_turn(batches: list[Any], work: Callable[[Any], T]) -> Iterator[tuple[int, T]]:

@@ -14,6 +14,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs
 
 from r1omni.models import Policy
+from r1omni.models.placement import leave_group_at_exit
 
 __all__ = ["make_accelerator", "unwrapped", "clip_gradients"]
 
@@ -42,6 +43,7 @@ def make_accelerator(mixed_precision: str = "no", gradient_accumulation_steps: i
         raise RuntimeError(f"launched as {world_size} processes (WORLD_SIZE) but accelerate set up a single-process "
                            "run, so each process would train alone; without GPUs launch with ACCELERATE_USE_CPU=true "
                            "(e.g. ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N ...)")
+    leave_group_at_exit()
     return accelerator
 
 

@@ -1,5 +1,5 @@
 """Shared test set-up: one torch thread (tiny matmuls are ~100x slower with two on 2 cores),
-paths to the parity fixture, and small generated clips."""
+paths to the parity fixture, small generated clips, and RAVDESS-like folders to import."""
 
 from __future__ import annotations
 
@@ -59,3 +59,15 @@ def silent_clip(tmp_path_factory) -> Path:
 
     frames = np.full((24, 48, 64, 3), 100, np.uint8)
     return write_clip(tmp_path_factory.mktemp("clips") / "silent.mp4", frames, 24)
+
+
+@pytest.fixture
+def ravdess_folder():
+    """``make(root, names)``: a RAVDESS-like corpus folder (``root/Actor_01/NAME``, one byte each) for the
+    importer to read; the names decide what it keeps (RAVDESS's numbered names) and skips."""
+    def make(root: Path, names: list[str]) -> Path:
+        (root / "Actor_01").mkdir(parents=True)
+        for name in names:
+            (root / "Actor_01" / name).write_bytes(b"x")
+        return root
+    return make

@@ -124,27 +124,20 @@ def test_an_eval_error_starts_on_a_line_of_its_own(model, media, tmp_path, capsy
     assert re.search(r"(^|\n)r1omni eval: error: labels \['bored'\]", capsys.readouterr().err)
 
 
-def _ravdess(root: Path, names: list[str]) -> Path:
-    (root / "Actor_01").mkdir(parents=True)
-    for name in names:
-        (root / "Actor_01" / name).write_bytes(b"x")
-    return root
-
-
-def test_data_import_that_keeps_nothing_writes_nothing(tmp_path, capsys):
+def test_data_import_that_keeps_nothing_writes_nothing(ravdess_folder, tmp_path, capsys):
     """D23: 0 samples kept still wrote an empty manifest, rc 0."""
-    root = _ravdess(tmp_path / "rav", ["clip.mp4"])
+    root = ravdess_folder(tmp_path / "rav", ["clip.mp4"])
     out = tmp_path / "m.jsonl"
     assert main(["data", "import", "--corpus", "ravdess", str(root), "-o", str(out)]) == NOTHING
     assert not out.exists() and "wrote nothing: no sample was kept" in capsys.readouterr().err
-    good = _ravdess(tmp_path / "rav2", ["clip.mp4", "01-01-03-01-01-01-01.mp4"])
+    good = ravdess_folder(tmp_path / "rav2", ["clip.mp4", "01-01-03-01-01-01-01.mp4"])
     assert main(["data", "import", "--corpus", "ravdess", str(good), "-o", str(out)]) == PARTIAL
     assert len(out.read_text().splitlines()) == 1
 
 
-def test_data_import_into_a_folder_is_a_usage_error_not_a_traceback(tmp_path, capsys):
+def test_data_import_into_a_folder_is_a_usage_error_not_a_traceback(ravdess_folder, tmp_path, capsys):
     """D18: `-o FOLDER` ended in IsADirectoryError's traceback."""
-    root = _ravdess(tmp_path / "rav", ["01-01-03-01-01-01-01.mp4"])
+    root = ravdess_folder(tmp_path / "rav", ["01-01-03-01-01-01-01.mp4"])
     (tmp_path / "out").mkdir()
     assert main(["data", "import", "--corpus", "ravdess", str(root), "-o", str(tmp_path / "out")]) == USAGE
     assert f"{tmp_path / 'out'}: is a folder; a file name was expected" in capsys.readouterr().err

@@ -25,15 +25,8 @@ def test_models_list_json_names_every_preset(capsys):
     assert _stdout_json(capsys) == [{"name": name, "description": text} for name, text in presets]
 
 
-def _ravdess(root: Path, names: list[str]) -> Path:
-    (root / "Actor_01").mkdir(parents=True)
-    for name in names:
-        (root / "Actor_01" / name).write_bytes(b"x")
-    return root
-
-
-def test_data_import_json_counts_names_the_skipped_and_the_manifest(tmp_path, capsys):
-    root = _ravdess(tmp_path / "rav", ["01-01-03-01-01-01-01.mp4", "clip.mp4"])
+def test_data_import_json_counts_names_the_skipped_and_the_manifest(ravdess_folder, tmp_path, capsys):
+    root = ravdess_folder(tmp_path / "rav", ["01-01-03-01-01-01-01.mp4", "clip.mp4"])
     out = tmp_path / "m.jsonl"
     assert main(["data", "import", "--corpus", "ravdess", str(root), "-o", str(out), "--json"]) == ExitCode.PARTIAL
     report = _stdout_json(capsys)
@@ -41,7 +34,7 @@ def test_data_import_json_counts_names_the_skipped_and_the_manifest(tmp_path, ca
     [skip] = report["skipped"]
     assert Path(skip["path"]).name == "clip.mp4" and report["skip_reasons"] == {skip["reason"]: 1}
     assert len(out.read_text().splitlines()) == report["used"]
-    empty = _ravdess(tmp_path / "none", ["clip.mp4"])
+    empty = ravdess_folder(tmp_path / "none", ["clip.mp4"])
     assert main(["data", "import", "--corpus", "ravdess", str(empty), "-o", str(tmp_path / "n.jsonl"),
                  "--json"]) == ExitCode.NOTHING
     report = _stdout_json(capsys)

@@ -31,6 +31,8 @@ def test_language_pretraining_learns_its_exercise_and_trains_only_the_llm(tmp_pa
     assert changed and all("audio_tower" not in n and "visual" not in n for n in changed), sorted(changed)[:5]
     assert any("layers" in n for n in changed)
     assert result.steps == 30 and result.clip_views == 0 and (tmp_path / "run" / "metrics.jsonl").is_file()
+    assert {"config.yaml", "environment.json"} <= {p.name for p in (tmp_path / "run").iterdir()}
+    assert "**recipe**: `language`" in (result.final_model / "README.md").read_text()
     reloaded = load_policy(result.final_model)
     with torch.no_grad():
         assert exercise_loss(reloaded, [PAIR]).item() == pytest.approx(end, rel=1e-5)

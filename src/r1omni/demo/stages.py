@@ -49,7 +49,7 @@ def run_language(config: DemoConfig, model: Path, out: Path) -> TrainResult:
     language = LanguageConfig(steps=config.language.steps, seed=config.seed,
                               optim=OptimConfig(lr=config.language.lr, schedule="cosine", warmup_ratio=0.05))
     logger.info("language pre-training from %s", model)
-    return train_language(load_policy(model), reading_practice, language, out)
+    return train_language(load_policy(model), reading_practice, language, out, base_model=str(model))
 
 
 def grpo_steps(config: DemoConfig, train_clips: int) -> int:

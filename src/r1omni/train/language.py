@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,10 @@ import torch
 
 from r1omni.atomic import atomic_dir, atomic_write_text
 from r1omni.models import ClipInput, Policy
+from r1omni.models.card import CardInfo
+from r1omni.provenance import write_run_record
 from r1omni.train.checkpoint import TrainResult
+from r1omni.train.losses import completion_nll
 from r1omni.train.setup import OptimConfig, build_optimizer, seed_everything, set_trainable_parts
 
 logger = logging.getLogger(__name__)
@@ -54,20 +57,18 @@ class LanguageConfig:
 
 
 def exercise_loss(policy: Policy, pairs: list[tuple[str, str]]) -> torch.Tensor:
-    """Mean negative log-likelihood of each answer's tokens given its question (no media)."""
-    batch = policy.prepare([ClipInput(question=question) for question, _ in pairs]).to(policy.device)
-    ids, mask = policy.encode_completions([answer for _, answer in pairs])
-    ids, mask = ids.to(policy.device), mask.to(policy.device)
-    logp = policy.token_logprobs(batch, ids, torch.arange(len(pairs), device=policy.device))   # (B, C)
-    mask = mask.to(logp.dtype)
-    return -(logp * mask).sum() / mask.sum().clamp(min=1)
+    """SFT's loss of each answer given its question (a clip without media)."""
+    clips = [ClipInput(question=question) for question, _ in pairs]
+    return completion_nll(policy, clips, [answer for _, answer in pairs], policy.device)[0]
 
 
 def train_language(policy: Policy, exercise: Callable[[np.random.Generator], tuple[str, str]],
-                   config: LanguageConfig, output_dir: str | Path) -> TrainResult:
+                   config: LanguageConfig, output_dir: str | Path, base_model: str | None = None) -> TrainResult:
     """Train the LLM (towers and projectors frozen) on ``config.steps`` batches of exercises; save the
-    whole model to ``output_dir/final`` and the loss curve to ``output_dir/metrics.jsonl``."""
+    whole model to ``output_dir/final`` (its card names ``base_model``, where the policy came from), the loss
+    curve to ``output_dir/metrics.jsonl``, and the run's record (``config.yaml``, ``environment.json``)."""
     out = Path(output_dir)
+    write_run_record(out, config)
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     set_trainable_parts(policy, ["llm"])
@@ -89,8 +90,7 @@ def train_language(policy: Policy, exercise: Callable[[np.random.Generator], tup
             logger.info("language step %d/%d  loss %.3f", step, config.steps, loss.item())
     policy.module.eval()
     with atomic_dir(out / "final") as tmp:
-        policy.save(tmp)
+        policy.save(tmp, card=CardInfo(base_model=base_model, recipe="language", steps=config.steps))
     atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
-    atomic_write_text(out / "language_config.json", json.dumps(asdict(config), indent=2))
     return TrainResult(output_dir=out, final_model=out / "final", steps=config.steps, clip_views=0,
                        wall_seconds=time.perf_counter() - start, skipped_clips=0)

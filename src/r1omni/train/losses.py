@@ -11,6 +11,8 @@ The paper-faithful setting (R1-Omni = TRL 0.14 GRPO) is the default: group-norma
 * "dr_grpo": the sum divided by a constant (rows × max completion length), with unscaled
   advantages (``scale="none"``), per Dr. GRPO;
 * β = 0: no reference model and no KL term;
+* :func:`completion_nll`: the supervised loss, the mean negative log-likelihood of target completions, that
+  SFT and the language phase minimise;
 * :func:`masked_modality_loss`, off unless asked: PAPO's implicit perception term for omni clips, the
   KL between the policy given the whole clip and given it without a modality, maximised, with an
   entropy penalty and a per-token cap against KL hacking.
@@ -21,11 +23,15 @@ Shapes: N rows (B clips × G completions, rows of a clip contiguous), C completi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
+if TYPE_CHECKING:
+    from r1omni.models import ClipInput, Policy
+
 __all__ = ["group_advantages", "k3_kl", "aggregate", "policy_loss", "LossOutput", "masked_modality_loss",
-           "MaskedModalityOutput", "AGGREGATIONS", "ADVANTAGE_SCALES"]
+           "MaskedModalityOutput", "completion_nll", "AGGREGATIONS", "ADVANTAGE_SCALES"]
 
 AGGREGATIONS = ("grpo", "dapo", "dr_grpo")
 ADVANTAGE_SCALES = ("group", "batch", "none")
@@ -169,3 +175,16 @@ def masked_modality_loss(logp: torch.Tensor, masked_logp: dict[str, torch.Tensor
     return MaskedModalityOutput(loss=-weight * perception + entropy_weight * entropy, kl=kls,
                                 masked_entropy=masked_entropy, entropy=full_entropy,
                                 capped_fraction=above / len(masked_logp))
+
+
+def completion_nll(policy: Policy, clips: list[ClipInput], targets: list[str], device: torch.device | str
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The mean negative log-likelihood of the targets' tokens given their clips (every token of the batch
+    weighs alike), with the token mask (B, C) and the target ids (B, C). Through the policy's
+    ``token_logprobs``, so every family trains alike; the caller sets autocast."""
+    batch = policy.prepare(clips).to(device)
+    ids, mask = policy.encode_completions(targets)
+    ids, mask = ids.to(device), mask.to(device)                                        # (B, C)
+    logp = policy.token_logprobs(batch, ids, torch.arange(len(clips), device=device))   # (B, C)
+    mask = mask.to(logp.dtype)
+    return -(logp * mask).sum() / mask.sum().clamp(min=1), mask, ids

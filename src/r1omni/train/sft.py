@@ -32,6 +32,7 @@ from r1omni.models import ClipInput, Policy, SamplingConfig
 from r1omni.schema import Sample
 from r1omni.train.checkpoint import TrainResult, save_checkpoint, save_final, save_snapshot, training_card
 from r1omni.train.data import TARGETS, target_text
+from r1omni.train.losses import completion_nll
 from r1omni.train.rollout import HFGenerateEngine
 from r1omni.train.setup import (
     OptimConfig,
@@ -193,7 +194,8 @@ def _sft_step(run: Run, step: int) -> _Step:
         if not clips:
             continue
         targets = [target_text(sample, config.target) for sample in samples]
-        loss, mask, ids = _target_loss(run, clips, targets)
+        with run.accelerator.autocast():
+            loss, mask, ids = completion_nll(run.policy, clips, targets, run.accelerator.device)
         check_finite(step, loss=loss.item())
         sync_context = accelerator.no_sync(run.policy.module) if micro < accum - 1 else contextlib.nullcontext()
         with sync_context:
@@ -209,20 +211,6 @@ def _sft_step(run: Run, step: int) -> _Step:
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     return _Step(loss_sum, tokens, skipped, grad_norm, lr, last)
-
-
-def _target_loss(run: Run, clips: list[ClipInput], targets: list[str]
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The mean negative log-likelihood of the targets' tokens given their clips, the token mask (B, C) and
-    the target ids (B, C)."""
-    device = run.accelerator.device
-    batch = run.policy.prepare(clips).to(device)
-    ids, mask = run.policy.encode_completions(targets)
-    ids, mask = ids.to(device), mask.to(device)                                        # (B, C)
-    with run.accelerator.autocast():
-        logp = run.policy.token_logprobs(batch, ids, torch.arange(len(clips), device=device))   # (B, C)
-    mask = mask.to(logp.dtype)                                                         # (B, C)
-    return -(logp * mask).sum() / mask.sum().clamp(min=1), mask, ids
 
 
 def _step_metrics(done: _Step, seconds: float, skipped: int) -> dict[str, float]:

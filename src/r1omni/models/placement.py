@@ -17,7 +17,8 @@ import torch
 
 T = TypeVar("T")
 
-__all__ = ["DTYPES", "default_device", "dtype_named", "placement", "processes", "leave_group_at_exit", "batches_in_turn"]
+__all__ = ["DTYPES", "default_device", "dtype_named", "placement", "processes", "leave_group_at_exit",
+           "batches_in_turn"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 """The float types a model can be loaded in, by the name the command line and the records use."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from huggingface_hub import ModelCard
 
 from r1omni.cli import ExitCode, main
 from r1omni.media import write_audio
@@ -64,6 +65,18 @@ def evaluated(tmp_path_factory) -> tuple[Path, dict, str]:
         assert code == ExitCode.OK
         reports[mode] = out.getvalue()
     return folder, json.loads(reports["json"]), reports["text"]
+
+
+def test_eval_card_records_the_scores_in_the_model_folder(evaluated, capsys):
+    folder, report, _ = evaluated
+    args = ["eval", "--model", str(folder / "model"), "--data", str(folder / "m.jsonl"), "--max-new-tokens", "3",
+            "--labels", "synth", "--modalities", "audio", "-o", str(folder / "card"), "--card", "--json"]
+    assert main(args) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["metrics"]["normalized"] == report["metrics"]["normalized"]
+    card = ModelCard.load(folder / "model" / "README.md")
+    found = {(r.dataset_name, r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
+    normalized = report["metrics"]["normalized"]
+    assert found == {("synth", "m", "WAR"): normalized["war"], ("synth", "m", "UAR"): normalized["uar"]}
 
 
 def test_eval_json_is_the_metrics_it_wrote(evaluated):

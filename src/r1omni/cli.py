@@ -319,6 +319,26 @@ def _eval_samples(args: argparse.Namespace):
     return result.samples, name
 
 
+def _record_in_card(args: argparse.Namespace, samples, metrics: dict) -> None:
+    """``eval --card``: the normalized track's WAR/UAR into the model folder's card, named by the clips' corpus
+    and the split (the manifest's name, ``--split``, or the fold's test split)."""
+    from pathlib import Path
+
+    from r1omni.models.card import EvalScore, record_scores
+
+    corpora = sorted({sample.corpus for sample in samples})
+    if args.data:
+        dataset, split = "+".join(corpora), Path(args.data).stem
+    else:
+        dataset = args.corpus[0]
+        split = args.split or ("test" if args.fold is not None else "all")
+        split += f" (fold {args.fold})" if args.fold is not None else ""
+    score = EvalScore(dataset=dataset, split=split, war=metrics["normalized"]["war"], uar=metrics["normalized"]["uar"])
+    path = record_scores(args.model, [score])
+    print(f"recorded {dataset} {split} WAR {score.war:.4f} UAR {score.uar:.4f} in {path}",
+          file=sys.stderr if args.json else sys.stdout)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -347,6 +367,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         metrics = evaluate(policy, samples, args.output, labels, options, progress=progress)
     if not main_process:
         return _outcome(metrics["n"], metrics["skipped"])
+    if args.card:
+        _record_in_card(args, samples, metrics)
     if args.json:  # metrics.json's content, and where it was written
         print(json.dumps({"output": str(args.output), "metrics": metrics}, ensure_ascii=False))
         return _outcome(metrics["n"], metrics["skipped"])
@@ -702,6 +724,9 @@ def _add_eval(commands) -> None:
                        "r1omni eval --model runs/grpo/final --corpus dfew DFEW/ --fold 1 -o eval/rlvr/dfew --json"))
     evaluation.add_argument("--model", required=True, help="a saved model folder")
     _add_data_source(evaluation)
+    evaluation.add_argument("--card", action="store_true",
+                            help="also record the normalized WAR/UAR in the model folder's card (README.md "
+                                 "model-index), under the corpus and the split (manifest name, --split or fold)")
     _add_json(evaluation, "the metrics (metrics.json's content) and the output folder")
 
 

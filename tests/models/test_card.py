@@ -11,7 +11,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from r1omni.models import init_preset
-from r1omni.models.card import CardInfo, EvalScore, file_digest, write_model_card
+from r1omni.models.card import CardInfo, EvalScore, file_digest, record_scores, write_model_card
 
 
 def test_a_card_with_scores_loads_with_its_model_index(tmp_path):
@@ -27,6 +27,24 @@ def test_a_card_with_scores_loads_with_its_model_index(tmp_path):
     assert found == {("dfew", "WAR"): 0.625, ("dfew", "UAR"): 0.5, ("mafw", "WAR"): 0.25, ("mafw", "UAR"): 0.125}
     assert [r.dataset_split for r in card.data.eval_results[:2]] == ["test", "test"]
     assert hashlib.sha256(manifest.read_bytes()).hexdigest() in card.text and "`grpo`" in card.text
+
+
+def test_recorded_scores_join_the_card_and_replace_their_own_dataset_and_split(tmp_path):
+    info = CardInfo(recipe="grpo", steps=3, scores=[EvalScore("dfew", 0.5, 0.4, "test")])
+    write_model_card(tmp_path, "humanomni", info)
+    record_scores(tmp_path, [EvalScore("mafw", 0.25, 0.2, "test")])
+    card = ModelCard.load(record_scores(tmp_path, [EvalScore("dfew", 0.75, 0.7, "test")]))
+    found = {(r.dataset_name, r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
+    assert found == {("dfew", "test", "WAR"): 0.75, ("dfew", "test", "UAR"): 0.7, ("mafw", "test", "WAR"): 0.25,
+                     ("mafw", "test", "UAR"): 0.2}
+    assert card.text.count("## Evaluation") == 1 and "| dfew | test | 0.7500 | 0.7000 |" in card.text
+    assert "0.5000" not in card.text and "`grpo`" in card.text and card.data.model_name == "r1omni-humanomni"
+
+
+def test_a_folder_without_a_card_gets_one_with_its_scores(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "qwen2_5_omni"}')
+    card = ModelCard.load(record_scores(tmp_path, [EvalScore("synth", 0.5, 0.5, "test_id")]))
+    assert "qwen2_5_omni" in card.data.tags and len(card.data.eval_results) == 2
 
 
 def test_a_local_base_model_stays_out_of_the_hub_metadata(tmp_path):

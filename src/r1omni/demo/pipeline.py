@@ -54,6 +54,7 @@ from r1omni.explain.attribution import attribute, summarize
 from r1omni.explain.balance import measure_balance
 from r1omni.labels import get_label_set
 from r1omni.models import load_policy
+from r1omni.models.card import EvalScore, record_scores
 from r1omni.provenance import write_run_record
 from r1omni.schema import Sample, read_samples
 from r1omni.synth import generate_benchmark
@@ -164,7 +165,8 @@ def _train_stages(config: DemoConfig, out: Path, manifests: dict[str, Path], say
 
 def _evaluate_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path], evals: Path,
                   say, progress: bool) -> dict[str, dict[str, dict]]:
-    """Stage 6: every variant on every evaluation split (predictions and metrics under ``evals``)."""
+    """Stage 6: every variant on every evaluation split (predictions and metrics under ``evals``; WAR / UAR
+    also in each variant's model card)."""
     labels = get_label_set("synth")
     options = EvalOptions(prompt=config.prompt, batch_size=config.eval_batch_size,
                           max_new_tokens=config.max_new_tokens, cache_media=False)
@@ -181,6 +183,8 @@ def _evaluate_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path]
                              for split in config.eval_splits}
             say(f"   {name:15s} " + "  ".join(f"{key.upper()} WAR {m['normalized']['war']:.3f}"
                                               for key, m in metrics[name].items()))
+            record_scores(model_dir, [EvalScore("synth", split, m["normalized"]["war"], m["normalized"]["uar"])
+                                      for split, m in zip(config.eval_splits, metrics[name].values())])
     return metrics
 
 

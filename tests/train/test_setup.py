@@ -5,13 +5,15 @@ a passed policy), used by ``train_sft`` end to end."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
+import pytest
 import torch
 
 from r1omni.clips import ClipLoader
 from r1omni.models import init_preset, load_policy
 from r1omni.train.grpo import GRPOConfig
-from r1omni.train.setup import OptimConfig, RunSettings, prepare_run
+from r1omni.train.setup import OptimConfig, RunSettings, build_optimizer, prepare_run, warmup_steps
 from r1omni.train.sft import SFTConfig, train_sft
 from r1omni.yamlconfig import load_config
 
@@ -57,3 +59,33 @@ def test_the_reference_of_a_passed_policy_is_a_frozen_copy(tiny_dataset, tmp_pat
     for name, param in policy.thinker.named_parameters():
         assert torch.equal(reference[name], param) and not reference[name].requires_grad
     assert not run.reference.module.training
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
+@pytest.mark.parametrize("warmup_ratio, total_steps", [(0.0, 7), (0.03, 100), (0.25, 10), (0.1, 13)])
+def test_the_learning_rate_sequence_is_get_schedulers(schedule, warmup_ratio, total_steps):
+    """The rate of every update equals what ``transformers.get_scheduler`` gives the HF Trainer for the same
+    settings (warm-up ``ceil(ratio * total)`` steps from 0), on each parameter group."""
+    from transformers import get_scheduler
+
+    policy = init_preset(PRESET, seed=0)
+    config = OptimConfig(lr=2e-3, schedule=schedule, warmup_ratio=warmup_ratio,
+                         lr_multipliers={"vision_projector": 0.5})
+    optimizer, scheduler = build_optimizer(policy, config, total_steps)
+    names = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+    reference_optimizer = torch.optim.SGD([{"params": [torch.zeros(1)], "lr": config.lr * factor}
+                                           for factor in (1.0, 0.5)], lr=config.lr)
+    reference = get_scheduler(names[schedule], reference_optimizer,
+                              num_warmup_steps=math.ceil(warmup_ratio * total_steps), num_training_steps=total_steps)
+    ours, theirs = [], []
+    for _ in range(total_steps):
+        ours.append(scheduler.get_last_lr())
+        theirs.append(reference.get_last_lr())
+        optimizer.step()
+        scheduler.step()
+        reference_optimizer.step()
+        reference.step()
+    assert ours == theirs
+    assert warmup_steps(warmup_ratio, total_steps) == math.ceil(warmup_ratio * total_steps)
+    if warmup_ratio:
+        assert ours[0][0] == 0.0      # the warm-up starts from 0, as the HF Trainer's does

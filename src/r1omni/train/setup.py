@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from transformers import get_scheduler
 
 from r1omni.clips import ClipLoader, MediaCache
 from r1omni.models import ClipInput, Policy, PreparedBatch, init_preset, load_policy
@@ -40,6 +41,7 @@ from r1omni.yamlconfig import config_to_dict
 __all__ = ["RunSettings", "Run", "prepare_run", "micro_batch", "OptimConfig", "PAPER_TRAINABLE_PARTS",
            "open_policy", "set_trainable_parts", "build_optimizer", "frozen_reference", "seed_everything",
            "PRESET_PREFIX", "check_step_settings", "AdaptersOff", "enable_gradient_checkpointing",
+           "warmup_steps",
            # accelerate's pieces, re-exported for callers that import them from here
            "make_accelerator", "unwrapped", "clip_gradients"]
 
@@ -49,6 +51,8 @@ logger = logging.getLogger(__name__)
 # the LLM, both projectors and the gate train; towers and the gate's text encoder stay frozen.
 PAPER_TRAINABLE_PARTS = ("llm", "vision_projector", "audio_projector", "gate")
 PRESET_PREFIX = "preset:"
+# OptimConfig.schedule -> transformers' scheduler name (each warms up first).
+_SCHEDULER_NAMES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
 @dataclass
@@ -61,7 +65,8 @@ class OptimConfig:
     schedule: str = "cosine"
     """"cosine", "linear" (decay to 0) or "constant", each after the warm-up."""
     warmup_ratio: float = 0.03
-    """Share of the optimiser steps spent warming up linearly from 0."""
+    """Share of the optimiser steps spent warming up linearly from 0 (rounded up to whole steps, as the HF
+    Trainer does: :func:`warmup_steps`)."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm; 0 disables it."""
     lr_multipliers: dict[str, float] = field(default_factory=dict)
@@ -229,8 +234,18 @@ def set_trainable_parts(policy: Policy, trainable: list[str] | tuple[str, ...] |
     return counts
 
 
+def warmup_steps(warmup_ratio: float, total_steps: int) -> int:
+    """Optimiser steps of the warm-up: ``ceil(ratio * total)``, as the HF Trainer counts them (the paper's
+    SFT ran under it), so a ratio > 0 always warms up for at least one step."""
+    return math.ceil(warmup_ratio * total_steps)
+
+
 def build_optimizer(policy: Policy, config: OptimConfig, total_steps: int):
-    """AdamW over the trainable parameters (one group per learning-rate multiplier) and its schedule."""
+    """AdamW over the trainable parameters (one group per learning-rate multiplier) and its schedule.
+
+    The schedule is ``transformers.get_scheduler``'s, the one the HF Trainer (and so the paper's SFT)
+    steps: a linear warm-up from 0 over :func:`warmup_steps` (the first update of a warm-up runs at rate
+    0), then cosine / linear decay to 0 or a constant rate."""
     factor_of: dict[int, float] = {}
     parts = policy.parts()
     for part, factor in config.lr_multipliers.items():
@@ -244,19 +259,9 @@ def build_optimizer(policy: Policy, config: OptimConfig, total_steps: int):
     optimizer = torch.optim.AdamW([{"params": params, "lr": config.lr * factor}
                                    for factor, params in groups.items() if params],
                                   lr=config.lr, weight_decay=config.weight_decay)
-    warmup = int(round(config.warmup_ratio * total_steps))
-
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        if config.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        if config.schedule == "linear":
-            return max(0.0, 1 - progress)
-        return 1.0
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scheduler = get_scheduler(_SCHEDULER_NAMES[config.schedule], optimizer,
+                              num_warmup_steps=warmup_steps(config.warmup_ratio, total_steps),
+                              num_training_steps=total_steps)
     return optimizer, scheduler
 
 

@@ -73,6 +73,7 @@ from r1omni.models.humanomni.checkpoint import (
 )
 from r1omni.models.humanomni.configuration import GATE_HIDDEN_SIZE, NUM_GATE_BRANCHES, HumanOmniConfig
 from r1omni.models.kv_cache import OUTPUT_CACHE_FIELD, cache_parameter, output_cache, pop_cache
+from r1omni.models.logprobs import head_logprobs
 from r1omni.models.prefix import shared_prefix_hidden
 
 __all__ = ["HumanOmniForCausalLM", "HumanOmniModel", "HumanOmniCausalLMOutput", "MultimodalInputs", "AllInOneSmall",
@@ -357,10 +358,12 @@ class MultimodalInputs:
 
 @dataclass
 class HumanOmniCausalLMOutput(CausalLMOutputWithPast):
-    """``CausalLMOutputWithPast`` plus the merged labels and attention mask (like the official ``outputs.labels``)."""
+    """``CausalLMOutputWithPast`` plus the merged labels and attention mask (like the official ``outputs.labels``),
+    and the completion tokens' log-probabilities when scoring asked for them instead of logits."""
 
     labels: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
+    logprobs: torch.Tensor | None = None
 
 
 class HumanOmniForCausalLM(Qwen2ForCausalLM):
@@ -372,7 +375,7 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
     text), and optionally ``clip_index`` (N,) saying which clip each row of ``input_ids`` belongs to (default:
     row n is clip n). Media are taken in clip order: the videos of clip 0's sentinels first, then clip 1's...
     Every row of a clip must hold the same sentinels. Media are encoded once per clip and shared by its rows.
-    With ``completion_ids`` the prompts are also run once per clip (:meth:`score_completions`).
+    With ``completion_ids`` the prompts are also run once per clip (:meth:`completion_hidden`).
     """
 
     config_class = HumanOmniConfig
@@ -530,12 +533,16 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
                 pixel_values: torch.Tensor | None = None, input_features: torch.Tensor | None = None,
                 bert_input_ids: torch.Tensor | None = None, bert_attention_mask: torch.Tensor | None = None,
                 bert_token_type_ids: torch.Tensor | None = None, clip_index: torch.Tensor | None = None,
-                completion_ids: torch.Tensor | None = None, **kwargs) -> HumanOmniCausalLMOutput:
+                completion_ids: torch.Tensor | None = None, return_logprobs: bool = False,
+                **kwargs) -> HumanOmniCausalLMOutput:
         """Merged-sequence logits (N, M or logits_to_keep, X); with ``labels`` (N, L) the shifted mean CE.
 
         With ``completion_ids`` (N, C), ``input_ids`` are the B clips' prompts and the logits (N, C, X) are
         those that predict each completion token, row n continuing prompt ``clip_index[n]``: each prompt runs
-        once and its rows' completions run on its keys / values (:meth:`score_completions`).
+        once and its rows' completions run on its keys / values (:meth:`completion_hidden`). With
+        ``return_logprobs`` as well, ``logprobs`` (N, C) holds each completion token's log-probability instead,
+        computed a chunk of rows at a time (:func:`r1omni.models.logprobs.head_logprobs`), and no (N, C, X) logits
+        are made.
 
         The KV cache comes in under either of transformers' names (``cache`` from 5.25 on,
         ``past_key_values`` before, see :mod:`r1omni.models.kv_cache`); an empty or absent cache
@@ -545,9 +552,11 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
             if labels is not None or inputs_embeds is not None or pop_cache(kwargs) is not None:
                 raise ValueError("completion_ids score completions after prompt input_ids; labels, inputs_embeds "
                                  "and a KV cache do not apply")
-            logits = self.score_completions(input_ids, attention_mask, completion_ids, clip_index, pixel_values,
+            hidden = self.completion_hidden(input_ids, attention_mask, completion_ids, clip_index, pixel_values,
                                             input_features, bert_input_ids, bert_attention_mask, bert_token_type_ids)
-            return HumanOmniCausalLMOutput(logits=logits)
+            if return_logprobs:
+                return HumanOmniCausalLMOutput(logprobs=head_logprobs(hidden, self.lm_head, completion_ids))
+            return HumanOmniCausalLMOutput(logits=self.lm_head(hidden))
         merged = None
         cache = pop_cache(kwargs)
         prefill = cache is None or cache.get_seq_length() == 0
@@ -571,13 +580,13 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
                                        attention_mask=attention_mask if merged is not None else None,
                                        **{OUTPUT_CACHE_FIELD: output_cache(out)})
 
-    def score_completions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+    def completion_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                           completion_ids: torch.Tensor, clip_index: torch.Tensor | None = None,
                           pixel_values: torch.Tensor | None = None, input_features: torch.Tensor | None = None,
                           bert_input_ids: torch.Tensor | None = None, bert_attention_mask: torch.Tensor | None = None,
                           bert_token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (N, C, X) predicting ``completion_ids`` (N, C) after the B prompts ``input_ids`` (B, L, sentinels
-        in place): media merged once per clip, each merged prompt through the LLM once, the completions on
+        """Last hidden states (N, C, D) that predict ``completion_ids`` (N, C) after the B prompts ``input_ids``:
+        media merged once per clip, each merged prompt through the LLM once, the completions on
         its keys / values at the positions that follow its real tokens (:mod:`r1omni.models.prefix`). Equal to
         running each row's prompt + completion (tested), with the prompt's work done once instead of G times."""
         num_rows = completion_ids.shape[0]
@@ -593,9 +602,8 @@ class HumanOmniForCausalLM(Qwen2ForCausalLM):
                                                 bert_input_ids, bert_attention_mask, bert_token_type_ids)  # B rows
         steps = torch.arange(completion_ids.shape[1], device=completion_ids.device)                          # (C,)
         positions = merged.attention_mask.long().sum(dim=1)[clip_index, None] + steps                        # (N, C)
-        hidden = shared_prefix_hidden(self.model, merged.inputs_embeds, merged.attention_mask, merged.position_ids,
-                                      self.model.embed_tokens(completion_ids), positions, clip_index)       # (N, C, D)
-        return self.lm_head(hidden)                                                                          # (N, C, X)
+        return shared_prefix_hidden(self.model, merged.inputs_embeds, merged.attention_mask, merged.position_ids,
+                                    self.model.embed_tokens(completion_ids), positions, clip_index)         # (N, C, D)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,

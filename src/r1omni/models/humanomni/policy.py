@@ -47,6 +47,7 @@ from r1omni.models.humanomni.checkpoint import CheckpointFolders
 from r1omni.models.humanomni.modeling import HumanOmniForCausalLM
 from r1omni.models.humanomni.processing import HumanOmniProcessor
 from r1omni.models.kv_cache import cache_parameter
+from r1omni.models.logprobs import selected_logprobs
 from r1omni.models.policy import ClipInput, Completions, PreparedBatch, SamplingConfig
 
 __all__ = ["HumanOmniPolicy", "load_policy", "VISION_SUBDIR", "AUDIO_SUBDIR", "BERT_SUBDIR"]
@@ -166,8 +167,9 @@ class HumanOmniPolicy:
         clip_index, completion_ids = clip_index.to(self.device), completion_ids.to(self.device)
         if self.share_prompts:
             out = self.module(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                              completion_ids=completion_ids, clip_index=clip_index, **batch.media)
-            return _selected_logprobs(out.logits, completion_ids)                                    # (N, C)
+                              completion_ids=completion_ids, clip_index=clip_index, return_logprobs=True,
+                              **batch.media)
+            return out.logprobs                                                                      # (N, C)
         num_completion = completion_ids.shape[1]
         input_ids = torch.cat([batch.input_ids[clip_index], completion_ids], dim=1)                  # (N, P+C)
         # Padding after a row's stop token is attended to by nothing earlier, so it needs no mask.
@@ -175,7 +177,7 @@ class HumanOmniPolicy:
         out = self.module(input_ids=input_ids, attention_mask=attention_mask, clip_index=clip_index,
                           logits_to_keep=num_completion + 1, use_cache=False, **batch.media)
         logits = out.logits[:, :-1]                                                                  # (N, C, X)
-        return _selected_logprobs(logits, completion_ids)                                            # (N, C)
+        return selected_logprobs(logits, completion_ids)                                             # (N, C)
 
     def parts(self) -> dict[str, list[torch.nn.Module]]:
         model = self.model
@@ -236,16 +238,6 @@ class HumanOmniPolicy:
 
 def _write_json(path: Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def _selected_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[ids] row by row in float32, never materialising (N, C, X) log-probabilities."""
-    rows = []
-    for row_logits, row_ids in zip(logits, ids):
-        row_logits = row_logits.float()                                                      # (C, X)
-        picked = row_logits.gather(-1, row_ids[:, None]).squeeze(-1)                         # (C,)
-        rows.append(picked - row_logits.logsumexp(-1))                                       # (C,)
-    return torch.stack(rows)                                                                 # (N, C)
 
 
 def load_policy(directory: str | os.PathLike, vision_tower: str | os.PathLike | None = None,

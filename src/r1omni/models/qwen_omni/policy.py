@@ -64,6 +64,7 @@ from r1omni.models import decoding
 from r1omni.models.card import CardInfo, write_model_card
 from r1omni.models.decoding import Prefill, Step, Vocabulary, evaluating, qwen2_stepper
 from r1omni.models.kv_cache import cache_parameter
+from r1omni.models.logprobs import head_logprobs
 from r1omni.models.policy import ClipInput, Completions, PreparedBatch, PromptStates, SamplingConfig
 from r1omni.models.prefix import shared_prefix_hidden
 from r1omni.models.qwen_omni.processing import (
@@ -250,11 +251,9 @@ class SharedMediaThinker(nn.Module):
             hidden = self._shared_prompt_hidden(prompts, prompt_mask, completion_ids, clip_index)  # (N, C, D)
         else:
             hidden = self._flat_hidden(prompts, prompt_mask, completion_ids, clip_index)  # (N, C, D)
-        logits = self.thinker.lm_head(hidden)  # (N, C, V)
         if return_logits:
-            return logits
-        logits = logits.float()
-        return logits.gather(-1, completion_ids[..., None])[..., 0] - logits.logsumexp(dim=-1)  # (N, C)
+            return self.thinker.lm_head(hidden)  # (N, C, V)
+        return head_logprobs(hidden, self.thinker.lm_head, completion_ids)  # (N, C), never the (N, C, V) logits
 
     def _completion_inputs(self, prompts: EmbeddedPrompts, completion_ids: torch.Tensor,
                            clip_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -141,7 +141,8 @@ def main() -> None:
         what = "forward + backward (policy)" if grad else "forward, no grad (reference)"
         rows = {way: found[way, grad] for way in ways}
         for way, figures in rows.items():
-            print(f"  {what:30s} {way:8s} peak {max(figures['peak']):8.1f} MiB  {statistics.median(figures['seconds']):7.2f} s")
+            seconds = statistics.median(figures["seconds"])
+            print(f"  {what:30s} {way:8s} peak {max(figures['peak']):8.1f} MiB  {seconds:7.2f} s")
         whole, chunk = rows["whole"], rows["chunked"]
         print(f"  {what:30s} chunked / whole: peak {max(chunk['peak']) / max(whole['peak']):.3f}x, time "
               f"{statistics.median(chunk['seconds']) / statistics.median(whole['seconds']):.2f}x")

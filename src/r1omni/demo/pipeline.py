@@ -183,7 +183,8 @@ def _evaluate_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path]
                              for split in config.eval_splits}
             say(f"   {name:15s} " + "  ".join(f"{key.upper()} WAR {m['normalized']['war']:.3f}"
                                               for key, m in metrics[name].items()))
-            record_scores(model_dir, [EvalScore("synth", split, m["normalized"]["war"], m["normalized"]["uar"])
+            record_scores(model_dir, [EvalScore("synth", war=m["normalized"]["war"], uar=m["normalized"]["uar"],
+                                                split=split)
                                       for split, m in zip(config.eval_splits, metrics[name].values())])
     return metrics
 

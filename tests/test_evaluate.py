@@ -229,6 +229,35 @@ def test_corrupt_media_is_recorded_and_skipped(tmp_path, grey_clips, corrupt_fil
     assert "1 skipped" in (tmp_path / "report.md").read_text()
 
 
+def test_loading_ahead_writes_the_same_rows_and_decodes_in_the_background(tmp_path, grey_clips, corrupt_file,
+                                                                           monkeypatch):
+    """``load_ahead``: the next batch's clips decode in a worker thread while a batch generates (on by default
+    only on a GPU); the rows, their order and the failed clip are those of loading in turn."""
+    import threading
+
+    from r1omni.clips import ClipLoader
+
+    samples = stub_samples(grey_clips)
+    samples.insert(3, Sample(id="broken", corpus="dfew", video=str(corrupt_file), label="sad", subtitle="broken"))
+    threads: list[str] = []
+    load_many = ClipLoader.load_many
+
+    def recording(self, chunk):
+        threads.append(threading.current_thread().name)
+        return load_many(self, chunk)
+
+    monkeypatch.setattr(ClipLoader, "load_many", recording)
+    written = {}
+    for ahead in (False, True):
+        metrics = evaluate(GreyLevelPolicy(), samples, tmp_path / str(ahead),
+                           options=EvalOptions(batch_size=2, load_ahead=ahead))
+        written[ahead] = (tmp_path / str(ahead) / "predictions.jsonl").read_text()
+        assert metrics["skipped"] == 1
+    assert written[True] == written[False]
+    assert threads[:4] == ["MainThread"] * 4                                       # in turn: 4 batches, here
+    assert len(threads) == 8 and all(name.startswith("load-ahead") for name in threads[4:])
+
+
 def test_resume_after_an_interruption(tmp_path, grey_clips):
     samples = stub_samples(grey_clips)
     options = EvalOptions(batch_size=2)

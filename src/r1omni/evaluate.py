@@ -33,13 +33,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from r1omni.atomic import atomic_write_text
-from r1omni.clips import ClipLoader, MediaCache
+from r1omni.clips import ClipLoader, LoadedClips, MediaCache
 from r1omni.environment import describe_environment
 from r1omni.explain.reasoning import reasoning_quality
 from r1omni.inference import Answer, answer_clips
@@ -78,6 +79,14 @@ class EvalOptions:
     """Recognise speech as the subtitle of clips without one (:mod:`r1omni.media.transcribe`); each row
     records the transcript."""
     cache_media: bool = False
+    load_ahead: bool | None = None
+    """Decode the clips of this process's next batch in a background thread while the current batch
+    generates (the same rows: only when the work happens changes). None: on when the model runs on a GPU,
+    where generation no longer waits on the CPU's decoding; off on a CPU, whose cores generation uses."""
+
+
+# EvalOptions fields that decide when work happens, not what a row holds.
+_SCHEDULING = ("batch_size", "cache_media", "max_new_tokens", "load_ahead")
 
 
 def label_set_for(samples: list[Sample], name: str | None = None) -> LabelSet:
@@ -109,7 +118,7 @@ def model_identity(policy: Policy) -> dict:
 
 def _settings(policy: Policy, labels: LabelSet, options: EvalOptions, sampling: SamplingConfig) -> dict:
     """Everything that decides a prediction row besides its clip (batch size and caching do not)."""
-    answering = {k: v for k, v in asdict(options).items() if k not in ("batch_size", "cache_media", "max_new_tokens")}
+    answering = {k: v for k, v in asdict(options).items() if k not in _SCHEDULING}
     settings = {"model": model_identity(policy), **answering, "sampling": asdict(sampling),
                 "label_set": {"name": labels.name, "labels": list(labels.labels)}}
     return json.loads(json.dumps(settings))     # as it reads back from the file
@@ -194,9 +203,12 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
     loader = ClipLoader.for_policy(policy, prompt=options.prompt, modalities=options.modalities,
                                     use_subtitle=options.use_subtitle, face_crop=options.face_crop,
                                     transcribe=options.transcribe, cache=MediaCache.of_run(media, options.cache_media))
+    ahead = options.load_ahead
+    if ahead is None:
+        ahead = placement(policy.module)["device"] not in (None, "cpu")
     started = time.perf_counter()
     _answer_in_turn(policy, todo, loader, sampling, labels, options.batch_size, output_dir / PREDICTIONS, done,
-                    progress, state.is_main_process)
+                    progress, state, ahead)
     generate_seconds = time.perf_counter() - started
     rows = [done[s.id] for s in samples]
     metrics = score_predictions(rows, labels, samples)
@@ -216,13 +228,16 @@ def evaluate(policy: Policy, samples: list[Sample], output_dir: str | Path, labe
 
 def _answer_in_turn(policy: Policy, todo: list[Sample], loader: ClipLoader, sampling: SamplingConfig,
                     labels: LabelSet, batch_size: int, predictions: Path, done: dict[str, dict],
-                    progress: Callable[[int, int], None] | None, main_process: bool) -> None:
+                    progress: Callable[[int, int], None] | None, state, load_ahead: bool) -> None:
     """Answer ``todo`` into ``done`` (by id), batch by batch, the batches shared between the processes
     (:func:`r1omni.models.placement.batches_in_turn`); the main process appends each batch's rows to
     ``predictions`` in batch order, so the file is the one-process file, row for row."""
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
-    with open(predictions, "a", encoding="utf-8") if main_process else contextlib.nullcontext() as handle:
-        answered = batches_in_turn(batches, lambda chunk: _answer_batch(policy, chunk, loader, sampling, labels))
+    mine = batches[state.process_index::state.num_processes]   # this process's batches, in the order it takes them
+    main_process = state.is_main_process
+    with open(predictions, "a", encoding="utf-8") if main_process else contextlib.nullcontext() as handle, \
+            _LoadAhead(loader, mine, load_ahead) as load:
+        answered = batches_in_turn(batches, lambda chunk: _answer_batch(policy, chunk, load(chunk), sampling, labels))
         for index, rows in answered:
             for row in rows:
                 done[row["id"]] = row
@@ -234,10 +249,39 @@ def _answer_in_turn(policy: Policy, todo: list[Sample], loader: ClipLoader, samp
                 progress(sum(map(len, batches[:index + 1])), len(todo))
 
 
-def _answer_batch(policy: Policy, chunk: list[Sample], loader: ClipLoader, sampling: SamplingConfig,
+class _LoadAhead:
+    """``load(chunk)``: the loaded clips of the next of ``batches``, which must come in their order. With
+    ``enabled`` the one after it is already decoding in a background thread while the caller generates:
+    one worker, so the loader (and its media cache) is only ever used by one thread at a time."""
+
+    def __init__(self, loader: ClipLoader, batches: list[list[Sample]], enabled: bool) -> None:
+        self.loader, self.batches, self.enabled = loader, batches, enabled
+        self.next, self.pending, self.pool = 0, None, None
+
+    def __enter__(self) -> "_LoadAhead":
+        if self.enabled and len(self.batches) > 1:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-ahead")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __call__(self, chunk: list[Sample]) -> LoadedClips:
+        if chunk is not self.batches[self.next]:
+            raise RuntimeError("batches must be loaded in the order they were announced")
+        self.next += 1
+        if self.pool is None:
+            return self.loader.load_many(chunk)
+        current = self.pending or self.pool.submit(self.loader.load_many, chunk)
+        following = self.batches[self.next] if self.next < len(self.batches) else None
+        self.pending = self.pool.submit(self.loader.load_many, following) if following is not None else None
+        return current.result()
+
+
+def _answer_batch(policy: Policy, chunk: list[Sample], loaded: LoadedClips, sampling: SamplingConfig,
                   labels: LabelSet) -> list[dict]:
-    """The rows of one batch of clips, in its order, failed clips in place."""
-    loaded = loader.load_many(chunk)
+    """The rows of one batch of clips (``loaded``: their decoded media), in its order, failed clips in place."""
     answers = iter(answer_clips(policy, loaded.clips, sampling, labels, check_claims=False))
     return [_row(sample, None, labels, {}, error) if (error := loaded.error_of(sample)) is not None
             else _row(sample, next(answers), labels, loaded.notes[sample.id]) for sample in chunk]

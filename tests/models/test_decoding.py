@@ -201,7 +201,7 @@ def test_qwen2_step_tables_give_the_numbers_of_the_per_step_computation():
     assert torch.equal(signed_sin[:, 0], torch.cat((-expected_sin[0, :, :half], expected_sin[0, :, half:]), -1))
     q, keys = torch.randn(3, 4, 1, step.head_dim), torch.randn(3, 2, 11, step.head_dim)
     by_bool = F.scaled_dot_product_attention(q, keys, keys, attn_mask=key_mask[:, None, None], enable_gqa=True)
-    assert torch.equal(step._attend(q, keys, keys, None), by_bool)
+    assert torch.equal(step._attend(q, keys, keys, None, step._step_mask(q.dtype)), by_bool)
 
 
 def test_qwen2_step_refuses_other_decoders():
@@ -213,3 +213,88 @@ def test_qwen2_step_refuses_other_decoders():
     assert not Qwen2Step.supports(moe)
     with pytest.raises(ValueError, match="not a Qwen2-architecture decoder"):
         Qwen2Step(moe, None, torch.ones(1, 1))
+
+
+@pytest.mark.parametrize("do_sample", [False, True])
+def test_asking_whether_all_rows_ended_less_often_gives_the_same_answer(do_sample):
+    """``sync_every`` k: the loop asks the device every k steps only and trims what it decoded past the
+    step at which every row had ended; ids and log-probs equal those of asking at every step."""
+    torch.manual_seed(0)
+    table = 0.5 * torch.randn(31, 31)
+    table[torch.arange(31), (torch.arange(31) + 1) % 31] += 4.0   # mostly t -> t + 1; token 7 stops a row,
+    table[:, 7] += 2.0                                             # so rows end after different steps
+    first = table[torch.tensor([1, 2, 3, 4])]
+    args = dict(stop_ids=torch.tensor([7]), pad_id=0, prompt_ids=torch.zeros(4, 0, dtype=torch.long))
+    results = []
+    for every in (1, 2, 3, 8, 40):
+        torch.manual_seed(5)
+        sampling = SamplingConfig(max_new_tokens=30, do_sample=do_sample, logprobs=True, sync_every=every)
+        results.append(decode(first, lambda tokens, index: table[tokens], sampling, **args))
+    ids, logprobs = results[0]
+    assert (ids == 7).any(dim=1).all() and ids.shape[1] < 30    # every row stopped before the limit
+    assert len({int((row == 7).nonzero()[0]) for row in ids}) > 1  # at different steps
+    for other_ids, other_logprobs in results[1:]:
+        assert torch.equal(other_ids, ids) and torch.equal(other_logprobs, logprobs)
+
+
+def test_sync_every_must_be_positive():
+    with pytest.raises(ValueError, match="sync_every"):
+        SamplingConfig(sync_every=0)
+
+
+def test_a_static_shape_step_gives_the_growing_steps_numbers():
+    """``static_shapes``: every key / value written in place at a position held on the device, attention over
+    the whole pre-sized cache behind a mask that hides the unwritten columns; the logits of each step equal
+    the growing cache's within float rounding, on left-padded rows."""
+    from r1omni.models.decoding import Qwen2Step
+
+    model = _tiny_qwen2()
+    ids = torch.randint(0, 97, (3, 7))
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[1, :2] = 0
+    mask[2, :5] = 0
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    prefill = DynamicCache(config=model.config)
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, cache=prefill)
+        key_mask = F.pad(mask, (0, 5), value=1)
+        growing = Qwen2Step(model.model, preallocated_cache(prefill, 1, 5), key_mask)
+        static_cache = preallocated_cache(prefill, 1, 5, static=True)
+        static = Qwen2Step(model.model, static_cache, key_mask)
+        tokens, next_position = torch.tensor([5, 17, 42]), mask.sum(1)
+        for index in range(5):
+            expected = model.lm_head(growing(tokens, next_position + index))
+            got = model.lm_head(static(tokens, next_position + index))
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            tokens = expected.argmax(-1)
+    assert int(static.position) == 7 + 5 and static_cache.layers[0]._key_buffer.shape[2] == 12
+
+
+@pytest.mark.parametrize("preset", ["qwen2.5-omni-tiny", "humanomni-tiny"])
+def test_policies_decode_the_same_answers_with_static_shapes_and_rare_syncs(preset):
+    import numpy as np
+
+    from r1omni.models import ClipInput, init_preset
+
+    policy = init_preset(preset, seed=0)
+    rng = np.random.default_rng(0)
+    clips = [ClipInput("How does this person feel?", rng.integers(0, 255, (4, 56, 56, 3), dtype=np.uint8),
+                       (0.1 * rng.standard_normal(16000)).astype(np.float32)) for _ in range(2)]
+    batch = policy.prepare(clips)
+    plain = policy.generate(batch, 2, SamplingConfig(max_new_tokens=12, logprobs=True))
+    fast = policy.generate(batch, 2, SamplingConfig(max_new_tokens=12, logprobs=True, static_shapes=True,
+                                                    sync_every=4))
+    assert fast.texts == plain.texts and torch.equal(fast.ids, plain.ids)
+    torch.testing.assert_close(fast.logprobs, plain.logprobs, rtol=1e-4, atol=1e-4)
+
+
+def test_a_sampling_record_from_before_the_later_fields_reads_as_todays_defaults():
+    from dataclasses import asdict
+
+    from r1omni.models.policy import recorded_sampling
+
+    today = asdict(SamplingConfig(max_new_tokens=9))
+    earlier = {k: v for k, v in today.items() if k not in ("sync_every", "static_shapes")}
+    assert recorded_sampling(earlier) == today
+    assert recorded_sampling({**earlier, "decoder": "fast"}) == today
+    assert recorded_sampling({**today, "sync_every": 4}) != today

@@ -149,7 +149,7 @@ def _decode_rows(family: Decodable, batch: PreparedBatch, group: int, sampling: 
                  vocabulary: Vocabulary) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Prefill the B prompts once, repeat the cache ``group`` times into a pre-sized one, decode."""
     start = family.prefill(batch)
-    cache = preallocated_cache(start.cache, group, sampling.max_new_tokens)
+    cache = preallocated_cache(start.cache, group, sampling.max_new_tokens, sampling.static_shapes)
     # Prompt, then room for every new token; the token fed at step s sees the first P + s + 1 columns.
     key_mask = F.pad(start.key_mask.repeat_interleave(group, dim=0), (0, sampling.max_new_tokens), value=1)
     step = family.stepper(cache, key_mask, start.next_position.repeat_interleave(group))
@@ -198,11 +198,16 @@ def qwen2_stepper(decoder: nn.Module, head: nn.Module, cache: Cache, key_mask: t
 
 
 class PreallocatedLayer(DynamicLayer):
-    """A cache layer with room for ``capacity`` positions, allocated at its first update."""
+    """A cache layer with room for ``capacity`` positions, allocated (zeroed) at its first update.
 
-    def __init__(self, capacity: int) -> None:
+    ``static``: the decoding step writes through :meth:`write_at` and reads the whole buffer (static shapes,
+    ``SamplingConfig.static_shapes``); the buffer is zeroed so the positions not yet written, which the step's
+    mask hides, hold no NaN that a zero attention weight would turn into one."""
+
+    def __init__(self, capacity: int, static: bool = False) -> None:
         super().__init__()
         self.capacity = capacity
+        self.static = static
         self.filled = 0
         self._key_buffer: torch.Tensor | None = None
         self._value_buffer: torch.Tensor | None = None
@@ -212,8 +217,8 @@ class PreallocatedLayer(DynamicLayer):
         if self._key_buffer is None:
             self.lazy_initialization(key_states, value_states)
             rows, heads, _, _ = key_states.shape
-            self._key_buffer = key_states.new_empty(rows, heads, self.capacity, key_states.shape[-1])
-            self._value_buffer = value_states.new_empty(rows, heads, self.capacity, value_states.shape[-1])
+            self._key_buffer = key_states.new_zeros(rows, heads, self.capacity, key_states.shape[-1])
+            self._value_buffer = value_states.new_zeros(rows, heads, self.capacity, value_states.shape[-1])
         end = self.filled + key_states.shape[-2]
         if end > self.capacity:
             raise RuntimeError(f"KV cache full: {end} positions needed, {self.capacity} allocated")
@@ -224,13 +229,22 @@ class PreallocatedLayer(DynamicLayer):
         self.values = self._value_buffer[:, :, :end]
         return self.keys, self.values
 
+    def write_at(self, position: torch.Tensor, key_states: torch.Tensor, value_states: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write one position (``position``: a 1-element tensor on the buffer's device, not a host number, so
+        that a captured step replays with the current one) and return the whole buffers (N, H_kv, capacity,
+        D_h). ``filled`` and ``keys`` are not kept up to date: only the step that owns the position reads."""
+        self._key_buffer.index_copy_(2, position, key_states)
+        self._value_buffer.index_copy_(2, position, value_states)
+        return self._key_buffer, self._value_buffer
 
-def preallocated_cache(prefill: Cache, repeats: int, new_tokens: int) -> Cache:
+
+def preallocated_cache(prefill: Cache, repeats: int, new_tokens: int, static: bool = False) -> Cache:
     """A cache holding each row of ``prefill`` ``repeats`` times (rows of one prompt contiguous), with room
-    for ``new_tokens`` more positions per row."""
+    for ``new_tokens`` more positions per row (``static``: see :class:`PreallocatedLayer`)."""
     layers = []
     for source in prefill.layers:
-        layer = PreallocatedLayer(source.get_seq_length() + new_tokens)
+        layer = PreallocatedLayer(source.get_seq_length() + new_tokens, static)
         layer.update(source.keys.repeat_interleave(repeats, dim=0), source.values.repeat_interleave(repeats, dim=0))
         layers.append(layer)
     return Cache(layers=layers)
@@ -280,7 +294,7 @@ def decode(first_logits: torch.Tensor, step: Callable[[torch.Tensor, int], torch
     its first id of ``stop_ids`` and is padded with ``pad_id`` after it; ``suppressed_ids`` are never
     chosen. Returns the ids (N, C) and, when ``sampling.logprobs`` is set, each id's log-probability
     under the untempered model (N, C; else None), C being the steps taken (the loop stops when every
-    row has ended).
+    row has ended; it asks every ``sampling.sync_every`` steps and trims what it decoded past that point).
     """
     choose = _chooser(sampling)
     logits = first_logits
@@ -291,7 +305,7 @@ def decode(first_logits: torch.Tensor, step: Callable[[torch.Tensor, int], torch
     if sampling.repetition_penalty != 1.0:
         history = F.pad(prompt_ids, (0, sampling.max_new_tokens), value=pad_id)     # (N, P + max_new)
     done = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)    # (N,)
-    generated, logprobs = [], []
+    generated, logprobs, all_done = [], [], []
     for index in range(sampling.max_new_tokens):
         scores = logits.float()                                                      # (N, V)
         if sampling.logprobs:                                                        # before suppression,
@@ -305,12 +319,17 @@ def decode(first_logits: torch.Tensor, step: Callable[[torch.Tensor, int], torch
         tokens = tokens.masked_fill(done, pad_id)
         generated.append(tokens)
         done = done | torch.isin(tokens, stop_ids)
-        if bool(done.all()) or index == sampling.max_new_tokens - 1:
+        all_done.append(done.all())
+        if index == sampling.max_new_tokens - 1 or ((index + 1) % sampling.sync_every == 0 and bool(all_done[-1])):
             break
         if history is not None:
             history[:, prompt_len + index] = tokens
         logits = step(tokens, index)
-    return torch.stack(generated, dim=1), (torch.stack(logprobs, dim=1) if logprobs else None)  # (N, C), (N, C)
+    # The steps taken by a loop that asks at every step: up to the first at which every row had ended.
+    ended = torch.stack(all_done)                                                    # (steps,)
+    steps = int(ended.int().argmax()) + 1 if bool(ended.any()) else len(generated)
+    ids = torch.stack(generated[:steps], dim=1)                                      # (N, C)
+    return ids, (torch.stack(logprobs[:steps], dim=1) if logprobs else None)         # (N, C), (N, C)
 
 
 @dataclass(frozen=True)
@@ -394,6 +413,11 @@ class Qwen2Step:
         self.rotary_scale = decoder.rotary_emb.attention_scaling
         self.rotary_table: tuple[torch.Tensor, torch.Tensor] | None = None   # built at the first step
         self.layers = [_LayerWeights.of(layer) for layer in decoder.layers]
+        first = cache.layers[0]
+        self.static = bool(getattr(first, "static", False))
+        if self.static:   # the next position to write, on the device; the columns, to hide the unwritten ones
+            self.position = torch.tensor([first.filled], device=key_mask.device)
+            self.columns = torch.arange(first.capacity, device=key_mask.device)
 
     @staticmethod
     def _norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
@@ -420,10 +444,10 @@ class Qwen2Step:
         """x·cos + rotate_half(x)·sin, rotate_half(x) = (-x₂, x₁) written as roll(x) times the signed sine."""
         return x * cos + x.roll(self.head_dim // 2, dims=-1) * signed_sin
 
-    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float) -> torch.Tensor:
-        """One query per row over the cached keys, behind the key mask; each query head reads its key /
+    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float,
+                mask: torch.Tensor) -> torch.Tensor:
+        """One query per row over the cached keys, behind ``mask`` (N, 1, 1, L); each query head reads its key /
         value head in place (torch >= 2.5) or from a repeated copy."""
-        mask = self.key_bias[..., :keys.shape[2]].to(q.dtype)                              # (N, 1, 1, L)
         if self.num_heads == self.num_kv_heads:
             return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=scale)
         if _SDPA_GQA:
@@ -438,13 +462,27 @@ class Qwen2Step:
         rows, heads, kv_heads = tokens.shape[0], self.num_heads, self.num_kv_heads
         x = self.decoder.embed_tokens(tokens)                                            # (N, D)
         cos, signed_sin = self._rotary(positions, x.dtype)                                # (N, 1, D_h) each
+        mask = self._step_mask(x.dtype)                                                   # (N, 1, 1, L)
         for w, cache_layer in zip(self.layers, self.cache.layers):
             projected = F.linear(self._norm(x, w.norm_in), *w.qkv).view(rows, heads + 2 * kv_heads, self.head_dim)
             rotated = self._rotate(projected[:, :heads + kv_heads], cos, signed_sin)      # (N, H + H_kv, D_h)
             q, k = rotated[:, :heads, None], rotated[:, heads:, None]                     # (N, H | H_kv, 1, D_h)
-            keys, values = cache_layer.update(k, projected[:, heads + kv_heads:, None])  # (N, H_kv, L, D_h)
-            out = self._attend(q, keys, values, w.scaling)                               # (N, H, 1, D_h)
+            v = projected[:, heads + kv_heads:, None]
+            keys, values = cache_layer.write_at(self.position, k, v) if self.static \
+                else cache_layer.update(k, v)                                             # (N, H_kv, L, D_h)
+            out = self._attend(q, keys, values, w.scaling, mask[..., :keys.shape[2]])    # (N, H, 1, D_h)
             x = x + F.linear(out.reshape(rows, heads * self.head_dim), *w.o)
             gate, up = F.linear(self._norm(x, w.norm_post), *w.gate_up).chunk(2, dim=-1)  # (N, I) each
             x = x + F.linear(F.silu(gate) * up, *w.down)                                  # (N, D)
+        if self.static:
+            self.position += 1
         return self._norm(x, self.decoder.norm)                                          # (N, D)
+
+    def _step_mask(self, dtype: torch.dtype) -> torch.Tensor:
+        """The key mask as an additive bias (N, 1, 1, L_max); with static shapes the columns not yet written
+        (after this step's position, held on the device) are hidden as well."""
+        if not self.static:
+            return self.key_bias.to(dtype)
+        unwritten = torch.zeros_like(self.columns, dtype=dtype).masked_fill(self.columns > self.position,
+                                                                            float("-inf"))
+        return self.key_bias.to(dtype) + unwritten                                       # (N, 1, 1, L_max)

@@ -62,8 +62,15 @@ _RETIRED_SAMPLING = {
 def recorded_sampling(values: dict[str, Any]) -> dict[str, Any]:
     """Sampling settings an earlier run recorded (``asdict``) in today's fields: ``decoder: "fast"`` is the
     loop every run uses now, so it is dropped and such a record matches today's settings; any other
-    retired value is kept, so the record still differs from today's (checkpoints, evaluation folders)."""
+    retired value is kept, so the record still differs from today's (checkpoints, evaluation folders).
+    A field added since (:data:`_LATER_SAMPLING`) that the record lacks reads as its default, which is what
+    that run did."""
+    values = {**_LATER_SAMPLING, **values}
     return {key: value for key, value in values.items() if not (key == "decoder" and value == "fast")}
+
+
+# SamplingConfig fields added after runs were recorded, with the value every earlier run decoded with.
+_LATER_SAMPLING: dict[str, Any] = {"sync_every": 1, "static_shapes": False}
 
 
 class ClipRejected(ValueError):
@@ -108,6 +115,16 @@ class SamplingConfig:
     logprobs: bool = False
     """Record each new token's log-probability (``Completions.logprobs``). Off unless asked: GRPO scores
     its rollouts again with gradients, and the record costs a full-vocabulary logsumexp per step."""
+    sync_every: int = 1
+    """Ask "has every row ended?" every this many steps. The question copies a flag from the device to the
+    host, which on a GPU stalls the queue of work (and stops a captured step) at every token; rows that ended
+    meanwhile emit padding, and the columns after the last row ended are trimmed, so the answer is the same
+    whatever the value. 1 on every machine until a GPU measures a better one."""
+    static_shapes: bool = False
+    """Decode with tensors whose shapes do not change from step to step (the Qwen2 step: each new key / value
+    written in place at a position held on the device, attention over the whole pre-sized cache behind a
+    mask), so that a step can be captured as a CUDA graph; the same numbers within float rounding. Other
+    decoders step through their forward, as without it."""
 
     RETIRED_KEYS = _RETIRED_SAMPLING   # read by r1omni.yamlconfig: a retired key is refused with its reason
 
@@ -118,6 +135,8 @@ class SamplingConfig:
             raise ValueError("sampling needs temperature > 0; for greedy decoding set do_sample=False")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.sync_every < 1:
+            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 from r1omni.labels import DFEW
 
 __all__ = ["StyleConfig", "SynthConfig", "PRESETS", "SPLITS", "VALIDATION_SPLITS", "TEST_SPLITS", "OOD_SPLITS",
-           "CARRIERS", "PRETRAIN_TASKS", "get_preset"]
+           "CARRIERS", "PRETRAIN_TASKS", "AMBIGUITY_SPLITS", "LABEL_NOISE_SPLITS", "NUISANCE_SPLITS", "get_preset"]
 
 # The splits, in generation order, mirroring the paper's stages (see r1omni.synth.generate): base
 # pre-training, cold start, RL / label training, validation in and out of distribution (for tuning
@@ -27,8 +27,15 @@ TEST_SPLITS = ("test_id", "test_ood", "test_mix")
 OOD_SPLITS = ("val_ood", "test_ood", "test_mix")
 # Base pre-training tasks (instruction data with no face / voice -> emotion mapping; see synth.text).
 PRETRAIN_TASKS = ("describe", "face", "voice", "cue", "subtitle", "text_emotion")
-# Which modality carries the label in a clip.
+# Which modality carries the label in a clip (the shares drawn by carrier_weights; a clip made ambiguous
+# by SynthConfig.ambiguous_fraction has carrier "ambiguous" instead).
 CARRIERS = ("both", "face", "voice", "conflict")
+# Where the options of the RLVR-vs-SFT study (issue #32) act: the labelled training splits get ambiguous
+# clips, only the RL / label-training split gets noisy labels (the cold start's reasoning is written from
+# the true cues), and the background hue follows the label in the in-distribution labelled splits only.
+AMBIGUITY_SPLITS = ("cold_start", "train")
+LABEL_NOISE_SPLITS = ("train",)
+NUISANCE_SPLITS = ("cold_start", "train", "val_id", "test_id")
 _CONTAINERS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 
@@ -191,6 +198,24 @@ class SynthConfig:
     test_identity_fraction: float = 0.2
     """Share of a style's pool kept for its test splits, and as much again for its validation split
     (subject-independent evaluation); 0 shares the pool."""
+    ambiguous_fraction: float = 0.0
+    """Share of the non-neutral clips of ``AMBIGUITY_SPLITS`` that are ambiguous, as many DFEW / MAFW clips
+    are (raters split between what the face and the voice show): here the face shows the clip's emotion,
+    the voice another, both clearly (``carrier_intensity``), and a rater picks one with probability
+    proportional to its strength (``meta["rater_probability"]``). No reading is right for sure, so fitting
+    these labels means memorising the rater's coin flips, which no evaluation split shares: the study of
+    issue #32 can measure what that memorising costs SFT against RLVR. 0 keeps the benchmark as it was."""
+    label_noise: float = 0.0
+    """Share of the ``train`` clips whose label is replaced by another drawn uniformly (media unchanged;
+    ``meta["true_label"]`` keeps the truth), as careless annotation does. SFT must memorise these labels,
+    which no evaluation split shares. The cold start is left clean: its reasoning is written from the true
+    cues. 0 keeps the benchmark as it was."""
+    nuisance_strength: float = 0.0
+    """A background hue tied to the label in distribution only, as a corpus's scenes and lighting are: in
+    ``NUISANCE_SPLITS`` a clip's hue is its label's with this probability (else one of the seven at
+    random); in the OOD splits and pre-training it is always random. A model can take the hue shortcut on
+    the training style and lose it under shift, so the study can measure which recipe took it. Face and
+    voice are untouched. 0 draws no hue at all: the frames stay as they were."""
 
     def __post_init__(self) -> None:
         if isinstance(self.id_style, dict):
@@ -226,7 +251,7 @@ class SynthConfig:
             raise ValueError("SynthConfig.distractor_intensity must lie below carrier_intensity, or a "
                              "conflict clip has no stronger modality; lower the distractor range")
         for name in ("subtitle_fraction", "label_hint_fraction", "pretrain_ood_share", "pretrain_hint_fraction",
-                     "pretrain_random_subtitles"):
+                     "pretrain_random_subtitles", "ambiguous_fraction", "label_noise", "nuisance_strength"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"SynthConfig.{name}={value}; use a fraction in [0, 1]")
@@ -285,22 +310,33 @@ class SynthConfig:
 
 
 # Fields added after generator version 6, with the default that leaves the benchmark as it was.
-_LATER_FIELDS: dict[str, Any] = {"pretrain_random_subtitles": 0.0}
+_LATER_FIELDS: dict[str, Any] = {"pretrain_random_subtitles": 0.0, "ambiguous_fraction": 0.0, "label_noise": 0.0,
+                                 "nuisance_strength": 0.0}
+# The benchmark variant of issue #32's pre-registered RLVR-vs-SFT study.
+_STUDY_OPTIONS: dict[str, float] = {"ambiguous_fraction": 0.2, "label_noise": 0.1, "nuisance_strength": 0.8}
 
 
-def _sized(**sizes: int) -> SynthConfig:
-    return SynthConfig(split_sizes=dict(sizes))
+def _sized(options: dict[str, Any] | None = None, **sizes: int) -> SynthConfig:
+    return SynthConfig(split_sizes=dict(sizes), **(options or {}))
+
+
+def _quick(options: dict[str, Any] | None = None) -> SynthConfig:
+    return _sized(options, pretrain=70, cold_start=70, train=140, val_id=35, val_ood=35, test_id=70, test_ood=70,
+                  test_mix=70)
 
 
 PRESETS: dict[str, SynthConfig] = {
     # The demo: generation in a minute or two on 2 CPU cores, training in ~15 minutes.
     "default": SynthConfig(),
     # `r1omni demo --quick` and integration tests: seconds to generate.
-    "quick": _sized(pretrain=70, cold_start=70, train=140, val_id=35, val_ood=35, test_id=70, test_ood=70,
-                    test_mix=70),
+    "quick": _quick(),
     # Unit tests of other modules: 2 clips per class and split.
     "tiny": _sized(pretrain=14, cold_start=14, train=14, val_id=14, val_ood=14, test_id=14, test_ood=14,
                    test_mix=14),
+    # Issue #32's RLVR-vs-SFT study: the default benchmark with ambiguous clips, noisy training labels and a
+    # label-tied background hue; and its quick-sized twin for trying the study's pipeline.
+    "rl-vs-sft": SynthConfig(**_STUDY_OPTIONS),
+    "rl-vs-sft-quick": _quick(_STUDY_OPTIONS),
 }
 
 

@@ -8,9 +8,11 @@ the expression grows from near rest (first frame) to its apex (by ``apex_fractio
 
 Identity (head shape, skin and hair colour, eye spacing, mouth width) comes from a pool drawn per
 style; the clip adds pose, position and per-frame +-1 px shake, lighting, background and pixel
-noise. Two styles exist: "soft" (ID: skin tones, elliptic heads, smooth gradient backgrounds) and
-"flat" (OOD: unnatural flat colours, rounded-square outlined heads, solid eyes, thinner strokes,
-textured backgrounds). Shapes are the same functions of the cues in both.
+noise. With a hue (``background_hue``, :data:`BACKGROUND_HUES`) the background is tinted before the
+face is drawn over it, so the face's pixels are exactly those of the untinted clip. Two styles exist:
+"soft" (ID: skin tones, elliptic heads, smooth gradient backgrounds) and "flat" (OOD: unnatural flat
+colours, rounded-square outlined heads, solid eyes, thinner strokes, textured backgrounds). Shapes are
+the same functions of the cues in both.
 
 Face units: u to the right, v downwards, the head spans u in [-1, 1]; ``R`` pixels per unit.
 Array letters: T frames, H/W frame height/width in pixels, S the supersampled canvas size.
@@ -27,9 +29,25 @@ from PIL import Image, ImageDraw
 
 from r1omni.claims import FACE_CUES
 
-__all__ = ["FaceStyle", "FACE_STYLES", "sample_identity", "render_face", "expression_course"]
+__all__ = ["FaceStyle", "FACE_STYLES", "BACKGROUND_HUES", "tint", "sample_identity", "render_face",
+           "expression_course"]
 
 _SUPERSAMPLE = 2
+
+# The background hues of SynthConfig.nuisance_strength, one per label in r1omni.labels.DFEW order (happy,
+# sad, neutral, angry, surprise, disgust, fear): saturated and far apart, so a small CNN tells them apart
+# at a glance in either style.
+BACKGROUND_HUES: tuple[tuple[int, int, int], ...] = (
+    (225, 45, 45), (45, 95, 225), (235, 150, 30), (60, 185, 70), (40, 200, 210), (200, 60, 205), (230, 225, 40))
+_TINT_SHARE = 0.5
+"""How much of a tinted background is the hue: the style's pattern and shading still show through."""
+
+
+def tint(pixels: np.ndarray, hue: tuple[int, int, int] | None) -> np.ndarray:
+    """``pixels`` (..., 3) float blended towards ``hue`` (None: returned as they are); draws nothing."""
+    if hue is None:
+        return pixels
+    return pixels * (1 - _TINT_SHARE) + np.asarray(hue, dtype=pixels.dtype) * _TINT_SHARE
 
 
 @dataclass(frozen=True)
@@ -246,18 +264,20 @@ def _draw_face(canvas: _Canvas, cues: dict[str, float], identity: dict[str, Any]
 
 def render_face(cues: dict[str, float], identity: dict[str, Any], rng: np.random.Generator, *,
                 frame_size_px: int = 64, num_frames: int = 8, face_style: str = "soft",
-                apex_fraction: float = 0.4, pose_variation: float = 1.0) -> np.ndarray:
+                apex_fraction: float = 0.4, pose_variation: float = 1.0,
+                background_hue: tuple[int, int, int] | None = None) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of one face showing ``cues`` (apex values, see cues.FACE_CUES).
 
     ``rng`` draws the clip's nuisances (pose, position, lighting, background, noise); the same
-    generator state gives the same frames.
+    generator state gives the same frames. ``background_hue`` tints the background only (no extra
+    draws: the same state gives the same face, pose and noise with or without it).
     """
     missing = [c.name for c in FACE_CUES if c.name not in cues]
     if missing:
         raise KeyError(f"render_face: cue value(s) missing: {missing}")
     style = FACE_STYLES[face_style]
     size_px = frame_size_px * _SUPERSAMPLE
-    background = _background(size_px, style, rng)  # (S, S, 3)
+    background = tint(_background(size_px, style, rng), background_hue)  # (S, S, 3)
     base = Image.fromarray(background.astype(np.uint8))
     # Head size, position and roll, scaled by the style's pose variation (1 = the full ranges).
     v = pose_variation

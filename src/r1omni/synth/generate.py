@@ -43,7 +43,7 @@ from r1omni.atomic import COMPLETE_MARKER, atomic_write_text
 from r1omni.media import write_clip
 from r1omni.schema import Sample, write_samples
 from r1omni.synth.config import SPLITS, StyleConfig, SynthConfig, get_preset
-from r1omni.synth.face import render_face
+from r1omni.synth.face import BACKGROUND_HUES, render_face, tint
 from r1omni.synth.spec import FACE_STREAM, VOICE_STREAM, ClipSpec, clip_rng, sample_clip_spec
 from r1omni.synth.voice import synthesize_voice
 
@@ -85,11 +85,12 @@ def render_clip(spec: ClipSpec, style: StyleConfig, apex_fraction: float):
     """(frames (T, H, W, 3) uint8, waveform (S,) float32) of one clip."""
     face_rng = clip_rng(spec.seed, spec.split, spec.index, FACE_STREAM)
     face_px = 2 * round(style.frame_size_px * style.face_fraction / 2)   # even, as yuv420p needs
+    hue = None if spec.background is None else BACKGROUND_HUES[spec.background]
     frames = render_face(spec.cues["face"], spec.identity_params, face_rng, frame_size_px=face_px,
                          num_frames=style.num_frames, face_style=style.face_style, apex_fraction=apex_fraction,
-                         pose_variation=style.pose_variation)
+                         pose_variation=style.pose_variation, background_hue=hue)
     if face_px < style.frame_size_px:
-        frames = _place_small(frames, style.frame_size_px, face_rng)
+        frames = _place_small(frames, style.frame_size_px, face_rng, hue)
     waveform = synthesize_voice(spec.cues["voice"], spec.speaker_params,
                                 clip_rng(spec.seed, spec.split, spec.index, VOICE_STREAM),
                                 duration_seconds=style.duration_seconds, sample_rate_hz=style.sample_rate_hz,
@@ -97,14 +98,15 @@ def render_clip(spec: ClipSpec, style: StyleConfig, apex_fraction: float):
     return frames, waveform
 
 
-def _place_small(faces: np.ndarray, frame_size_px: int, rng: np.random.Generator) -> np.ndarray:
+def _place_small(faces: np.ndarray, frame_size_px: int, rng: np.random.Generator,
+                 hue: tuple[int, int, int] | None = None) -> np.ndarray:
     """The face frames (T, F, F, 3) pasted into larger frames (T, S, S, 3): right half, height drawn per clip,
-    on a plain grey-blue wall with sensor noise."""
+    on a plain grey-blue wall (tinted with ``hue`` if given) with sensor noise."""
     count, face_px = faces.shape[:2]
     free = frame_size_px - face_px
     left = int(rng.integers(free // 2, free + 1))
     top = int(rng.integers(0, free + 1))
-    wall = np.array([118, 124, 134], np.float32) * rng.uniform(0.8, 1.2)
+    wall = tint(np.array([118, 124, 134], np.float32) * rng.uniform(0.8, 1.2), hue)
     frames = wall + rng.normal(0.0, 3.0, (count, frame_size_px, frame_size_px, 3)).astype(np.float32)
     frames[:, top:top + face_px, left:left + face_px] = faces
     return np.clip(frames, 0, 255).astype(np.uint8)

@@ -4,11 +4,12 @@
 Each clip has its own random streams, seeded from ``(seed, split, index, stream)``, so a clip is
 the same whatever else is generated and in whatever order: stream 0 draws the spec (label mix,
 cue values, identity, speaker, subtitle), 1 the face's nuisances, 2 the voice's, 3 the wording of
-the reasoning, 5 a pre-training clip's instruction task. Labels are balanced within every block of
-7 consecutive indices. Identities and speakers come from per-style pools (seeded from
-``(seed, style)``): a style's test splits draw from a held-out part of its pool and its validation
-split from another, so evaluation is subject-independent (the OOD pool's first part serves the
-pre-training clips rendered in that style).
+the reasoning, 5 a pre-training clip's instruction task; the options of issue #32's study
+(:mod:`r1omni.synth.variants`) draw from 6 (ambiguity), 7 (label noise) and 8 (background hue), each
+opened only when its option is on. Labels are balanced within every block of 7 consecutive indices.
+Identities and speakers come from per-style pools (seeded from ``(seed, style)``): a style's test
+splits draw from a held-out part of its pool and its validation split from another, so evaluation is
+subject-independent (the OOD pool's first part serves the pre-training clips rendered in that style).
 
 This module decides content; it does not render or write files.
 """
@@ -25,6 +26,7 @@ from r1omni.synth.config import TEST_SPLITS, VALIDATION_SPLITS, SynthConfig
 from r1omni.synth.cues import NOUNS, expression, sample_carrier
 from r1omni.synth.face import sample_identity
 from r1omni.synth.text import choose_subtitle, describe, random_subtitle, write_instruction, write_reasoning
+from r1omni.synth.variants import add_label_noise, draw_background, make_ambiguous
 from r1omni.synth.voice import sample_speaker
 
 __all__ = ["ClipSpec", "sample_clip_spec", "clip_rng", "SPEC_STREAM", "FACE_STREAM", "VOICE_STREAM",
@@ -32,6 +34,9 @@ __all__ = ["ClipSpec", "sample_clip_spec", "clip_rng", "SPEC_STREAM", "FACE_STRE
 
 SPEC_STREAM, FACE_STREAM, VOICE_STREAM, TEXT_STREAM = 0, 1, 2, 3
 _LABEL_STREAM, _TASK_STREAM = 4, 5
+_AMBIGUITY_STREAM, _NOISE_STREAM, _BACKGROUND_STREAM = 6, 7, 8
+# ClipSpec fields added for issue #32's study: left out of meta() while None, so that old meta stays as it was.
+_OPTIONAL_FIELDS = ("rater_probability", "true_label", "background")
 _IDENTITY_STREAM, _SPEAKER_STREAM = 1_000_001, 1_000_002
 
 
@@ -56,11 +61,12 @@ class ClipSpec:
     label: str
     carrier: str
     """"both", "face", "voice" or "conflict" (see SynthConfig.carrier_weights); "independent" in pre-training
-    clips under SynthConfig.pretrain_independent_modalities."""
+    clips under SynthConfig.pretrain_independent_modalities; "ambiguous" under SynthConfig.ambiguous_fraction."""
     label_modality: str
     """The modality showing the label: "face", "voice" or "both"."""
     distractor: str | None
-    """In a conflict clip, the emotion the weak modality shows; in an "independent" one, the voice's."""
+    """In a conflict clip, the emotion the weak modality shows; in an "independent" one, the voice's; in an
+    ambiguous one, the emotion of the modality the rater did not follow."""
     style: str
     intensity: dict[str, float]
     """Expression strength per modality (0 rest .. 1 prototype) of the emotion it shows."""
@@ -75,6 +81,12 @@ class ClipSpec:
     subtitle_emotion: str | None = None
     """The emotion the subtitle's words hint at (None: ordinary words). In pre-training clips it is
     drawn independently of the label; elsewhere it is the label when ``subtitle_carries_label``."""
+    rater_probability: float | None = None
+    """In an ambiguous clip, the probability with which the rater chose ``label`` (None elsewhere)."""
+    true_label: str | None = None
+    """In a clip whose label noise replaced ``label``, the label its content shows (None elsewhere)."""
+    background: int | None = None
+    """The background hue, an index of the labels (SynthConfig.nuisance_strength); None: no tint."""
 
     def meta(self, max_cues_per_modality: int | None = None, pretrain_tasks: dict[str, float] | None = None
              ) -> dict[str, Any]:
@@ -83,6 +95,11 @@ class ClipSpec:
         row = asdict(self)
         for key in ("id", "split", "index", "seed", "label", "subtitle"):
             row.pop(key)
+        for key in _OPTIONAL_FIELDS:
+            if row[key] is None:
+                del row[key]
+        if self.true_label is not None:
+            row["noisy_label"] = True
         row["description"] = describe(self.cues, max_cues_per_modality)
         if pretrain_tasks:
             rng = clip_rng(self.seed, self.split, self.index, _TASK_STREAM)
@@ -116,7 +133,24 @@ def _pool_range(config: SynthConfig, split: str, style: str) -> tuple[int, int]:
 
 def sample_clip_spec(config: SynthConfig, split: str, index: int, seed: int = 0) -> ClipSpec:
     """Draw the content of clip ``index`` of ``split``: label, modality mix, cue values, identity,
-    speaker and subtitle. Pure function of its arguments."""
+    speaker and subtitle, then apply the study options that are on. Pure function of its arguments."""
+    return _apply_study_options(_draw_clip_spec(config, split, index, seed), config)
+
+
+def _apply_study_options(spec: ClipSpec, config: SynthConfig) -> ClipSpec:
+    """Ambiguity, then the background hue (it follows the rated label), then label noise (which the media
+    never see); each option's stream is opened only when it is on, so with all off nothing is drawn."""
+    if config.ambiguous_fraction > 0:
+        spec = make_ambiguous(spec, config, clip_rng(spec.seed, spec.split, spec.index, _AMBIGUITY_STREAM))
+    if config.nuisance_strength > 0:
+        spec = draw_background(spec, config, clip_rng(spec.seed, spec.split, spec.index, _BACKGROUND_STREAM))
+    if config.label_noise > 0:
+        spec = add_label_noise(spec, config, clip_rng(spec.seed, spec.split, spec.index, _NOISE_STREAM))
+    return spec
+
+
+def _draw_clip_spec(config: SynthConfig, split: str, index: int, seed: int) -> ClipSpec:
+    """The clip as the benchmark draws it without the study options (streams 0 and 4 only)."""
     style = config.style_for(split, index)
     labels = config.labels
     block, offset = divmod(index, len(labels))

@@ -97,6 +97,12 @@ _CONFLICT_FACE = ("The voice hints weakly at {other}, but the facial cues are mu
                   "The weak vocal hint of {other} is outweighed by the strong facial cues of {noun}.")
 _CONFLICT_VOICE = ("The face hints weakly at {other}, but the vocal cues are much stronger and point to {noun}.",
                    "The weak facial hint of {other} is outweighed by the strong vocal cues of {noun}.")
+# Ambiguous clips (SynthConfig.ambiguous_fraction): both modalities clear, the label modality's emotion
+# named first. Only words of corpus() (the tiny tokenizer's text stays as it was).
+_AMBIGUOUS_FACE = ("The facial cues suggest {noun}, while the vocal cues suggest {other}; both are strong.",
+                   "The face suggests {noun} and the voice suggests {other}; both are strong.")
+_AMBIGUOUS_VOICE = ("The vocal cues suggest {noun}, while the facial cues suggest {other}; both are strong.",
+                    "The voice suggests {noun} and the face suggests {other}; both are strong.")
 _NEUTRAL = ("Neither the face nor the voice points to a particular emotion.",
             "No modality shows a clear emotional cue.")
 _CONCLUSIONS = ("Therefore, the emotion is {label}.", "Based on these clues, the most likely emotion is {label}.",
@@ -228,8 +234,10 @@ def write_reasoning(cues: dict[str, Any], label: str, rng: np.random.Generator, 
     ``cue_wording="canonical"`` names cues in the wording of :func:`describe` (openers, the weighing
     sentence and the conclusion still vary), so a model pre-trained on descriptions can reuse them.
 
-    ``carrier`` is the clip's modality mix (``both``, ``face``, ``voice``, ``conflict``); for a
-    conflict clip ``label_modality`` is the strong modality and ``distractor`` the weak one's emotion.
+    ``carrier`` is the clip's modality mix (``both``, ``face``, ``voice``, ``conflict``, ``ambiguous``); for
+    a conflict clip ``label_modality`` is the strong modality and ``distractor`` the weak one's emotion; for
+    an ambiguous clip (both modalities clear, :mod:`r1omni.synth.variants`) ``label_modality`` is the one
+    whose emotion became the label and ``distractor`` the other's: the reasoning names both.
     """
     if label not in NOUNS:
         raise KeyError(f"no wording for label {label!r}; known: {sorted(NOUNS)}")
@@ -254,19 +262,21 @@ def write_reasoning(cues: dict[str, Any], label: str, rng: np.random.Generator, 
         parts.append(_pick(_FACE_ONLY, rng).format(noun=noun))
     elif carrier == "voice":
         parts.append(_pick(_VOICE_ONLY, rng).format(noun=noun))
-    elif carrier == "conflict":
+    elif carrier in ("conflict", "ambiguous"):
         if label_modality not in CUE_MODALITIES or distractor not in NOUNS:
-            raise ValueError(f"a conflict clip needs label_modality in {CUE_MODALITIES} and a distractor label, got "
-                             f"{label_modality!r}, {distractor!r}")
-        weak_modality = "voice" if label_modality == "face" else "face"
-        if levels.get(weak_modality) == "neutral":
-            # The weak display stayed below every level threshold: nothing to weigh against.
+            raise ValueError(f"a {carrier} clip needs label_modality in {CUE_MODALITIES} and a distractor label, "
+                             f"got {label_modality!r}, {distractor!r}")
+        other_modality = "voice" if label_modality == "face" else "face"
+        if levels.get(other_modality) == "neutral":
+            # The other display stayed below every level threshold: nothing to weigh against.
             templates = _FACE_ONLY if label_modality == "face" else _VOICE_ONLY
-        else:
+        elif carrier == "conflict":
             templates = _CONFLICT_FACE if label_modality == "face" else _CONFLICT_VOICE
+        else:
+            templates = _AMBIGUOUS_FACE if label_modality == "face" else _AMBIGUOUS_VOICE
         parts.append(_pick(templates, rng).format(noun=noun, other=NOUNS[distractor]))
     else:
-        raise ValueError(f"unknown carrier {carrier!r}; use both, face, voice or conflict")
+        raise ValueError(f"unknown carrier {carrier!r}; use both, face, voice, conflict or ambiguous")
     parts.append(_pick(_CONCLUSIONS, rng).format(label=label))
     return " ".join(parts)
 

@@ -14,7 +14,7 @@ This module decides content; it does not render or write files.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +22,8 @@ from r1omni.synth.config import AMBIGUITY_SPLITS, LABEL_NOISE_SPLITS, NUISANCE_S
 from r1omni.synth.cues import NOUNS, expression
 from r1omni.synth.text import choose_subtitle
 
-if TYPE_CHECKING:
-    from r1omni.synth.spec import ClipSpec
+# A ClipSpec (r1omni.synth.spec, which imports this module: named here, not imported).
+ClipSpec = Any
 
 __all__ = ["make_ambiguous", "draw_background", "add_label_noise"]
 

@@ -494,10 +494,21 @@ _SERVE_FLAGS: dict[str, dict] = {
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from r1omni.demo import DemoConfig, StudyConfig, run_budget_study, run_demo
+    from r1omni.demo import DemoConfig, RlVsSftConfig, StudyConfig, run_budget_study, run_demo, run_rl_vs_sft_study
     from r1omni.synth.config import VALIDATION_SPLITS
 
     say = lambda line: print(line, flush=True)  # noqa: E731 — the CLI is the only printer
+    if args.study == "rl-vs-sft":
+        study = RlVsSftConfig.quick() if args.quick else RlVsSftConfig()
+        if args.seeds:
+            study.seeds = tuple(args.seeds)
+        if args.output_dir:
+            study.output_dir = args.output_dir
+        if args.threads:
+            study.demo.threads = args.threads
+        run_rl_vs_sft_study(study, say)
+        print(f"wrote {study.output_dir}/summary.md, results.json, ood_vs_id.png")
+        return ExitCode.OK
     if args.study:
         study = StudyConfig.quick() if args.quick else StudyConfig()
         if args.seeds:
@@ -813,9 +824,10 @@ def _add_demo(commands) -> None:
     demo.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2)")
     demo.add_argument("--validation", action="store_true",
                       help="evaluate on the validation splits (for tuning a recipe) instead of the test splits")
-    demo.add_argument("--study", choices=["budget"], default=None,
+    demo.add_argument("--study", choices=["budget", "rl-vs-sft"], default=None,
                       help="budget: RLVR against label SFT at several training budgets and seeds (~2 h; "
-                           "--quick: minutes)")
+                           "--quick: minutes); rl-vs-sft: the pre-registered study of docs/study-rlvr-vs-sft.md "
+                           "(four arms, three seeds, on its benchmark variant)")
     demo.add_argument("--seeds", type=int, nargs="+", default=None, help="with --study: the seeds (default 0 1 2)")
     demo.add_argument("--quiet", action="store_true",
                       help="no progress bars on the evaluation and attribution stages (none off a terminal either)")

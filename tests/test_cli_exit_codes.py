@@ -244,3 +244,8 @@ def test_the_readme_documents_every_code():
     section = readme.split("### Exit codes", 1)[1].split("\n#", 1)[0]
     rows = re.findall(r"^\| (\d+) \|", section, flags=re.MULTILINE)
     assert [int(code) for code in rows] == [int(code) for code in ExitCode]
+
+
+def test_the_preregistered_study_refuses_model_switches(capsys):
+    assert main(["demo", "--study", "rl-vs-sft", "--frame-size", "56", "-o", "unused"]) == USAGE
+    assert "takes no --frame-size" in capsys.readouterr().err

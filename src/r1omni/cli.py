@@ -498,28 +498,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from r1omni.synth.config import VALIDATION_SPLITS
 
     say = lambda line: print(line, flush=True)  # noqa: E731 — the CLI is the only printer
-    if args.study == "rl-vs-sft":
-        study = RlVsSftConfig.quick() if args.quick else RlVsSftConfig()
-        if args.seeds:
-            study.seeds = tuple(args.seeds)
-        if args.output_dir:
-            study.output_dir = args.output_dir
-        if args.threads:
-            study.demo.threads = args.threads
-        run_rl_vs_sft_study(study, say)
-        print(f"wrote {study.output_dir}/summary.md, results.json, ood_vs_id.png")
-        return ExitCode.OK
     if args.study:
-        study = StudyConfig.quick() if args.quick else StudyConfig()
+        kind = RlVsSftConfig if args.study == "rl-vs-sft" else StudyConfig
+        study = kind.quick() if args.quick else kind()
         if args.seeds:
             study.seeds = tuple(args.seeds)
         if args.output_dir:
             study.output_dir = args.output_dir
         if args.threads:
             study.demo.threads = args.threads
-        _demo_model_switches(study.demo, args)
-        run_budget_study(study, say, progress=not args.quiet)
-        print(f"wrote {study.output_dir}/summary.md, summary.json, budget.png")
+        if args.study == "rl-vs-sft":   # the pre-registered recipe: no model switches
+            given = [flag for flag, value in (("--media-norm/--no-media-norm", args.media_norm),
+                                              ("--frame-size", args.frame_size),
+                                              ("--perception-steps", args.perception_steps),
+                                              ("--language-steps", args.language_steps)) if value is not None]
+            if given:
+                raise ValueError(f"--study rl-vs-sft runs the pre-registered recipe (docs/study-rlvr-vs-sft.md); "
+                                 f"it takes no {', '.join(given)}")
+            run_rl_vs_sft_study(study, say)
+            print(f"wrote {study.output_dir}/summary.md, results.json, ood_vs_id.png")
+        else:
+            _demo_model_switches(study.demo, args)
+            run_budget_study(study, say, progress=not args.quiet)
+            print(f"wrote {study.output_dir}/summary.md, summary.json, budget.png")
         return ExitCode.OK
     config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
     if args.validation:

@@ -136,10 +136,10 @@ def _medium_clips(config: RlVsSftConfig, demo: DemoConfig, cold: str, train: Pat
 
 
 # -- evaluation ----------------------------------------------------------------------------------------------
-def _evaluate(model: Path, split: str, samples: dict, evals: Path, demo: DemoConfig, stages: Stages) -> Path:
-    """One model on one split (reused when done); returns the evaluation folder."""
+def _evaluate(policy, model: Path, split: str, samples: dict, evals: Path, demo: DemoConfig, stages: Stages
+              ) -> Path:
+    """``policy`` (loaded from ``model``) on one split (reused when done); returns the evaluation folder."""
     target = evals / model.relative_to(evals.parent / "runs").as_posix().replace("/", "__") / split
-    policy = load_policy(model)
     policy.module.eval()
     options = EvalOptions(prompt=demo.prompt, batch_size=demo.eval_batch_size, max_new_tokens=demo.max_new_tokens)
     evaluate(policy, samples[split], target, get_label_set("synth"), options, media=stages.media)
@@ -155,11 +155,15 @@ def _validation(models: dict[str, list[Path]], samples: dict, evals: Path, demo:
                 ) -> dict:
     """Every model's validation WAR, and per arm the matched-accuracy model: the earliest whose ``val_id``
     WAR reaches the lowest of the arms' final ``val_id`` WAR."""
-    wars = {arm: [{split: _war(_evaluate(m, split, samples, evals, demo, stages)) for split in VALIDATION_SPLITS}
-                  for m in chain] for arm, chain in models.items()}
+    wars = {arm: [_validation_wars(m, samples, evals, demo, stages) for m in chain] for arm, chain in models.items()}
     target = min(chain[-1]["val_id"] for chain in wars.values())
     matched = {arm: next(i for i, w in enumerate(wars[arm]) if w["val_id"] >= target) for arm in models}
     return {"war": wars, "target": target, "matched": matched}
+
+
+def _validation_wars(model: Path, samples: dict, evals: Path, demo: DemoConfig, stages: Stages) -> dict:
+    policy = load_policy(model)   # once for both splits
+    return {split: _war(_evaluate(policy, model, split, samples, evals, demo, stages)) for split in VALIDATION_SPLITS}
 
 
 def _test(arm: str, model: Path, start: Path, base: Path, samples: dict, evals: Path, demo: DemoConfig,
@@ -168,7 +172,7 @@ def _test(arm: str, model: Path, start: Path, base: Path, samples: dict, evals: 
     labels, policy = get_label_set("synth"), load_policy(model)
     row: dict = {"model": str(model), "splits": {}}
     for split in TEST_SPLITS:
-        folder = _evaluate(model, split, samples, evals, demo, stages)
+        folder = _evaluate(policy, model, split, samples, evals, demo, stages)
         sampled = pass_at_k(policy, samples[split], labels, k=config.k, temperature=demo.grpo_temperature,
                             max_new_tokens=demo.max_new_tokens, batch_size=demo.eval_batch_size,
                             prompt=demo.prompt, seed=demo.seed)

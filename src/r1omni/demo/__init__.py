@@ -5,7 +5,8 @@ starting points every recipe shares; ``pipeline.py`` runs the stages top to bott
 cold start, label SFT, GRPO, evaluation, attribution, balance); ``stats.py`` the paired statistics;
 ``report.py`` turns their results into ``report.md`` and the plots;
 ``study.py`` is ``r1omni demo --study budget`` (RLVR against label SFT over training budgets and
-seeds); ``rl_vs_sft.py`` the pre-registered study ``--study rl-vs-sft`` and ``rule.py`` its decision rule.
+seeds); ``rl_vs_sft.py`` the pre-registered study ``--study rl-vs-sft``, ``rule.py`` its decision rule and
+``rl_vs_sft_report.py`` its ``summary.md`` and plot (written again from ``results.json`` alone).
 An application over every layer of the package: nothing below imports it.
 """
 

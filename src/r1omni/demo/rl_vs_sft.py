@@ -9,7 +9,9 @@ Then, in the order the pre-registration fixes: every model on the validation spl
 (the cold start's pass@k − pass@1 on ``val_ood``) and the matched-accuracy snapshots, all on validation;
 only then the chosen models on the test splits, with pass@k, the KL from the arm's start and from the base
 (on ``val_id`` prompts), accuracy by carrier and hallucinated claims. The verdict is
-:mod:`r1omni.demo.rule`'s. A re-run reuses every finished run and evaluation.
+:mod:`r1omni.demo.rule`'s. A re-run reuses every finished run, evaluation and test measurement (it samples
+only the precondition's pass@k again); the report (:mod:`r1omni.demo.rl_vs_sft_report`) can be written
+again from ``results.json`` alone.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from r1omni.atomic import atomic_write_bytes, atomic_write_text
+from r1omni.atomic import atomic_write_text
 from r1omni.demo.config import DemoConfig, StageBudget
+from r1omni.demo.rl_vs_sft_report import ARMS, SHIFTED, write_report
 from r1omni.demo.rule import PRECONDITION_HEADROOM, compare_over_seeds, verdict
 from r1omni.demo.stages import Stages, run_grpo, run_sft, train_once, train_starting_points
 from r1omni.demo.stats import by_carrier, correct, hallucinated_share, paired
@@ -36,12 +39,10 @@ from r1omni.train.checkpoint import SNAPSHOT_DIR
 
 __all__ = ["RlVsSftConfig", "run_rl_vs_sft_study", "ARMS", "HYPOTHESES"]
 
-ARMS = ("rlvr", "label_sft", "dc_sft", "sft_rlvr")
-SHIFTED = ("test_ood", "test_mix")
 # (name, X, Y, which models): the pre-registration's table.
 HYPOTHESES = (("H1", "rlvr", "label_sft", "final"), ("H2", "rlvr", "dc_sft", "final"),
               ("H3", "rlvr", "label_sft", "matched"), ("H4", "sft_rlvr", "label_sft", "final"))
-REASONING_ARMS = ("rlvr", "sft_rlvr")
+REASONING_ARMS = ("rlvr", "sft_rlvr", "cold_start")   # and the cold start, reported beside the arms
 
 
 @dataclass
@@ -139,11 +140,16 @@ def _medium_clips(config: RlVsSftConfig, demo: DemoConfig, cold: str, train: Pat
 def _evaluate(policy, model: Path, split: str, samples: dict, evals: Path, demo: DemoConfig, stages: Stages
               ) -> Path:
     """``policy`` (loaded from ``model``) on one split (reused when done); returns the evaluation folder."""
-    target = evals / model.relative_to(evals.parent / "runs").as_posix().replace("/", "__") / split
+    target = _model_evals(model, evals) / split
     policy.module.eval()
     options = EvalOptions(prompt=demo.prompt, batch_size=demo.eval_batch_size, max_new_tokens=demo.max_new_tokens)
     evaluate(policy, samples[split], target, get_label_set("synth"), options, media=stages.media)
     return target
+
+
+def _model_evals(model: Path, evals: Path) -> Path:
+    """The folder of one model's evaluations (``runs/rlvr/final`` → ``evals/rlvr__final``)."""
+    return evals / model.relative_to(evals.parent / "runs").as_posix().replace("/", "__")
 
 
 def _war(folder: Path) -> float:
@@ -168,7 +174,19 @@ def _validation_wars(model: Path, samples: dict, evals: Path, demo: DemoConfig, 
 
 def _test(arm: str, model: Path, start: Path, base: Path, samples: dict, evals: Path, demo: DemoConfig,
           config: RlVsSftConfig, stages: Stages) -> dict:
-    """The pre-registered test metrics of one chosen model."""
+    """The pre-registered test metrics of one chosen model; kept in ``test_measures.json`` beside its
+    evaluations, so that a re-run reuses them instead of sampling again."""
+    kept = _model_evals(model, evals) / "test_measures.json"
+    identity = {"arm": arm, "start": str(start), "base": str(base), "k": config.k}
+    if kept.is_file() and (previous := json.loads(kept.read_text(encoding="utf-8")))["identity"] == identity:
+        return previous["row"]
+    row = _measure_test(arm, model, start, base, samples, evals, demo, config, stages)
+    atomic_write_text(kept, json.dumps({"identity": identity, "row": row}, indent=1))
+    return row
+
+
+def _measure_test(arm: str, model: Path, start: Path, base: Path, samples: dict, evals: Path, demo: DemoConfig,
+                  config: RlVsSftConfig, stages: Stages) -> dict:
     labels, policy = get_label_set("synth"), load_policy(model)
     row: dict = {"model": str(model), "splits": {}}
     for split in TEST_SPLITS:
@@ -182,6 +200,9 @@ def _test(arm: str, model: Path, start: Path, base: Path, samples: dict, evals: 
                                 "pass_at_k": sampled.pass_at_k, "by_carrier": by_carrier(folder, samples[split]),
                                 "hallucinated": sum(claims.values()) / len(claims) if claims else None}
     for name, reference in (("kl_to_start", start), ("kl_to_base", base)):
+        if reference == model:                            # the base itself: nothing moved
+            row[name] = {"per_completion": 0.0, "per_token": 0.0, "the_model_itself": True}
+            continue
         if name == "kl_to_base" and reference == start:   # the SFT arms start from the base: the same number
             row[name] = row["kl_to_start"]
             continue
@@ -216,10 +237,14 @@ def _study_seed(config: RlVsSftConfig, seed: int, say: Callable[[str], None]) ->
         measured = {index: _test(arm, models[arm][index], starts[arm], stages.models["base"], samples, evals, demo,
                                  config, stages) for index in sorted(set(chosen.values()))}
         tests[arm] = {which: measured[index] for which, index in chosen.items()}
+    # Reported beside the arms, never compared by the rule (the pre-registration): the starting points.
+    base = stages.models["base"]
+    starting = {"base": _test("base", base, base, base, samples, evals, demo, config, stages),
+                "cold_start": _test("cold_start", cold, base, base, samples, evals, demo, config, stages)}
     difficulty = json.loads((runs / "dc_sft_difficulty.json").read_text())
     return {"seed": seed, "headroom": {"pass_at_1": headroom.pass_at_1, "pass_at_k": headroom.pass_at_k},
             "dc_sft": {key: difficulty[key] for key in ("medium", "clips", "fallback_to_all", "skipped")},
-            "validation": validation, "test": tests,
+            "validation": validation, "test": tests, "starting_points": starting,
             "models": {arm: [str(m) for m in chain] for arm, chain in models.items()}}
 
 
@@ -260,60 +285,6 @@ def run_rl_vs_sft_study(config: RlVsSftConfig, say: Callable[[str], None]) -> di
     results = {"seeds": by_seed, **_decide(by_seed, headroom_ok), "config": asdict(config),
                "preregistration": "docs/study-rlvr-vs-sft.md"}
     atomic_write_text(out / "results.json", json.dumps(results, indent=1, default=str))
-    atomic_write_bytes(out / "ood_vs_id.png", _plot(by_seed))
-    atomic_write_text(out / "summary.md", _markdown(results))
+    write_report(out, results)
     say(f"   verdict: {results['verdict']}")
     return results
-
-
-def _ood(row: dict) -> float:
-    return sum(row["splits"][s]["war"] for s in SHIFTED) / len(SHIFTED)
-
-
-def _markdown(results: dict) -> str:
-    seeds = [r["seed"] for r in results["seeds"]]
-    lines = [f"# RLVR against SFT, pre-registered (docs/study-rlvr-vs-sft.md), seeds {seeds}", "",
-             f"**Verdict: {results['verdict']}**", "", "![OOD against ID accuracy](ood_vs_id.png)", "",
-             "| seed | arm | models | ID WAR | OOD WAR | MIX WAR | pass@1 / pass@k (OOD) | KL to start / base "
-             "(nats per completion) |", "|---|---|---|---:|---:|---:|---|---|"]
-    for record in results["seeds"]:
-        for arm in ARMS:
-            for which, row in record["test"][arm].items():
-                s = row["splits"]
-                lines.append(f"| {record['seed']} | {arm} | {which} | {s['test_id']['war']:.3f} | "
-                             f"{s['test_ood']['war']:.3f} | {s['test_mix']['war']:.3f} | "
-                             f"{s['test_ood']['pass_at_1']:.3f} / {s['test_ood']['pass_at_k']:.3f} | "
-                             f"{row['kl_to_start']['per_completion']:.2f} / "
-                             f"{row['kl_to_base']['per_completion']:.2f} |")
-    lines += ["", "| hypothesis | X − Y | models | shifted (primary) | outcome |", "|---|---|---|---|---|"]
-    for name, by_split in results["hypotheses"].items():
-        h = by_split["shifted"]
-        lines.append(f"| {name} | {h['x']} − {h['y']} | {h['models']} | {h['diff']:+.3f} ± {h['se']:.3f} | "
-                     f"{h['outcome']} |")
-    lines += ["", f"Precondition (cold start pass@k − pass@1 on val_ood ≥ {PRECONDITION_HEADROOM}) "
-                  f"{'met' if results['precondition_met'] else 'not met'}: " +
-              ", ".join(f"seed {r['seed']} {r['headroom']['pass_at_k'] - r['headroom']['pass_at_1']:+.3f}"
-                        for r in results["seeds"]),
-              "DC-SFT's clips of medium difficulty: " + ", ".join(
-                  f"seed {r['seed']} {r['dc_sft']['medium']} of {r['dc_sft']['clips']}"
-                  + (" (none: trained on every clip)" if r["dc_sft"]["fallback_to_all"] else "")
-                  for r in results["seeds"]), ""]
-    return "\n".join(lines)
-
-
-def _plot(by_seed: list[dict]) -> bytes:
-    """OOD WAR (the shifted splits' mean) against ID WAR, one point per arm, seed and model choice."""
-    from r1omni.plots import figure, png_bytes
-
-    fig, axes = figure(1, 1, figsize=(5.2, 4.2), squeeze=False)
-    ax = axes[0][0]
-    for index, arm in enumerate(ARMS):
-        for which, marker in (("final", "o"), ("matched", "x")):
-            rows = [r["test"][arm][which] for r in by_seed]
-            ax.scatter([row["splits"]["test_id"]["war"] for row in rows], [_ood(row) for row in rows],
-                       marker=marker, color=f"C{index}", label=f"{arm} ({which})")
-    ax.set_xlabel("ID WAR (test_id)")
-    ax.set_ylabel("OOD WAR (test_ood, test_mix)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return png_bytes(fig, dpi=110)

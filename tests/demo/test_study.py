@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from r1omni.demo.study import StudyConfig, _pooled, _verdict
+from r1omni.demo.stats import pooled
+from r1omni.demo.study import StudyConfig, _verdict
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def test_quick_study_writes_the_curve_and_answers_per_split(tmp_path):
         for method in ("label_sft", "rlvr", "rlvr_minus_label_sft"):
             assert len(rows[method]) == len(config.budgets)
             assert all(point["se"] >= 0 and point["seeds"] == 2 for point in rows[method])
-        assert all(0 <= point["diff"] <= 1 for point in rows["rlvr"] + rows["label_sft"])
+        assert all(0 <= point["war"] <= 1 for point in rows["rlvr"] + rows["label_sft"])
         assert rows["answer"].startswith("RLVR ") and rows["answer"] in (out / "summary.md").read_text()
         assert f"{key.upper()}: RLVR" in done.stdout
     for seed in (0, 1):
@@ -48,7 +49,8 @@ def test_the_verdict_reads_the_paired_differences_against_two_standard_errors():
     sentence = _verdict(falling, budgets)
     assert sentence.startswith("RLVR matches or beats label SFT from 100 clip-views but trails it again from 400")
     assert "trails at 400 (-0.100 ± 0.030)" in sentence
-    pooled = _pooled([{"diff": 0.1, "se": 0.03, "n": 10}, {"diff": 0.3, "se": 0.04, "n": 10}])
-    assert pooled == {"diff": pytest.approx(0.2), "se": pytest.approx(0.025), "n": 20, "seeds": 2}
+    together = pooled([{"diff": 0.1, "se": 0.03, "n": 10}, {"diff": 0.3, "se": 0.04, "n": 10}])
+    assert together == {"diff": pytest.approx(0.2), "se": pytest.approx(0.025), "n": 20, "seeds": 2}
+    assert pooled([{"war": 0.5, "se": 0.1, "n": 4}], "war") == {"war": 0.5, "se": 0.1, "n": 4, "seeds": 1}
     with pytest.raises(ValueError, match="multiple of"):
         StudyConfig(budgets=(100, 200))

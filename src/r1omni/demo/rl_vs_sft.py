@@ -26,7 +26,7 @@ from r1omni.demo.config import DemoConfig, StageBudget
 from r1omni.demo.rl_vs_sft_report import ARMS, SHIFTED, write_report
 from r1omni.demo.rule import PRECONDITION_HEADROOM, compare_over_seeds, verdict
 from r1omni.demo.stages import Stages, run_grpo, run_sft, train_once, train_starting_points
-from r1omni.demo.stats import by_carrier, correct, hallucinated_share, paired
+from r1omni.demo.stats import by_carrier, correct, hallucinated_share, paired, war
 from r1omni.evaluate import EvalOptions, evaluate
 from r1omni.labels import get_label_set
 from r1omni.models import load_policy
@@ -152,11 +152,6 @@ def _model_evals(model: Path, evals: Path) -> Path:
     return evals / model.relative_to(evals.parent / "runs").as_posix().replace("/", "__")
 
 
-def _war(folder: Path) -> float:
-    right = list(correct(folder).values())
-    return sum(right) / len(right)
-
-
 def _validation(models: dict[str, list[Path]], samples: dict, evals: Path, demo: DemoConfig, stages: Stages
                 ) -> dict:
     """Every model's validation WAR, and per arm the matched-accuracy model: the earliest whose ``val_id``
@@ -169,7 +164,8 @@ def _validation(models: dict[str, list[Path]], samples: dict, evals: Path, demo:
 
 def _validation_wars(model: Path, samples: dict, evals: Path, demo: DemoConfig, stages: Stages) -> dict:
     policy = load_policy(model)   # once for both splits
-    return {split: _war(_evaluate(policy, model, split, samples, evals, demo, stages)) for split in VALIDATION_SPLITS}
+    return {split: war(_evaluate(policy, model, split, samples, evals, demo, stages))["war"]
+            for split in VALIDATION_SPLITS}
 
 
 def _test(arm: str, model: Path, start: Path, base: Path, samples: dict, evals: Path, demo: DemoConfig,
@@ -196,7 +192,7 @@ def _measure_test(arm: str, model: Path, start: Path, base: Path, samples: dict,
                             prompt=demo.prompt, seed=demo.seed)
         cues = {s.id: s.meta.get("cues") for s in samples[split]}
         claims = hallucinated_share(folder, cues) if arm in REASONING_ARMS else {}
-        row["splits"][split] = {"folder": str(folder), "war": _war(folder), "pass_at_1": sampled.pass_at_1,
+        row["splits"][split] = {"folder": str(folder), "war": war(folder)["war"], "pass_at_1": sampled.pass_at_1,
                                 "pass_at_k": sampled.pass_at_k, "by_carrier": by_carrier(folder, samples[split]),
                                 "hallucinated": sum(claims.values()) / len(claims) if claims else None}
     for name, reference in (("kl_to_start", start), ("kl_to_base", base)):

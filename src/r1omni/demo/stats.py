@@ -11,7 +11,7 @@ from r1omni.claims import claim_errors, extract_claims
 from r1omni.metrics import PREDICTIONS
 from r1omni.schema import Sample
 
-__all__ = ["paired", "correct", "hallucinated_share", "by_carrier"]
+__all__ = ["paired", "pooled", "correct", "war", "hallucinated_share", "by_carrier"]
 
 
 def paired(a: list[float], b: list[float]) -> dict[str, float]:
@@ -23,6 +23,21 @@ def paired(a: list[float], b: list[float]) -> dict[str, float]:
     mean = sum(diffs) / n
     var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
     return {"diff": mean, "se": math.sqrt(var / n), "n": n}
+
+
+def pooled(values: list[dict], key: str = "diff") -> dict:
+    """Seeds as independent runs: the mean of the per-seed figures under ``key`` (a paired difference, a
+    WAR), SE = sqrt(sum se^2) / k, the clips counted over the seeds."""
+    k = len(values)
+    return {key: sum(v[key] for v in values) / k, "se": math.sqrt(sum(v["se"] ** 2 for v in values)) / k,
+            "n": sum(v["n"] for v in values), "seeds": k}
+
+
+def war(eval_dir: Path) -> dict[str, float]:
+    """WAR of one evaluation (the normalized track, from its predictions) with its binomial standard error."""
+    right = list(correct(eval_dir).values())
+    p = sum(right) / len(right)
+    return {"war": p, "se": math.sqrt(p * (1 - p) / len(right)), "n": len(right)}
 
 
 def correct(eval_dir: Path) -> dict[str, bool]:

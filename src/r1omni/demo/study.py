@@ -17,7 +17,6 @@ with G completions each, SFT ``clips_per_step``.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,7 +26,7 @@ from r1omni.clips import MediaCache
 from r1omni.demo.config import DemoConfig, StageBudget, split_key
 from r1omni.demo.progress import StageBar
 from r1omni.demo.stages import run_grpo, run_sft, train_starting_points
-from r1omni.demo.stats import correct, paired
+from r1omni.demo.stats import correct, paired, pooled, war
 from r1omni.evaluate import EvalOptions, evaluate
 from r1omni.labels import get_label_set
 from r1omni.models import load_policy
@@ -114,20 +113,6 @@ def _study_seed(config: StudyConfig, seed: int, say: Callable[[str], None], prog
     return folders
 
 
-def _pooled(values: list[dict]) -> dict:
-    """Seeds as independent runs: the mean of the per-seed figures, SE = sqrt(sum se^2) / k."""
-    k = len(values)
-    return {"diff": sum(v["diff"] for v in values) / k, "se": math.sqrt(sum(v["se"] ** 2 for v in values)) / k,
-            "n": sum(v["n"] for v in values), "seeds": k}
-
-
-def _war(folder: Path) -> dict:
-    """WAR of one evaluation with its binomial standard error (the normalized track)."""
-    right = list(correct(folder).values())
-    p = sum(right) / len(right)
-    return {"diff": p, "se": math.sqrt(p * (1 - p) / len(right)), "n": len(right)}
-
-
 def _verdict(curve: list[dict], budgets: tuple[int, ...]) -> str:
     """One sentence: at which budget RLVR − label SFT first stops trailing by more than two standard errors,
     and whether it falls behind again at a larger one."""
@@ -156,7 +141,7 @@ def run_budget_study(config: StudyConfig, say: Callable[[str], None], progress: 
     table: dict = {key: {"budgets": list(config.budgets)} for key in keys}
     for key in keys:
         for method in METHODS:
-            table[key][method] = [_pooled([_war(by_seed[s][method][b][key]) for s in config.seeds])
+            table[key][method] = [pooled([war(by_seed[s][method][b][key]) for s in config.seeds], "war")
                                   for b in config.budgets]
         diffs = []
         for budget in config.budgets:
@@ -165,7 +150,7 @@ def run_budget_study(config: StudyConfig, say: Callable[[str], None], progress: 
                 a, b = (correct(by_seed[seed][m][budget][key]) for m in ("rlvr", "label_sft"))
                 ids = sorted(set(a) & set(b))
                 per_seed.append(paired([a[i] for i in ids], [b[i] for i in ids]))
-            diffs.append(_pooled(per_seed))
+            diffs.append(pooled(per_seed))
         table[key]["rlvr_minus_label_sft"] = diffs
         table[key]["answer"] = _verdict(diffs, config.budgets)
     summary = {"seeds": list(config.seeds), "budgets": list(config.budgets), "splits": table,
@@ -188,7 +173,7 @@ def _markdown(table: dict, keys: list[str], config: StudyConfig) -> str:
                   "| clip-views | label SFT | RLVR | RLVR − label SFT |", "|---:|---:|---:|---:|"]
         for i, budget in enumerate(rows["budgets"]):
             sft, rl, diff = rows["label_sft"][i], rows["rlvr"][i], rows["rlvr_minus_label_sft"][i]
-            lines.append(f"| {budget:,} | {sft['diff']:.3f} ± {sft['se']:.3f} | {rl['diff']:.3f} ± {rl['se']:.3f} | "
+            lines.append(f"| {budget:,} | {sft['war']:.3f} ± {sft['se']:.3f} | {rl['war']:.3f} ± {rl['se']:.3f} | "
                          f"{diff['diff']:+.3f} ± {diff['se']:.3f} |")
         lines.append("")
     return "\n".join(lines)
@@ -201,7 +186,7 @@ def _plot(table: dict, keys: list[str]) -> bytes:
     for ax, key in zip(axes[0], keys):
         budgets = table[key]["budgets"]
         for method, name in (("label_sft", "label SFT"), ("rlvr", "RLVR (GRPO)")):
-            mean = [p["diff"] for p in table[key][method]]
+            mean = [p["war"] for p in table[key][method]]
             se = [p["se"] for p in table[key][method]]
             ax.plot(budgets, mean, marker="o", label=name)
             ax.fill_between(budgets, [m - s for m, s in zip(mean, se)], [m + s for m, s in zip(mean, se)], alpha=0.2)

@@ -173,7 +173,9 @@ def _test(arm: str, model: Path, start: Path, base: Path, samples: dict, evals: 
     """The pre-registered test metrics of one chosen model; kept in ``test_measures.json`` beside its
     evaluations, so that a re-run reuses them instead of sampling again."""
     kept = _model_evals(model, evals) / "test_measures.json"
-    identity = {"arm": arm, "start": str(start), "base": str(base), "k": config.k}
+    identity = {"arm": arm, "start": str(start), "base": str(base), "k": config.k,   # and what sampling reads:
+                "temperature": demo.grpo_temperature, "max_new_tokens": demo.max_new_tokens, "prompt": demo.prompt,
+                "batch_size": demo.eval_batch_size, "seed": demo.seed}
     if kept.is_file() and (previous := json.loads(kept.read_text(encoding="utf-8")))["identity"] == identity:
         return previous["row"]
     row = _measure_test(arm, model, start, base, samples, evals, demo, config, stages)

@@ -220,7 +220,7 @@ def _study_seed(config: RlVsSftConfig, seed: int, say: Callable[[str], None]) ->
     runs, evals = out / "runs", out / "evals"
     models = _train_arms(config, demo, stages, manifests, runs, say)
     samples = {split: read_samples(manifests[split]) for split in VALIDATION_SPLITS + TEST_SPLITS}
-    cold = stages.models["cold_start_sft"]
+    cold, base = stages.models["cold_start_sft"], stages.models["base"]
     headroom = pass_at_k(load_policy(cold), samples["val_ood"], get_label_set("synth"), k=config.k,
                          temperature=demo.grpo_temperature, max_new_tokens=demo.max_new_tokens,
                          batch_size=demo.eval_batch_size, prompt=demo.prompt, seed=seed)
@@ -228,15 +228,14 @@ def _study_seed(config: RlVsSftConfig, seed: int, say: Callable[[str], None]) ->
     say(f"   seed {seed}: validation done; matched val_id WAR {validation['target']:.3f}; cold start pass@"
         f"{config.k} − pass@1 on val_ood {headroom.pass_at_k - headroom.pass_at_1:+.3f}")
     # Only now the test splits, once, for the chosen models.
-    starts = {"rlvr": cold, "label_sft": stages.models["base"], "dc_sft": stages.models["base"], "sft_rlvr": cold}
+    starts = {"rlvr": cold, "label_sft": base, "dc_sft": base, "sft_rlvr": cold}
     tests: dict = {}
     for arm in ARMS:
         chosen = {"final": len(models[arm]) - 1, "matched": validation["matched"][arm]}
-        measured = {index: _test(arm, models[arm][index], starts[arm], stages.models["base"], samples, evals, demo,
-                                 config, stages) for index in sorted(set(chosen.values()))}
+        measured = {index: _test(arm, models[arm][index], starts[arm], base, samples, evals, demo, config, stages)
+                    for index in sorted(set(chosen.values()))}
         tests[arm] = {which: measured[index] for which, index in chosen.items()}
     # Reported beside the arms, never compared by the rule (the pre-registration): the starting points.
-    base = stages.models["base"]
     starting = {"base": _test("base", base, base, base, samples, evals, demo, config, stages),
                 "cold_start": _test("cold_start", cold, base, base, samples, evals, demo, config, stages)}
     difficulty = json.loads((runs / "dc_sft_difficulty.json").read_text())

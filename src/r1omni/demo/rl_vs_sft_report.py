@@ -63,19 +63,19 @@ def _rows(record: dict) -> dict[str, dict]:
     return rows
 
 
-def _cell(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return mean(present) if len(present) == len(values) and present else None
+    """The mean over seeds; None (shown "–") when any seed has no such figure."""
+    return None if any(v is None for v in values) else mean(values)
 
 
-def _table(rows: list[tuple[str, dict]], columns: list[str], digits: int = 3) -> list[str]:
+def _table(rows: list[tuple[str, dict]], columns: list[str]) -> list[str]:
     lines = ["| " + " | ".join(["arm (models)", *columns]) + " |", "|---" + "|---:" * len(columns) + "|"]
     for name, flat in rows:
-        lines.append("| " + " | ".join([name, *(_cell(flat[c], digits) for c in columns)]) + " |")
+        lines.append("| " + " | ".join([name, *(_cell(flat[c]) for c in columns)]) + " |")
     return lines
 
 

@@ -511,7 +511,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             given = [flag for flag, value in (("--media-norm/--no-media-norm", args.media_norm),
                                               ("--frame-size", args.frame_size),
                                               ("--perception-steps", args.perception_steps),
-                                              ("--language-steps", args.language_steps)) if value is not None]
+                                              ("--language-steps", args.language_steps),
+                                              ("--tower-steps", args.tower_steps)) if value is not None]
             if given:
                 raise ValueError(f"--study rl-vs-sft runs the pre-registered recipe (docs/study-rlvr-vs-sft.md); "
                                  f"it takes no {', '.join(given)}")
@@ -544,6 +545,8 @@ def _demo_model_switches(config, args) -> None:
         config.perception.steps = args.perception_steps
     if args.language_steps is not None:
         config.language.steps = args.language_steps
+    if args.tower_steps is not None:
+        config.towers.steps = args.tower_steps
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -819,6 +822,10 @@ def _add_demo(commands) -> None:
     demo.add_argument("--language-steps", type=int, default=None,
                       help="steps of text-only pre-training (reading random subtitles back) before any clip "
                            "(default 0: none; 400 taught the model to quote the subtitle)")
+    demo.add_argument("--tower-steps", type=int, default=None,
+                      help="steps of tower pre-training (the video and audio towers regress the clips' face and "
+                           "voice cues) before anything else (default 0: none; 400 raised face-only accuracy "
+                           "on validation)")
     demo.add_argument("--perception-steps", type=int, default=None,
                       help="steps of cue-description pre-training before the instruction mix (default 700, "
                            "--quick 80; 0: none)")

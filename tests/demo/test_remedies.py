@@ -1,4 +1,4 @@
-"""Issue #26's demo remedies reach the runs they name: a language phase (text only; off by default) and a
+"""Issue #26's demo remedies reach the runs they name: a tower phase and a language phase (both off by default), a
 perception phase before the base's instruction mix
 (on by default; 0 steps: none), the model switches (media norm, frame size), and modality dropout in label
 SFT (off by default)."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from r1omni.demo import stages as demo_stages
-from r1omni.demo.config import ALL_PARTS, DemoConfig, StageBudget
+from r1omni.demo.config import ALL_PARTS, TOWER_PARTS, DemoConfig, StageBudget
 from r1omni.demo.stages import train_starting_points
 from r1omni.synth import generate_benchmark
 
@@ -90,3 +90,33 @@ def test_a_language_phase_comes_first_and_counts_in_the_base_budget(tiny_benchma
                              (str(runs / "perception" / "final"), "instruction", "base")]
     assert "language" not in stages.models and "language" not in stages.budgets
     assert stages.budgets["base"]["steps"] == 5 and stages.budgets["base"]["clip_views"] == 6   # text has no clips
+
+
+def test_a_tower_phase_comes_first_and_counts_in_the_base_budget(tiny_benchmark, tmp_path, sft_calls):
+    config = tiny_config(tmp_path, towers=StageBudget(steps=2, lr=1e-3, trainable=TOWER_PARTS),
+                         perception=StageBudget(steps=2, lr=1e-3, trainable=ALL_PARTS))
+    stages = train_starting_points(config, tmp_path, tiny_benchmark, lambda line: None)
+    runs = tmp_path / "runs"
+    assert (runs / "towers" / "final" / "config.json").is_file()
+    assert sft_calls[:2] == [(str(runs / "towers" / "final"), "description", "perception"),
+                             (str(runs / "perception" / "final"), "instruction", "base")]
+    assert "towers" not in stages.models and "towers" not in stages.budgets
+    # 2 tower steps of 16 clips (the tiny benchmark's pre-training split has fewer: passes repeat) + 2 + 1 SFT
+    assert stages.budgets["base"]["steps"] == 5 and stages.budgets["base"]["clip_views"] == 2 * 16 + 6
+
+
+def test_the_tower_phase_is_off_by_default_and_left_out_of_the_settings_then(tmp_path):
+    import json
+
+    from r1omni.demo.pipeline import _forget_stale_results
+
+    assert DemoConfig().towers.steps == 0
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "synth_config.json").write_text("{}")
+    _forget_stale_results(tmp_path, DemoConfig(), bench, lambda line: None)
+    assert "towers" not in json.loads((tmp_path / "demo_settings.json").read_text())["demo"]
+    config = DemoConfig()
+    config.towers.steps = 5
+    _forget_stale_results(tmp_path, config, bench, lambda line: None)
+    assert json.loads((tmp_path / "demo_settings.json").read_text())["demo"]["towers"]["steps"] == 5

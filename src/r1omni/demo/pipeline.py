@@ -72,7 +72,10 @@ def _forget_stale_results(out: Path, config: DemoConfig, bench: Path, say) -> No
     """Finished stages are reused on a re-run, but only if they were made with the same demo
     settings and the same benchmark; otherwise models, runs and evaluations start over (a pulled
     recipe change must not be scored with models trained under the old one)."""
-    settings = {"demo": {k: v for k, v in asdict(config).items() if k not in ("output_dir", "threads")},
+    demo = {k: v for k, v in asdict(config).items() if k not in ("output_dir", "threads")}
+    if not config.towers.steps:   # added later: off, a folder made before it keeps its models
+        del demo["towers"]
+    settings = {"demo": demo,
                 "benchmark": json.loads((bench / "synth_config.json").read_text())}
     text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
     previous = out / _SETTINGS_FILE

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from r1omni.atomic import atomic_dir, atomic_write_text, is_complete
-from r1omni.clips import SAMPLE_QUESTION, MediaCache
+from r1omni.clips import SAMPLE_QUESTION, ClipLoader, MediaCache
 from r1omni.demo.config import SEPARATOR, DemoConfig, StageBudget
 from r1omni.models import SamplingConfig, init_preset, load_policy
 from r1omni.schema import read_samples
@@ -24,10 +24,12 @@ from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo
 from r1omni.train.language import LanguageConfig, train_language
 from r1omni.train.setup import OptimConfig
 from r1omni.train.sft import SFTConfig, train_sft
+from r1omni.train.towers import TowerConfig, train_towers
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["run_sft", "run_grpo", "run_language", "grpo_steps", "train_starting_points", "train_once", "Stages"]
+__all__ = ["run_sft", "run_grpo", "run_language", "run_towers", "grpo_steps", "train_starting_points", "train_once",
+           "Stages"]
 
 
 def run_sft(config: DemoConfig, model: str, data: Path, target: str, out: Path, budget: StageBudget,
@@ -50,6 +52,17 @@ def run_language(config: DemoConfig, model: Path, out: Path) -> TrainResult:
                               optim=OptimConfig(lr=config.language.lr, schedule="cosine", warmup_ratio=0.05))
     logger.info("language pre-training from %s", model)
     return train_language(load_policy(model), reading_practice, language, out, base_model=str(model))
+
+
+def run_towers(config: DemoConfig, model: Path, data: Path, out: Path, media: MediaCache | None = None
+               ) -> TrainResult:
+    """The base's first phase: the towers learn to measure the clips' face and voice cues (the LLM frozen)."""
+    policy = load_policy(model)
+    towers = TowerConfig(steps=config.towers.steps, seed=config.seed,
+                         optim=OptimConfig(lr=config.towers.lr, schedule="cosine", warmup_ratio=0.05))
+    logger.info("tower pre-training from %s", model)
+    return train_towers(policy, read_samples(data), ClipLoader.for_policy(policy, prompt=config.prompt, cache=media),
+                        towers, out, base_model=str(model))
 
 
 def grpo_steps(config: DemoConfig, train_clips: int) -> int:
@@ -109,9 +122,10 @@ def train_starting_points(config: DemoConfig, out: Path, manifests: dict[str, Pa
     done = done or (lambda ticket: None)
     models, runs = out / "models", out / "runs"
     stages = Stages()
+    towers = "towers measuring face and voice cues, " if config.towers.steps else ""
     reading = "reading subtitles back (text only), " if config.language.steps else ""
-    ticket = stage("base", f"2/8 tiny model: random init, then base pre-training: {reading}cue descriptions, then "
-                           "instruction data (no face / voice -> emotion mapping)")
+    ticket = stage("base", f"2/8 tiny model: random init, then base pre-training: {towers}{reading}cue descriptions, "
+                           "then instruction data (no face / voice -> emotion mapping)")
     init_dir = models / "init"
     if not is_complete(init_dir):
         policy = init_preset(config.model_preset, seed=config.seed, corpus=synth_corpus(), **_model_overrides(config))
@@ -122,8 +136,12 @@ def train_starting_points(config: DemoConfig, out: Path, manifests: dict[str, Pa
     say(f"   {config.model_preset}: {sum(p.numel() for p in load_policy(init_dir).module.parameters()) / 1e6:.2f}M "
         "parameters")
     start = init_dir
+    if config.towers.steps:
+        train_once(runs, stages, "towers", say, lambda: run_towers(config, init_dir, manifests["pretrain"],
+                                                                   runs / "towers", stages.media))
+        start = stages.models.pop("towers")
     if config.language.steps:
-        train_once(runs, stages, "language", say, lambda: run_language(config, init_dir, runs / "language"))
+        train_once(runs, stages, "language", say, lambda: run_language(config, start, runs / "language"))
         start = stages.models.pop("language")
     if config.perception.steps:
         train_once(runs, stages, "perception", say, lambda: run_sft(
@@ -133,7 +151,7 @@ def train_starting_points(config: DemoConfig, out: Path, manifests: dict[str, Pa
     train_once(runs, stages, "base", say, lambda: run_sft(
         config, str(start), manifests["pretrain"], "instruction", runs / "base", config.pretrain,
         prompt=SAMPLE_QUESTION, media=stages.media))
-    for phase in ("language", "perception"):   # the base's budget counts every one of its phases
+    for phase in ("towers", "language", "perception"):   # the base's budget counts every one of its phases
         if phase in stages.budgets:
             spent = stages.budgets.pop(phase)
             stages.budgets["base"] = {key: value + spent.get(key, 0) for key, value in stages.budgets["base"].items()}

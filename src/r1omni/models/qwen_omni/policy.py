@@ -434,6 +434,20 @@ class QwenOmniPolicy:
             return self.thinker.lm_head(hidden[:, -1])  # (N, V)
         return module_step
 
+    def media_tokens(self, batch: PreparedBatch) -> dict[str, list[torch.Tensor]]:
+        """Each clip's video and audio tokens (n_i, D) as the language model receives them (towers,
+        projectors and media norm applied), with gradients: tower pre-training
+        (:mod:`r1omni.train.towers`) trains what produces them. Taken from the prompt embeddings that
+        scoring uses, so that the towers are trained on exactly what the LLM reads."""
+        batch = batch.to(self.device)
+        embeds = self._shared.embed_prompts(batch.input_ids, batch.attention_mask, batch.media).embeds  # (B, P, D)
+        config = self.thinker.config
+        tokens = {}
+        for name, token_id in (("video", config.video_token_id), ("audio", config.audio_token_id)):
+            mask = batch.input_ids == token_id  # (B, P)
+            tokens[name] = list(embeds[mask].split(mask.sum(dim=1).tolist()))  # B x (n_i, D)
+        return tokens
+
     @torch.no_grad()
     def prompt_states(self, batch: PreparedBatch) -> PromptStates:
         """The B prompts' input embeddings by modality and the LLM's final hidden state at each prompt's

@@ -76,6 +76,8 @@ def test_a_clip_without_cue_values_is_named(tiny_dataset, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_tower_config_refuses_an_empty_run():
+def test_tower_config_refuses_an_empty_run_and_the_language_model():
     with pytest.raises(ValueError, match="steps and clips_per_step"):
         TowerConfig(steps=0)
+    with pytest.raises(ValueError, match="leave 'llm' out"):
+        TowerConfig(trainable=["llm", "vision_tower"])

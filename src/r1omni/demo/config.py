@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from r1omni.synth.config import TEST_SPLITS, VALIDATION_SPLITS
+from r1omni.train.towers import TOWER_PARTS
 
 __all__ = ["DemoConfig", "StageBudget", "ALL_PARTS", "TOWER_PARTS", "VARIANTS", "PAIRS", "SEPARATOR", "split_key"]
 
@@ -22,8 +23,6 @@ SEPARATOR = "-" * 78
 
 # Base pre-training trains the whole model: its towers are random (HumanOmni's come pre-trained).
 ALL_PARTS = ["llm", "vision_tower", "audio_tower", "vision_projector", "audio_projector"]
-# Tower pre-training trains what produces the media tokens (the media norm belongs to the projectors).
-TOWER_PARTS = ["vision_tower", "vision_projector", "audio_tower", "audio_projector"]
 
 
 def split_key(split: str) -> str:
@@ -98,7 +97,7 @@ class DemoConfig:
     frame_size: int | None = 112
     """Side in pixels the model resizes frames to (``ThinkerDims.frame_size``; None: the preset's 56). At 112
     a clip gives the LLM 32 video tokens instead of 8, and the face's parts fall in patches of their own."""
-    towers: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=1e-3, trainable=TOWER_PARTS))
+    towers: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=1e-3, trainable=list(TOWER_PARTS)))
     """Tower pre-training before anything else (``r1omni.train.towers``): the video and audio towers, their
     projectors and the media norm regress each pre-training clip's face and voice cue values (the LLM frozen),
     as HumanOmni's towers come pre-trained on faces and speech. Off (0 steps) in the default until the

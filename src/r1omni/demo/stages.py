@@ -24,7 +24,7 @@ from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo
 from r1omni.train.language import LanguageConfig, train_language
 from r1omni.train.setup import OptimConfig
 from r1omni.train.sft import SFTConfig, train_sft
-from r1omni.train.towers import TowerConfig, train_towers
+from r1omni.train.towers import TOWER_PARTS, TowerConfig, train_towers
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def run_towers(config: DemoConfig, model: Path, data: Path, out: Path, media: Me
                ) -> TrainResult:
     """The base's first phase: the towers learn to measure the clips' face and voice cues (the LLM frozen)."""
     policy = load_policy(model)
-    towers = TowerConfig(steps=config.towers.steps, seed=config.seed,
+    towers = TowerConfig(steps=config.towers.steps, seed=config.seed, trainable=config.towers.trainable or TOWER_PARTS,
                          optim=OptimConfig(lr=config.towers.lr, schedule="cosine", warmup_ratio=0.05))
     logger.info("tower pre-training from %s", model)
     return train_towers(policy, read_samples(data), ClipLoader.for_policy(policy, prompt=config.prompt, cache=media),

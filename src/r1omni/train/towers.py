@@ -10,15 +10,15 @@ label-SFT model called a smiling face with a resting voice ``neutral``. Regressi
 prosody, not emotions) from the mean of the clip's tokens, through a throw-away linear head per stream,
 gives every tower a direct signal for what it must see or hear.
 
-The targets are ``sample.meta["cues"]`` (the generated benchmark writes them; for real clips
-:mod:`r1omni.cues` measures the same cue names). Only the towers, their projectors and the media norm
-train; the heads are dropped. One process (a seconds-to-minutes stage of the demo's base); the saved folder
-is written atomically and loads like any model folder.
+The targets are ``sample.meta["cues"]``, every cue of :mod:`r1omni.claims` for both modalities: the
+generated benchmark writes them; real corpora would need annotated or measured ones (:mod:`r1omni.cues`
+measures only a few, such as the smile and the pitch, so real clips are refused here, by name). Only the
+towers, their projectors and the media norm train; the heads are dropped. One process (a minute-long stage
+of the demo's base); the saved folder is written atomically and loads like any model folder.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from r1omni.atomic import atomic_dir, atomic_write_text
+from r1omni.atomic import atomic_dir
 from r1omni.claims import FACE_CUES, VOICE_CUES
 from r1omni.clips import ClipLoader
 from r1omni.models import Policy
@@ -36,25 +36,33 @@ from r1omni.provenance import write_run_record
 from r1omni.schema import Sample
 from r1omni.train.checkpoint import TrainResult
 from r1omni.train.setup import OptimConfig, build_optimizer, seed_everything, set_trainable_parts
+from r1omni.train.tracking import RunTracker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TowerConfig", "train_towers", "cue_targets", "STREAM_CUES"]
+__all__ = ["TowerConfig", "train_towers", "cue_targets", "STREAM_CUES", "TOWER_PARTS"]
 
 
 # Which cues each stream's tower learns to measure (the cue space of r1omni.claims).
 STREAM_CUES = {"video": ("face", [cue.name for cue in FACE_CUES]), "audio": ("voice", [cue.name for cue in VOICE_CUES])}
+# What produces the media tokens (the media norm belongs to the projectors); the language model stays frozen.
+TOWER_PARTS = ["vision_tower", "vision_projector", "audio_tower", "audio_projector"]
 
 
 @dataclass
 class TowerConfig:
+    """The tower phase's budget (the demo's: 400 steps of 16 clips at lr 1e-3, ~70 s on 2 CPU cores)."""
+
     steps: int = 400
     clips_per_step: int = 16
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, schedule="cosine", warmup_ratio=0.05))
     seed: int = 0
     log_every: int = 50
+    trainable: list[str] = field(default_factory=lambda: list(TOWER_PARTS))
 
     def __post_init__(self) -> None:
+        if "llm" in self.trainable:
+            raise ValueError("tower pre-training trains what produces the media tokens; leave 'llm' out of trainable")
         if self.steps < 1 or self.clips_per_step < 1:
             raise ValueError(f"steps and clips_per_step must be >= 1, got {self.steps} and {self.clips_per_step}")
 
@@ -69,7 +77,7 @@ def cue_targets(samples: list[Sample], stream: str) -> torch.Tensor:
         missing = [name for name in names if name not in values]
         if missing:
             raise ValueError(f"{sample.id}: tower pre-training needs meta['cues']['{modality}'] with {missing} "
-                             "(the generated benchmark's clips have them; measure real clips with r1omni.cues)")
+                             "(the generated benchmark's clips have them)")
         rows.append([float(values[name]) for name in names])
     return torch.tensor(rows)
 
@@ -92,7 +100,8 @@ def train_towers(policy: Policy, samples: list[Sample], loader: ClipLoader, conf
                  output_dir: str | Path, base_model: str | None = None) -> TrainResult:
     """Train the towers, projectors and media norm (the language model frozen) for ``config.steps`` batches
     of ``samples`` (passes in a seeded order); save the whole model to ``output_dir/final`` (its card names
-    ``base_model``), the loss curve to ``output_dir/metrics.jsonl`` and the run's record."""
+    ``base_model``), the loss curve to ``output_dir/metrics.jsonl`` (a progress bar meanwhile) and the run's
+    record."""
     if not hasattr(policy, "media_tokens"):
         raise TypeError(f"tower pre-training needs a policy with media_tokens(); the {policy.family} policy "
                         "has none")
@@ -101,9 +110,7 @@ def train_towers(policy: Policy, samples: list[Sample], loader: ClipLoader, conf
     out = Path(output_dir)
     write_run_record(out, config)
     seed_everything(config.seed)
-    parts = [part for part in ("vision_tower", "vision_projector", "audio_tower", "audio_projector")
-             if part in policy.parts()]
-    set_trainable_parts(policy, parts)
+    set_trainable_parts(policy, config.trainable)
     width = policy.thinker.config.text_config.hidden_size
     heads = torch.nn.ModuleDict({stream: torch.nn.Linear(width, len(names))
                                  for stream, (_, names) in STREAM_CUES.items()}).to(policy.device)
@@ -112,7 +119,8 @@ def train_towers(policy: Policy, samples: list[Sample], loader: ClipLoader, conf
     policy.module.train()
     rng = np.random.default_rng(config.seed)
     order: list[int] = []
-    rows, skipped, views, start = [], 0, 0, time.perf_counter()
+    tracker = RunTracker(out, config.steps, description="towers", postfix_keys=("loss/video", "loss/audio"))
+    skipped, views, start = 0, 0, time.perf_counter()
     for step in range(1, config.steps + 1):
         while len(order) < config.clips_per_step:
             order += rng.permutation(len(samples)).tolist()
@@ -135,16 +143,13 @@ def train_towers(policy: Policy, samples: list[Sample], loader: ClipLoader, conf
         head_optimizer.step()
         scheduler.step()
         if step % config.log_every == 0 or step == config.steps:
-            rows.append({"step": step, **{f"loss/{k}": v.item() for k, v in losses.items()},
-                         "seconds": time.perf_counter() - start})
-            logger.info("tower step %d/%d  %s", step, config.steps,
-                        "  ".join(f"{k} {v.item():.4f}" for k, v in losses.items()))
+            tracker.log(step, {f"loss/{stream}": value.item() for stream, value in losses.items()})
     if skipped:
         logger.warning("tower pre-training: %d clip(s) could not be decoded and were skipped", skipped)
+    tracker.close()
     policy.module.eval()
     with atomic_dir(out / "final") as tmp:
         policy.save(tmp, card=CardInfo(base_model=base_model, recipe="towers", steps=config.steps))
-    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     return TrainResult(output_dir=out, final_model=out / "final", steps=config.steps,
                        clip_views=views, wall_seconds=time.perf_counter() - start,
                        skipped_clips=skipped)

@@ -33,7 +33,7 @@ from r1omni.models.card import CardInfo
 from r1omni.provenance import write_run_record
 from r1omni.train.checkpoint import TrainResult
 from r1omni.train.losses import completion_nll
-from r1omni.train.setup import OptimConfig, build_optimizer, seed_everything, set_trainable_parts
+from r1omni.train.setup import OptimConfig, build_optimizer, plain_update, seed_everything, set_trainable_parts
 
 logger = logging.getLogger(__name__)
 
@@ -77,14 +77,7 @@ def train_language(policy: Policy, exercise: Callable[[np.random.Generator], tup
     rows, start = [], time.perf_counter()
     for step in range(1, config.steps + 1):
         loss = exercise_loss(policy, [exercise(rng) for _ in range(config.batch_size)])
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"language pre-training: loss is {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in policy.module.parameters() if p.requires_grad],
-                                       config.optim.max_grad_norm or float("inf"))
-        optimizer.step()
-        scheduler.step()
+        plain_update(policy, loss, [optimizer], scheduler, config.optim.max_grad_norm, "language pre-training", step)
         if step % config.log_every == 0 or step == config.steps:
             rows.append({"step": step, "loss": loss.item(), "seconds": time.perf_counter() - start})
             logger.info("language step %d/%d  loss %.3f", step, config.steps, loss.item())

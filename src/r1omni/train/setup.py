@@ -41,7 +41,7 @@ from r1omni.yamlconfig import config_to_dict
 __all__ = ["RunSettings", "Run", "prepare_run", "micro_batch", "OptimConfig", "PAPER_TRAINABLE_PARTS",
            "open_policy", "set_trainable_parts", "build_optimizer", "frozen_reference", "seed_everything",
            "PRESET_PREFIX", "check_step_settings", "AdaptersOff", "enable_gradient_checkpointing",
-           "warmup_steps",
+           "warmup_steps", "plain_update",
            # accelerate's pieces, re-exported for callers that import them from here
            "make_accelerator", "unwrapped", "clip_gradients"]
 
@@ -263,6 +263,23 @@ def build_optimizer(policy: Policy, config: OptimConfig, total_steps: int):
                               num_warmup_steps=warmup_steps(config.warmup_ratio, total_steps),
                               num_training_steps=total_steps)
     return optimizer, scheduler
+
+
+def plain_update(policy: Policy, loss: torch.Tensor, optimizers: list[torch.optim.Optimizer], scheduler,
+                 max_grad_norm: float, stage: str, step: int) -> None:
+    """One single-process update of the short pre-training phases (language, towers), which need no
+    accelerator: refuse a non-finite loss, back-propagate, clip the policy's gradients, step every optimiser
+    (the policy's first; a phase's throw-away heads may bring their own) and the schedule."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{stage}: loss is {loss.item()} at step {step}")
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in policy.module.parameters() if p.requires_grad],
+                                   max_grad_norm or float("inf"))
+    for optimizer in optimizers:
+        optimizer.step()
+    scheduler.step()
 
 
 def frozen_reference(policy: Policy, model: str | None, seed: int = 0, share_frozen: bool = True) -> Policy:

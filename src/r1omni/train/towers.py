@@ -35,7 +35,7 @@ from r1omni.models.card import CardInfo
 from r1omni.provenance import write_run_record
 from r1omni.schema import Sample
 from r1omni.train.checkpoint import TrainResult
-from r1omni.train.setup import OptimConfig, build_optimizer, seed_everything, set_trainable_parts
+from r1omni.train.setup import OptimConfig, build_optimizer, plain_update, seed_everything, set_trainable_parts
 from r1omni.train.tracking import RunTracker
 
 logger = logging.getLogger(__name__)
@@ -131,17 +131,8 @@ def train_towers(policy: Policy, samples: list[Sample], loader: ClipLoader, conf
         if not loaded.clips:
             continue
         losses = _stream_loss(policy, heads, loaded.clips, loaded.kept)
-        loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"tower pre-training: loss is {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        head_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in policy.module.parameters() if p.requires_grad],
-                                       config.optim.max_grad_norm or float("inf"))
-        optimizer.step()
-        head_optimizer.step()
-        scheduler.step()
+        plain_update(policy, sum(losses.values()), [optimizer, head_optimizer], scheduler, config.optim.max_grad_norm,
+                     "tower pre-training", step)
         if step % config.log_every == 0 or step == config.steps:
             tracker.log(step, {f"loss/{stream}": value.item() for stream, value in losses.items()})
     if skipped:

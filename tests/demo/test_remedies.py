@@ -80,29 +80,21 @@ def test_the_model_switches_reach_the_model(tiny_benchmark, tmp_path):
     assert policy.media_norm is None and policy.settings.frame_height == 56
 
 
-def test_a_language_phase_comes_first_and_counts_in_the_base_budget(tiny_benchmark, tmp_path, sft_calls):
-    config = tiny_config(tmp_path, language=StageBudget(steps=2, lr=1e-3),
-                         perception=StageBudget(steps=2, lr=1e-3, trainable=ALL_PARTS))
-    stages = train_starting_points(config, tmp_path, tiny_benchmark, lambda line: None)
-    runs = tmp_path / "runs"
-    assert (runs / "language" / "final" / "config.json").is_file()
-    assert sft_calls[:2] == [(str(runs / "language" / "final"), "description", "perception"),
-                             (str(runs / "perception" / "final"), "instruction", "base")]
-    assert "language" not in stages.models and "language" not in stages.budgets
-    assert stages.budgets["base"]["steps"] == 5 and stages.budgets["base"]["clip_views"] == 6   # text has no clips
-
-
-def test_a_tower_phase_comes_first_and_counts_in_the_base_budget(tiny_benchmark, tmp_path, sft_calls):
-    config = tiny_config(tmp_path, towers=StageBudget(steps=2, lr=1e-3, trainable=TOWER_PARTS),
-                         perception=StageBudget(steps=2, lr=1e-3, trainable=ALL_PARTS))
-    stages = train_starting_points(config, tmp_path, tiny_benchmark, lambda line: None)
-    runs = tmp_path / "runs"
-    assert (runs / "towers" / "final" / "config.json").is_file()
-    assert sft_calls[:2] == [(str(runs / "towers" / "final"), "description", "perception"),
-                             (str(runs / "perception" / "final"), "instruction", "base")]
-    assert "towers" not in stages.models and "towers" not in stages.budgets
+@pytest.mark.parametrize("phase, budget, clip_views", [
+    ("language", StageBudget(steps=2, lr=1e-3), 6),   # text has no clips: only the 2 + 1 SFT steps' clips count
     # 2 tower steps of 16 clips (the tiny benchmark's pre-training split has fewer: passes repeat) + 2 + 1 SFT
-    assert stages.budgets["base"]["steps"] == 5 and stages.budgets["base"]["clip_views"] == 2 * 16 + 6
+    ("towers", StageBudget(steps=2, lr=1e-3, trainable=TOWER_PARTS), 2 * 16 + 6),
+])
+def test_a_first_phase_comes_before_perception_and_counts_in_the_base_budget(tiny_benchmark, tmp_path, sft_calls,
+                                                                              phase, budget, clip_views):
+    config = tiny_config(tmp_path, perception=StageBudget(steps=2, lr=1e-3, trainable=ALL_PARTS), **{phase: budget})
+    stages = train_starting_points(config, tmp_path, tiny_benchmark, lambda line: None)
+    runs = tmp_path / "runs"
+    assert (runs / phase / "final" / "config.json").is_file()
+    assert sft_calls[:2] == [(str(runs / phase / "final"), "description", "perception"),
+                             (str(runs / "perception" / "final"), "instruction", "base")]
+    assert phase not in stages.models and phase not in stages.budgets
+    assert stages.budgets["base"]["steps"] == 5 and stages.budgets["base"]["clip_views"] == clip_views
 
 
 def test_the_tower_phase_is_off_by_default_and_left_out_of_the_settings_then(tmp_path):

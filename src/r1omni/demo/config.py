@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from r1omni.synth.config import TEST_SPLITS, VALIDATION_SPLITS
-from r1omni.train.towers import TOWER_PARTS
+from r1omni.train.language import LanguageConfig
+from r1omni.train.towers import TOWER_PARTS, TowerConfig
 
 __all__ = ["DemoConfig", "StageBudget", "ALL_PARTS", "TOWER_PARTS", "VARIANTS", "PAIRS", "SEPARATOR", "split_key"]
 
@@ -97,13 +98,14 @@ class DemoConfig:
     frame_size: int | None = 112
     """Side in pixels the model resizes frames to (``ThinkerDims.frame_size``; None: the preset's 56). At 112
     a clip gives the LLM 32 video tokens instead of 8, and the face's parts fall in patches of their own."""
-    towers: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=1e-3, trainable=list(TOWER_PARTS)))
+    towers: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=TowerConfig().optim.lr,
+                                                                 trainable=list(TOWER_PARTS)))
     """Tower pre-training before anything else (``r1omni.train.towers``): the video and audio towers, their
     projectors and the media norm regress each pre-training clip's face and voice cue values (the LLM frozen),
     as HumanOmni's towers come pre-trained on faces and speech. On validation (seeds 0 and 1) 400 steps
     raised label SFT's face-only accuracy from 0.36-0.40 to 0.70-0.74 and every row's WAR (README "What made
     the model see"); off (0 steps) in the default until the three seeds' test numbers are re-measured with it."""
-    language: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=1e-3))
+    language: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=LanguageConfig().optim.lr))
     """Text-only pre-training of the LLM before any clip (``r1omni.train.language``; it trains the LLM only):
     reading random subtitles back, so that the model can copy a quote from its prompt as a pre-trained LLM
     can. Off (0 steps) until it pays as a whole: on validation, seed 0, 400 steps raised the subtitle quoted

@@ -9,7 +9,7 @@ import logging
 import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from r1omni.atomic import atomic_dir, atomic_write_text, is_complete
@@ -48,8 +48,8 @@ def run_sft(config: DemoConfig, model: str, data: Path, target: str, out: Path, 
 
 def run_language(config: DemoConfig, model: Path, out: Path) -> TrainResult:
     """The base's first phase: the LLM reads random subtitles back (text only, no clip)."""
-    language = LanguageConfig(steps=config.language.steps, seed=config.seed,
-                              optim=OptimConfig(lr=config.language.lr, schedule="cosine", warmup_ratio=0.05))
+    language = LanguageConfig(steps=config.language.steps, seed=config.seed)
+    language.optim = replace(language.optim, lr=config.language.lr)   # the library's schedule, the demo's rate
     logger.info("language pre-training from %s", model)
     return train_language(load_policy(model), reading_practice, language, out, base_model=str(model))
 
@@ -58,8 +58,8 @@ def run_towers(config: DemoConfig, model: Path, data: Path, out: Path, media: Me
                ) -> TrainResult:
     """The base's first phase: the towers learn to measure the clips' face and voice cues (the LLM frozen)."""
     policy = load_policy(model)
-    towers = TowerConfig(steps=config.towers.steps, seed=config.seed, trainable=config.towers.trainable or TOWER_PARTS,
-                         optim=OptimConfig(lr=config.towers.lr, schedule="cosine", warmup_ratio=0.05))
+    towers = TowerConfig(steps=config.towers.steps, seed=config.seed, trainable=config.towers.trainable or TOWER_PARTS)
+    towers.optim = replace(towers.optim, lr=config.towers.lr)   # the library's schedule, the demo's rate
     logger.info("tower pre-training from %s", model)
     return train_towers(policy, read_samples(data), ClipLoader.for_policy(policy, prompt=config.prompt, cache=media),
                         towers, out, base_model=str(model))

@@ -824,8 +824,8 @@ def _add_demo(commands) -> None:
                            "(default 0: none; 400 taught the model to quote the subtitle)")
     demo.add_argument("--tower-steps", type=int, default=None,
                       help="steps of tower pre-training (the video and audio towers regress the clips' face and "
-                           "voice cues) before anything else (default 0: none; 400 doubled label SFT's face-only "
-                           "accuracy on validation)")
+                           "voice cues) before anything else (default 400, --quick 50; 0: none; it doubled label "
+                           "SFT's face-only accuracy on validation)")
     demo.add_argument("--perception-steps", type=int, default=None,
                       help="steps of cue-description pre-training before the instruction mix (default 700, "
                            "--quick 80; 0: none)")

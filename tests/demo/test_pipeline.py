@@ -162,7 +162,7 @@ def test_the_same_seed_gives_the_same_numbers_whatever_the_thread_variables_and_
     for key in ("variants", "paired", "paired_hallucination"):
         assert _numbers(first[key]) == _numbers(second[key]), key
     runs = {path.split("/")[1] for path in _digests(out)}
-    assert _digests(out) == _digests(again) and runs == {"perception", *VARIANTS}
+    assert _digests(out) == _digests(again) and runs == {"towers", "perception", *VARIANTS}
     for split in ("id", "ood"):
         assert ((out / "eval" / "rlvr" / split / "predictions.jsonl").read_text()
                 == (again / "eval" / "rlvr" / split / "predictions.jsonl").read_text())
@@ -197,8 +197,8 @@ def test_a_second_run_reuses_finished_stages(quick_demo):
     completed = subprocess.run([sys.executable, "-m", "r1omni.cli", "demo", "--quick", "-o", str(out)],
                                capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    # Every training stage: the base's perception phase, the base and the four trained rows.
-    assert completed.stdout.count("reusing") == 1 + len(VARIANTS)
+    # Every training stage: the base's tower and perception phases, the base and the four trained rows.
+    assert completed.stdout.count("reusing") == 2 + len(VARIANTS)
 
 
 def test_changed_settings_rebuild_instead_of_reusing_stale_models(tmp_path):

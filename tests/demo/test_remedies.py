@@ -1,6 +1,6 @@
-"""Issue #26's demo remedies reach the runs they name: a tower phase and a language phase (both off by default), a
-perception phase before the base's instruction mix
-(on by default; 0 steps: none), the model switches (media norm, frame size), and modality dropout in label
+"""Issue #26's demo remedies reach the runs they name: a tower phase (on by default) and a language phase (off by
+default) before the base's other phases, a perception phase before the base's instruction mix (on by default; 0 steps:
+none), the model switches (media norm, frame size), and modality dropout in label
 SFT (off by default)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from r1omni.demo import stages as demo_stages
-from r1omni.demo.config import ALL_PARTS, TOWER_PARTS, DemoConfig, StageBudget
+from r1omni.demo.config import ALL_PARTS, TOWER_PARTS, DemoConfig, StageBudget, tower_budget
 from r1omni.demo.stages import train_starting_points
 from r1omni.synth import generate_benchmark
 
@@ -34,7 +34,7 @@ def sft_calls(monkeypatch):
 def tiny_config(tmp_path, **overrides) -> DemoConfig:
     settings = dict(output_dir=str(tmp_path), model_preset="qwen2.5-omni-tiny", clips_per_step=2, threads=1,
                     pretrain=StageBudget(steps=1, lr=1e-3, trainable=ALL_PARTS),
-                    cold_start=StageBudget(steps=1, lr=1e-3, trainable=["llm"]))
+                    cold_start=StageBudget(steps=1, lr=1e-3, trainable=["llm"]), towers=tower_budget(0))
     return DemoConfig(**{**settings, **overrides})
 
 
@@ -97,18 +97,21 @@ def test_a_first_phase_comes_before_perception_and_counts_in_the_base_budget(tin
     assert stages.budgets["base"]["steps"] == 5 and stages.budgets["base"]["clip_views"] == clip_views
 
 
-def test_the_tower_phase_is_off_by_default_and_left_out_of_the_settings_then(tmp_path):
+def test_the_tower_phase_is_on_by_default_and_a_folder_made_without_it_is_rebuilt(tmp_path):
     import json
 
     from r1omni.demo.pipeline import _forget_stale_results
 
-    assert DemoConfig().towers.steps == 0
+    assert DemoConfig().towers.steps > 0 and DemoConfig.quick().towers.steps > 0
     bench = tmp_path / "bench"
     bench.mkdir()
     (bench / "synth_config.json").write_text("{}")
     _forget_stale_results(tmp_path, DemoConfig(), bench, lambda line: None)
-    assert "towers" not in json.loads((tmp_path / "demo_settings.json").read_text())["demo"]
-    config = DemoConfig()
-    config.towers.steps = 5
-    _forget_stale_results(tmp_path, config, bench, lambda line: None)
-    assert json.loads((tmp_path / "demo_settings.json").read_text())["demo"]["towers"]["steps"] == 5
+    settings = json.loads((tmp_path / "demo_settings.json").read_text())
+    assert settings["demo"]["towers"]["steps"] == DemoConfig().towers.steps
+    del settings["demo"]["towers"]    # as written before the phase existed
+    (tmp_path / "demo_settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    (tmp_path / "models").mkdir()
+    said = []
+    _forget_stale_results(tmp_path, DemoConfig(), bench, said.append)
+    assert not (tmp_path / "models").exists() and "rebuilt" in said[0]

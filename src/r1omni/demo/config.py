@@ -9,7 +9,8 @@ from r1omni.synth.config import TEST_SPLITS, VALIDATION_SPLITS
 from r1omni.train.language import LanguageConfig
 from r1omni.train.towers import TOWER_PARTS, TowerConfig
 
-__all__ = ["DemoConfig", "StageBudget", "ALL_PARTS", "TOWER_PARTS", "VARIANTS", "PAIRS", "SEPARATOR", "split_key"]
+__all__ = ["DemoConfig", "StageBudget", "tower_budget", "ALL_PARTS", "TOWER_PARTS", "VARIANTS", "PAIRS", "SEPARATOR",
+           "split_key"]
 
 
 VARIANTS = ("base", "cold_start_sft", "label_sft", "rlvr", "rlvr_grounding")
@@ -40,6 +41,11 @@ class StageBudget:
     lr: float
     trainable: list[str] | None = None
     """Model parts that train; None = the paper's choice for that stage."""
+
+
+def tower_budget(steps: int) -> StageBudget:
+    """The tower phase's budget at ``steps`` (0: none), its rate the library's (:class:`TowerConfig`)."""
+    return StageBudget(steps=steps, lr=TowerConfig().optim.lr, trainable=list(TOWER_PARTS))
 
 
 @dataclass
@@ -98,13 +104,12 @@ class DemoConfig:
     frame_size: int | None = 112
     """Side in pixels the model resizes frames to (``ThinkerDims.frame_size``; None: the preset's 56). At 112
     a clip gives the LLM 32 video tokens instead of 8, and the face's parts fall in patches of their own."""
-    towers: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=TowerConfig().optim.lr,
-                                                                 trainable=list(TOWER_PARTS)))
+    towers: StageBudget = field(default_factory=lambda: tower_budget(TowerConfig.steps))
     """Tower pre-training before anything else (``r1omni.train.towers``): the video and audio towers, their
     projectors and the media norm regress each pre-training clip's face and voice cue values (the LLM frozen),
-    as HumanOmni's towers come pre-trained on faces and speech. On validation (seeds 0 and 1) 400 steps
-    raised label SFT's face-only accuracy from 0.36-0.40 to 0.70-0.74 and every row's WAR (README "What made
-    the model see"); off (0 steps) in the default until the three seeds' test numbers are re-measured with it."""
+    as HumanOmni's towers come pre-trained on faces and speech (0 steps: none). On validation (seeds 0, 1 and
+    2) 400 steps raised label SFT's face-only accuracy from 0.36-0.40 to 0.70-0.74 and every row's WAR in
+    seeds 0 and 1 (README "What made the model see")."""
     language: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=LanguageConfig().optim.lr))
     """Text-only pre-training of the LLM before any clip (``r1omni.train.language``; it trains the LLM only):
     reading random subtitles back, so that the model can copy a quote from its prompt as a pre-trained LLM
@@ -131,5 +136,5 @@ class DemoConfig:
         return cls(output_dir=output_dir, synth_preset="quick", seed=seed,
                    perception=StageBudget(steps=80, lr=6e-4, trainable=ALL_PARTS),
                    pretrain=StageBudget(steps=80, lr=6e-4, trainable=ALL_PARTS),
-                   cold_start=StageBudget(steps=40, lr=1e-3, trainable=["llm"]),
+                   cold_start=StageBudget(steps=40, lr=1e-3, trainable=["llm"]), towers=tower_budget(50),
                    attribution_clips=14, eval_batch_size=70)

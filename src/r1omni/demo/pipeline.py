@@ -73,8 +73,6 @@ def _forget_stale_results(out: Path, config: DemoConfig, bench: Path, say) -> No
     settings and the same benchmark; otherwise models, runs and evaluations start over (a pulled
     recipe change must not be scored with models trained under the old one)."""
     demo = {k: v for k, v in asdict(config).items() if k not in ("output_dir", "threads")}
-    if not config.towers.steps:   # added later: off, a folder made before it keeps its models
-        del demo["towers"]
     settings = {"demo": demo,
                 "benchmark": json.loads((bench / "synth_config.json").read_text())}
     text = json.dumps(settings, indent=2, sort_keys=True) + "\n"

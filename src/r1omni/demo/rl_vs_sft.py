@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from r1omni.atomic import atomic_write_text
-from r1omni.demo.config import DemoConfig, StageBudget
+from r1omni.demo.config import DemoConfig, StageBudget, tower_budget
 from r1omni.demo.rl_vs_sft_report import ARMS, SHIFTED, write_report
 from r1omni.demo.rule import PRECONDITION_HEADROOM, compare_over_seeds, verdict
 from r1omni.demo.stages import Stages, run_grpo, run_sft, train_once, train_starting_points
@@ -53,7 +53,8 @@ class RlVsSftConfig:
     output_dir: str = "demo_rl_vs_sft"
     seeds: tuple[int, ...] = (0, 1, 2)
     demo: DemoConfig = field(default_factory=lambda: DemoConfig(synth_preset="rl-vs-sft", attribution_clips=0,
-                                                                grounding_weight=0))
+                                                                grounding_weight=0, towers=tower_budget(0)))
+    """The demo's recipe as pre-registered (docs/study-rlvr-vs-sft.md): the tower phase came after, so none."""
     k: int = 4
     """Answers sampled per clip for pass@k (GRPO's G) and for the difficulty of DC-SFT."""
     snapshots: int = 8
@@ -67,7 +68,7 @@ class RlVsSftConfig:
         # Short answers and two samples a clip: the quick models never end an answer, so every sample costs
         # max_new_tokens; minutes for the whole pipeline, numbers that mean nothing.
         demo = replace(DemoConfig.quick(), synth_preset="rl-vs-sft-quick", attribution_clips=0, grounding_weight=0,
-                       max_new_tokens=16)
+                       max_new_tokens=16, towers=tower_budget(0))
         return cls(output_dir=output_dir, seeds=seeds, demo=demo, k=2, snapshots=2)
 
 

@@ -22,3 +22,16 @@ def test_one_row_per_stage_with_its_numbers():
     assert rows == ["| base (instruction pre-trained) | 0.00 | 0.50 | 0.00 | 0.25 | 12.5 | 2.0 | 0.29 (0.14) |",
                     "| label SFT (MAFW-DFEW-SFT) | 0.14 | 0.50 | – | 0.25 | 12.0 | 2.0 | – (0.14) |"]
     assert _balance_lines({"variants": {"base": {}}}) == []
+
+
+def test_the_attribution_table_gives_the_video_decisive_share_of_face_carried_clips():
+    from r1omni.demo.report import _attribution_lines
+
+    summary = {"attribution_accuracy": 0.5, "decisive": {"video": 0.25, "audio": 0.75},
+               "no_audio": {"flip_rate": 0.75}, "no_video": {"flip_rate": 0.25},
+               "by_true_modality": {"video": {"n": 4, "decisive": {"video": 1, "neither": 3}}}}
+    older = {k: v for k, v in summary.items() if k != "by_true_modality"}   # a results.json from before
+    rows = [line for line in _attribution_lines({"variants": {"rlvr": {"attribution": summary},
+                                                              "label_sft": {"attribution": older}}})
+            if line.startswith("| ") and not line.startswith("| variant")]
+    assert rows[0].endswith("| 0.25 | 0.25 (n = 4) |") and rows[1].endswith("| 0.25 | – |")

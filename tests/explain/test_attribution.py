@@ -128,7 +128,8 @@ def test_stub_attribution_names_the_carrier(carrier_clips, method):
     assert summary["n"] == 6
     assert summary["attribution_accuracy"] == 1.0
     assert summary["decisive"] == pytest.approx({"audio": 1 / 3, "video": 1 / 3, "both": 1 / 3})
-    assert summary["by_true_modality"]["audio"] == {"n": 2, "named_correctly": 1.0, "attributed": {"audio": 2}}
+    assert summary["by_true_modality"]["audio"] == {"n": 2, "named_correctly": 1.0, "attributed": {"audio": 2},
+                                                    "decisive": {"audio": 2}}
     assert summary["no_audio"]["flip_rate"] == pytest.approx(4 / 6)
     assert summary["no_media"]["flip_rate"] == 1.0
     assert summary["no_subtitle"]["mean_answer_contribution"] == 0.0
@@ -187,6 +188,7 @@ def test_summarize_without_flips_uses_the_larger_contribution():
     assert summary["decisive"] == {"neither": 0.75, "audio": 0.25}
     assert summary["attribution_accuracy"] == pytest.approx(2 / 3)
     assert summary["by_true_modality"]["video"]["attributed"] == {"video": 1, "audio": 1}
+    assert summary["by_true_modality"]["video"]["decisive"] == {"neither": 2}   # named by contribution only
     assert summary["no_video"]["mean_answer_contribution"] == pytest.approx(3.1 / 4)
     assert summarize([]) == {"n": 0}
 

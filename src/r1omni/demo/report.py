@@ -215,14 +215,25 @@ def _attribution_lines(results: dict) -> list[str]:
         return []
     lines = ["", "## Modality attribution (in distribution; the carrying modality is known)", "",
              "| variant | names the carrier | decisive: video | audio | both | neither | "
-             "flip w/o audio | flip w/o video |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "flip w/o audio | flip w/o video | video decisive on face-carried clips |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, summary in attributed.items():
         decisive = summary.get("decisive", {})
         lines.append(f"| {_NAMES.get(name, name)} | {summary.get('attribution_accuracy', 0):.2f} | "
                      f"{decisive.get('video', 0):.2f} | {decisive.get('audio', 0):.2f} | "
                      f"{decisive.get('both', 0):.2f} | {decisive.get('neither', 0):.2f} | "
-                     f"{summary['no_audio']['flip_rate']:.2f} | {summary['no_video']['flip_rate']:.2f} |")
+                     f"{summary['no_audio']['flip_rate']:.2f} | {summary['no_video']['flip_rate']:.2f} | "
+                     f"{_face_decisive(summary)} |")
     return lines
+
+
+def _face_decisive(summary: dict) -> str:
+    """Issue #26's measure: the share of face-carried clips whose answer flips when the frames alone are
+    removed (decisive "video"), with the clip count; "–" where no clip is face-carried."""
+    face = summary.get("by_true_modality", {}).get("video")
+    if not face or "decisive" not in face:
+        return "–"
+    return f"{face['decisive'].get('video', 0) / face['n']:.2f} (n = {face['n']})"
 
 
 def _balance_lines(results: dict) -> list[str]:

@@ -190,7 +190,9 @@ def summarize(results: list[ClipAttribution]) -> dict:
             group = [r for r in known if r.expected == expected]
             by_carrier[expected] = {"n": len(group),
                                     "named_correctly": sum(named(r) == expected for r in group) / len(group),
-                                    "attributed": dict(Counter(named(r) for r in group))}
+                                    "attributed": dict(Counter(named(r) for r in group)),
+                                    # the removals alone, without the contribution fallback of "named"
+                                    "decisive": dict(Counter(r.decisive for r in group))}
         summary["attribution_accuracy"] = sum(hits) / len(hits)
         summary["by_true_modality"] = by_carrier
     return summary

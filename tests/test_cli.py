@@ -274,6 +274,45 @@ def test_every_serve_config_field_is_settable_from_r1omni_serve(monkeypatch, tmp
     assert {name: getattr(config, name) for name in given} == given
 
 
+def test_explain_by_reference_decodes_the_reference_clip_and_passes_it_on(monkeypatch, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    import r1omni.explain.attribution
+    import r1omni.models
+    from r1omni.cli import main
+    from r1omni.media import write_clip
+    from r1omni.schema import Sample, write_samples
+
+    class Seen(Exception):
+        pass
+
+    class Model:
+        family, num_frames, module = "stub", 2, torch.nn.Linear(1, 1)
+
+        def check_clip(self, clip):
+            pass
+
+    def record(*args, **kwargs):
+        raise Seen(kwargs)
+
+    clip = write_clip(tmp_path / "neutral.mp4", np.full((4, 32, 32, 3), 90, np.uint8), 8, np.zeros(8000, np.float32))
+    manifest = tmp_path / "clips.jsonl"
+    write_samples(manifest, [Sample(id="a", corpus="files", video=str(clip), label="happy")])
+    monkeypatch.setattr(r1omni.models, "load_policy", lambda *args, **kwargs: Model())
+    monkeypatch.setattr(r1omni.explain.attribution, "attribute", record)
+    command = ["explain", "--model", "m", "--data", str(manifest), "-o", str(tmp_path / "out"), "--method", "reference"]
+    assert main(command) == 2 and "--reference CLIP" in capsys.readouterr().err     # the pair goes together
+    assert main(command + ["--reference", str(tmp_path / "missing.mp4")]) == 2
+    assert "missing.mp4" in capsys.readouterr().err
+    with pytest.raises(Seen) as seen:
+        main(command + ["--reference", str(clip)])
+    kwargs = seen.value.args[0]
+    assert kwargs["method"] == "reference" and kwargs["reference"].frames.shape[0] == 2
+    assert kwargs["reference"].frames.mean() == pytest.approx(90, abs=3)
+    assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["reference"] == str(clip)
+
+
 def test_explain_reads_the_clips_as_eval_does(monkeypatch, tmp_path):
     """``explain`` takes eval's clip options (one helper adds them to every command that loads clips), so it
     attributes a model under the input ``eval`` scored it with; before, it had no --modalities, --face-crop,

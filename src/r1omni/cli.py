@@ -427,6 +427,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from r1omni.evaluate import label_set_for
     from r1omni.explain.attribution import attribute, write_attribution
 
+    if (args.method == "reference") != bool(args.reference):
+        raise ValueError("--method reference and --reference CLIP go together")
     _threads(args)
     samples, corpus = _eval_samples(args)
     if args.limit:
@@ -439,18 +441,32 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     policy, runs_on = _load_policy(args)
     main_process = processes().is_main_process   # under `accelerate launch` the main process writes
     if main_process:
-        _record_run(args, labels, method=args.method, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                    use_subtitle=not args.no_subtitle, **_clip_settings(args))
+        _record_run(args, labels, method=args.method, reference=args.reference, batch_size=args.batch_size,
+                    max_new_tokens=args.max_new_tokens, use_subtitle=not args.no_subtitle, **_clip_settings(args))
+    loader = _clip_loader_from(args, policy)
+    reference = _reference_clip(args, loader)
     with tqdm(total=len(samples), desc="explain", unit="clip", disable=not main_process) as bar:
-        results, skipped = attribute(policy, samples, _clip_loader_from(args, policy), labels, method=args.method,
+        results, skipped = attribute(policy, samples, loader, labels, method=args.method,
                                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                                     progress=lambda done, total: bar.update(done - bar.n))
+                                     progress=lambda done, total: bar.update(done - bar.n), reference=reference)
     if not main_process:
         return _outcome(len(results), skipped)
     summary = write_attribution(args.output, results, skipped, runs_on)
     print(json.dumps(summary, indent=2))
     print(f"wrote {Path(args.output)}/attribution.jsonl and attribution_summary.json")
     return _outcome(len(results), skipped)
+
+
+def _reference_clip(args: argparse.Namespace, loader):
+    """The clip whose streams replace the removed ones (``--method reference``), decoded as the samples are."""
+    if not args.reference:
+        return None
+    from r1omni.schema import Sample
+
+    loaded = loader.load_many([Sample(id="reference", corpus="reference", video=args.reference)])
+    if loaded.failures:
+        raise ValueError(f"--reference {args.reference}: {loaded.failures['reference']}")
+    return loaded.clips[0]
 
 
 # -- serve --------------------------------------------------------------------------------------
@@ -768,8 +784,13 @@ def _add_explain(commands) -> None:
                         "r1omni explain --model runs/grpo/final --data test.jsonl -o explain/ --method omit"))
     explanation.add_argument("--model", required=True, help="a saved model folder")
     _add_data_source(explanation)
-    explanation.add_argument("--method", default="blank", choices=["blank", "omit"],
-                             help="blank: grey frames / silence; omit: leave the modality out of the prompt")
+    explanation.add_argument("--method", default="blank", choices=["blank", "omit", "reference"],
+                             help="blank: grey frames / silence; omit: leave the modality out of the prompt; "
+                                  "reference: put --reference's stream in its place")
+    explanation.add_argument("--reference", default=None, metavar="CLIP",
+                             help="with --method reference: a media file whose frames / audio replace the removed "
+                                  "ones, e.g. a neutral clip of the same corpus (grey frames and silence are inputs "
+                                  "a model never saw and may read as cues)")
 
 
 def _add_serve(commands) -> None:

@@ -216,16 +216,41 @@ class ClipLoader:
         return loaded
 
 
-def remove_modalities(clip: ClipInput, video: bool, audio: bool, method: str = "blank") -> ClipInput:
+def remove_modalities(clip: ClipInput, video: bool, audio: bool, method: str = "blank",
+                      reference: ClipInput | None = None) -> ClipInput:
     """A copy of ``clip`` without its frames and/or its audio: ``blank`` keeps the prompt's shape (grey
-    frames, silence: only the information goes), ``omit`` drops the modality's placeholder from the prompt.
-    Counterfactual attribution, the modality-balance diagnosis and GRPO's masked-modality term all remove
-    a modality this way, so that they measure the same thing."""
-    if method not in REMOVAL_METHODS:
-        raise ValueError(f"method must be 'blank' or 'omit', got {method!r}")
+    frames, silence: only the information goes), ``omit`` drops the modality's placeholder from the prompt,
+    ``reference`` puts ``reference``'s stream in its place (e.g. a neutral clip: an uninformative input of the
+    kind the model was trained on, where grey frames and silence are inputs it never saw and may read as
+    cues). Counterfactual attribution, the modality-balance diagnosis and GRPO's masked-modality term all
+    remove a modality this way, so that they measure the same thing."""
+    if method not in REMOVAL_METHODS + ("reference",):
+        raise ValueError(f"method must be 'blank', 'omit' or 'reference', got {method!r}")
+    if method == "reference":
+        return _with_reference_streams(clip, reference, video, audio)
     frames, waveform = clip.frames, clip.waveform
     if video and frames is not None:
         frames = None if method == "omit" else np.full_like(frames, _BLANK_GREY)
     if audio and waveform is not None:
         waveform = None if method == "omit" else np.zeros_like(waveform)
+    return replace(clip, frames=frames, waveform=waveform)
+
+
+def _with_reference_streams(clip: ClipInput, reference: ClipInput | None, video: bool, audio: bool) -> ClipInput:
+    """``clip`` with its frames and/or waveform taken from ``reference``, fitted to the clip's: frames picked
+    evenly over the reference's, the waveform repeated or cut to the clip's length."""
+    if reference is None:
+        raise ValueError("method 'reference' needs a reference clip (its streams replace the removed ones)")
+    frames, waveform = clip.frames, clip.waveform
+    if video and frames is not None:
+        if reference.frames is None or reference.frames.shape[1:] != frames.shape[1:]:
+            got = None if reference.frames is None else reference.frames.shape[1:]
+            raise ValueError(f"the reference clip's frames are {got}, the clip's {frames.shape[1:]}: load both "
+                             "with the same loader")
+        picks = np.linspace(0, len(reference.frames) - 1, len(frames)).round().astype(int)
+        frames = reference.frames[picks].copy()
+    if audio and waveform is not None:
+        if reference.waveform is None or not len(reference.waveform):
+            raise ValueError("the reference clip has no audio to put in place of the clip's")
+        waveform = np.resize(reference.waveform, waveform.shape).astype(waveform.dtype)
     return replace(clip, frames=frames, waveform=waveform)

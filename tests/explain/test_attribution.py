@@ -168,8 +168,38 @@ def test_remove_modalities():
     assert (clip.frames == 9).all() and clip.waveform.all()  # the original is untouched
     omitted = remove_modalities(clip, video=False, audio=True, method="omit")
     assert omitted.waveform is None and omitted.frames is clip.frames and omitted.question == "q"
-    with pytest.raises(ValueError, match="'blank' or 'omit'"):
+    with pytest.raises(ValueError, match="'blank', 'omit' or 'reference'"):
         remove_modalities(clip, video=True, audio=False, method="mute")
+
+
+def test_remove_modalities_by_reference_fits_the_reference_streams_to_the_clip():
+    clip = ClipInput(question="q", frames=np.full((2, 4, 4, 3), 9, np.uint8), waveform=np.ones(6, np.float32))
+    frames = np.stack([np.full((4, 4, 3), level, np.uint8) for level in (10, 20, 30, 40, 50)])
+    reference = ClipInput(question="r", frames=frames, waveform=np.array([1, 2, 3, 4], np.float32))
+    swapped = remove_modalities(clip, video=True, audio=True, method="reference", reference=reference)
+    assert [int(f[0, 0, 0]) for f in swapped.frames] == [10, 50]          # picked evenly over the reference's
+    assert swapped.waveform.tolist() == [1, 2, 3, 4, 1, 2] and swapped.question == "q"
+    assert remove_modalities(clip, video=True, audio=False, method="reference", reference=reference).waveform is \
+        clip.waveform
+    with pytest.raises(ValueError, match="needs a reference clip"):
+        remove_modalities(clip, video=True, audio=False, method="reference")
+    small = ClipInput(question="r", frames=np.zeros((3, 2, 2, 3), np.uint8), waveform=None)
+    with pytest.raises(ValueError, match="same loader"):
+        remove_modalities(clip, video=True, audio=False, method="reference", reference=small)
+    with pytest.raises(ValueError, match="no audio"):
+        remove_modalities(clip, video=False, audio=True, method="reference", reference=small)
+
+
+def test_attribution_by_reference_puts_the_reference_streams_in_place(carrier_clips):
+    loader = ClipLoader(num_frames=2)
+    reference = loader.load_many([carrier_clips[4]]).clips[0]       # both0: bright frames and a loud tone
+    results, _ = attribute(MediaRulePolicy(), carrier_clips, loader, None, method="reference", reference=reference)
+    by_id = {r.id: r for r in results}
+    assert by_id["both0"].decisive == "neither"                        # its own streams back: nothing changes
+    face = by_id["face0"]               # bright and silent: happy; with the reference's loud tone: surprise
+    assert face.conditions["no_audio"]["pred"] == "surprise" and face.decisive == "audio"
+    with pytest.raises(ValueError, match="needs the reference clip"):
+        attribute(MediaRulePolicy(), carrier_clips, loader, None, method="reference")
 
 
 def _result(decisive, video, audio, expected):

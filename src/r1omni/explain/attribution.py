@@ -11,8 +11,9 @@ each condition — audio removed, frames removed, subtitle removed, both media r
 The decisive modality of a clip is the one whose removal alone flips the answer ("video",
 "audio"); "both" when each alone does, or when only removing both media does; "neither" when no
 removal flips it. Removal is ``blank`` by default (grey frames, silence: the prompt keeps its
-shape, only the information goes) or ``omit`` (the modality's placeholder leaves the prompt, as
-video-only inference does).
+shape, only the information goes), ``omit`` (the modality's placeholder leaves the prompt, as
+video-only inference does) or ``reference`` (a given clip's stream in its place, e.g. a neutral clip's:
+models trained without blanks may read grey frames or silence as a cue of their own).
 
 On the generated benchmark, where each clip stores which modality carries its label
 (``meta["label_modality"]``: face, voice or both), :func:`summarize` reports how often the
@@ -99,18 +100,22 @@ def _decisive(flips: dict[str, bool]) -> str:
 
 def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, labels: LabelSet | None,
               method: str = "blank", batch_size: int = 16, max_new_tokens: int = 512,
-              progress=None) -> tuple[list[ClipAttribution], int]:
+              progress=None, reference: ClipInput | None = None) -> tuple[list[ClipAttribution], int]:
     """Attribution for every clip, answers mapped to ``labels``; returns (results, clips skipped for media
-    errors). The factual answer is the one :func:`r1omni.inference.answer_clips` gives. Under ``accelerate
-    launch`` the batches are shared between the processes and every process returns all the results, in
-    the one-process order (:func:`r1omni.models.placement.batches_in_turn`)."""
+    errors). ``method`` "reference" removes a stream by putting ``reference``'s in its place
+    (:func:`r1omni.clips.remove_modalities`; a neutral clip loaded by ``loader``). The factual answer is the
+    one :func:`r1omni.inference.answer_clips` gives. Under ``accelerate launch`` the batches are shared between
+    the processes and every process returns all the results, in the one-process order
+    (:func:`r1omni.models.placement.batches_in_turn`)."""
+    if method == "reference" and reference is None:
+        raise ValueError("attribution by 'reference' needs the reference clip")
     sampling = SamplingConfig(max_new_tokens=max_new_tokens)
     results: list[ClipAttribution] = []
     skipped = 0
     policy.module.eval()
     batches = [samples[start:start + batch_size] for start in range(0, len(samples), batch_size)]
     for index, (attributed, failed) in batches_in_turn(
-            batches, lambda chunk: _attribute_batch(policy, chunk, loader, labels, method, sampling)):
+            batches, lambda chunk: _attribute_batch(policy, chunk, loader, labels, method, sampling, reference)):
         results.extend(attributed)
         skipped += failed
         if progress is not None:
@@ -119,7 +124,8 @@ def attribute(policy: Policy, samples: list[Sample], loader: ClipLoader, labels:
 
 
 def _attribute_batch(policy: Policy, samples: list[Sample], loader: ClipLoader, labels: LabelSet | None,
-                     method: str, sampling: SamplingConfig) -> tuple[list[ClipAttribution], int]:
+                     method: str, sampling: SamplingConfig, reference: ClipInput | None = None
+                     ) -> tuple[list[ClipAttribution], int]:
     """One batch of :func:`attribute`: its clips' attributions and how many could not be read."""
     loaded = loader.load_many(samples)
     if not loaded.clips:
@@ -133,12 +139,11 @@ def _attribute_batch(policy: Policy, samples: list[Sample], loader: ClipLoader, 
     check_answers(answers, clips, true_cues=[s.meta.get("cues") for s in chunk])
     spans = [_answer_span(policy, text, int(length)) for text, length in zip(factual.texts, factual.lengths)]
     base_answer, base_total = _scores(policy, clips, factual.ids, factual.mask, spans)
-    variants = {
-        "no_audio": [remove_modalities(c, video=False, audio=True, method=method) for c in clips],
-        "no_video": [remove_modalities(c, video=True, audio=False, method=method) for c in clips],
-        "no_subtitle": bare,
-        "no_media": [remove_modalities(c, video=True, audio=True, method=method) for c in clips],
-    }
+    def removed(video: bool, audio: bool) -> list[ClipInput]:
+        return [remove_modalities(c, video=video, audio=audio, method=method, reference=reference) for c in clips]
+
+    variants = {"no_audio": removed(False, True), "no_video": removed(True, False), "no_subtitle": bare,
+                "no_media": removed(True, True)}
     per_clip = [ClipAttribution(id=s.id, label=s.label, pred=a.label, output=a.output,
                                 expected=EXPECTED_MODALITY.get(s.meta.get("label_modality")),
                                 claims=[asdict(check) for check in a.claims])

@@ -274,9 +274,32 @@ def test_every_serve_config_field_is_settable_from_r1omni_serve(monkeypatch, tmp
     assert {name: getattr(config, name) for name in given} == given
 
 
+class _Seen(Exception):
+    """Raised by a stand-in for the work a command hands over (``_stop``): its arguments are what a test reads."""
+
+
+def _stop(name):
+    def record(*args, **kwargs):
+        raise _Seen(name, args, kwargs)
+    return record
+
+
+class _StubModel:
+    """What the clip-loading commands ask of a model before they hand the clips over."""
+
+    family = "stub"
+
+    def __init__(self, num_frames: int) -> None:
+        import torch
+
+        self.num_frames, self.module = num_frames, torch.nn.Linear(1, 1)
+
+    def check_clip(self, clip) -> None:
+        pass
+
+
 def test_explain_by_reference_decodes_the_reference_clip_and_passes_it_on(monkeypatch, tmp_path, capsys):
     import numpy as np
-    import torch
 
     import r1omni.explain.attribution
     import r1omni.models
@@ -284,30 +307,18 @@ def test_explain_by_reference_decodes_the_reference_clip_and_passes_it_on(monkey
     from r1omni.media import write_clip
     from r1omni.schema import Sample, write_samples
 
-    class Seen(Exception):
-        pass
-
-    class Model:
-        family, num_frames, module = "stub", 2, torch.nn.Linear(1, 1)
-
-        def check_clip(self, clip):
-            pass
-
-    def record(*args, **kwargs):
-        raise Seen(kwargs)
-
     clip = write_clip(tmp_path / "neutral.mp4", np.full((4, 32, 32, 3), 90, np.uint8), 8, np.zeros(8000, np.float32))
     manifest = tmp_path / "clips.jsonl"
     write_samples(manifest, [Sample(id="a", corpus="files", video=str(clip), label="happy")])
-    monkeypatch.setattr(r1omni.models, "load_policy", lambda *args, **kwargs: Model())
-    monkeypatch.setattr(r1omni.explain.attribution, "attribute", record)
+    monkeypatch.setattr(r1omni.models, "load_policy", lambda *args, **kwargs: _StubModel(num_frames=2))
+    monkeypatch.setattr(r1omni.explain.attribution, "attribute", _stop("explain"))
     command = ["explain", "--model", "m", "--data", str(manifest), "-o", str(tmp_path / "out"), "--method", "reference"]
     assert main(command) == 2 and "--reference CLIP" in capsys.readouterr().err     # the pair goes together
     assert main(command + ["--reference", str(tmp_path / "missing.mp4")]) == 2
     assert "missing.mp4" in capsys.readouterr().err
-    with pytest.raises(Seen) as seen:
+    with pytest.raises(_Seen) as seen:
         main(command + ["--reference", str(clip)])
-    kwargs = seen.value.args[0]
+    kwargs = seen.value.args[2]
     assert kwargs["method"] == "reference" and kwargs["reference"].frames.shape[0] == 2
     assert kwargs["reference"].frames.mean() == pytest.approx(90, abs=3)
     assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["reference"] == str(clip)
@@ -317,37 +328,21 @@ def test_explain_reads_the_clips_as_eval_does(monkeypatch, tmp_path):
     """``explain`` takes eval's clip options (one helper adds them to every command that loads clips), so it
     attributes a model under the input ``eval`` scored it with; before, it had no --modalities, --face-crop,
     --transcribe or --no-subtitle."""
-    import torch
-
     import r1omni.evaluate
     import r1omni.explain.attribution
     import r1omni.models
     from r1omni.cli import main
     from r1omni.schema import Sample, write_samples
 
-    class Seen(Exception):
-        pass
-
-    class Model:
-        family, num_frames, module = "stub", 3, torch.nn.Linear(1, 1)
-
-        def check_clip(self, clip):
-            pass
-
-    def stop(name):
-        def record(*args, **kwargs):
-            raise Seen(name, args, kwargs)
-        return record
-
     manifest = tmp_path / "clips.jsonl"
     write_samples(manifest, [Sample(id="a", corpus="files", audio=str(tmp_path / "a.wav"), label="happy")])
-    monkeypatch.setattr(r1omni.models, "load_policy", lambda *args, **kwargs: Model())
-    monkeypatch.setattr(r1omni.evaluate, "evaluate", stop("eval"))
-    monkeypatch.setattr(r1omni.explain.attribution, "attribute", stop("explain"))
+    monkeypatch.setattr(r1omni.models, "load_policy", lambda *args, **kwargs: _StubModel(num_frames=3))
+    monkeypatch.setattr(r1omni.evaluate, "evaluate", _stop("eval"))
+    monkeypatch.setattr(r1omni.explain.attribution, "attribute", _stop("explain"))
     options = ["--modalities", "audio", "--face-crop", "--transcribe", "--no-subtitle", "--prompt", "train"]
     read = {}
     for command in ("eval", "explain"):
-        with pytest.raises(Seen) as seen:
+        with pytest.raises(_Seen) as seen:
             main([command, "--model", "m", "--data", str(manifest), "-o", str(tmp_path / command), *options])
         _, args, kwargs = seen.value.args
         read[command] = args[4] if command == "eval" else args[2]   # EvalOptions / ClipLoader

@@ -322,6 +322,14 @@ def test_explain_by_reference_decodes_the_reference_clip_and_passes_it_on(monkey
     assert kwargs["method"] == "reference" and kwargs["reference"].frames.shape[0] == 2
     assert kwargs["reference"].frames.mean() == pytest.approx(90, abs=3)
     assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["reference"] == str(clip)
+    # An audio file is read as audio (a reference for audio-only clips), not as a video container.
+    from r1omni.media import write_audio
+
+    sound = write_audio(tmp_path / "neutral.wav", np.full(8000, 0.25, np.float32), 16000)
+    with pytest.raises(_Seen) as seen:
+        main(command + ["--reference", str(sound)])
+    reference = seen.value.args[2]["reference"]
+    assert reference.frames is None and reference.waveform.mean() == pytest.approx(0.25, abs=0.01)
 
 
 def test_explain_reads_the_clips_as_eval_does(monkeypatch, tmp_path):

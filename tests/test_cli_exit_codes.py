@@ -249,3 +249,13 @@ def test_the_readme_documents_every_code():
 def test_the_preregistered_study_refuses_model_switches(capsys):
     assert main(["demo", "--study", "rl-vs-sft", "--frame-size", "56", "-o", "unused"]) == USAGE
     assert "takes no --frame-size" in capsys.readouterr().err
+
+
+def test_the_demo_takes_the_attribution_method(monkeypatch):
+    import r1omni.demo
+
+    given = []
+    monkeypatch.setattr(r1omni.demo, "run_demo", lambda config, say, progress: given.append(config))
+    assert main(["demo", "--quick", "--attribution-method", "blank", "-o", "unused"]) == OK
+    assert main(["demo", "--quick", "-o", "unused"]) == OK
+    assert [config.attribution_method for config in given] == ["blank", "reference"]

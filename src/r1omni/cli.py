@@ -458,12 +458,17 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _reference_clip(args: argparse.Namespace, loader):
-    """The clip whose streams replace the removed ones (``--method reference``), decoded as the samples are."""
+    """The clip whose streams replace the removed ones (``--method reference``), decoded as the samples are (an
+    audio file as audio, as a manifest's ``path`` column is read)."""
     if not args.reference:
         return None
+    from pathlib import Path
+
+    from r1omni.data.manifest import AUDIO_SUFFIXES
     from r1omni.schema import Sample
 
-    loaded = loader.load_many([Sample(id="reference", corpus="reference", video=args.reference)])
+    stream = "audio" if Path(args.reference).suffix.lower() in AUDIO_SUFFIXES else "video"
+    loaded = loader.load_many([Sample(id="reference", corpus="reference", **{stream: args.reference})])
     if loaded.failures:
         raise ValueError(f"--reference {args.reference}: {loaded.failures['reference']}")
     return loaded.clips[0]
@@ -546,6 +551,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         config.output_dir = args.output_dir
     if args.threads:
         config.threads = args.threads
+    if args.attribution_method:
+        config.attribution_method = args.attribution_method
     _demo_model_switches(config, args)
     run_demo(config, say=say, progress=not args.quiet)
     return ExitCode.OK
@@ -851,6 +858,10 @@ def _add_demo(commands) -> None:
                       help="steps of cue-description pre-training before the instruction mix (default 700, "
                            "--quick 80; 0: none)")
     demo.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2)")
+    demo.add_argument("--attribution-method", choices=["reference", "blank", "omit"], default=None,
+                      help="how attribution removes a stream (default reference: the first neutral training clip's "
+                           "stream in its place; blank: grey frames / silence, which these models read as cues); "
+                           "changing it re-measures and keeps the trained models")
     demo.add_argument("--validation", action="store_true",
                       help="evaluate on the validation splits (for tuning a recipe) instead of the test splits")
     demo.add_argument("--study", choices=["budget", "rl-vs-sft"], default=None,

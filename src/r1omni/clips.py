@@ -42,12 +42,15 @@ from r1omni.schema import Sample
 from r1omni.template import get_prompt, with_subtitle
 
 __all__ = ["ClipLoader", "LoadedClips", "MediaCache", "MODALITIES", "SAMPLE_QUESTION", "REMOVAL_METHODS",
-           "remove_modalities"]
+           "ATTRIBUTION_METHODS", "remove_modalities"]
 
 MODALITIES = ("video_audio", "video", "audio")
 SAMPLE_QUESTION = "sample"
 """``ClipLoader.prompt`` value meaning: each sample's own question, ``meta["question"]`` (instruction data)."""
 REMOVAL_METHODS = ("blank", "omit")
+"""Ways to remove a stream that need nothing but the clip (training's masked-modality term, dropout, the server)."""
+ATTRIBUTION_METHODS = REMOVAL_METHODS + ("reference",)
+"""Every way :func:`remove_modalities` removes a stream: ``reference`` also needs a reference clip."""
 _BLANK_GREY = 127
 
 
@@ -224,8 +227,8 @@ def remove_modalities(clip: ClipInput, video: bool, audio: bool, method: str = "
     kind the model was trained on, where grey frames and silence are inputs it never saw and may read as
     cues). Counterfactual attribution, the modality-balance diagnosis and GRPO's masked-modality term all
     remove a modality this way, so that they measure the same thing."""
-    if method not in REMOVAL_METHODS + ("reference",):
-        raise ValueError(f"method must be 'blank', 'omit' or 'reference', got {method!r}")
+    if method not in ATTRIBUTION_METHODS:
+        raise ValueError(f"method must be one of {ATTRIBUTION_METHODS}, got {method!r}")
     if method == "reference":
         return _with_reference_streams(clip, reference, video, audio)
     frames, waveform = clip.frames, clip.waveform

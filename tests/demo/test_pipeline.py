@@ -224,6 +224,51 @@ def test_changed_settings_rebuild_instead_of_reusing_stale_models(tmp_path):
     assert not (tmp_path / "eval").exists()
 
 
+def test_a_change_to_what_is_measured_keeps_the_models_and_measures_again(tmp_path):
+    from dataclasses import replace
+
+    from r1omni.demo.config import DemoConfig
+    from r1omni.demo.pipeline import _forget_stale_results
+
+    bench = tmp_path / "benchmark"
+    bench.mkdir()
+    (bench / "synth_config.json").write_text(json.dumps({"seed": 0}))
+    config = DemoConfig.quick(output_dir=str(tmp_path))
+    _forget_stale_results(tmp_path, config, bench, lambda line: None)
+    for name in ("models", "runs", "eval"):
+        (tmp_path / name).mkdir()
+    said = []
+    _forget_stale_results(tmp_path, replace(config, attribution_method="blank", attribution_clips=7,
+                                            eval_splits=("val_id",)), bench, said.append)
+    assert (tmp_path / "models").is_dir() and (tmp_path / "runs").is_dir() and not (tmp_path / "eval").exists()
+    assert "models are kept" in said[0]
+    # ... and the record now holds the new settings: a training change after it still rebuilds.
+    _forget_stale_results(tmp_path, replace(config, attribution_method="blank", attribution_clips=7,
+                                            eval_splits=("val_id",), seed=1), bench, said.append)
+    assert not (tmp_path / "models").exists() and "rebuilt" in said[1]
+
+
+def test_attribution_removes_by_the_first_neutral_training_clip(tmp_path):
+    from dataclasses import replace
+
+    from r1omni.demo.config import DemoConfig
+    from r1omni.demo.pipeline import _attribution_reference
+    from r1omni.schema import Sample, write_samples
+
+    train = tmp_path / "train.jsonl"
+    write_samples(train, [Sample(id=f"c{i}", corpus="synth", video=f"c{i}.mp4", label=label)
+                          for i, label in enumerate(["sad", "neutral", "neutral"])])
+    config = DemoConfig.quick(output_dir=str(tmp_path))
+    assert config.attribution_method == "reference"
+    assert _attribution_reference(config, {"train": train}).id == "c1"
+    assert _attribution_reference(replace(config, attribution_method="blank"), {"train": train}) is None
+    write_samples(train, [Sample(id="c0", corpus="synth", video="c0.mp4", label="sad")])
+    with pytest.raises(ValueError, match="train.jsonl: no clip labelled neutral"):
+        _attribution_reference(config, {"train": train})
+    with pytest.raises(ValueError, match="attribution_method must be one of"):
+        DemoConfig(attribution_method="mute")
+
+
 if __name__ == "__main__":  # rewrite the committed record from a fresh `demo --quick` folder (see above)
     COMMITTED.write_text(json.dumps(_record(Path(sys.argv[1])), indent=1, sort_keys=True) + "\n")
     print(f"wrote {COMMITTED}")

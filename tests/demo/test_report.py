@@ -35,3 +35,17 @@ def test_the_attribution_table_gives_the_video_decisive_share_of_face_carried_cl
                                                               "label_sft": {"attribution": older}}})
             if line.startswith("| ") and not line.startswith("| variant")]
     assert rows[0].endswith("| 0.25 | 0.25 (n = 4) |") and rows[1].endswith("| 0.25 | – |")
+    assert rows[0].startswith("| RLVR") and "| 0.50 | – | 0.25 |" in rows[0]    # no media-decided share yet
+
+
+def test_the_report_says_how_a_stream_was_removed_and_scores_the_clips_the_media_decide():
+    from r1omni.demo.report import _attribution_lines
+
+    summary = {"attribution_accuracy": 0.5, "decisive": {}, "no_audio": {"flip_rate": 0.0},
+               "no_video": {"flip_rate": 0.0}, "media_decided": {"n": 3, "named_correctly": 2 / 3}}
+    results = {"variants": {"rlvr": {"attribution": summary, "balance": balance(0.5, 0.0, 1.0, 0.3)}},
+               "attribution_removal": {"method": "reference", "reference": "synth-train-00002"}}
+    lines = _attribution_lines(results) + _balance_lines(results)
+    assert sum("reference clip's in its place (synth-train-00002, labelled neutral)" in line for line in lines) == 2
+    assert "| 0.50 | 0.67 (n = 3) |" in next(line for line in lines if line.startswith("| RLVR"))
+    assert any("grey frames / silence" in line for line in _attribution_lines({"variants": results["variants"]}))

@@ -168,7 +168,7 @@ def test_remove_modalities():
     assert (clip.frames == 9).all() and clip.waveform.all()  # the original is untouched
     omitted = remove_modalities(clip, video=False, audio=True, method="omit")
     assert omitted.waveform is None and omitted.frames is clip.frames and omitted.question == "q"
-    with pytest.raises(ValueError, match="'blank', 'omit' or 'reference'"):
+    with pytest.raises(ValueError, match=r"one of \('blank', 'omit', 'reference'\)"):
         remove_modalities(clip, video=True, audio=False, method="mute")
 
 
@@ -221,6 +221,18 @@ def test_summarize_without_flips_uses_the_larger_contribution():
     assert summary["by_true_modality"]["video"]["decisive"] == {"neither": 2}   # named by contribution only
     assert summary["no_video"]["mean_answer_contribution"] == pytest.approx(3.1 / 4)
     assert summarize([]) == {"n": 0}
+
+
+def test_summarize_scores_the_clips_the_media_decide_apart():
+    """A clip whose answer stays without any media (here a neutral clip against a neutral reference) is named
+    by contribution only; the "media decided" share leaves it out and says how many clips remain."""
+    decided = _result("video", 1.0, 0.0, "video")
+    decided.conditions["no_media"]["flipped"] = True
+    unmoved = _result("neither", 0.0, 1.0, "both")
+    summary = summarize([decided, unmoved, _result("neither", 0.0, 0.0, None)])
+    assert summary["attribution_accuracy"] == 0.5
+    assert summary["media_decided"] == {"n": 1, "named_correctly": 1.0}
+    assert summarize([unmoved])["media_decided"] == {"n": 0, "named_correctly": None}
 
 
 # ------------------------------------------------------------------------ a real tiny model

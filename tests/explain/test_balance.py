@@ -129,6 +129,18 @@ def test_answer_changes_without_each_modality(rule_clips):
     assert record["token_norms"] is None and record["face_probe"] is None    # no prompt states to read
 
 
+def test_answer_changes_by_a_reference_clip_take_its_streams(rule_clips):
+    loader, labels = ClipLoader(num_frames=2), get_label_set("synth")
+    face_and_both = rule_clips[1:3]
+    reference = loader.load_many([rule_clips[2]]).clips[0]          # bright frames and a loud voice
+    # Blank frames change both clips' answers; the reference's bright frames change neither. Its loud voice
+    # turns the silent face clip's happy into surprise and leaves the both clip as it is.
+    assert answer_changes(RulePolicy(), face_and_both, loader, labels)["no_video"] == 1.0
+    changes = measure_balance(RulePolicy(), face_and_both, loader, labels, flip_clips=2, method="reference",
+                              reference=reference)["answer_change"]
+    assert (changes["no_video"], changes["no_audio"]) == (0.0, 0.5)
+
+
 def test_an_attribution_summary_is_reused_not_decoded_again(rule_clips):
     policy = RulePolicy()
     summary = {"n": 14, "no_video": {"flip_rate": 0.25}, "no_audio": {"flip_rate": 0.5}}

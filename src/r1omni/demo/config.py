@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from r1omni.clips import ATTRIBUTION_METHODS
 from r1omni.synth.config import TEST_SPLITS, VALIDATION_SPLITS
 from r1omni.train.language import LanguageConfig
 from r1omni.train.towers import TOWER_PARTS, TowerConfig
@@ -98,6 +99,13 @@ class DemoConfig:
     """In-distribution clips used for modality attribution per variant (0 = skip). The modality balance
     takes its answer changes from the same clips (decoding them itself for the base, which attribution
     skips) and its token norms and face probe from the whole in-distribution split."""
+    attribution_method: str = "reference"
+    """How attribution and the balance's answer changes remove a stream: ``reference`` puts the streams of the
+    first training clip labelled neutral in its place (face and voice at rest: an input of the kind the model
+    was trained on), ``blank`` grey frames and silence, ``omit`` drops the placeholder. Blanks are cues to
+    these models (seed 0's test models answer ``sad`` to 61 of 70 silenced clips), so blanking named the
+    carrier in about half the clips whatever the model used; by reference 0.47-0.66 (README "Why attribution
+    names the carrier...")."""
     media_norm: bool = True
     """Build the model with a LayerNorm after each media projector at the text embeddings' scale
     (``ThinkerDims.media_norm``): without it video tokens entered the LLM at ~15x the text tokens' norm."""
@@ -126,6 +134,9 @@ class DemoConfig:
     and wins the competition for the label unless it is sometimes absent (empty: every clip whole)."""
 
     def __post_init__(self) -> None:
+        if self.attribution_method not in ATTRIBUTION_METHODS:
+            raise ValueError(f"attribution_method must be one of {ATTRIBUTION_METHODS}, "
+                             f"got {self.attribution_method!r}")
         self.eval_splits = tuple(self.eval_splits)
         unknown = [s for s in self.eval_splits if s not in TEST_SPLITS + VALIDATION_SPLITS]
         if unknown or not self.eval_splits:

@@ -53,7 +53,7 @@ from r1omni.evaluate import EvalOptions, evaluate
 from r1omni.explain.attribution import attribute, summarize
 from r1omni.explain.balance import measure_balance
 from r1omni.labels import get_label_set
-from r1omni.models import load_policy
+from r1omni.models import ClipInput, load_policy
 from r1omni.models.card import EvalScore, record_scores
 from r1omni.provenance import write_run_record
 from r1omni.schema import Sample, read_samples
@@ -66,6 +66,9 @@ logger = logging.getLogger(__name__)
 
 
 _SETTINGS_FILE = "demo_settings.json"
+# Settings that decide only what is measured, not what is trained: changing them re-measures (``eval``) and
+# keeps the trained models.
+_MEASUREMENT_ONLY = ("eval_splits", "eval_batch_size", "attribution_clips", "attribution_method")
 
 
 def _forget_stale_results(out: Path, config: DemoConfig, bench: Path, say) -> None:
@@ -79,10 +82,32 @@ def _forget_stale_results(out: Path, config: DemoConfig, bench: Path, say) -> No
     previous = out / _SETTINGS_FILE
     made = [name for name in ("models", "runs", "eval") if (out / name).exists()]
     if made and (not previous.is_file() or previous.read_text() != text):
-        say(f"   settings differ from the last run in {out}: its models and results are rebuilt")
+        if _same_training(previous, json.loads(text)):
+            made = [name for name in made if name == "eval"]
+            say(f"   measurement settings differ from the last run in {out}: its models are kept, its results "
+                "measured again")
+        else:
+            say(f"   settings differ from the last run in {out}: its models and results are rebuilt")
         for name in made:
             shutil.rmtree(out / name)
     atomic_write_text(previous, text)
+
+
+def _same_training(previous: Path, settings: dict) -> bool:
+    """Whether the settings recorded in ``previous`` train what ``settings`` train (they may measure differently);
+    False for a missing or unreadable record."""
+    try:
+        recorded = json.loads(previous.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if not isinstance(recorded, dict):
+        return False
+
+    def training(record: dict) -> dict:
+        demo = record.get("demo", {})
+        return {**record, "demo": {key: value for key, value in demo.items() if key not in _MEASUREMENT_ONLY}}
+
+    return training(recorded) == training(settings)
 
 
 def run_demo(config: DemoConfig, say: Callable[[str], None], progress: bool = True) -> dict:
@@ -114,19 +139,23 @@ def run_demo(config: DemoConfig, say: Callable[[str], None], progress: bool = Tr
     ticket = stage("evaluation", f"6/8 greedy evaluation on {', '.join(config.eval_splits)}")
     metrics = _evaluate_all(config, stages, manifests, out / "eval", say, progress)
     done(ticket)
+    reference = _attribution_reference(config, manifests)
     ticket = stage("attribution", f"7/8 modality attribution on {config.attribution_clips} in-distribution clips "
-                                  "per variant")
-    attribution = _attribute_all(config, stages, manifests, out / "eval", say, progress)
+                                  f"per variant, a stream removed by {config.attribution_method}"
+                                  + (f" ({reference.id})" if reference else ""))
+    attribution = _attribute_all(config, stages, manifests, out / "eval", say, progress, reference)
     done(ticket)
     ticket = stage("balance", "7b/8 modality balance of every variant (answers without video / audio, token "
                               "norms, face probe)")
-    balance = _balance_all(config, stages, manifests, attribution, say)
+    balance = _balance_all(config, stages, manifests, attribution, say, reference)
     done(ticket)
 
     ticket = stage("report", "8/8 results and report")
     eval_samples = {split: read_samples(manifests[split]) for split in config.eval_splits}
     results = _results(config, metrics, stages, out / "eval", attribution, timings, started, eval_samples, balance)
     results["benchmark_digest"] = bench_digest   # equal digests: the same files, byte for byte
+    results["attribution_removal"] = {"method": config.attribution_method,
+                                      "reference": reference.id if reference else None}
     write_report(out, results, metrics, out / "eval", out / "runs", manifests)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     done(ticket)
@@ -190,9 +219,31 @@ def _evaluate_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path]
     return metrics
 
 
+def _attribution_reference(config: DemoConfig, manifests: dict[str, Path]) -> Sample | None:
+    """The clip whose streams stand in for removed ones when ``attribution_method`` is "reference": the first
+    training clip labelled neutral (on the benchmark, face and voice at rest); None for the other methods."""
+    if config.attribution_method != "reference":
+        return None
+    neutral = next((s for s in read_samples(manifests["train"]) if s.label == "neutral"), None)
+    if neutral is None:
+        raise ValueError(f"{manifests['train']}: no clip labelled neutral to serve as attribution's reference")
+    return neutral
+
+
+def _load_reference(loader: ClipLoader, reference: Sample | None) -> ClipInput | None:
+    """``reference`` decoded as ``loader`` decodes the clips it stands in for (frames of the same size)."""
+    if reference is None:
+        return None
+    loaded = loader.load_many([reference])
+    if loaded.failures:
+        raise ValueError(f"attribution's reference {reference.video}: {loaded.failures[reference.id]}")
+    return loaded.clips[0]
+
+
 def _attribute_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path], evals: Path,
-                   say, progress: bool) -> dict[str, dict]:
-    """Stage 7: counterfactual modality attribution of each trained variant on in-distribution clips."""
+                   say, progress: bool, reference: Sample | None = None) -> dict[str, dict]:
+    """Stage 7: counterfactual modality attribution of each trained variant on in-distribution clips, a stream
+    removed by ``config.attribution_method`` (``reference``: :func:`_attribution_reference`)."""
     attribution: dict[str, dict] = {}
     if not config.attribution_clips:
         return attribution
@@ -203,9 +254,9 @@ def _attribute_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path
             policy = load_policy(stages.models[name])
             policy.module.eval()
             loader = ClipLoader.for_policy(policy, prompt=config.prompt, cache=stages.media)
-            results, _ = attribute(policy, clips, loader, get_label_set("synth"),
+            results, _ = attribute(policy, clips, loader, get_label_set("synth"), method=config.attribution_method,
                                    max_new_tokens=config.max_new_tokens, batch_size=config.eval_batch_size,
-                                   progress=bar.part())
+                                   progress=bar.part(), reference=_load_reference(loader, reference))
             attribution[name] = summarize(results)
             atomic_write_text(evals / name / "attribution.jsonl",
                               "".join(json.dumps(r.to_dict()) + "\n" for r in results))
@@ -220,9 +271,9 @@ def _in_distribution_split(config: DemoConfig) -> str:
 
 
 def _balance_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path], attribution: dict[str, dict],
-                 say) -> dict[str, dict]:
+                 say, reference: Sample | None = None) -> dict[str, dict]:
     """Stage 7b: each evaluated variant's modality balance on the in-distribution split (answer changes from
-    attribution's clips, token norms and the face probe from all of them)."""
+    attribution's clips, a stream removed as there; token norms and the face probe from all of them)."""
     samples = read_samples(manifests[_in_distribution_split(config)])
     balance: dict[str, dict] = {}
     for name in [n for n in stages.models if n != "random_init"]:
@@ -231,7 +282,8 @@ def _balance_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path],
         balance[name] = measure_balance(policy, samples, loader, get_label_set("synth"),
                                         attribution=attribution.get(name), flip_clips=config.attribution_clips,
                                         seed=config.seed, batch_size=config.eval_batch_size,
-                                        max_new_tokens=config.max_new_tokens)
+                                        max_new_tokens=config.max_new_tokens, method=config.attribution_method,
+                                        reference=_load_reference(loader, reference))
         say(f"   {name:15s} " + _balance_line(balance[name]))
     return balance
 

@@ -214,17 +214,35 @@ def _attribution_lines(results: dict) -> list[str]:
     if not attributed:
         return []
     lines = ["", "## Modality attribution (in distribution; the carrying modality is known)", "",
-             "| variant | names the carrier | decisive: video | audio | both | neither | "
+             f"A stream is removed by {_removal(results)}. Where the media decide: the clips whose answer changes "
+             "when both streams are removed (the others have nothing a removal can show).", "",
+             "| variant | names the carrier | where the media decide | decisive: video | audio | both | neither | "
              "flip w/o audio | flip w/o video | video decisive on face-carried clips |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, summary in attributed.items():
         decisive = summary.get("decisive", {})
         lines.append(f"| {_NAMES.get(name, name)} | {summary.get('attribution_accuracy', 0):.2f} | "
-                     f"{decisive.get('video', 0):.2f} | {decisive.get('audio', 0):.2f} | "
+                     f"{_media_decided(summary)} | {decisive.get('video', 0):.2f} | {decisive.get('audio', 0):.2f} | "
                      f"{decisive.get('both', 0):.2f} | {decisive.get('neither', 0):.2f} | "
                      f"{summary['no_audio']['flip_rate']:.2f} | {summary['no_video']['flip_rate']:.2f} | "
                      f"{_face_decisive(summary)} |")
     return lines
+
+
+def _removal(results: dict) -> str:
+    """How the run removed a stream, in words (results from before the setting existed blanked)."""
+    removal = results.get("attribution_removal", {"method": "blank"})
+    if removal["method"] == "reference":
+        return f"putting a reference clip's in its place ({removal['reference']}, labelled neutral)"
+    return {"blank": "grey frames / silence", "omit": "leaving it out of the prompt"}[removal["method"]]
+
+
+def _media_decided(summary: dict) -> str:
+    """Names the carrier among the clips whose answer changes without any media, with their count."""
+    decided = summary.get("media_decided")
+    if not decided or decided["named_correctly"] is None:
+        return "–"
+    return f"{decided['named_correctly']:.2f} (n = {decided['n']})"
 
 
 def _face_decisive(summary: dict) -> str:
@@ -250,7 +268,8 @@ def _balance_lines(results: dict) -> list[str]:
     norms_n = (first["token_norms"] or {}).get("n", 0)
     lines = ["", f"## Modality balance ({first['split']})", "",
              f"Face-only / voice-only: accuracy on the clips one modality carries. Answer changes: share of "
-             f"{changes_n} clips whose answer changes with the frames blanked / the audio silenced. Token norms: "
+             f"{changes_n} clips whose answer changes without the frames / the audio ({_removal(results)}). "
+             "Token norms: "
              f"mean L2 norm of the video / audio tokens entering the LLM over that of the prompt's text tokens "
              f"({norms_n} clips). Face probe: held-out accuracy of a linear read-out of the face's emotion from "
              "the LLM's last prompt state (majority share in brackets).", "",

@@ -167,7 +167,8 @@ def _attribute_batch(policy: Policy, samples: list[Sample], loader: ClipLoader, 
 
 def summarize(results: list[ClipAttribution]) -> dict:
     """Per-dataset figures: how often each modality is decisive, mean contributions, flip rates, and
-    (where the true carrier is known) how often the attribution names it."""
+    (where the true carrier is known) how often the attribution names it, over all clips and over the
+    clips whose answer changes without any media (``media_decided``)."""
     n = len(results)
     if not n:
         return {"n": 0}
@@ -200,6 +201,11 @@ def summarize(results: list[ClipAttribution]) -> dict:
                                     "decisive": dict(Counter(r.decisive for r in group))}
         summary["attribution_accuracy"] = sum(hits) / len(hits)
         summary["by_true_modality"] = by_carrier
+        # A clip whose answer stays when every stream is removed (a neutral clip against a neutral reference,
+        # an answer read from the subtitle) has nothing a stream's removal can show: scored apart as well.
+        decided = [r for r in known if r.conditions.get("no_media", {}).get("flipped")]
+        summary["media_decided"] = {"n": len(decided), "named_correctly": (
+            sum(named(r) == r.expected for r in decided) / len(decided) if decided else None)}
     return summary
 
 

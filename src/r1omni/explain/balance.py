@@ -3,9 +3,9 @@
 Issue #26's diagnosis, one record per model (a stage of the demo), on in-distribution clips:
 
 * **answer change**: the share of clips whose greedy answer (mapped to the label set) changes when the
-  frames are blanked (``no_video``) and when the audio is silenced (``no_audio``). Attribution
-  (:mod:`r1omni.explain.attribution`) already measures exactly this as its flip rates, so where it ran
-  on the same clips its summary is reused (:func:`answer_changes_from_attribution`); otherwise the
+  frames are removed (``no_video``) and when the audio is (``no_audio``), blanked or replaced by a reference
+  clip's. Attribution (:mod:`r1omni.explain.attribution`) already measures exactly this as its flip rates,
+  so where it ran on the same clips its summary is reused (:func:`answer_changes_from_attribution`); otherwise the
   clips are answered here, three times each (:func:`answer_changes`);
 * **token norms**: the mean L2 norm of the video tokens and of the audio tokens as they enter the
   language model (after the projectors, and the media norm if any) over the mean norm of the prompt's
@@ -31,7 +31,7 @@ import torch
 from r1omni.clips import ClipLoader, remove_modalities
 from r1omni.inference import answer_clips
 from r1omni.labels import LabelSet
-from r1omni.models import Policy, SamplingConfig
+from r1omni.models import ClipInput, Policy, SamplingConfig
 from r1omni.schema import Sample
 
 __all__ = ["face_emotion", "answer_changes", "answer_changes_from_attribution", "prompt_measures", "linear_probe",
@@ -61,9 +61,11 @@ def face_emotion(sample: Sample) -> str | None:
 
 
 def answer_changes(policy: Policy, samples: list[Sample], loader: ClipLoader, labels: LabelSet | None,
-                   method: str = "blank", batch_size: int = 16, max_new_tokens: int = 512) -> dict:
+                   method: str = "blank", batch_size: int = 16, max_new_tokens: int = 512,
+                   reference: ClipInput | None = None) -> dict:
     """Share of ``samples`` whose greedy answer changes without the video and without the audio, decided as
-    attribution decides a flip (the label the answer maps to differs)."""
+    attribution decides a flip (the label the answer maps to differs); a stream is removed as attribution
+    removes it (``method``, and ``reference`` for "reference": :func:`r1omni.clips.remove_modalities`)."""
     sampling = SamplingConfig(max_new_tokens=max_new_tokens)
     changed = {"no_video": 0, "no_audio": 0}
     count = 0
@@ -74,7 +76,8 @@ def answer_changes(policy: Policy, samples: list[Sample], loader: ClipLoader, la
         with torch.no_grad():
             factual = answer_clips(policy, clips, sampling, labels, check_claims=False)
             for condition, video, audio in (("no_video", True, False), ("no_audio", False, True)):
-                removed = [remove_modalities(clip, video=video, audio=audio, method=method) for clip in clips]
+                removed = [remove_modalities(clip, video=video, audio=audio, method=method, reference=reference)
+                           for clip in clips]
                 answers = answer_clips(policy, removed, sampling, labels, check_claims=False)
                 changed[condition] += sum(a.label != f.label for a, f in zip(answers, factual))
         count += len(clips)
@@ -171,19 +174,20 @@ def linear_probe(features: np.ndarray | torch.Tensor, labels: list[str], seed: i
 
 def measure_balance(policy: Policy, samples: list[Sample], loader: ClipLoader, labels: LabelSet | None,
                     attribution: dict | None = None, flip_clips: int = 14, seed: int = 0, batch_size: int = 64,
-                    max_new_tokens: int = 512, method: str = "blank") -> dict:
+                    max_new_tokens: int = 512, method: str = "blank", reference: ClipInput | None = None) -> dict:
     """The balance record of one model on ``samples`` (in-distribution clips of the generated benchmark).
 
     Answer changes come from ``attribution`` (a summary over the first clips of ``samples``) when given,
     else are decoded on the first ``flip_clips`` clips (0: not measured); token norms and the face probe use
-    every clip, the probe's train / test split fixed by ``seed``.
+    every clip, the probe's train / test split fixed by ``seed``; ``method`` and ``reference`` say how the
+    decoded answer changes remove a stream (:func:`answer_changes`).
     """
     policy.module.eval()
     if attribution is not None:
         changes = answer_changes_from_attribution(attribution)
     elif flip_clips:
         changes = answer_changes(policy, samples[:flip_clips], loader, labels, method=method,
-                                 batch_size=batch_size, max_new_tokens=max_new_tokens)
+                                 batch_size=batch_size, max_new_tokens=max_new_tokens, reference=reference)
     else:
         changes = None
     record: dict = {"answer_change": changes, "token_norms": None, "face_probe": None}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,11 +26,29 @@ from r1omni.models import init_preset
 from r1omni.schema import Sample, write_samples
 
 SCRIPT = Path(__file__).with_name("mp_eval_script.py")
+# PYTHONFAULTHANDLER: a process killed by a signal (SIGABRT from native code) prints every thread's Python stack.
 ENV = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-       "HF_HUB_OFFLINE": "1"}
+       "HF_HUB_OFFLINE": "1", "PYTHONFAULTHANDLER": "1"}
 TIMEOUT_SECONDS = 300
 # What differs between runs whatever they compute: timings, the processes, the machine record.
 RUN_FIELDS = {"seconds", "clips_per_second", "processes", "environment"}
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    """Run ``command`` with :data:`ENV`; a failure shows how it ended (the signal by name) and what it wrote.
+
+    Under ``accelerate launch`` the child's own message (``terminate called ...``, a traceback) comes before
+    the launcher's report of the failure, which alone fills a few thousand characters, and progress bars
+    (a line per redraw once carriage returns are read as line ends) would push both out of a plain tail: they
+    are left out here."""
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    if done.returncode != 0:
+        ended = (f"killed by {signal.Signals(-done.returncode).name}" if done.returncode < 0
+                 else f"exit status {done.returncode}")
+        lines = [line for line in done.stderr.splitlines() if not line.rstrip().endswith(("it/s]", "s/it]"))]
+        pytest.fail(f"{' '.join(command)}\n{ended}\n--- stdout (end) ---\n{done.stdout[-2000:]}\n"
+                    f"--- stderr (progress bars left out; end) ---\n" + "\n".join(lines)[-12000:], pytrace=False)
+    return done
 
 
 def free_port() -> int:
@@ -54,15 +73,11 @@ def runs(tmp_path_factory) -> dict[int, Path]:
         samples.append(Sample(id=f"clip{index}", corpus="synth", video=str(path), label=label))
     write_samples(folder / "clips.jsonl", samples)
     args = [str(folder / "model"), str(folder / "clips.jsonl")]
-    one = subprocess.run([sys.executable, str(SCRIPT), *args, str(folder / "one" / "eval")], env=ENV,
-                         capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
-    assert one.returncode == 0, one.stderr[-4000:]
+    run([sys.executable, str(SCRIPT), *args, str(folder / "one" / "eval")])
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(free_port())]
-    two = subprocess.run([*launch, str(SCRIPT), *args, str(folder / "two" / "eval")], env=ENV, capture_output=True,
-                         text=True, timeout=TIMEOUT_SECONDS)
-    assert two.returncode == 0, two.stderr[-4000:]
+    run([*launch, str(SCRIPT), *args, str(folder / "two" / "eval")])
     return {1: folder / "one", 2: folder / "two"}
 
 
@@ -111,7 +126,31 @@ print(dist.is_initialized())
 
 def test_a_process_destroys_its_group_before_the_interpreter_ends(tmp_path):
     # Left standing, gloo's threads abort the process during finalisation, at random (CI saw SIGABRT in rank 1).
-    done = subprocess.run([sys.executable, "-c", LEAVE, str(tmp_path / "store")], env=ENV, capture_output=True,
-                          text=True, timeout=TIMEOUT_SECONDS)
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run([sys.executable, "-c", LEAVE, str(tmp_path / "store")])
     assert done.stdout.split() == ["False"]
+
+
+CAPTURED = """
+import atexit, sys
+import psutil
+import torch.distributed as dist
+from r1omni.models.placement import leave_group_at_exit
+assert "torch.distributed.nn" not in sys.modules
+threads = psutil.Process().num_threads
+before = threads()
+dist.init_process_group("gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1)
+started = threads() > before                # gloo's worker threads
+import torch.distributed.nn.functional as functional     # as transformers does when it loads a model
+held = functional.broadcast.__defaults__[-1] is dist.group.WORLD
+leave_group_at_exit()
+atexit._run_exitfuncs()
+print(started, held, threads() == before, functional.broadcast.__defaults__[-1])
+"""
+
+
+def test_a_group_that_a_module_took_as_a_default_is_still_ended_at_exit(tmp_path):
+    # torch.distributed.nn.functional, imported once the group stands, keeps it in its functions' defaults;
+    # destroyed but still referenced, the group kept gloo's threads up into the interpreter's finalisation,
+    # where one that was releasing the last gather's tensors aborted the process (SIGABRT under load).
+    done = run([sys.executable, "-c", CAPTURED, str(tmp_path / "store")])
+    assert done.stdout.split() == ["True", "True", "True", "None"]

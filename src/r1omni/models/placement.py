@@ -9,13 +9,18 @@ different answers in bfloat16 than in float32, and on a GPU than on a CPU.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
+from types import FunctionType, ModuleType
 from typing import Any, TypeVar
 
 import torch
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DTYPES", "default_device", "dtype_named", "placement", "processes", "leave_group_at_exit",
            "batches_in_turn"]
@@ -77,7 +82,8 @@ def leave_group_at_exit() -> None:
     interpreter's finalisation then aborts it (``terminate called without an active exception``, SIGABRT),
     at random, after all its work is written, and ``accelerate launch`` reports the whole run as failed.
     Accelerate destroys the group only in ``end_training``, which also ends the trackers, too early for a
-    run's final save; torch does not do it for us (pytorch/pytorch#190489)."""
+    run's final save; torch does not do it for us (pytorch/pytorch#190489). Destroying is not enough on its
+    own: see :func:`_release_captured_group`."""
     global _leaving
     if _leaving or not torch.distributed.is_initialized():
         return
@@ -86,8 +92,47 @@ def leave_group_at_exit() -> None:
 
 
 def _destroy_group() -> None:
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    if not torch.distributed.is_initialized():
+        return
+    group = torch.distributed.group.WORLD
+    torch.distributed.destroy_process_group()
+    _release_captured_group(group)
+    # Ours (the local name) and getrefcount's argument: any more and the group outlives this call.
+    if sys.getrefcount(group) > 2:
+        logger.warning("the process group is still referenced after destroy_process_group; gloo's threads stay "
+                       "up until the interpreter's finalisation, which can abort the process (SIGABRT)")
+    del group   # the last reference: gloo's worker threads are joined here, with the GIL released
+
+
+def _release_captured_group(group: object) -> None:
+    """Put None where a ``torch.distributed`` function holds ``group`` as a default argument.
+
+    Some of torch's modules take ``group.WORLD`` as a default when they are imported
+    (``torch.distributed.nn.functional``: ``def broadcast(tensor, src, group=group.WORLD)`` and nine more;
+    ``optim.zero_redundancy_optimizer``; ``fsdp.sharded_grad_scaler``): None when no group has formed yet,
+    the group itself when one has. transformers imports them while it loads a model (through
+    ``torch.distributed.fsdp``), which a launched process does after forming its group, so those defaults
+    keep the group, and gloo's worker threads, alive past ``destroy_process_group``. The threads then meet
+    the interpreter's finalisation: one still releasing the last collective's work has to take the GIL to
+    free a tensor's Python object, finalisation makes it exit instead, and that exit unwinds through C++
+    that may not throw: ``std::terminate``, SIGABRT (seen on a loaded machine, where that thread lags the
+    main one). None is what the defaults hold in a process that imported them first: the default group."""
+    # type(), not isinstance(): a few of torch's objects warn when their attributes are read (reduce_op).
+    for name, module in list(sys.modules.items()):
+        if not isinstance(module, ModuleType) or not (name == "torch.distributed"
+                                                      or name.startswith("torch.distributed.")):
+            continue
+        for value in list(vars(module).values()):
+            members = list(vars(value).values()) if issubclass(type(value), type) else [value]
+            for member in members:
+                function = member.__func__ if type(member) in (staticmethod, classmethod) else member
+                if type(function) is not FunctionType:
+                    continue
+                if function.__defaults__ and any(default is group for default in function.__defaults__):
+                    function.__defaults__ = tuple(None if d is group else d for d in function.__defaults__)
+                if function.__kwdefaults__ and any(d is group for d in function.__kwdefaults__.values()):
+                    function.__kwdefaults__ = {k: None if d is group else d
+                                               for k, d in function.__kwdefaults__.items()}
 
 
 def batches_in_turn(batches: list[Any], work: Callable[[Any], T]) -> Iterator[tuple[int, T]]:

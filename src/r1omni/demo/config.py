@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from r1omni.clips import ATTRIBUTION_METHODS
 from r1omni.synth.config import TEST_SPLITS, VALIDATION_SPLITS
@@ -144,8 +144,7 @@ class DemoConfig:
 
     @classmethod
     def quick(cls, output_dir: str = "demo_out_quick", seed: int = 0) -> "DemoConfig":
-        return cls(output_dir=output_dir, synth_preset="quick", seed=seed,
-                   perception=StageBudget(steps=80, lr=6e-4, trainable=ALL_PARTS),
-                   pretrain=StageBudget(steps=80, lr=6e-4, trainable=ALL_PARTS),
-                   cold_start=StageBudget(steps=40, lr=1e-3, trainable=["llm"]), towers=tower_budget(50),
-                   attribution_clips=14, eval_batch_size=70)
+        """The full recipe on the quick benchmark with fewer pre-training and cold-start steps (rates as above)."""
+        full = cls(output_dir=output_dir, synth_preset="quick", seed=seed, attribution_clips=14, eval_batch_size=70)
+        return replace(full, perception=replace(full.perception, steps=80), pretrain=replace(full.pretrain, steps=80),
+                       cold_start=replace(full.cold_start, steps=40), towers=tower_budget(50))

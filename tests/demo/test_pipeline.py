@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from r1omni.demo.reuse import STAGES
 from r1omni.environment import isa_level, pins_digest
 
 pytestmark = pytest.mark.slow
@@ -201,51 +202,76 @@ def test_a_second_run_reuses_finished_stages(quick_demo):
     assert completed.stdout.count("reusing") == 2 + len(VARIANTS)
 
 
-def test_changed_settings_rebuild_instead_of_reusing_stale_models(tmp_path):
-    from r1omni.demo.config import DemoConfig
-    from r1omni.demo.pipeline import _forget_stale_results
-
-    bench = tmp_path / "benchmark"
-    bench.mkdir()
-    (bench / "synth_config.json").write_text(json.dumps({"seed": 0}))
-    said = []
-    config = DemoConfig.quick(output_dir=str(tmp_path))
-    _forget_stale_results(tmp_path, config, bench, said.append)
-    (tmp_path / "runs" / "base").mkdir(parents=True)
-    _forget_stale_results(tmp_path, config, bench, said.append)
-    assert (tmp_path / "runs" / "base").is_dir() and not said
-    config.grpo.lr *= 2
-    _forget_stale_results(tmp_path, config, bench, said.append)
-    assert not (tmp_path / "runs").exists() and "rebuilt" in said[0]
-    # A folder from before settings were recorded is not trusted either.
-    (tmp_path / "eval").mkdir()
-    (tmp_path / "demo_settings.json").unlink()
-    _forget_stale_results(tmp_path, config, bench, said.append)
-    assert not (tmp_path / "eval").exists()
+def _made(folder: Path) -> None:
+    """A finished run's folders, as the demo leaves them (contents do not matter here)."""
+    for name in ("models/init", "eval", *(f"runs/{stage}" for stage in STAGES)):
+        (folder / name).mkdir(parents=True, exist_ok=True)
 
 
-def test_a_change_to_what_is_measured_keeps_the_models_and_measures_again(tmp_path):
+def _left(folder: Path) -> set[str]:
+    return {path.name for path in (folder / "runs").iterdir()} if (folder / "runs").exists() else set()
+
+
+def test_a_changed_setting_retrains_its_stage_and_those_after_it_only(tmp_path):
     from dataclasses import replace
 
     from r1omni.demo.config import DemoConfig
-    from r1omni.demo.pipeline import _forget_stale_results
+    from r1omni.demo.reuse import forget_stale_results
 
     bench = tmp_path / "benchmark"
     bench.mkdir()
     (bench / "synth_config.json").write_text(json.dumps({"seed": 0}))
-    config = DemoConfig.quick(output_dir=str(tmp_path))
-    _forget_stale_results(tmp_path, config, bench, lambda line: None)
-    for name in ("models", "runs", "eval"):
-        (tmp_path / name).mkdir()
     said = []
-    _forget_stale_results(tmp_path, replace(config, attribution_method="blank", attribution_clips=7,
-                                            eval_splits=("val_id",)), bench, said.append)
-    assert (tmp_path / "models").is_dir() and (tmp_path / "runs").is_dir() and not (tmp_path / "eval").exists()
-    assert "models are kept" in said[0]
-    # ... and the record now holds the new settings: a training change after it still rebuilds.
-    _forget_stale_results(tmp_path, replace(config, attribution_method="blank", attribution_clips=7,
-                                            eval_splits=("val_id",), seed=1), bench, said.append)
-    assert not (tmp_path / "models").exists() and "rebuilt" in said[1]
+    config = DemoConfig.quick(output_dir=str(tmp_path))
+    forget_stale_results(tmp_path, config, bench, said.append)
+    _made(tmp_path)
+    forget_stale_results(tmp_path, config, bench, said.append)
+    assert _left(tmp_path) == set(STAGES) and (tmp_path / "eval").is_dir() and not said    # the same settings
+    # GRPO's β: both GRPO rows retrained, everything they start from kept; every result measured again.
+    config = replace(config, grpo_beta=config.grpo_beta / 2)
+    forget_stale_results(tmp_path, config, bench, said.append)
+    assert _left(tmp_path) == set(STAGES) - {"rlvr", "rlvr_grounding"} and not (tmp_path / "eval").exists()
+    assert "rlvr, rlvr_grounding retrained" in said[-1]
+    # The cold start: it and the two GRPO rows that start from it; label SFT starts from the base and stays.
+    _made(tmp_path)
+    config = replace(config, cold_start=replace(config.cold_start, steps=7))
+    forget_stale_results(tmp_path, config, bench, said.append)
+    assert _left(tmp_path) == {"towers", "language", "perception", "base", "label_sft"}
+    # Only what is measured: the models stay.
+    _made(tmp_path)
+    config = replace(config, attribution_method="blank", attribution_clips=7, eval_splits=("val_id",))
+    forget_stale_results(tmp_path, config, bench, said.append)
+    assert _left(tmp_path) == set(STAGES) and not (tmp_path / "eval").exists() and "models are kept" in said[-1]
+    # Shared settings (the seed, the benchmark) rebuild everything, the random init too.
+    for changed, benchmark in ((replace(config, seed=1), {"seed": 0}), (replace(config, seed=1), {"seed": 1})):
+        _made(tmp_path)
+        (bench / "synth_config.json").write_text(json.dumps(benchmark))
+        forget_stale_results(tmp_path, changed, bench, said.append)
+        assert not any((tmp_path / name).exists() for name in ("models", "runs", "eval")) and "rebuilt" in said[-1]
+    # A folder without a record of its settings (or an unreadable one) is not trusted either.
+    for record in (None, "not json", "[1, 2]"):
+        _made(tmp_path)
+        if record is None:
+            (tmp_path / "demo_settings.json").unlink()
+        else:
+            (tmp_path / "demo_settings.json").write_text(record)
+        forget_stale_results(tmp_path, replace(config, seed=1), bench, said.append)
+        assert not (tmp_path / "models").exists()
+
+
+def test_every_stage_the_demo_trains_has_its_settings_placed():
+    """A stage missing from ``STAGES`` would never be retrained when its settings change; a setting named by
+    two stages' own lists or by a stage and the measurement list would hide which one it changes."""
+    from dataclasses import fields
+
+    from r1omni.demo.config import DemoConfig
+    from r1omni.demo.reuse import MEASUREMENT_ONLY
+
+    assert set(STAGES) == {"towers", "language", "perception", *VARIANTS}
+    own = [name for stage, (names, _) in STAGES.items() for name in names if stage != "rlvr_grounding"]
+    assert len(own) == len(set(own)) and not set(own) & set(MEASUREMENT_ONLY)
+    named = set(own) | set(MEASUREMENT_ONLY) | {"grounding_weight"}
+    assert named <= {field.name for field in fields(DemoConfig)}
 
 
 def test_attribution_removes_by_the_first_neutral_training_clip(tmp_path):

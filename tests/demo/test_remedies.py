@@ -97,21 +97,24 @@ def test_a_first_phase_comes_before_perception_and_counts_in_the_base_budget(tin
     assert stages.budgets["base"]["steps"] == 5 and stages.budgets["base"]["clip_views"] == clip_views
 
 
-def test_the_tower_phase_is_on_by_default_and_a_folder_made_without_it_is_rebuilt(tmp_path):
+def test_the_tower_phase_is_on_by_default_and_a_folder_made_without_it_is_retrained(tmp_path):
     import json
 
-    from r1omni.demo.pipeline import _forget_stale_results
+    from r1omni.demo.reuse import forget_stale_results
 
     assert DemoConfig().towers.steps > 0 and DemoConfig.quick().towers.steps > 0
     bench = tmp_path / "bench"
     bench.mkdir()
     (bench / "synth_config.json").write_text("{}")
-    _forget_stale_results(tmp_path, DemoConfig(), bench, lambda line: None)
+    forget_stale_results(tmp_path, DemoConfig(), bench, lambda line: None)
     settings = json.loads((tmp_path / "demo_settings.json").read_text())
     assert settings["demo"]["towers"]["steps"] == DemoConfig().towers.steps
     del settings["demo"]["towers"]    # as written before the phase existed
     (tmp_path / "demo_settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "init").mkdir(parents=True)
+    (tmp_path / "runs" / "base").mkdir(parents=True)
     said = []
-    _forget_stale_results(tmp_path, DemoConfig(), bench, said.append)
-    assert not (tmp_path / "models").exists() and "rebuilt" in said[0]
+    forget_stale_results(tmp_path, DemoConfig(), bench, said.append)
+    # Every training stage starts after the towers: all retrained; the random init does not depend on them.
+    assert not (tmp_path / "runs" / "base").exists() and (tmp_path / "models" / "init").is_dir()
+    assert "towers, language, perception, base, cold_start_sft, label_sft, rlvr, rlvr_grounding retrained" in said[0]

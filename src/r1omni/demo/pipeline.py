@@ -1,6 +1,7 @@
 """The embedded default: the paper's whole pipeline on the generated benchmark, on a CPU, in minutes.
 
-Top to bottom, each stage reusing what a previous run already finished:
+Top to bottom, each stage reusing what a previous run already finished under the same settings
+(``r1omni.demo.reuse``):
 
 1. generate (or reuse) the benchmark (``r1omni.synth``);
 2. build the tiny default model (random init: reported for reference; a media norm after each
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -46,6 +46,7 @@ from r1omni.clips import ClipLoader
 from r1omni.demo.config import PAIRS, SEPARATOR, DemoConfig, split_key
 from r1omni.demo.progress import StageBar
 from r1omni.demo.report import write_report
+from r1omni.demo.reuse import forget_stale_results
 from r1omni.demo.stages import Stages, grpo_steps, run_grpo, run_sft, train_once, train_starting_points
 from r1omni.demo.stats import by_carrier, correct, hallucinated_share, paired
 from r1omni.environment import describe_environment
@@ -63,51 +64,6 @@ from r1omni.synth.generate import benchmark_digest
 __all__ = ["run_demo"]
 
 logger = logging.getLogger(__name__)
-
-
-_SETTINGS_FILE = "demo_settings.json"
-# Settings that decide only what is measured, not what is trained: changing them re-measures (``eval``) and
-# keeps the trained models.
-_MEASUREMENT_ONLY = ("eval_splits", "eval_batch_size", "attribution_clips", "attribution_method")
-
-
-def _forget_stale_results(out: Path, config: DemoConfig, bench: Path, say) -> None:
-    """Finished stages are reused on a re-run, but only if they were made with the same demo
-    settings and the same benchmark; otherwise models, runs and evaluations start over (a pulled
-    recipe change must not be scored with models trained under the old one)."""
-    demo = {k: v for k, v in asdict(config).items() if k not in ("output_dir", "threads")}
-    settings = {"demo": demo,
-                "benchmark": json.loads((bench / "synth_config.json").read_text())}
-    text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
-    previous = out / _SETTINGS_FILE
-    made = [name for name in ("models", "runs", "eval") if (out / name).exists()]
-    if made and (not previous.is_file() or previous.read_text() != text):
-        if _same_training(previous, json.loads(text)):
-            made = [name for name in made if name == "eval"]
-            say(f"   measurement settings differ from the last run in {out}: its models are kept, its results "
-                "measured again")
-        else:
-            say(f"   settings differ from the last run in {out}: its models and results are rebuilt")
-        for name in made:
-            shutil.rmtree(out / name)
-    atomic_write_text(previous, text)
-
-
-def _same_training(previous: Path, settings: dict) -> bool:
-    """Whether the settings recorded in ``previous`` train what ``settings`` train (they may measure differently);
-    False for a missing or unreadable record."""
-    try:
-        recorded = json.loads(previous.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    if not isinstance(recorded, dict):
-        return False
-
-    def training(record: dict) -> dict:
-        demo = record.get("demo", {})
-        return {**record, "demo": {key: value for key, value in demo.items() if key not in _MEASUREMENT_ONLY}}
-
-    return training(recorded) == training(settings)
 
 
 def run_demo(config: DemoConfig, say: Callable[[str], None], progress: bool = True) -> dict:
@@ -132,7 +88,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None], progress: bool = Tr
     bench_digest = benchmark_digest(bench)
     say(f"   splits: { {split: len(read_samples(path)) for split, path in manifests.items()} }, "
         f"digest {bench_digest['all']}")
-    _forget_stale_results(out, config, bench, say)
+    forget_stale_results(out, config, bench, say)
     done(ticket)
     stages = _train_stages(config, out, manifests, say, stage, done)
 

@@ -66,6 +66,15 @@ def test_label_sft_gets_the_configured_modality_dropout(tiny_benchmark, tmp_path
     assert seen["dropout"] == {"audio": 0.5}
 
 
+def test_grpo_gets_the_configured_masked_modality_term(tiny_benchmark, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(demo_stages, "train_grpo", lambda grpo, media=None: seen.append(grpo.masked_modality))
+    for given in ({}, {"weight": 0.02, "modalities": ["video", "audio"]}):
+        config = tiny_config(tmp_path, grpo_masked_modality=given)
+        demo_stages.run_grpo(config, "preset:qwen2.5-omni-tiny", tiny_benchmark["train"], tmp_path / "g", steps=1)
+    assert seen[0].weight == 0 and (seen[1].weight, seen[1].modalities) == (0.02, ["video", "audio"])
+
+
 def test_the_model_switches_reach_the_model(tiny_benchmark, tmp_path):
     from r1omni.models import load_policy
 

@@ -89,6 +89,9 @@ class DemoConfig:
     one cold start, 150 steps: T 0.7 / lr 5e-5 gave greedy ID +0.006 +- 0.028 over the cold start,
     T 0.5 / lr 1e-4 gave +0.091 +- 0.027: near-greedy samples differ where the model is unsure, so
     rewarding the right ones moves its greedy choice."""
+    grpo_masked_modality: dict = field(default_factory=dict)
+    """``GRPOConfig.masked_modality`` of both GRPO rows, e.g. ``{"weight": 0.02}`` (PAPO's term: the policy's KL
+    without the video, maximised; empty: off, the library's default)."""
     grounding_weight: float = 0.5
     """w of the "RLVR + grounding" row (0 = no such row)."""
     max_new_tokens: int = 100

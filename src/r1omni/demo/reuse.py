@@ -26,7 +26,7 @@ _UNRECORDED = ("output_dir", "threads")
 MEASUREMENT_ONLY = ("eval_splits", "eval_batch_size", "attribution_clips", "attribution_method")
 """Settings that decide only what is measured: changing them measures again (``eval``) and trains nothing."""
 _GRPO = ("grpo", "grpo_epochs", "grpo_clips_per_step", "grpo_generations", "grpo_beta", "grpo_temperature",
-         "max_new_tokens")
+         "grpo_masked_modality", "max_new_tokens")
 STAGES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "towers": (("towers",), None),
     "language": (("language",), "towers"),

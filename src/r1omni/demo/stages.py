@@ -20,7 +20,7 @@ from r1omni.schema import read_samples
 from r1omni.synth.text import corpus as synth_corpus
 from r1omni.synth.text import reading_practice
 from r1omni.train.checkpoint import TrainResult
-from r1omni.train.grpo import GRPOConfig, LossConfig, train_grpo
+from r1omni.train.grpo import GRPOConfig, LossConfig, MaskedModalityConfig, train_grpo
 from r1omni.train.language import LanguageConfig, train_language
 from r1omni.train.setup import OptimConfig
 from r1omni.train.sft import SFTConfig, train_sft
@@ -80,6 +80,7 @@ def run_grpo(config: DemoConfig, model: str, data: Path, out: Path, rewards: dic
                       sampling=SamplingConfig(max_new_tokens=config.max_new_tokens, do_sample=True,
                                               temperature=config.grpo_temperature, top_k=50, top_p=1.0),
                       beta=config.grpo_beta, loss=LossConfig(), trainable=config.grpo.trainable,
+                      masked_modality=MaskedModalityConfig(**config.grpo_masked_modality),
                       optim=OptimConfig(lr=config.grpo.lr, schedule="constant", warmup_ratio=0.0),
                       seed=config.seed, log_every=1, sample_every=25, num_threads=config.threads,
                       snapshot_steps=snapshot_steps or [])

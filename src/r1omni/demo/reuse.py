@@ -45,8 +45,8 @@ def forget_stale_results(out: Path, config: DemoConfig, bench: Path, say) -> Non
     """Delete what a run in ``out`` made under other settings than ``config``'s (and ``bench``'s), keep the
     rest, and record the new settings. Any change measures again; a change to a stage's settings retrains that
     stage and those after it; a shared change, or a missing or unreadable record, rebuilds everything."""
-    settings = json.loads(_settings_text(config, bench))
-    record = out / SETTINGS_FILE
+    text = _settings_text(config, bench)
+    settings, record = json.loads(text), out / SETTINGS_FILE
     made = [name for name in ("models", "runs", "eval") if (out / name).exists()]
     previous = _read(record)
     if made and previous != settings:
@@ -61,7 +61,7 @@ def forget_stale_results(out: Path, config: DemoConfig, bench: Path, say) -> Non
             stale = [out / "eval", *(out / "runs" / stage for stage in changed)]
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
-    atomic_write_text(record, _settings_text(config, bench))
+    atomic_write_text(record, text)
 
 
 def _settings_text(config: DemoConfig, bench: Path) -> str:

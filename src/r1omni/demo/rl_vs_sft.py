@@ -52,9 +52,11 @@ class RlVsSftConfig:
 
     output_dir: str = "demo_rl_vs_sft"
     seeds: tuple[int, ...] = (0, 1, 2)
-    demo: DemoConfig = field(default_factory=lambda: DemoConfig(synth_preset="rl-vs-sft", attribution_clips=0,
-                                                                grounding_weight=0, towers=tower_budget(0)))
-    """The demo's recipe as pre-registered (docs/study-rlvr-vs-sft.md): the tower phase came after, so none."""
+    demo: DemoConfig = field(default_factory=lambda: DemoConfig(
+        synth_preset="rl-vs-sft", attribution_clips=0, grounding_weight=0, towers=tower_budget(0),
+        cold_start=StageBudget(steps=200, lr=1e-3, trainable=["llm"])))
+    """The demo's recipe as pre-registered (docs/study-rlvr-vs-sft.md): the tower phase and the 400-step cold
+    start came after, so no towers and 200 cold-start steps."""
     k: int = 4
     """Answers sampled per clip for pass@k (GRPO's G) and for the difficulty of DC-SFT."""
     snapshots: int = 8

@@ -49,6 +49,16 @@ def test_a_clip_the_model_cannot_read_fails_alone_naming_its_file(av_clip, tmp_p
         policy.prepare([ClipLoader(num_frames=policy.num_frames).load(s) for s in samples])
 
 
+def test_a_reference_clip_is_decoded_as_the_clips_or_is_an_error_naming_its_file(av_clip, tmp_path):
+    """Attribution cannot go on without its reference, so an unreadable one is an error, not a skipped sample."""
+    loader = ClipLoader(num_frames=3)
+    reference = loader.load_reference(Sample(id="r", corpus="t", video=str(av_clip)))
+    assert reference.frames.shape[0] == 3 and reference.waveform is not None
+    missing = tmp_path / "gone.mp4"
+    with pytest.raises(ValueError, match=f"attribution's reference {missing}: "):
+        loader.load_reference(Sample(id="r", corpus="t", video=str(missing)))
+
+
 def test_modalities_leave_the_other_stream_out(av_clip):
     sample = Sample(id="a", corpus="t", video=str(av_clip))
     video = ClipLoader(num_frames=2, modalities="video").load(sample)

@@ -468,10 +468,7 @@ def _reference_clip(args: argparse.Namespace, loader):
     from r1omni.schema import Sample
 
     stream = "audio" if Path(args.reference).suffix.lower() in AUDIO_SUFFIXES else "video"
-    loaded = loader.load_many([Sample(id="reference", corpus="reference", **{stream: args.reference})])
-    if loaded.failures:
-        raise ValueError(f"--reference {args.reference}: {loaded.failures['reference']}")
-    return loaded.clips[0]
+    return loader.load_reference(Sample(id="reference", corpus="reference", **{stream: args.reference}))
 
 
 # -- serve --------------------------------------------------------------------------------------

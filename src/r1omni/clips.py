@@ -183,6 +183,15 @@ class ClipLoader:
         """Decode one sample; raises :class:`~r1omni.media.MediaError` naming the file on failure."""
         return self._load(sample)[0]
 
+    def load_reference(self, sample: Sample) -> ClipInput:
+        """A reference clip (attribution's stand-in for a removed stream), decoded as this loader decodes the
+        clips it stands in for, so its frames have their size; one that cannot be read is a ValueError naming
+        the file, as a bad option is (the caller cannot go on without it, unlike a skipped sample)."""
+        try:
+            return self.load(sample)
+        except MediaError as err:
+            raise ValueError(f"attribution's reference {err}") from None
+
     def from_media(self, sample: Sample, frames: np.ndarray | None, waveform: np.ndarray | None
                    ) -> tuple[ClipInput, dict]:
         """The clip and notes for media decoded elsewhere (a window of a long recording), decided as

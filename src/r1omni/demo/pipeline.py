@@ -54,7 +54,7 @@ from r1omni.evaluate import EvalOptions, evaluate
 from r1omni.explain.attribution import attribute, summarize
 from r1omni.explain.balance import measure_balance
 from r1omni.labels import get_label_set
-from r1omni.models import ClipInput, load_policy
+from r1omni.models import load_policy
 from r1omni.models.card import EvalScore, record_scores
 from r1omni.provenance import write_run_record
 from r1omni.schema import Sample, read_samples
@@ -186,16 +186,6 @@ def _attribution_reference(config: DemoConfig, manifests: dict[str, Path]) -> Sa
     return neutral
 
 
-def _load_reference(loader: ClipLoader, reference: Sample | None) -> ClipInput | None:
-    """``reference`` decoded as ``loader`` decodes the clips it stands in for (frames of the same size)."""
-    if reference is None:
-        return None
-    loaded = loader.load_many([reference])
-    if loaded.failures:
-        raise ValueError(f"attribution's reference {reference.video}: {loaded.failures[reference.id]}")
-    return loaded.clips[0]
-
-
 def _attribute_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path], evals: Path,
                    say, progress: bool, reference: Sample | None = None) -> dict[str, dict]:
     """Stage 7: counterfactual modality attribution of each trained variant on in-distribution clips, a stream
@@ -210,9 +200,10 @@ def _attribute_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path
             policy = load_policy(stages.models[name])
             policy.module.eval()
             loader = ClipLoader.for_policy(policy, prompt=config.prompt, cache=stages.media)
+            stand_in = loader.load_reference(reference) if reference else None
             results, _ = attribute(policy, clips, loader, get_label_set("synth"), method=config.attribution_method,
                                    max_new_tokens=config.max_new_tokens, batch_size=config.eval_batch_size,
-                                   progress=bar.part(), reference=_load_reference(loader, reference))
+                                   progress=bar.part(), reference=stand_in)
             attribution[name] = summarize(results)
             atomic_write_text(evals / name / "attribution.jsonl",
                               "".join(json.dumps(r.to_dict()) + "\n" for r in results))
@@ -239,7 +230,7 @@ def _balance_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path],
                                         attribution=attribution.get(name), flip_clips=config.attribution_clips,
                                         seed=config.seed, batch_size=config.eval_batch_size,
                                         max_new_tokens=config.max_new_tokens, method=config.attribution_method,
-                                        reference=_load_reference(loader, reference))
+                                        reference=loader.load_reference(reference) if reference else None)
         say(f"   {name:15s} " + _balance_line(balance[name]))
     return balance
 

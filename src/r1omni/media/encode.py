@@ -48,6 +48,10 @@ CONTAINER_CODECS: dict[str, tuple[str, str, str, str]] = {
 # No random stream ids (Matroska / WebM write a random SegmentUID otherwise) and no version strings:
 # the same frames give the same file, byte for byte.
 _BITEXACT = {"fflags": "+bitexact"}
+# The same for the audio encoder: without it FFmpeg's AAC encoder writes its version ("Lavc62.28.102") into
+# the first packet, so a patch release of FFmpeg (PyAV 18.1.0 -> 18.1.1) changed one byte of every clip
+# whose samples it left unchanged.
+_BITEXACT_CODEC = {"flags": "+bitexact"}
 X86_64_BASELINE = 0x1 | 0x2 | 0x8 | 0x10 | 0x1000
 """FFmpeg's flags for MMX, MMXEXT, SSE, SSE2 and CMOV (``AV_CPU_FLAG_*``): what every x86-64 CPU has."""
 # x264 without its CPU-dependent assembly (see the module docstring).
@@ -162,7 +166,7 @@ def write_clip(path: str | os.PathLike, frames: np.ndarray, fps: float, waveform
         wav = None
         if waveform is not None:
             wav = _as_channels(waveform)
-            astream = container.add_stream(audio_codec, rate=sample_rate_hz)
+            astream = container.add_stream(audio_codec, rate=sample_rate_hz, options=dict(_BITEXACT_CODEC))
             astream.layout = "mono" if wav.shape[0] == 1 else "stereo"
         for index in range(num_frames):
             frame = av.VideoFrame.from_ndarray(_yuv420p(frames[index]), format="yuv420p")
@@ -188,7 +192,7 @@ def write_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate_hz: i
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = "ogg" if suffix == ".ogg" else None
     with _x86_64_baseline(), av.open(str(path), mode="w", format=fmt, options=dict(_BITEXACT)) as container:
-        stream = container.add_stream(codec, rate=sample_rate_hz)
+        stream = container.add_stream(codec, rate=sample_rate_hz, options=dict(_BITEXACT_CODEC))
         stream.layout = "mono" if wav.shape[0] == 1 else "stereo"
         _encode_audio(container, stream, wav, sample_format, sample_rate_hz)
     return path

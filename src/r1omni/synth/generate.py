@@ -53,7 +53,7 @@ __all__ = ["generate_benchmark", "render_clip", "write_split", "clip_path", "spl
 logger = logging.getLogger(__name__)
 
 # Bump when a change to the generator changes its output, so that old splits are rebuilt.
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 _FINGERPRINT_FILE = ".fingerprint"
 _MIN_JOBS_PER_PROCESS_POOL = 100
 

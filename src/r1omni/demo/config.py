@@ -71,7 +71,8 @@ class DemoConfig:
     steps (seeds 0, 1, 2, the rest of the recipe unchanged): the cold start gained +0.03 to +0.13 val_id / val_ood,
     RLVR +0.01 to +0.10 and its face-only accuracy reached 0.67-0.70 val_id (0.38-0.51 before), hallucinated cue
     claims fell in every reasoning row; what it costs is RLVR's margin over its own cold start (val_ood +0.000 /
-    +0.014 / -0.019), which a longer cold start leaves GRPO less to add to (README "A longer cold start")."""
+    +0.014 / -0.019): a cold start that learned what its data teaches leaves GRPO less to add (README "Three
+    levers re-screened with the tower phase")."""
     label_sft_epochs: float = 1.0
     label_sft: StageBudget = field(default_factory=lambda: StageBudget(steps=0, lr=1e-3, trainable=["llm"]))
     """Its steps come from ``label_sft_epochs`` (one pass over the training split, as MAFW-DFEW-SFT)."""

@@ -57,6 +57,7 @@ def test_a_reference_clip_is_decoded_as_the_clips_or_is_an_error_naming_its_file
     missing = tmp_path / "gone.mp4"
     with pytest.raises(ValueError, match=f"attribution's reference {missing}: "):
         loader.load_reference(Sample(id="r", corpus="t", video=str(missing)))
+    assert loader.load_reference(None) is None  # no reference: the removed stream is blanked
 
 
 def test_modalities_leave_the_other_stream_out(av_clip):

@@ -183,10 +183,13 @@ class ClipLoader:
         """Decode one sample; raises :class:`~r1omni.media.MediaError` naming the file on failure."""
         return self._load(sample)[0]
 
-    def load_reference(self, sample: Sample) -> ClipInput:
+    def load_reference(self, sample: Sample | None) -> ClipInput | None:
         """A reference clip (attribution's stand-in for a removed stream), decoded as this loader decodes the
         clips it stands in for, so its frames have their size; one that cannot be read is a ValueError naming
-        the file, as a bad option is (the caller cannot go on without it, unlike a skipped sample)."""
+        the file, as a bad option is (the caller cannot go on without it, unlike a skipped sample). None (no
+        reference: the stream is blanked) gives None."""
+        if sample is None:
+            return None
         try:
             return self.load(sample)
         except MediaError as err:

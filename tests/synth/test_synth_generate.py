@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -166,6 +168,33 @@ def test_same_seed_gives_the_same_clips_whatever_the_split_size_and_workers(benc
             assert Path(a.video).read_bytes() == Path(b.video).read_bytes(), a.video
             assert np.array_equal(sample_frames(a.video, 8).frames, sample_frames(b.video, 8).frames)
             assert np.array_equal(load_audio(a.video).waveform, load_audio(b.video).waveform)
+
+
+def test_rendering_processes_are_not_forked_from_the_caller(tmp_path, monkeypatch):
+    """A process forked from a threaded caller can inherit a lock held by a thread that does not exist
+    in the child, and wait for it forever (``make test-latest`` hung so in the test above)."""
+    from r1omni.synth import generate
+
+    methods = []
+
+    class Recording(generate.ProcessPoolExecutor):
+        def __init__(self, *args, mp_context=None, **kwargs):
+            methods.append(mp_context.get_start_method() if mp_context else None)
+            super().__init__(*args, mp_context=mp_context, **kwargs)
+
+    monkeypatch.setattr(generate, "ProcessPoolExecutor", Recording)
+    generate_benchmark(tmp_path, SynthConfig(split_sizes={"train": 3}), progress=False, workers=2)
+    assert methods and all(m in ("forkserver", "spawn") for m in methods), methods
+
+
+def test_a_script_without_the_main_guard_is_told_what_to_do(tmp_path):
+    script = tmp_path / "make_bench.py"
+    script.write_text("from r1omni.synth import SynthConfig, generate_benchmark\n"
+                      f"generate_benchmark({str(tmp_path / 'bench')!r}, SynthConfig(split_sizes={{'train': 4}}),"
+                      " progress=False, workers=2)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert 'train: a clip-rendering process died' in done.stderr and '__name__ == "__main__"' in done.stderr
 
 
 def test_another_seed_gives_other_clips(bench, tmp_path):

@@ -200,7 +200,7 @@ def _attribute_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path
             policy = load_policy(stages.models[name])
             policy.module.eval()
             loader = ClipLoader.for_policy(policy, prompt=config.prompt, cache=stages.media)
-            stand_in = loader.load_reference(reference) if reference else None
+            stand_in = loader.load_reference(reference)
             results, _ = attribute(policy, clips, loader, get_label_set("synth"), method=config.attribution_method,
                                    max_new_tokens=config.max_new_tokens, batch_size=config.eval_batch_size,
                                    progress=bar.part(), reference=stand_in)
@@ -230,7 +230,7 @@ def _balance_all(config: DemoConfig, stages: Stages, manifests: dict[str, Path],
                                         attribution=attribution.get(name), flip_clips=config.attribution_clips,
                                         seed=config.seed, batch_size=config.eval_batch_size,
                                         max_new_tokens=config.max_new_tokens, method=config.attribution_method,
-                                        reference=loader.load_reference(reference) if reference else None)
+                                        reference=loader.load_reference(reference))
         say(f"   {name:15s} " + _balance_line(balance[name]))
     return balance
 

@@ -14,8 +14,9 @@ The same frames and waveform give the same file, byte for byte, in any process a
 - FFmpeg's RGB -> YUV conversion (libswscale) takes other SIMD paths on other CPUs, and its plain-C
   path gives other pixels than its x86 one. The conversion is done here instead, in integers.
 - Matroska / WebM write random ids and every muxer a version string: ``+bitexact`` removes both. The
-  encoders write theirs too (the AAC encoder in the first packet: one byte of every clip differed between
-  FFmpeg 8.1.2 and 8.1.3), so they run bit-exact as well; in that mode the AAC encoder also takes its C
+  audio encoders write theirs too (the AAC encoder in the first packet: one byte of every clip differed
+  between FFmpeg 8.1.2 and 8.1.3), so every audio stream runs bit-exact as well (x264 and libvpx write no
+  FFmpeg version; MPEG-4 has its own flags below; a test checks every container); in that mode the AAC encoder also takes its C
   float routines (generator version 7's clips decode to slightly other samples than version 6's).
 - FFmpeg's MPEG-4 encoder picks SIMD DCTs that differ from its C ones: it runs bit-exact, integer DCTs.
 - FFmpeg's AAC encoder rounds differently with and without AVX2 / FMA (measured: 11 of the quick
@@ -51,7 +52,7 @@ CONTAINER_CODECS: dict[str, tuple[str, str, str, str]] = {
 # No random stream ids (Matroska / WebM write a random SegmentUID otherwise) and no version strings:
 # the same frames give the same file, byte for byte.
 _BITEXACT = {"fflags": "+bitexact"}
-# The same for the encoders (see the module docstring): FFmpeg's AAC encoder wrote "Lavc62.28.102" into
+# The same for the audio encoders (see the module docstring): FFmpeg's AAC encoder wrote "Lavc62.28.102" into
 # each clip's first packet, so PyAV 18.1.0 -> 18.1.1 changed one byte of every clip.
 _BITEXACT_CODEC = {"flags": "+bitexact"}
 X86_64_BASELINE = 0x1 | 0x2 | 0x8 | 0x10 | 0x1000

@@ -32,8 +32,10 @@ import logging
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +114,18 @@ def _place_small(faces: np.ndarray, frame_size_px: int, rng: np.random.Generator
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
+def _worker_context() -> BaseContext:
+    """Where the rendering processes come from: a fork server where the platform has one, else spawn.
+
+    Not fork: the caller may have threads (torch's, a tokenizer's, tqdm's monitor), and a child forked
+    while one of them holds a lock inherits the lock held, by nobody, forever. ``make test-latest`` hung
+    that way after ~700 tests (a worker in ``futex_wait``). A fork server forks from a clean
+    single-threaded process; the price is the ``if __name__ == "__main__":`` guard in a caller's script
+    (the workers import ``__main__``), as with spawn, and ~0.3 s per worker to import this module.
+    """
+    return get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
+
+
 def _write_one(job: tuple[ClipSpec, StyleConfig, float, str]) -> None:
     """Render one clip and move it into place whole (a crash leaves no half file under its name)."""
     spec, style, apex_fraction, path_str = job
@@ -176,11 +190,15 @@ def write_split(out_dir: str | os.PathLike, config: SynthConfig, split: str, see
         workers = min(2, os.cpu_count() or 1) if len(jobs) >= _MIN_JOBS_PER_PROCESS_POOL else 1
     bar = tqdm(total=len(jobs), desc=f"synth {split}", unit="clip", disable=not progress)
     if workers > 1 and len(jobs) > 1:
-        # fork: workers need no re-import, and a caller's script needs no __main__ guard.
-        method = "fork" if "fork" in get_all_start_methods() else "spawn"
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
-            for _ in pool.map(_write_one, jobs, chunksize=8):
-                bar.update()
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
+                for _ in pool.map(_write_one, jobs, chunksize=8):
+                    bar.update()
+        except BrokenProcessPool as error:
+            raise RuntimeError(
+                f"{split}: a clip-rendering process died ({error}). A script that generates the benchmark at "
+                "its top level needs the `if __name__ == \"__main__\":` guard (the processes import __main__); "
+                "or pass workers=1. The clips written so far are kept; a re-run resumes.") from error
     else:
         for job in jobs:
             _write_one(job)
@@ -201,7 +219,8 @@ def generate_benchmark(out_dir: str | os.PathLike, preset: str | SynthConfig = "
 
     ``preset`` is a name of ``PRESETS`` or a :class:`SynthConfig`; ``splits`` defaults to every split
     with a non-zero size; ``workers`` > 1 renders clips in that many processes (same output; None:
-    up to 2 processes for splits of 100 clips or more, else 1).
+    up to 2 processes for splits of 100 clips or more, else 1). The processes import ``__main__``: a
+    script that calls this at its top level needs the ``if __name__ == "__main__":`` guard.
     """
     config = get_preset(preset) if isinstance(preset, str) else preset
     if not isinstance(config, SynthConfig):

@@ -16,8 +16,9 @@ The same frames and waveform give the same file, byte for byte, in any process a
 - Matroska / WebM write random ids and every muxer a version string: ``+bitexact`` removes both. The
   audio encoders write theirs too (the AAC encoder in the first packet: one byte of every clip differed
   between FFmpeg 8.1.2 and 8.1.3), so every audio stream runs bit-exact as well (x264 and libvpx write no
-  FFmpeg version; MPEG-4 has its own flags below; a test checks every container); in that mode the AAC encoder also takes its C
-  float routines (generator version 7's clips decode to slightly other samples than version 6's).
+  FFmpeg version; MPEG-4 has its own flags below; a test checks every container); in that mode the AAC
+  encoder also takes its C float routines (generator version 7's clips decode to slightly other samples
+  than version 6's).
 - FFmpeg's MPEG-4 encoder picks SIMD DCTs that differ from its C ones: it runs bit-exact, integer DCTs.
 - FFmpeg's AAC encoder rounds differently with and without AVX2 / FMA (measured: 11 of the quick
   benchmark's 569 files differed with FFmpeg capped at SSE4.2). Every file is encoded with FFmpeg's

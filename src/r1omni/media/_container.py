@@ -1,4 +1,4 @@
-"""Opening media files, picking their streams and spotting truncation, as :class:`MediaError`\ s.
+"""Opening media files, picking their streams and spotting truncation; each problem a :class:`MediaError`.
 
 Private to ``r1omni.media``: ``video``, ``audio`` and ``probe`` share these checks so that a
 missing, empty, unreadable, non-media or cut-short file is reported the same way whatever is asked

@@ -196,9 +196,10 @@ def write_split(out_dir: str | os.PathLike, config: SynthConfig, split: str, see
                     bar.update()
         except BrokenProcessPool as error:
             raise RuntimeError(
-                f"{split}: a clip-rendering process died ({error}). A script that generates the benchmark at "
-                "its top level needs the `if __name__ == \"__main__\":` guard (the processes import __main__); "
-                "or pass workers=1. The clips written so far are kept; a re-run resumes.") from error
+                f"{split}: a clip-rendering process died ({error}). If a script generates the benchmark at its "
+                "top level, it needs the `if __name__ == \"__main__\":` guard (the processes import __main__); "
+                "a process killed for memory ends the same way (workers=1 renders in this process). The clips "
+                "written so far are kept; a re-run resumes.") from error
     else:
         for job in jobs:
             _write_one(job)
